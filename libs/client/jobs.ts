@@ -1,0 +1,287 @@
+import {
+  canTransition,
+  allowedTransitions,
+  isFinal,
+  isRunnable,
+  isActive,
+  type Job,
+  type JobSpec,
+  type JobState,
+} from "../models/index.js";
+import { ConflictError, InvalidTransitionError, NotFoundError, UsageError } from "../errors/index.js";
+import {
+  buildJob,
+  childrenOf,
+  countByState,
+  countJobs,
+  deleteJobsByIds,
+  descendantsOf,
+  findJobs,
+  getJob,
+  insertJobs,
+  jobFilterQuery,
+  recordTransitions,
+  transitionJob,
+  type FindOptions,
+  type JobFilter,
+  type Store,
+  type Transition,
+} from "../store/index.js";
+import { queueName, type JobQueues, type QueueItem } from "../queue/index.js";
+
+export type { JobFilter };
+
+export function queueItem(j: Pick<Job, "_id" | "workflow" | "attempts" | "numNodes">): QueueItem {
+  return { id: j._id, workflow: j.workflow, attempts: j.attempts, numNodes: j.numNodes };
+}
+
+/** The kill channel: launchers holding a job stop its process when its id arrives here. */
+export const KILL_CHANNEL = "kill";
+/** Jobs reaching a final state are announced here as JSON `{id, state, workflow, result}`. */
+export const FINISHED_CHANNEL = "finished";
+
+/** A lazily-run query over jobs: `jobs.filter({ name: "task", workflow: "TEST" }).delete()`. */
+export class JobQuery {
+  constructor(
+    private readonly api: JobsApi,
+    readonly filter: JobFilter,
+  ) {
+    jobFilterQuery(filter); // validates states up front
+  }
+  list(opts: FindOptions = {}): Promise<Job[]> {
+    return findJobs(this.api.store, this.filter, opts);
+  }
+  count(): Promise<number> {
+    return countJobs(this.api.store, this.filter);
+  }
+  byState(): Promise<Partial<Record<JobState, number>>> {
+    return countByState(this.api.store, this.filter);
+  }
+  /** Deletes the matching jobs and their queue entries; returns how many were deleted. */
+  delete(): Promise<number> {
+    return this.api.deleteWhere(this.filter);
+  }
+  /** Sets plain fields (not `state`: use `jobs.setState`) on every matching job. */
+  async update(set: Partial<Omit<Job, "_id" | "state" | "stateHistory">>): Promise<number> {
+    if ("state" in set) throw new UsageError("update() does not change states; use jobs.setState(id, state)");
+    const res = await this.api.store.jobs.updateMany(jobFilterQuery(this.filter), { $set: { ...set, updatedAt: new Date() } });
+    return res.modifiedCount;
+  }
+}
+
+export class JobsApi {
+  constructor(
+    readonly store: Store,
+    readonly queues: JobQueues,
+  ) {}
+
+  /** Adds one job; its app must exist and its workflow must be usable as a queue name. */
+  async add(spec: JobSpec): Promise<Job> {
+    const [job] = await this.addMany([spec]);
+    return job as Job;
+  }
+
+  /**
+   * Adds many jobs with one unordered `insertMany` and one bulk enqueue of
+   * the runnable ones. Everything is validated before anything is written.
+   */
+  async addMany(specs: readonly JobSpec[]): Promise<Job[]> {
+    if (specs.length === 0) return [];
+    const apps = new Set(specs.map((s) => s.application));
+    const found = await this.store.apps.find({ name: { $in: [...apps] } }, { projection: { name: 1 } }).toArray();
+    const known = new Set(found.map((a) => a.name));
+    for (const a of apps) {
+      if (!known.has(a)) throw new NotFoundError(`no app named '${a}'`, { hint: "`balsam ls apps` lists them; `balsam app --name ... --executable ...` adds one" });
+    }
+    const now = new Date();
+    const jobs = specs.map((s) => {
+      queueName(s.workflow);
+      validateSpec(s);
+      return buildJob(s, now);
+    });
+    const parentIds = [...new Set(jobs.flatMap((j) => j.parents))];
+    if (parentIds.length) {
+      const parents = await this.store.jobs.find({ _id: { $in: parentIds } }, { projection: { state: 1 } }).toArray();
+      const states = new Map(parents.map((p) => [p._id, p.state]));
+      for (const id of parentIds) if (!states.has(id)) throw new NotFoundError(`parent job ${id} does not exist`);
+      for (const j of jobs) {
+        // A child whose parents all finished already is runnable at once.
+        if (j.state === "AWAITING_PARENTS" && j.parents.every((p) => states.get(p) === "JOB_FINISHED")) {
+          j.state = "READY";
+          j.stateHistory.push({ at: now, state: "READY", message: "parents already finished" });
+        }
+      }
+    }
+    await insertJobs(this.store, jobs);
+    await this.queues.enqueue(jobs.filter((j) => isRunnable(j.state)).map(queueItem));
+    return jobs;
+  }
+
+  get(idOrPrefix: string): Promise<Job> {
+    return getJob(this.store, idOrPrefix);
+  }
+
+  filter(f: JobFilter = {}): JobQuery {
+    return new JobQuery(this, f);
+  }
+
+  children(id: string): Promise<Job[]> {
+    return childrenOf(this.store, id);
+  }
+
+  /** Deletes matching jobs and their queue entries. An empty filter deletes nothing. */
+  async deleteWhere(f: JobFilter): Promise<number> {
+    if (Object.keys(jobFilterQuery(f)).length === 0) throw new UsageError("refusing to delete with an empty filter");
+    const victims = await findJobs(this.store, f, { projection: { _id: 1, workflow: 1, attempts: 1, state: 1 } });
+    return this.deleteJobs(victims);
+  }
+
+  async deleteJobs(victims: ReadonlyArray<Pick<Job, "_id" | "workflow" | "attempts" | "state">>): Promise<number> {
+    const n = await deleteJobsByIds(this.store, victims.map((v) => v._id));
+    await this.queues.remove(victims.filter((v) => isRunnable(v.state)).map((v) => ({ id: v._id, workflow: v.workflow, attempts: v.attempts })));
+    return n;
+  }
+
+  /**
+   * Moves a job to `to` if the transition table allows it, recording it in
+   * the history; READY/RESTART_READY enqueue it. A job under a launcher's
+   * lease is refused (the launcher is its only writer) except for kills.
+   */
+  async setState(idOrPrefix: string, to: JobState, message = "set by user"): Promise<Job> {
+    const job = await this.get(idOrPrefix);
+    if (!canTransition(job.state, to)) throw new InvalidTransitionError(job.state, to, allowedTransitions(job.state));
+    if (isActive(job.state) && job.lock && job.lock.until > new Date()) {
+      throw new ConflictError(`job ${job._id} is held by launcher ${job.lock.owner}`, { hint: "kill it with `balsam killjob`, or wait for it to finish" });
+    }
+    const t: Transition = { id: job._id, from: job.state, path: [{ state: to, message }] };
+    if (to === "RESTART_READY") t.inc = { attempts: 1 };
+    if (!(await transitionJob(this.store, t))) throw new ConflictError(`job ${job._id} changed state while being modified; try again`);
+    const updated = await this.get(job._id);
+    if (isRunnable(to)) await this.queues.enqueue([queueItem(updated)]);
+    if (isRunnable(job.state)) await this.queues.remove([queueItem(job)]);
+    return updated;
+  }
+
+  /**
+   * Kills a job (and with `recursive` its descendants): USER_KILLED. Jobs a
+   * launcher is running are asked through Redis; the launcher stops the
+   * process and records the kill. Returns the ids killed.
+   */
+  async kill(idOrPrefix: string, opts: { recursive?: boolean } = {}): Promise<string[]> {
+    const job = await this.get(idOrPrefix);
+    const targets = [job, ...(opts.recursive ? await descendantsOf(this.store, [job._id]) : [])].filter((j) => !isFinal(j.state));
+    if (targets.length === 0) {
+      if (isFinal(job.state)) throw new ConflictError(`job ${job._id} is already ${job.state}`);
+      return [];
+    }
+    const now = new Date();
+    const leased = targets.filter((j) => isActive(j.state));
+    const free = targets.filter((j) => !isActive(j.state));
+    const lost = await recordTransitions(
+      this.store,
+      free.map((j) => ({ id: j._id, from: j.state, path: [{ state: "USER_KILLED" as const, message: "killed by user" }], set: { lock: null } })),
+    );
+    await this.queues.remove(free.filter((j) => isRunnable(j.state)).map(queueItem));
+    if (leased.length) {
+      // Marked so a lease that lapses (dead launcher) ends in USER_KILLED, not a restart.
+      await this.store.jobs.updateMany({ _id: { $in: leased.map((j) => j._id) } }, { $set: { killRequestedAt: now } as never });
+      for (const j of leased) await this.queues.publish(KILL_CHANNEL, j._id);
+    }
+    const killed = targets.map((j) => j._id).filter((id) => !lost.includes(id));
+    await this.failOrphans(killed);
+    return killed;
+  }
+
+  /** Adds PARENT → CHILD, refusing duplicates and cycles. */
+  async addDependency(parentRef: string, childRef: string): Promise<{ parent: Job; child: Job }> {
+    const parent = await this.get(parentRef);
+    const child = await this.get(childRef);
+    if (parent._id === child._id) throw new ConflictError("a job cannot depend on itself");
+    if (child.parents.includes(parent._id)) throw new ConflictError(`${child._id} already depends on ${parent._id}`);
+    const below = await descendantsOf(this.store, [child._id]);
+    if (below.some((j) => j._id === parent._id)) {
+      throw new ConflictError(`adding ${parent._id} → ${child._id} would make a cycle`, { hint: `${parent._id} already depends on ${child._id}` });
+    }
+    if (isFinal(child.state) || isActive(child.state)) {
+      throw new ConflictError(`job ${child._id} is ${child.state}; only jobs that have not started can get a parent`);
+    }
+    const now = new Date();
+    const waiting = parent.state !== "JOB_FINISHED";
+    const update: Record<string, unknown> = { $addToSet: { parents: parent._id }, $set: { updatedAt: now } };
+    const moveToWait = waiting && child.state !== "AWAITING_PARENTS";
+    if (moveToWait) {
+      if (!canTransition(child.state, "AWAITING_PARENTS")) throw new InvalidTransitionError(child.state, "AWAITING_PARENTS", allowedTransitions(child.state));
+      (update.$set as Record<string, unknown>).state = "AWAITING_PARENTS";
+      update.$push = { stateHistory: { at: now, state: "AWAITING_PARENTS", message: `waiting on parent ${parent._id}` } };
+    }
+    const res = await this.store.jobs.updateOne({ _id: child._id, state: child.state }, update as never);
+    if (res.matchedCount !== 1) throw new ConflictError(`job ${child._id} changed state meanwhile; try again`);
+    if (moveToWait && isRunnable(child.state)) await this.queues.remove([queueItem(child)]);
+    return { parent, child: await this.get(child._id) };
+  }
+
+  /**
+   * Releases the children of finished jobs: a child whose parents have all
+   * finished becomes READY and is enqueued; a child of a FAILED or killed
+   * parent becomes FAILED. Returns how many children moved.
+   */
+  async releaseChildren(parentIds: readonly string[]): Promise<number> {
+    if (parentIds.length === 0) return 0;
+    const kids = await this.store.jobs.find({ parents: { $in: [...parentIds] }, state: "AWAITING_PARENTS" }).toArray();
+    if (kids.length === 0) return 0;
+    const allParents = [...new Set(kids.flatMap((k) => k.parents))];
+    const parents = await this.store.jobs.find({ _id: { $in: allParents } }, { projection: { state: 1 } }).toArray();
+    const stateOf = new Map(parents.map((p) => [p._id, p.state]));
+    const ts: Transition[] = [];
+    const ready: Job[] = [];
+    const failed: string[] = [];
+    for (const k of kids) {
+      const bad = k.parents.find((p) => {
+        const s = stateOf.get(p);
+        return s === undefined || s === "FAILED" || s === "USER_KILLED";
+      });
+      if (bad) {
+        const s = stateOf.get(bad) ?? "deleted";
+        ts.push({ id: k._id, from: "AWAITING_PARENTS", path: [{ state: "FAILED", message: `parent ${bad} is ${s}` }] });
+        failed.push(k._id);
+      } else if (k.parents.every((p) => stateOf.get(p) === "JOB_FINISHED")) {
+        ts.push({ id: k._id, from: "AWAITING_PARENTS", path: [{ state: "READY", message: "parents finished" }] });
+        ready.push(k);
+      }
+    }
+    const lost = new Set(await recordTransitions(this.store, ts));
+    await this.queues.enqueue(ready.filter((k) => !lost.has(k._id)).map(queueItem));
+    const nowFailed = failed.filter((id) => !lost.has(id));
+    // A failed child fails its own children in turn.
+    const deeper = nowFailed.length ? await this.releaseChildren(nowFailed) : 0;
+    return ts.length - lost.size + deeper;
+  }
+
+  /** Fails jobs waiting on the given (killed/failed) parents, transitively. */
+  async failOrphans(parentIds: readonly string[]): Promise<number> {
+    return this.releaseChildren(parentIds);
+  }
+}
+
+function validateSpec(s: JobSpec): void {
+  const positive: Array<[string, number | undefined]> = [
+    ["num_nodes", s.numNodes],
+    ["ranks_per_node", s.ranksPerNode],
+    ["threads_per_rank", s.threadsPerRank],
+    ["threads_per_core", s.threadsPerCore],
+    ["node_packing_count", s.nodePackingCount],
+  ];
+  for (const [name, v] of positive) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new UsageError(`${name} must be a whole number ≥ 1, not ${v}`);
+  }
+  if (s.wallTimeMinutes !== undefined && (!Number.isFinite(s.wallTimeMinutes) || s.wallTimeMinutes < 0)) {
+    throw new UsageError(`wall_time_minutes must be ≥ 0, not ${s.wallTimeMinutes}`);
+  }
+  if (s.coscheduleNumNodes !== undefined && (!Number.isInteger(s.coscheduleNumNodes) || s.coscheduleNumNodes < 0)) {
+    throw new UsageError(`coschedule_num_nodes must be a whole number ≥ 0, not ${s.coscheduleNumNodes}`);
+  }
+  if (s.cpuAffinity !== undefined && s.cpuAffinity !== "none" && s.cpuAffinity !== "depth") {
+    throw new UsageError(`cpu_affinity must be none or depth, not ${String(s.cpuAffinity)}`);
+  }
+  if (!s.name.trim()) throw new UsageError("a job needs a name");
+}

@@ -1,0 +1,3 @@
+export * from "./states.js";
+export * from "./job.js";
+export * from "./fields.js";

@@ -1,0 +1,117 @@
+import type { JobState } from "./states.js";
+
+export interface StateHistoryEntry {
+  at: Date;
+  state: JobState;
+  message: string;
+}
+
+/** The lease a launcher holds on a job while it works on it. */
+export interface JobLock {
+  owner: string;
+  until: Date;
+}
+
+/** A Balsam job as stored in MongoDB (`_id` is `job_id` on the command line). */
+export interface Job {
+  _id: string;
+  name: string;
+  workflow: string;
+  application: string;
+  args: string;
+  description: string;
+  state: JobState;
+  stateHistory: StateHistoryEntry[];
+  parents: string[];
+  data: Record<string, unknown>;
+  numNodes: number;
+  ranksPerNode: number;
+  threadsPerRank: number;
+  threadsPerCore: number;
+  cpuAffinity: "none" | "depth";
+  nodePackingCount: number;
+  coscheduleNumNodes: number;
+  wallTimeMinutes: number;
+  mpiFlags: string;
+  environVars: Record<string, string>;
+  inputFiles: string;
+  stageInUrl: string;
+  stageOutFiles: string;
+  stageOutUrl: string;
+  postErrorHandler: boolean;
+  postTimeoutHandler: boolean;
+  autoTimeoutRetry: boolean;
+  waitForParents: boolean;
+  workdir: string;
+  preprocess: string;
+  postprocess: string;
+  lock: JobLock | null;
+  attempts: number;
+  exitCode: number | null;
+  runtimeSeconds: number | null;
+  queuedLaunch: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface App {
+  _id: string;
+  name: string;
+  executable: string;
+  preprocess: string;
+  postprocess: string;
+  envscript: string;
+  description: string;
+  createdAt: Date;
+}
+
+/** What a caller gives to create a job; everything but the three names has a default. */
+export type JobSpec = Pick<Job, "name" | "workflow" | "application"> &
+  Partial<
+    Omit<
+      Job,
+      | "_id"
+      | "name"
+      | "workflow"
+      | "application"
+      | "state"
+      | "stateHistory"
+      | "lock"
+      | "attempts"
+      | "exitCode"
+      | "runtimeSeconds"
+      | "createdAt"
+      | "updatedAt"
+    >
+  > & { _id?: string };
+
+export type AppSpec = Pick<App, "name" | "executable"> & Partial<Omit<App, "_id" | "name" | "executable" | "createdAt">>;
+
+export const JOB_DEFAULTS = {
+  args: "",
+  description: "",
+  parents: [] as string[],
+  data: {} as Record<string, unknown>,
+  numNodes: 1,
+  ranksPerNode: 1,
+  threadsPerRank: 1,
+  threadsPerCore: 1,
+  cpuAffinity: "none" as const,
+  nodePackingCount: 1,
+  coscheduleNumNodes: 0,
+  wallTimeMinutes: 1,
+  mpiFlags: "",
+  environVars: {} as Record<string, string>,
+  inputFiles: "*",
+  stageInUrl: "",
+  stageOutFiles: "",
+  stageOutUrl: "",
+  postErrorHandler: false,
+  postTimeoutHandler: false,
+  autoTimeoutRetry: true,
+  waitForParents: true,
+  workdir: "",
+  preprocess: "",
+  postprocess: "",
+  queuedLaunch: null,
+};

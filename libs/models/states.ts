@@ -1,0 +1,100 @@
+/**
+ * Balsam's job states and the one transition table every writer uses
+ * (the launcher, the service, `balsam modify`, the client API).
+ */
+export const JOB_STATES = [
+  "CREATED",
+  "AWAITING_PARENTS",
+  "READY",
+  "STAGED_IN",
+  "PREPROCESSED",
+  "RUNNING",
+  "RUN_DONE",
+  "POSTPROCESSED",
+  "JOB_FINISHED",
+  "RUN_TIMEOUT",
+  "RUN_ERROR",
+  "RESTART_READY",
+  "FAILED",
+  "USER_KILLED",
+] as const;
+
+export type JobState = (typeof JOB_STATES)[number];
+
+export const FINAL_STATES: readonly JobState[] = ["JOB_FINISHED", "FAILED", "USER_KILLED"];
+/** States in which a job sits in its workflow's queue waiting for a launcher. */
+export const RUNNABLE_STATES: readonly JobState[] = ["READY", "RESTART_READY"];
+/** States in which a launcher holds the job's lease. */
+export const ACTIVE_STATES: readonly JobState[] = [
+  "STAGED_IN",
+  "PREPROCESSED",
+  "RUNNING",
+  "RUN_DONE",
+  "RUN_ERROR",
+  "RUN_TIMEOUT",
+  "POSTPROCESSED",
+];
+/** States before a job becomes runnable. */
+export const WAITING_STATES: readonly JobState[] = ["CREATED", "AWAITING_PARENTS"];
+
+// Every non-final state may go to USER_KILLED; listed once here rather than on each row.
+const KILLABLE: readonly JobState[] = JOB_STATES.filter((s) => !FINAL_STATES.includes(s));
+
+const TABLE: Record<JobState, readonly JobState[]> = {
+  CREATED: ["AWAITING_PARENTS", "READY", "FAILED"],
+  AWAITING_PARENTS: ["READY", "FAILED"],
+  // READY → AWAITING_PARENTS: `balsam dep` gave the job a parent that has not finished.
+  READY: ["STAGED_IN", "AWAITING_PARENTS", "FAILED"],
+  // Active states may go to RESTART_READY when their launcher's lease lapses.
+  STAGED_IN: ["PREPROCESSED", "FAILED", "RESTART_READY"],
+  PREPROCESSED: ["RUNNING", "FAILED", "RESTART_READY"],
+  RUNNING: ["RUN_DONE", "RUN_ERROR", "RUN_TIMEOUT", "RESTART_READY", "FAILED"],
+  RUN_DONE: ["POSTPROCESSED", "FAILED", "RESTART_READY"],
+  RUN_ERROR: ["POSTPROCESSED", "FAILED", "RESTART_READY"],
+  RUN_TIMEOUT: ["RESTART_READY", "POSTPROCESSED", "FAILED"],
+  POSTPROCESSED: ["JOB_FINISHED", "FAILED", "RESTART_READY"],
+  // A restarted job runs again; if its earlier attempt never reached
+  // PREPROCESSED it is staged in again.
+  RESTART_READY: ["RUNNING", "STAGED_IN", "AWAITING_PARENTS", "FAILED"],
+  JOB_FINISHED: [],
+  FAILED: [],
+  USER_KILLED: [],
+};
+
+export function isJobState(s: string): s is JobState {
+  return (JOB_STATES as readonly string[]).includes(s);
+}
+
+export function isFinal(s: JobState): boolean {
+  return FINAL_STATES.includes(s);
+}
+
+export function isRunnable(s: JobState): boolean {
+  return RUNNABLE_STATES.includes(s);
+}
+
+export function isActive(s: JobState): boolean {
+  return ACTIVE_STATES.includes(s);
+}
+
+/** The states a job in `from` may move to. */
+export function allowedTransitions(from: JobState): readonly JobState[] {
+  const row = TABLE[from];
+  return isFinal(from) ? row : [...row, "USER_KILLED"];
+}
+
+export function canTransition(from: JobState, to: JobState): boolean {
+  return allowedTransitions(from).includes(to);
+}
+
+/** True when every step of `path` (starting at `from`) is allowed: a fast-forward. */
+export function canTransitionPath(from: JobState, path: readonly JobState[]): boolean {
+  let cur = from;
+  for (const next of path) {
+    if (!canTransition(cur, next)) return false;
+    cur = next;
+  }
+  return true;
+}
+
+export { KILLABLE as KILLABLE_STATES };

@@ -1,0 +1,301 @@
+import { Queue, Worker, DelayedError, type Job as BullJob } from "bullmq";
+import { Redis, type RedisOptions } from "ioredis";
+import { UnreachableError, UsageError } from "../errors/index.js";
+
+/**
+ * BullMQ side of Balsam: one queue per workflow whose entries are pointers
+ * (the Balsam job id); MongoDB stays the source of truth. Only this folder
+ * imports bullmq and ioredis.
+ */
+
+const WORKFLOW_RE = /^[A-Za-z0-9_.-]{1,100}$/;
+
+/**
+ * The queue name for a workflow. BullMQ builds Redis keys as
+ * `prefix:queue:suffix`, so a ':' (or spaces, braces) would corrupt them.
+ */
+export function queueName(workflow: string): string {
+  if (!WORKFLOW_RE.test(workflow)) {
+    throw new UsageError(`workflow name '${workflow}' cannot be used as a queue name`, {
+      hint: "use 1-100 letters, digits, '_', '.' or '-'",
+    });
+  }
+  return workflow;
+}
+
+export function isValidWorkflow(workflow: string): boolean {
+  return WORKFLOW_RE.test(workflow);
+}
+
+/** Same Balsam job and attempt → same BullMQ id, so enqueueing twice adds one entry. */
+export function bullJobId(id: string, attempt: number): string {
+  return `${id}_${attempt}`;
+}
+
+export interface QueueItem {
+  id: string;
+  workflow: string;
+  /** The job's attempt counter; part of the BullMQ id. */
+  attempts: number;
+  /** MPI jobs: larger jobs first (BullMQ: lower number = sooner). Serial jobs leave it unset. */
+  numNodes?: number;
+}
+
+export interface QueueData {
+  id: string;
+}
+
+export interface JobQueuesOptions {
+  redisUrl: string;
+  /** Key prefix; use `{balsam}` on Redis Cluster so a queue's keys share a slot. Default `balsam`. */
+  prefix?: string;
+  /** How long to wait for Redis before reporting it unreachable. Default 5000. */
+  connectTimeoutMs?: number;
+}
+
+function baseRedisOptions(timeoutMs: number): RedisOptions {
+  return {
+    connectTimeout: timeoutMs,
+    // Jittered, capped backoff for reconnects (BullMQ's production guidance).
+    retryStrategy: (times) => Math.min(2000, 100 * 2 ** Math.min(times, 5)) + Math.floor(Math.random() * 100),
+    lazyConnect: true,
+  };
+}
+
+export class JobQueues {
+  readonly prefix: string;
+  readonly redisUrl: string;
+  /** Producer connection: fails fast while Redis is down instead of queueing commands. */
+  readonly connection: Redis;
+  private readonly queues = new Map<string, Queue<QueueData>>();
+  private readonly connectTimeoutMs: number;
+  private subscriber: Redis | undefined;
+  private readonly handlers = new Map<string, Set<(msg: string) => void>>();
+  private closed = false;
+
+  private constructor(opts: JobQueuesOptions, connection: Redis) {
+    this.prefix = opts.prefix ?? "balsam";
+    this.redisUrl = opts.redisUrl;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+    this.connection = connection;
+  }
+
+  static async connect(opts: JobQueuesOptions): Promise<JobQueues> {
+    const timeout = opts.connectTimeoutMs ?? 5000;
+    const conn = new Redis(opts.redisUrl, {
+      ...baseRedisOptions(timeout),
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+    });
+    conn.on("error", () => undefined); // reported through the failing command instead
+    try {
+      await conn.connect();
+      await conn.ping();
+    } catch (err) {
+      conn.disconnect();
+      throw new UnreachableError("Redis", redactRedis(opts.redisUrl), {
+        cause: err,
+        hint: "start it (`balsam server --connect` for a local database) or fix the URL in settings.json",
+      });
+    }
+    return new JobQueues(opts, conn);
+  }
+
+  private workflowsKey(): string {
+    return `${this.prefix}:workflows`;
+  }
+
+  queue(workflow: string): Queue<QueueData> {
+    const name = queueName(workflow);
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue<QueueData>(name, {
+        connection: this.connection,
+        prefix: this.prefix,
+        // Completed/failed entries are dropped so Redis stays bounded: the job's
+        // record is in MongoDB.
+        defaultJobOptions: { removeOnComplete: true, removeOnFail: true, attempts: 1 },
+      });
+      q.on("error", () => undefined);
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  /**
+   * Adds runnable jobs to their workflows' queues with one `addBulk` per
+   * workflow (chunked). Idempotent: ids derive from job id + attempt.
+   */
+  async enqueue(items: readonly QueueItem[]): Promise<number> {
+    if (items.length === 0) return 0;
+    const byWf = new Map<string, QueueItem[]>();
+    for (const it of items) {
+      queueName(it.workflow);
+      const list = byWf.get(it.workflow) ?? [];
+      list.push(it);
+      byWf.set(it.workflow, list);
+    }
+    await this.connection.sadd(this.workflowsKey(), ...byWf.keys());
+    let n = 0;
+    for (const [wf, list] of byWf) {
+      const q = this.queue(wf);
+      for (let i = 0; i < list.length; i += 2000) {
+        const chunk = list.slice(i, i + 2000);
+        await q.addBulk(
+          chunk.map((it) => ({
+            name: "run",
+            data: { id: it.id },
+            opts: {
+              jobId: bullJobId(it.id, it.attempts),
+              ...(it.numNodes && it.numNodes > 1 ? { priority: Math.max(1, 10_000 - it.numNodes) } : {}),
+            },
+          })),
+        );
+        n += chunk.length;
+      }
+    }
+    return n;
+  }
+
+  /** Removes queue entries of deleted or killed jobs; entries already taken are left to the launcher's check. */
+  async remove(items: ReadonlyArray<Pick<QueueItem, "id" | "workflow" | "attempts">>): Promise<number> {
+    let n = 0;
+    const byWf = new Map<string, string[]>();
+    for (const it of items) {
+      if (!isValidWorkflow(it.workflow)) continue;
+      const list = byWf.get(it.workflow) ?? [];
+      list.push(bullJobId(it.id, it.attempts));
+      byWf.set(it.workflow, list);
+    }
+    for (const [wf, ids] of byWf) {
+      const q = this.queue(wf);
+      for (let i = 0; i < ids.length; i += 500) {
+        const res = await Promise.all(ids.slice(i, i + 500).map((id) => q.remove(id).catch(() => 0)));
+        n += res.reduce<number>((a, b) => a + (b ? 1 : 0), 0);
+      }
+    }
+    return n;
+  }
+
+  /** Number of entries waiting (incl. delayed/prioritized) or being taken in a workflow's queue. */
+  async pending(workflow: string): Promise<number> {
+    const c = await this.queue(workflow).getJobCounts("waiting", "active", "delayed", "prioritized");
+    return Object.values(c).reduce((a, b) => a + b, 0);
+  }
+
+  /** Whether the entry for this job/attempt is in its queue. */
+  async has(item: Pick<QueueItem, "id" | "workflow" | "attempts">): Promise<boolean> {
+    const j = await this.queue(item.workflow).getJob(bullJobId(item.id, item.attempts));
+    return j !== undefined && j !== null;
+  }
+
+  /** The workflows that have (or had) a queue, from the set every enqueue updates. */
+  async workflows(): Promise<string[]> {
+    const wfs = await this.connection.smembers(this.workflowsKey());
+    return wfs.sort();
+  }
+
+  /** Drops a workflow's queue and its entry in the workflow set. */
+  async obliterate(workflow: string): Promise<void> {
+    await this.queue(workflow).obliterate({ force: true });
+    await this.connection.srem(this.workflowsKey(), workflow);
+  }
+
+  channel(name: string): string {
+    return `${this.prefix}:events:${name}`;
+  }
+
+  async publish(name: string, message: string): Promise<number> {
+    return this.connection.publish(this.channel(name), message);
+  }
+
+  /** Subscribes to a channel on a dedicated connection (Redis requires one for SUBSCRIBE). */
+  async subscribe(name: string, handler: (msg: string) => void): Promise<() => Promise<void>> {
+    const channel = this.channel(name);
+    if (!this.subscriber) {
+      this.subscriber = new Redis(this.redisUrl, { ...baseRedisOptions(this.connectTimeoutMs), maxRetriesPerRequest: null });
+      this.subscriber.on("error", () => undefined);
+      this.subscriber.on("message", (ch: string, msg: string) => {
+        for (const h of this.handlers.get(ch) ?? []) h(msg);
+      });
+      await this.subscriber.connect();
+    }
+    let set = this.handlers.get(channel);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(channel, set);
+      await this.subscriber.subscribe(channel);
+    }
+    set.add(handler);
+    return async () => {
+      const s = this.handlers.get(channel);
+      s?.delete(handler);
+      if (s && s.size === 0 && this.subscriber && !this.closed) {
+        this.handlers.delete(channel);
+        await this.subscriber.unsubscribe(channel).catch(() => undefined);
+      }
+    };
+  }
+
+  /**
+   * A BullMQ worker on one workflow's queue with its own blocking connection
+   * (`maxRetriesPerRequest: null`, as BullMQ requires for workers).
+   */
+  createWorker(workflow: string, processor: (job: BullJob<QueueData>, token?: string) => Promise<void>, opts: WorkerOptions): Worker<QueueData> {
+    const w = new Worker<QueueData>(queueName(workflow), processor, {
+      connection: new Redis(this.redisUrl, { ...baseRedisOptions(this.connectTimeoutMs), maxRetriesPerRequest: null }),
+      prefix: this.prefix,
+      concurrency: opts.concurrency,
+      lockDuration: opts.lockDurationMs ?? 30_000,
+      stalledInterval: opts.stalledIntervalMs ?? 30_000,
+      removeOnComplete: { count: 0 },
+      removeOnFail: { count: 0 },
+      autorun: opts.autorun ?? true,
+      drainDelay: opts.drainDelaySeconds ?? 1,
+    });
+    w.on("error", (err) => opts.onError?.(err));
+    return w;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+    this.queues.clear();
+    if (this.subscriber) {
+      this.subscriber.disconnect();
+      this.subscriber = undefined;
+    }
+    this.connection.disconnect();
+  }
+}
+
+export interface WorkerOptions {
+  concurrency: number;
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  drainDelaySeconds?: number;
+  autorun?: boolean;
+  onError?: (err: Error) => void;
+}
+
+export { DelayedError };
+export type { BullJob, Worker };
+
+export function redactRedis(url: string): string {
+  return url.replace(/\/\/([^:@/]*):([^@/]+)@/, "//$1:***@");
+}
+
+/** True when Redis answers PING at `url` within `timeoutMs`. */
+export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean> {
+  const c = new Redis(url, { ...baseRedisOptions(timeoutMs), enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  c.on("error", () => undefined);
+  try {
+    await c.connect();
+    return (await c.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    c.disconnect();
+  }
+}

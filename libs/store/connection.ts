@@ -1,0 +1,111 @@
+import { MongoClient, type Collection, type Db } from "mongodb";
+import type { App, Job } from "../models/index.js";
+import { UnreachableError } from "../errors/index.js";
+
+/** A running launcher, written by itself on start and on every heartbeat. */
+export interface LauncherDoc {
+  _id: string;
+  host: string;
+  pid: number;
+  mode: "serial" | "mpi";
+  workflows: string[] | null;
+  nodes: string[];
+  startedAt: Date;
+  heartbeat: Date;
+  state: "running" | "exited";
+}
+
+/** A launcher batch job submitted by submit-launch or the service. */
+export interface QueuedLaunchDoc {
+  _id: string;
+  schedulerId: string;
+  scheduler: string;
+  queue: string;
+  project: string;
+  nodes: number;
+  wallTimeMinutes: number;
+  jobMode: "serial" | "mpi";
+  wfFilter: string[];
+  state: string;
+  scriptPath: string;
+  submittedAt: Date;
+  updatedAt: Date;
+}
+
+export interface StoreOptions {
+  /** MongoDB connection string, e.g. mongodb://127.0.0.1:27017 */
+  url: string;
+  /** Database name; each test uses its own. */
+  dbName: string;
+  /** How long to wait for the server before reporting it unreachable. Default 5000. */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * The MongoDB side of Balsam: the four collections and their indexes. Only
+ * this folder imports the `mongodb` driver.
+ */
+export class Store {
+  readonly client: MongoClient;
+  readonly db: Db;
+  readonly jobs: Collection<Job>;
+  readonly apps: Collection<App>;
+  readonly launchers: Collection<LauncherDoc>;
+  readonly queuedLaunches: Collection<QueuedLaunchDoc>;
+  readonly url: string;
+  private closed = false;
+
+  private constructor(client: MongoClient, dbName: string, url: string) {
+    this.client = client;
+    this.url = url;
+    this.db = client.db(dbName);
+    this.jobs = this.db.collection<Job>("jobs");
+    this.apps = this.db.collection<App>("apps");
+    this.launchers = this.db.collection<LauncherDoc>("launchers");
+    this.queuedLaunches = this.db.collection<QueuedLaunchDoc>("queuedLaunches");
+  }
+
+  static async connect(opts: StoreOptions): Promise<Store> {
+    const timeout = opts.connectTimeoutMs ?? 5000;
+    const client = new MongoClient(opts.url, {
+      serverSelectionTimeoutMS: timeout,
+      connectTimeoutMS: timeout,
+      // FerretDB has no sessions to end and logs each attempt; MongoDB is fine without.
+      monitorCommands: false,
+    });
+    try {
+      await client.connect();
+      await client.db(opts.dbName).command({ ping: 1 });
+    } catch (err) {
+      await client.close().catch(() => undefined);
+      throw new UnreachableError("the MongoDB server", redact(opts.url), {
+        cause: err,
+        hint: "start it (`balsam server --connect` for a local database) or fix the URL in settings.json",
+      });
+    }
+    return new Store(client, opts.dbName, opts.url);
+  }
+
+  /** Creates the indexes the hot queries need; idempotent. */
+  async ensureIndexes(): Promise<void> {
+    await this.jobs.createIndexes([
+      { key: { workflow: 1, state: 1 }, name: "workflow_state" },
+      { key: { state: 1 }, name: "state" },
+      { key: { parents: 1 }, name: "parents" },
+      { key: { "lock.until": 1 }, name: "lock_until" },
+      { key: { name: 1 }, name: "name" },
+    ]);
+    await this.apps.createIndex({ name: 1 }, { unique: true, name: "name_unique" });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.client.close();
+  }
+}
+
+/** Hides a password in a URL before it goes into a message. */
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]+):([^@/]+)@/, "//$1:***@");
+}

@@ -1,0 +1,194 @@
+import { randomUUID } from "node:crypto";
+import type { Filter } from "mongodb";
+import {
+  JOB_DEFAULTS,
+  isJobState,
+  JOB_STATES,
+  type Job,
+  type JobSpec,
+  type JobState,
+} from "../models/index.js";
+import { AmbiguousIdError, NotFoundError, UsageError } from "../errors/index.js";
+import type { Store } from "./connection.js";
+import { escapeRegex } from "./apps.js";
+
+/** Builds a full job document from a spec; the initial state follows its parents. */
+export function buildJob(spec: JobSpec, now = new Date()): Job {
+  if (!spec.name) throw new UsageError("a job needs a name");
+  if (!spec.workflow) throw new UsageError("a job needs a workflow");
+  if (!spec.application) throw new UsageError("a job needs an application");
+  const parents = spec.parents ?? [];
+  const state: JobState = parents.length > 0 && (spec.waitForParents ?? true) ? "AWAITING_PARENTS" : "READY";
+  return {
+    ...JOB_DEFAULTS,
+    ...stripUndefined(spec),
+    _id: spec._id ?? randomUUID(),
+    parents,
+    data: spec.data ?? {},
+    environVars: spec.environVars ?? {},
+    state,
+    stateHistory: [
+      { at: now, state: "CREATED", message: "" },
+      { at: now, state, message: parents.length ? `waiting on ${parents.length} parent(s)` : "" },
+    ],
+    lock: null,
+    attempts: 0,
+    exitCode: null,
+    runtimeSeconds: null,
+    createdAt: now,
+    updatedAt: now,
+  } as Job;
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out as T;
+}
+
+/**
+ * Inserts many jobs in one unordered `insertMany`: a duplicate id fails that
+ * document alone. Documents are built by the caller so the queue side can use
+ * the same ids.
+ */
+export async function insertJobs(store: Store, jobs: Job[]): Promise<void> {
+  if (jobs.length === 0) return;
+  await store.jobs.insertMany(jobs, { ordered: false });
+}
+
+/** The selectors the CLI and the API share. Every given selector narrows the result. */
+export interface JobFilter {
+  /** Literal substring of the name (not a regex). */
+  name?: string;
+  /** Prefix of the job id. */
+  id?: string;
+  ids?: string[];
+  /** Exact workflow name. */
+  workflow?: string;
+  workflows?: string[];
+  state?: JobState | JobState[];
+  /** Jobs having this job among their parents. */
+  parent?: string;
+  application?: string;
+}
+
+export function jobFilterQuery(f: JobFilter): Filter<Job> {
+  const q: Record<string, unknown> = {};
+  if (f.name !== undefined && f.name !== "") q.name = { $regex: escapeRegex(f.name) };
+  if (f.id !== undefined && f.id !== "") q._id = { $regex: "^" + escapeRegex(f.id) };
+  if (f.ids) q._id = { $in: f.ids };
+  if (f.workflow !== undefined) q.workflow = f.workflow;
+  else if (f.workflows) q.workflow = { $in: f.workflows };
+  if (f.state !== undefined) {
+    const states = Array.isArray(f.state) ? f.state : [f.state];
+    for (const s of states) {
+      if (!isJobState(s)) throw new UsageError(`unknown state '${s}'`, { hint: `states: ${JOB_STATES.join(", ")}` });
+    }
+    q.state = states.length === 1 ? states[0] : { $in: states };
+  }
+  if (f.parent) q.parents = f.parent;
+  if (f.application) q.application = f.application;
+  return q as Filter<Job>;
+}
+
+export function isEmptyFilter(f: JobFilter): boolean {
+  return jobFilterQuery(f) && Object.keys(jobFilterQuery(f)).length === 0;
+}
+
+export interface FindOptions {
+  limit?: number;
+  skip?: number;
+  projection?: Record<string, 0 | 1>;
+  sort?: Record<string, 1 | -1>;
+}
+
+export async function findJobs(store: Store, f: JobFilter, opts: FindOptions = {}): Promise<Job[]> {
+  let cur = store.jobs.find(jobFilterQuery(f));
+  if (opts.projection) cur = cur.project(opts.projection);
+  if (opts.sort) cur = cur.sort(opts.sort);
+  if (opts.skip) cur = cur.skip(opts.skip);
+  if (opts.limit) cur = cur.limit(opts.limit);
+  return cur.toArray();
+}
+
+export async function countJobs(store: Store, f: JobFilter): Promise<number> {
+  return store.jobs.countDocuments(jobFilterQuery(f));
+}
+
+/** Counts per state, with `$group` + `$sum`: both MongoDB and FerretDB run it. */
+export async function countByState(store: Store, f: JobFilter): Promise<Partial<Record<JobState, number>>> {
+  const rows = await store.jobs
+    .aggregate<{ _id: JobState; n: number }>([{ $match: jobFilterQuery(f) }, { $group: { _id: "$state", n: { $sum: 1 } } }])
+    .toArray();
+  const out: Partial<Record<JobState, number>> = {};
+  for (const r of rows) out[r._id] = r.n;
+  return out;
+}
+
+/** Counts per workflow and state. */
+export async function countByWorkflowState(store: Store, f: JobFilter = {}): Promise<Array<{ workflow: string; state: JobState; n: number }>> {
+  const rows = await store.jobs
+    .aggregate<{ _id: { workflow: string; state: JobState }; n: number }>([
+      { $match: jobFilterQuery(f) },
+      { $group: { _id: { workflow: "$workflow", state: "$state" }, n: { $sum: 1 } } },
+    ])
+    .toArray();
+  return rows.map((r) => ({ workflow: r._id.workflow, state: r._id.state, n: r.n }));
+}
+
+/**
+ * A job by full id or by a unique prefix of it. An ambiguous prefix lists the
+ * candidates (up to 10) so the user can pick.
+ */
+export async function getJob(store: Store, idOrPrefix: string): Promise<Job> {
+  const needle = idOrPrefix.trim();
+  if (!needle) throw new UsageError("empty job id");
+  const exact = await store.jobs.findOne({ _id: needle });
+  if (exact) return exact;
+  const found = await store.jobs.find({ _id: { $regex: "^" + escapeRegex(needle) } }).limit(11).toArray();
+  if (found.length === 0) throw new NotFoundError(`no job with id or id prefix '${needle}'`, { hint: "`balsam ls` shows job ids" });
+  if (found.length > 1) throw new AmbiguousIdError(needle, found.slice(0, 10).map((j) => j._id));
+  return found[0] as Job;
+}
+
+export async function childrenOf(store: Store, id: string): Promise<Job[]> {
+  return store.jobs.find({ parents: id }).toArray();
+}
+
+/** Every job below `ids` in the dependency graph (not including them). */
+export async function descendantsOf(store: Store, ids: string[]): Promise<Job[]> {
+  const seen = new Set(ids);
+  const out: Job[] = [];
+  let frontier = ids;
+  while (frontier.length > 0) {
+    const kids = await store.jobs.find({ parents: { $in: frontier } }).toArray();
+    frontier = [];
+    for (const k of kids) {
+      if (seen.has(k._id)) continue;
+      seen.add(k._id);
+      out.push(k);
+      frontier.push(k._id);
+    }
+  }
+  return out;
+}
+
+export async function deleteJobsByIds(store: Store, ids: string[]): Promise<number> {
+  let n = 0;
+  // Chunks keep each `$in` list small: FerretDB filters `$in` itself rather than in SQLite.
+  for (let i = 0; i < ids.length; i += 5000) {
+    const res = await store.jobs.deleteMany({ _id: { $in: ids.slice(i, i + 5000) } });
+    n += res.deletedCount;
+  }
+  return n;
+}
+
+/** Sets plain fields (not the state) on one job. */
+export async function setJobFields(store: Store, id: string, set: Partial<Job>): Promise<void> {
+  const res = await store.jobs.updateOne({ _id: id }, { $set: { ...set, updatedAt: new Date() } });
+  if (res.matchedCount === 0) throw new NotFoundError(`no job ${id}`);
+}
+
+export async function addParent(store: Store, childId: string, parentId: string): Promise<void> {
+  await store.jobs.updateOne({ _id: childId }, { $addToSet: { parents: parentId }, $set: { updatedAt: new Date() } });
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Idempotent provisioning of what the tests, the demo and local databases need:
+# redis-server, a MongoDB-wire server (mongod if present, else FerretDB built
+# through the Go module proxy), and an MPI implementation. Safe to run often:
+# each step checks first and does nothing when its tool is already there.
+#
+# Usage: scripts/provision.sh [--with-slurm]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cache="${BALSAM_CACHE_DIR:-$here/.cache}"
+ferret_version="v1.24.2"
+ferret_bin="$cache/ferretdb-$ferret_version/ferretdb"
+with_slurm=0
+for a in "$@"; do
+  case "$a" in
+    --with-slurm) with_slurm=1 ;;
+    *) echo "provision: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
+say() { echo "provision: $*" >&2; }
+fail() {
+  say "$1"
+  say "supply running servers instead: export MONGODB_URL=mongodb://host:27017 REDIS_URL=redis://host:6379"
+  say "(or, where Docker runs: docker compose up -d mongo redis, then the same two variables)"
+  exit 1
+}
+
+apt_updated=0
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    return 1
+  fi
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || return 1
+    sudo="sudo -n"
+  fi
+  if [ "$apt_updated" = 0 ]; then
+    $sudo apt-get update -qq >/dev/null 2>&1 || true
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Redis
+if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+  say "installing redis-server"
+  apt_install redis-server || fail "redis-server is missing and could not be installed (apt-get install redis-server)"
+fi
+
+# MongoDB-wire server
+find_go() {
+  if command -v go >/dev/null 2>&1; then command -v go; return; fi
+  for g in /usr/local/go/bin/go /usr/lib/go/bin/go; do
+    [ -x "$g" ] && { echo "$g"; return; }
+  done
+  return 1
+}
+if [ -z "${MONGODB_URL:-}" ] && ! command -v mongod >/dev/null 2>&1 && [ ! -x "$ferret_bin" ]; then
+  go=$(find_go) || fail "no mongod and no Go toolchain to build FerretDB $ferret_version (install Go >= 1.21 or mongod)"
+  say "building FerretDB $ferret_version with $go (a few minutes on 2 cores, once)"
+  work="$cache/ferretdb-src"
+  rm -rf "$work"; mkdir -p "$work" "$(dirname "$ferret_bin")"
+  export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+  # A plain `go install` builds a binary that panics at start: the module lacks
+  # build/version/version.txt, so build from a writable copy with it written.
+  dir=$(cd "$work" && "$go" mod download -json "github.com/FerretDB/FerretDB@$ferret_version" \
+        | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] && [ -d "$dir" ] || fail "could not download the FerretDB module through the Go module proxy"
+  cp -r "$dir/." "$work/src"; chmod -R u+w "$work/src"
+  echo "$ferret_version" > "$work/src/build/version/version.txt"
+  # Newer Go rejects some //go:linkname uses in FerretDB's dependencies at link time.
+  (cd "$work/src" && "$go" build -ldflags=-checklinkname=0 -o "$ferret_bin" ./cmd/ferretdb) \
+    || fail "building FerretDB failed (see the Go output above)"
+  rm -rf "$work"
+  say "FerretDB at $ferret_bin"
+fi
+
+# MPI, for the launcher's mpi job mode
+if ! command -v mpirun >/dev/null 2>&1 && ! command -v mpiexec >/dev/null 2>&1; then
+  say "installing openmpi-bin"
+  apt_install openmpi-bin || fail "no MPI implementation and none could be installed (apt-get install openmpi-bin)"
+fi
+
+if [ "$with_slurm" = 1 ]; then
+  "$here/scripts/provision-slurm.sh"
+fi
+exit 0

@@ -1,0 +1,44 @@
+// Runs the compiled test files with node's test runner. Starts one set of
+// test servers for the whole run (unless MONGODB_URL/REDIS_URL are given) so
+// each file does not pay FerretDB's start-up; files get their own database
+// name and queue prefix on them.
+import { readdirSync, statSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
+
+const root = new URL("..", import.meta.url).pathname;
+const distTest = join(root, "dist", "test");
+if (!existsSync(distTest)) {
+  console.error("run-tests: dist/test is missing; run `npm run build` first");
+  process.exit(1);
+}
+const want = process.argv.slice(2);
+function walk(dir) {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? walk(p) : p.endsWith(".test.js") ? [p] : [];
+  });
+}
+const files = walk(distTest)
+  .filter((f) => want.length === 0 || want.some((w) => f.includes(w)))
+  .sort();
+if (files.length === 0) {
+  console.error("run-tests: no test files matched");
+  process.exit(1);
+}
+
+const { startTestServers } = await import(join(root, "dist/test/support/servers.js"));
+let servers;
+if (!process.env.MONGODB_URL || !process.env.REDIS_URL) {
+  servers = await startTestServers();
+  process.env.MONGODB_URL ??= servers.mongoUrl;
+  process.env.REDIS_URL ??= servers.redisUrl;
+}
+const child = spawn(
+  process.execPath,
+  ["--test", "--test-reporter=spec", `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, "--test-timeout=300000", ...files],
+  { stdio: "inherit", env: process.env },
+);
+const code = await new Promise((r) => child.on("exit", (c, sig) => r(c ?? (sig ? 1 : 0))));
+if (servers) await servers.stop();
+process.exit(code);

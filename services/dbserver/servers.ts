@@ -1,0 +1,208 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, openSync, closeSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { pingMongo } from "../../libs/store/index.js";
+import { pingRedis } from "../../libs/queue/index.js";
+import { ConfigError } from "../../libs/errors/index.js";
+
+/**
+ * Starts and stops the servers a local database (or a test run) needs:
+ * `redis-server` and a MongoDB-wire server — `mongod` when it is on PATH,
+ * else the FerretDB that scripts/provision.sh builds.
+ */
+
+export const FERRETDB_VERSION = "v1.24.2";
+
+export function projectRoot(): string {
+  // dist/services/dbserver/servers.js → the package root three levels up.
+  const here = dirname(fileURLToPath(import.meta.url));
+  return resolve(here, "..", "..", "..");
+}
+
+function onPath(cmd: string): string | undefined {
+  for (const d of (process.env.PATH ?? "").split(":")) {
+    if (d && existsSync(join(d, cmd))) return join(d, cmd);
+  }
+  return undefined;
+}
+
+export interface MongoBinary {
+  kind: "mongod" | "ferretdb";
+  path: string;
+}
+
+export function findMongoBinary(): MongoBinary | undefined {
+  const mongod = onPath("mongod");
+  if (mongod) return { kind: "mongod", path: mongod };
+  const candidates = [
+    process.env.BALSAM_FERRETDB,
+    join(process.env.BALSAM_CACHE_DIR ?? join(projectRoot(), ".cache"), `ferretdb-${FERRETDB_VERSION}`, "ferretdb"),
+    onPath("ferretdb"),
+  ];
+  for (const c of candidates) if (c && existsSync(c)) return { kind: "ferretdb", path: c };
+  return undefined;
+}
+
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Polls `cond` until it is true; the way tests and startup wait, never a fixed sleep. */
+export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number, what: string, intervalMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export interface StartOptions {
+  /** Data directory; created if missing. */
+  dir: string;
+  host?: string;
+  port?: number;
+  /** Keep running after this process exits (local databases); tests use attached servers. */
+  detached?: boolean;
+  logFile?: string;
+  startTimeoutMs?: number;
+}
+
+export interface ServerHandle {
+  url: string;
+  pid: number;
+  host: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+function openLog(file: string | undefined): number | "ignore" {
+  if (!file) return "ignore";
+  mkdirSync(dirname(file), { recursive: true });
+  return openSync(file, "a");
+}
+
+async function launch(cmd: string, args: string[], opts: StartOptions): Promise<{ pid: number; stop: () => Promise<void>; exited: () => boolean }> {
+  const fd = openLog(opts.logFile);
+  const child = spawn(cmd, args, { detached: opts.detached ?? false, stdio: ["ignore", fd, fd] });
+  if (typeof fd === "number") closeSync(fd);
+  let exited = false;
+  child.on("exit", () => {
+    exited = true;
+  });
+  await new Promise<void>((res, rej) => {
+    child.once("spawn", () => res());
+    child.once("error", rej);
+  });
+  if (opts.detached) child.unref();
+  const pid = child.pid ?? 0;
+  return {
+    pid,
+    exited: () => exited,
+    stop: async () => {
+      if (exited) return;
+      child.kill("SIGTERM");
+      await waitFor(() => exited, 10_000, `${cmd} to stop`).catch(() => child.kill("SIGKILL"));
+    },
+  };
+}
+
+export interface RedisStartOptions extends StartOptions {
+  password?: string;
+  /** AOF persistence; on for local databases (BullMQ's guidance), optional for throwaway test servers. */
+  appendOnly?: boolean;
+}
+
+export async function startRedis(opts: RedisStartOptions): Promise<ServerHandle> {
+  const bin = onPath("redis-server");
+  if (!bin) throw new ConfigError("redis-server is not installed", { hint: "run scripts/provision.sh, or set REDIS_URL to a running server" });
+  mkdirSync(opts.dir, { recursive: true });
+  const host = opts.host ?? "127.0.0.1";
+  const port = opts.port ?? (await freePort());
+  const args = [
+    "--port", String(port),
+    "--bind", host,
+    "--dir", resolve(opts.dir),
+    "--appendonly", opts.appendOnly === false ? "no" : "yes",
+    "--save", "",
+    "--maxmemory-policy", "noeviction",
+    "--daemonize", "no",
+    "--protected-mode", opts.password ? "yes" : "no",
+  ];
+  if (opts.password) args.push("--requirepass", opts.password);
+  const p = await launch(bin, args, opts);
+  const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
+  const connectHost = host === "0.0.0.0" ? "127.0.0.1" : host;
+  const url = `redis://${auth}${connectHost}:${port}`;
+  await waitFor(async () => p.exited() || (await pingRedis(url, 500)), opts.startTimeoutMs ?? 15_000, `redis-server on port ${port}`);
+  if (p.exited()) throw new Error(`redis-server exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
+  return { url, pid: p.pid, host, port, stop: p.stop };
+}
+
+export interface MongoHandle extends ServerHandle {
+  kind: "mongod" | "ferretdb";
+}
+
+export async function startMongo(opts: StartOptions): Promise<MongoHandle> {
+  const bin = findMongoBinary();
+  if (!bin) {
+    throw new ConfigError("no MongoDB-wire server: neither mongod nor the provisioned FerretDB was found", {
+      hint: "run scripts/provision.sh (builds FerretDB), or set MONGODB_URL to a running server",
+    });
+  }
+  const dir = resolve(opts.dir);
+  mkdirSync(dir, { recursive: true });
+  const host = opts.host ?? "127.0.0.1";
+  const port = opts.port ?? (await freePort());
+  const args =
+    bin.kind === "mongod"
+      ? ["--dbpath", dir, "--port", String(port), "--bind_ip", host, "--quiet"]
+      : [
+          "--handler=sqlite",
+          `--sqlite-url=file:${dir}/`,
+          `--listen-addr=${host}:${port}`,
+          "--telemetry=disable",
+          "--debug-addr=-",
+          "--state-dir=-",
+          "--log-level=error",
+        ];
+  const p = await launch(bin.path, args, opts);
+  const connectHost = host === "0.0.0.0" ? "127.0.0.1" : host;
+  const url = `mongodb://${connectHost}:${port}`;
+  await waitFor(async () => p.exited() || (await pingMongo(url, 500)), opts.startTimeoutMs ?? 30_000, `${bin.kind} on port ${port}`);
+  if (p.exited()) throw new Error(`${bin.kind} exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
+  return { url, pid: p.pid, host, port, kind: bin.kind, stop: p.stop };
+}
+
+export function isAlive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops a detached server by pid: SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
+  if (!isAlive(pid)) return;
+  process.kill(pid, "SIGTERM");
+  try {
+    await waitFor(() => !isAlive(pid), graceMs, `process ${pid} to stop`);
+  } catch {
+    process.kill(pid, "SIGKILL");
+  }
+}
+

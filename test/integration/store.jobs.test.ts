@@ -1,0 +1,106 @@
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { useTestContext } from "../support/context.js";
+import { JobsApi } from "../../libs/client/jobs.js";
+import { createApp, transitionJob, getJob, findJobs, countByState } from "../../libs/store/index.js";
+import { AmbiguousIdError, NotFoundError, UsageError } from "../../libs/errors/index.js";
+import type { JobSpec } from "../../libs/models/index.js";
+
+const ctx = useTestContext("store");
+
+describe("jobs in MongoDB", () => {
+  let jobs: JobsApi;
+
+  test("setup: an app", async () => {
+    jobs = new JobsApi(ctx.store, ctx.queues);
+    await createApp(ctx.store, { name: "sim", executable: "/bin/true" });
+  });
+
+  test("10k jobs inserted in bulk and filtered", async () => {
+    const specs: JobSpec[] = [];
+    for (let i = 0; i < 10_000; i++) specs.push({ name: `task${i}`, workflow: i % 2 ? "BIG_A" : "BIG_B", application: "sim" });
+    const added = await jobs.addMany(specs);
+    assert.equal(added.length, 10_000);
+    assert.equal(await jobs.filter({ workflow: "BIG_A" }).count(), 5000);
+    assert.equal(await jobs.filter({ workflow: "BIG_A", name: "task99" }).count(), 56); // odd i only: task99, five task99x, fifty task99xx
+    const byState = await countByState(ctx.store, { workflow: "BIG_B" });
+    assert.deepEqual(byState, { READY: 5000 });
+    assert.equal(await ctx.queues.pending("BIG_A"), 5000);
+  });
+
+  test("removing 'task' jobs within workflow TEST leaves other workflows' task jobs alone", async () => {
+    await jobs.addMany([
+      { name: "task1", workflow: "TEST", application: "sim" },
+      { name: "task2", workflow: "TEST", application: "sim" },
+      { name: "test", workflow: "TEST", application: "sim" },
+      { name: "task1", workflow: "OTHER", application: "sim" },
+    ]);
+    // The seed's Django one-liner, in one line.
+    const n = await jobs.filter({ name: "task", workflow: "TEST" }).delete();
+    assert.equal(n, 2);
+    assert.deepEqual((await jobs.filter({ workflow: "TEST" }).list()).map((j) => j.name), ["test"]);
+    assert.equal(await jobs.filter({ workflow: "OTHER", name: "task" }).count(), 1);
+    // Their queue entries went too: only `test` is left in TEST's queue.
+    assert.equal(await ctx.queues.pending("TEST"), 1);
+  });
+
+  test("name filter is a literal substring, not a regex", async () => {
+    await jobs.add({ name: "weird.*name", workflow: "LIT", application: "sim" });
+    await jobs.add({ name: "plain", workflow: "LIT", application: "sim" });
+    assert.deepEqual((await jobs.filter({ workflow: "LIT", name: ".*" }).list()).map((j) => j.name), ["weird.*name"]);
+  });
+
+  test("unique and ambiguous id prefixes", async () => {
+    const a = await jobs.add({ _id: "abcdef01-0000-4000-8000-000000000001", name: "p1", workflow: "PFX", application: "sim" });
+    await jobs.add({ _id: "abcdef02-0000-4000-8000-000000000002", name: "p2", workflow: "PFX", application: "sim" });
+    assert.equal((await getJob(ctx.store, "abcdef01")).name, "p1");
+    assert.equal((await getJob(ctx.store, a._id)).name, "p1");
+    await assert.rejects(getJob(ctx.store, "abcdef0"), (e: unknown) => e instanceof AmbiguousIdError && e.candidates.length === 2);
+    await assert.rejects(getJob(ctx.store, "ffffffff"), NotFoundError);
+  });
+
+  test("a compare-and-set transition that loses the race does not overwrite", async () => {
+    const j = await jobs.add({ name: "cas", workflow: "CAS", application: "sim" });
+    const won = await transitionJob(ctx.store, { id: j._id, from: "READY", path: [{ state: "STAGED_IN", message: "A" }], set: { lock: { owner: "A", until: new Date(Date.now() + 60_000) } } });
+    const lost = await transitionJob(ctx.store, { id: j._id, from: "READY", path: [{ state: "STAGED_IN", message: "B" }], set: { lock: { owner: "B", until: new Date(Date.now() + 60_000) } } });
+    assert.equal(won, true);
+    assert.equal(lost, false);
+    const after = await getJob(ctx.store, j._id);
+    assert.equal(after.lock?.owner, "A");
+    assert.deepEqual(after.stateHistory.map((h) => h.state), ["CREATED", "READY", "STAGED_IN"]);
+    // Owner-conditioned: B cannot move A's job on.
+    assert.equal(await transitionJob(ctx.store, { id: j._id, from: "STAGED_IN", owner: "B", path: [{ state: "PREPROCESSED" }] }), false);
+    // Fast-forward: several states in one write, all in the history.
+    assert.equal(await transitionJob(ctx.store, { id: j._id, from: "STAGED_IN", owner: "A", path: [{ state: "PREPROCESSED" }, { state: "RUNNING" }] }), true);
+    const ran = await getJob(ctx.store, j._id);
+    assert.equal(ran.state, "RUNNING");
+    assert.deepEqual(ran.stateHistory.slice(-2).map((h) => h.state), ["PREPROCESSED", "RUNNING"]);
+  });
+
+  test("enqueueing the same job twice yields one BullMQ job", async () => {
+    const j = await jobs.add({ name: "once", workflow: "ONCE", application: "sim" });
+    await ctx.queues.enqueue([{ id: j._id, workflow: "ONCE", attempts: 0 }]);
+    await ctx.queues.enqueue([{ id: j._id, workflow: "ONCE", attempts: 0 }]);
+    assert.equal(await ctx.queues.pending("ONCE"), 1);
+    assert.ok((await ctx.queues.workflows()).includes("ONCE"));
+  });
+
+  test("a bad workflow name gives a clear error and changes nothing", async () => {
+    const before = await ctx.store.jobs.countDocuments();
+    await assert.rejects(jobs.addMany([{ name: "ok", workflow: "GOOD", application: "sim" }, { name: "x", workflow: "bad:name", application: "sim" }]), (e: unknown) => e instanceof UsageError && /letters, digits/.test(e.hint ?? ""));
+    assert.equal(await ctx.store.jobs.countDocuments(), before);
+    await assert.rejects(jobs.add({ name: "x", workflow: "W", application: "nope" }), /no app named 'nope'/);
+    assert.equal(await ctx.store.jobs.countDocuments(), before);
+  });
+
+  test("children and dependency cycles", async () => {
+    const p = await jobs.add({ name: "parent", workflow: "DEP", application: "sim" });
+    const c = await jobs.add({ name: "child", workflow: "DEP", application: "sim" });
+    const { child } = await jobs.addDependency(p._id, c._id);
+    assert.equal(child.state, "AWAITING_PARENTS");
+    assert.equal(await ctx.queues.pending("DEP"), 1); // the child's entry was removed
+    await assert.rejects(jobs.addDependency(c._id, p._id), /cycle/);
+    await assert.rejects(jobs.addDependency(p._id, c._id), /already depends/);
+    assert.deepEqual((await findJobs(ctx.store, { parent: p._id })).map((j) => j.name), ["child"]);
+  });
+});

@@ -1,0 +1,76 @@
+import { after, before } from "node:test";
+import { randomBytes } from "node:crypto";
+import { Store } from "../../libs/store/index.js";
+import { JobQueues } from "../../libs/queue/index.js";
+import { waitFor } from "../../services/dbserver/servers.js";
+import { startTestServers, type TestServers } from "./servers.js";
+
+export { waitFor };
+
+/**
+ * Per-test-file context: its own database name and queue prefix on the shared
+ * test servers (started here when the runner did not start them), cleaned up
+ * afterwards. A file that leaves sockets open fails in `after`.
+ */
+export interface TestContext {
+  mongoUrl: string;
+  redisUrl: string;
+  dbName: string;
+  prefix: string;
+  store: Store;
+  queues: JobQueues;
+  /** Registers something to close in `after` (launchers, extra clients). */
+  onClose(fn: () => Promise<void> | void): void;
+}
+
+let servers: TestServers | undefined;
+
+export function uniqueName(kind: string): string {
+  return `t_${kind}_${randomBytes(4).toString("hex")}`;
+}
+
+function openSockets(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap" || r === "TCPWRAP").length;
+}
+
+export function useTestContext(kind: string): TestContext {
+  const ctx = { dbName: uniqueName(kind), prefix: uniqueName(kind) } as TestContext;
+  const closers: Array<() => Promise<void> | void> = [];
+  let baseline = 0;
+  ctx.onClose = (fn) => closers.push(fn);
+
+  before(async () => {
+    baseline = openSockets();
+    if (!process.env.MONGODB_URL || !process.env.REDIS_URL) servers = await startTestServers();
+    ctx.mongoUrl = process.env.MONGODB_URL ?? servers!.mongoUrl;
+    ctx.redisUrl = process.env.REDIS_URL ?? servers!.redisUrl;
+    ctx.store = await Store.connect({ url: ctx.mongoUrl, dbName: ctx.dbName });
+    await ctx.store.ensureIndexes();
+    ctx.queues = await JobQueues.connect({ redisUrl: ctx.redisUrl, prefix: ctx.prefix });
+  });
+
+  after(async () => {
+    for (const fn of closers.reverse()) await fn();
+    if (ctx.queues) {
+      // Delete this file's keys only; other files share the server.
+      let cursor = "0";
+      do {
+        const [next, keys] = await ctx.queues.connection.scan(cursor, "MATCH", `${ctx.prefix}:*`, "COUNT", 1000);
+        cursor = next;
+        if (keys.length) await ctx.queues.connection.del(...keys);
+      } while (cursor !== "0");
+      await ctx.queues.close();
+    }
+    if (ctx.store) {
+      await ctx.store.db.dropDatabase().catch(() => undefined);
+      await ctx.store.close();
+    }
+    if (servers) await servers.stop();
+    // Closing is asynchronous at the socket level; give it a bounded moment.
+    await waitFor(() => openSockets() <= baseline, 3000, "sockets to close").catch(() => {
+      throw new Error(`test file left ${openSockets() - baseline} socket(s) open: close every client, queue and worker`);
+    });
+  });
+
+  return ctx;
+}
