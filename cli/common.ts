@@ -1,0 +1,110 @@
+import { createInterface } from "node:readline/promises";
+import { Command, CommanderError } from "commander";
+import { connect, type Balsam } from "../libs/client/index.js";
+import { BalsamError, UsageError, coerceError } from "../libs/errors/index.js";
+import { isLocal, readSettings, resolveDbPath } from "../libs/config/index.js";
+import { ensureLocalServers } from "../services/dbserver/local.js";
+
+/** Exit codes: 0 ok, 1 runtime error, 2 usage error. */
+export const EXIT_RUNTIME = 1;
+export const EXIT_USAGE = 2;
+
+export function printError(err: unknown): void {
+  const e = coerceError(err);
+  const hint = e instanceof BalsamError && e.hint ? ` (${e.hint})` : "";
+  process.stderr.write(`balsam: ${e.message}${hint}\n`);
+  if (process.env.BALSAM_DEBUG === "1" && e.stack) process.stderr.write(e.stack + "\n");
+  process.exitCode = e instanceof UsageError ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+/** Wraps a command action: every error goes through printError, never process.exit(). */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      printError(err);
+    }
+  };
+}
+
+/**
+ * Opens the database at BALSAM_DB_PATH. A local database whose servers are
+ * down gets them started, said in one line on stderr.
+ */
+export async function openClient(opts: { autoStart?: boolean } = {}): Promise<Balsam> {
+  const dbPath = resolveDbPath();
+  const settings = readSettings(dbPath);
+  if (opts.autoStart !== false && (isLocal(settings.mongoUrl) || isLocal(settings.redisUrl))) {
+    const started = await ensureLocalServers(dbPath);
+    if (started.length) process.stderr.write(`balsam: started the local servers of ${dbPath}: ${started.join(", ")}\n`);
+  }
+  return connect({ dbPath });
+}
+
+/** Runs `fn` with a client, closing it afterwards whatever happens. */
+export async function withClient<T>(fn: (b: Balsam) => Promise<T>): Promise<T> {
+  const b = await openClient();
+  try {
+    return await fn(b);
+  } finally {
+    await b.close();
+  }
+}
+
+/** Asks y/N on a terminal. Off a terminal, callers must have been given --yes/--force. */
+export async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const a = (await rl.question(`${question} [y/N] `)).trim().toLowerCase();
+    return a === "y" || a === "yes";
+  } finally {
+    rl.close();
+  }
+}
+
+export function isTerminal(): boolean {
+  return Boolean(process.stdin.isTTY);
+}
+
+/** A positive/non-negative integer option parser for commander, failing as a usage error. */
+export function intOption(name: string, min: number): (v: string) => number {
+  return (v: string) => {
+    if (!/^-?\d+$/.test(v.trim())) throw new UsageError(`${name} must be a whole number, not '${v}'`);
+    const n = Number.parseInt(v, 10);
+    if (n < min) throw new UsageError(`${name} must be ≥ ${min}, not ${n}`);
+    return n;
+  };
+}
+
+export function out(line: string): void {
+  process.stdout.write(line + "\n");
+}
+
+/**
+ * Commander reports its own parse errors with exit code 1; Balsam's contract
+ * says usage errors exit 2, so parse errors are mapped here.
+ */
+export function configureProgram(program: Command): void {
+  program.exitOverride();
+  program.configureOutput({
+    outputError: (str, write) => write(str.replace(/^error: /, "balsam: ")),
+  });
+}
+
+export function handleCommanderError(err: unknown): void {
+  if (err instanceof CommanderError) {
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") {
+      process.exitCode = 0;
+      return;
+    }
+    // An option parser throwing our UsageError arrives wrapped.
+    process.exitCode = EXIT_USAGE;
+    return;
+  }
+  if (err instanceof UsageError) {
+    printError(err);
+    return;
+  }
+  printError(err);
+}

@@ -1,0 +1,22 @@
+import type { Command } from "commander";
+import { initDatabaseDir } from "../libs/config/index.js";
+import { action, out } from "./common.js";
+
+export function register(program: Command): Command {
+  return program
+    .command("init")
+    .description("Create new balsam DB")
+    .argument("<path>", "directory for the new database")
+    .option("--mongo-url <url>", "use this MongoDB server instead of a local one")
+    .option("--redis-url <url>", "use this Redis server instead of a local one")
+    .option("--db-name <name>", "MongoDB database name", "balsam")
+    .option("--queue-prefix <prefix>", "BullMQ key prefix ({balsam} for Redis Cluster)", "balsam")
+    .action(
+      action((path: string, o: { mongoUrl?: string; redisUrl?: string; dbName: string; queuePrefix: string }) => {
+        const { dir, settings } = initDatabaseDir(path, { mongoUrl: o.mongoUrl, redisUrl: o.redisUrl, dbName: o.dbName, queuePrefix: o.queuePrefix });
+        out(`created Balsam database ${dir}`);
+        out(`  mongo: ${settings.mongoUrl}  redis: ${settings.redisUrl}  db: ${settings.dbName}`);
+        out(`use it with: export BALSAM_DB_PATH=${dir}`);
+      }),
+    );
+}

@@ -1,0 +1,61 @@
+import type { Command } from "commander";
+import { existsSync, readdirSync, statSync, openSync, readSync, closeSync, watch } from "node:fs";
+import { join } from "node:path";
+import { resolveDbPath } from "../libs/config/index.js";
+import { action, out } from "./common.js";
+
+function tail(file: string, bytes: number): string {
+  const size = statSync(file).size;
+  const start = Math.max(0, size - bytes);
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(size - start);
+    readSync(fd, buf, 0, buf.length, start);
+    return buf.toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function register(program: Command): Command {
+  return program
+    .command("log")
+    .description("Quick view of Balsam log files")
+    .option("-f, --follow", "keep printing what is appended")
+    .option("-n, --lines <n>", "lines per file", "20")
+    .action(
+      action(async (o: { follow?: boolean; lines: string }) => {
+        const dir = join(resolveDbPath(), "log");
+        const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".log")).sort() : [];
+        if (files.length === 0) {
+          out(`no log files in ${dir} yet`);
+          if (!o.follow) return;
+        }
+        const n = Math.max(1, Number.parseInt(o.lines, 10) || 20);
+        const sizes = new Map<string, number>();
+        for (const f of files) {
+          const p = join(dir, f);
+          const lines = tail(p, 64 * 1024).split("\n").filter(Boolean).slice(-n);
+          out(`==> ${p} <==`);
+          for (const l of lines) out(l);
+          sizes.set(p, statSync(p).size);
+        }
+        if (!o.follow) return;
+        await new Promise<void>((resolve) => {
+          const w = watch(dir, (_ev, name) => {
+            if (!name || !name.endsWith(".log")) return;
+            const p = join(dir, name);
+            if (!existsSync(p)) return;
+            const size = statSync(p).size;
+            const prev = sizes.get(p) ?? 0;
+            if (size > prev) process.stdout.write(tail(p, size - prev));
+            sizes.set(p, size);
+          });
+          process.once("SIGINT", () => {
+            w.close();
+            resolve();
+          });
+        });
+      }),
+    );
+}

@@ -1,0 +1,63 @@
+import type { Command } from "commander";
+import { readSettings, resolveDbPath } from "../libs/config/index.js";
+import { UsageError } from "../libs/errors/index.js";
+import { ensureLocalServers, localStatus, resetLocalServers, stopLocalServers } from "../services/dbserver/local.js";
+import { action, confirm, isTerminal, out } from "./common.js";
+
+interface ServerOpts {
+  connect?: boolean;
+  stop?: boolean;
+  status?: boolean;
+  reset?: boolean;
+  force?: boolean;
+  listenAll?: boolean;
+}
+
+export function register(program: Command): Command {
+  return program
+    .command("server")
+    .description("Control Balsam server at BALSAM_DB_PATH")
+    .option("--connect", "start the local servers if they are not running")
+    .option("--stop", "stop the local servers")
+    .option("--status", "show the servers and whether they answer")
+    .option("--reset", "stop the local servers and delete their data")
+    .option("--force", "with --reset: do not ask")
+    .option("--listen-all", "with --connect: listen on all interfaces (password-protected Redis)")
+    .action(
+      action(async (o: ServerOpts) => {
+        const chosen = (["connect", "stop", "status", "reset"] as const).filter((k) => o[k]);
+        if (chosen.length !== 1) throw new UsageError("give exactly one of --connect, --stop, --status, --reset");
+        const dir = resolveDbPath();
+        const settings = readSettings(dir);
+        if (o.connect) {
+          const started = await ensureLocalServers(dir, { listenAll: o.listenAll });
+          const s = await localStatus(dir, settings);
+          out(started.length ? `started ${started.join(", ")}` : "servers already running");
+          out(`mongo ${s.mongo.url} ${s.mongo.up ? "up" : "DOWN"}; redis ${redact(s.redis.url)} ${s.redis.up ? "up" : "DOWN"}`);
+          if (!s.mongo.up || !s.redis.up) process.exitCode = 1;
+        } else if (o.stop) {
+          const stopped = await stopLocalServers(dir);
+          out(stopped.length ? `stopped ${stopped.join(", ")}` : "no local server was running");
+        } else if (o.status) {
+          const s = await localStatus(dir, settings);
+          out(`database ${dir}`);
+          out(`mongo  ${s.local.mongo ? "local" : "remote"} ${s.mongo.url || "-"} ${s.mongo.up ? "up" : "down"}${s.mongo.pid ? ` pid ${s.mongo.pid}` : ""}${s.mongo.kind ? ` (${s.mongo.kind})` : ""}`);
+          out(`redis  ${s.local.redis ? "local" : "remote"} ${redact(s.redis.url) || "-"} ${s.redis.up ? "up" : "down"}${s.redis.pid ? ` pid ${s.redis.pid}` : ""}`);
+        } else if (o.reset) {
+          if (!o.force) {
+            if (!isTerminal()) throw new UsageError("--reset deletes every job and app: add --force to confirm when not on a terminal");
+            if (!(await confirm(`delete all data of ${dir}?`))) {
+              out("nothing deleted");
+              return;
+            }
+          }
+          await resetLocalServers(dir);
+          out(`stopped the local servers and deleted their data in ${dir}`);
+        }
+      }),
+    );
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*):([^@/]+)@/, "//$1:***@");
+}

@@ -1,0 +1,30 @@
+import type { Command } from "commander";
+import { readKnownDatabases, readSettings } from "../libs/config/index.js";
+import { resolveDbPath } from "../libs/config/index.js";
+import { localStatus } from "../services/dbserver/local.js";
+import { action, out } from "./common.js";
+
+export function register(program: Command): Command {
+  return program
+    .command("which")
+    .description("Get info on current/available DBs")
+    .option("--list", "list the known databases")
+    .option("--name <part>", "with --list: only databases whose path contains PART")
+    .action(
+      action(async (o: { list?: boolean; name?: string }) => {
+        if (o.list) {
+          const dbs = readKnownDatabases().filter((d) => !o.name || d.includes(o.name));
+          for (const d of dbs) out(d);
+          if (dbs.length === 0) out("no known databases (create one with `balsam init DIR`)");
+          return;
+        }
+        const dir = resolveDbPath();
+        const settings = readSettings(dir);
+        const s = await localStatus(dir, settings);
+        out(`BALSAM_DB_PATH=${dir}`);
+        out(`database ${settings.dbName}, queue prefix ${settings.queuePrefix}, scheduler ${settings.scheduler}`);
+        out(`mongo: ${s.local.mongo ? "local" : "remote"} ${s.mongo.url || "(not running)"} ${s.mongo.up ? "up" : "down"}`);
+        out(`redis: ${s.local.redis ? "local" : "remote"} ${s.redis.url.replace(/\/\/([^:@/]*):([^@/]+)@/, "//$1:***@") || "(not running)"} ${s.redis.up ? "up" : "down"}`);
+      }),
+    );
+}
