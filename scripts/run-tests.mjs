@@ -36,7 +36,7 @@ if (!process.env.MONGODB_URL || !process.env.REDIS_URL) {
 }
 const child = spawn(
   process.execPath,
-  ["--test", "--test-reporter=spec", `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, "--test-timeout=300000", ...files],
+  ["--test", "--test-reporter=spec", `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, "--test-timeout=900000", ...files],
   { stdio: "inherit", env: process.env },
 );
 const code = await new Promise((r) => child.on("exit", (c, sig) => r(c ?? (sig ? 1 : 0))));

@@ -11,7 +11,7 @@
  */
 import { type ConnectOptions, openBackends, resolveConnection } from "./connect.js";
 import { JobsApi } from "./jobs.js";
-import { createApp, getApp, listApps, updateApp, deleteApps, type Store } from "../store/index.js";
+import { createApp, getApp, findApp, listApps, updateApp, deleteApps, deleteAppsByName, type Store } from "../store/index.js";
 import type { JobQueues } from "../queue/index.js";
 import type { App, AppSpec } from "../models/index.js";
 import type { Settings } from "../config/index.js";
@@ -22,6 +22,8 @@ export { JobsApi, JobQuery, KILL_CHANNEL, FINISHED_CHANNEL, queueItem } from "./
 export type { JobFilter } from "./jobs.js";
 export type { ConnectOptions, ResolvedConnection } from "./connect.js";
 export { resolveConnection } from "./connect.js";
+// Callers check a workflow name before asking the user anything, with the same rule the queues use.
+export { queueName as checkWorkflowName, isValidWorkflow } from "../queue/index.js";
 
 export class AppsApi {
   constructor(private readonly store: Store) {}
@@ -31,6 +33,10 @@ export class AppsApi {
   get(name: string): Promise<App> {
     return getApp(this.store, name);
   }
+  /** Like get(), but null instead of an error when there is no such app. */
+  find(name: string): Promise<App | null> {
+    return findApp(this.store, name);
+  }
   list(namePart?: string): Promise<App[]> {
     return listApps(this.store, namePart);
   }
@@ -39,6 +45,10 @@ export class AppsApi {
   }
   delete(filter: { name?: string; id?: string }): Promise<string[]> {
     return deleteApps(this.store, filter);
+  }
+  /** Deletes exactly the named apps; returns how many were deleted. */
+  deleteNames(names: readonly string[]): Promise<number> {
+    return deleteAppsByName(this.store, names);
   }
 }
 
@@ -74,3 +84,4 @@ export async function connect(opts: ConnectOptions = {}): Promise<Balsam> {
   return new Balsam(store, queues, conn.dbPath, conn.settings);
 }
 
+export { recoverLapsedLeases, reenqueueRunnable } from "./recovery.js";

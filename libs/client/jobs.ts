@@ -13,7 +13,9 @@ import {
   buildJob,
   childrenOf,
   countByState,
+  countByWorkflowState,
   countJobs,
+  dependentsOf,
   deleteJobsByIds,
   descendantsOf,
   findJobs,
@@ -56,6 +58,10 @@ export class JobQuery {
   }
   byState(): Promise<Partial<Record<JobState, number>>> {
     return countByState(this.api.store, this.filter);
+  }
+  /** Counts per workflow and state, in one aggregation. */
+  byWorkflowState(): Promise<Array<{ workflow: string; state: JobState; n: number }>> {
+    return countByWorkflowState(this.api.store, this.filter);
   }
   /** Deletes the matching jobs and their queue entries; returns how many were deleted. */
   delete(): Promise<number> {
@@ -113,6 +119,7 @@ export class JobsApi {
       }
     }
     await insertJobs(this.store, jobs);
+    if (parentIds.length) await this.store.jobs.updateMany({ _id: { $in: parentIds } }, { $set: { hasChildren: true } });
     await this.queues.enqueue(jobs.filter((j) => isRunnable(j.state)).map(queueItem));
     return jobs;
   }
@@ -127,6 +134,36 @@ export class JobsApi {
 
   children(id: string): Promise<Job[]> {
     return childrenOf(this.store, id);
+  }
+
+  /** Jobs depending on `ids` (not among them): direct children, or all descendants with `recursive`. */
+  dependents(ids: readonly string[], opts: { recursive?: boolean; projection?: Record<string, 0 | 1> } = {}): Promise<Job[]> {
+    return dependentsOf(this.store, ids, opts);
+  }
+
+  /**
+   * Sets plain fields of one job, validated as `add` validates them. The
+   * state goes through setState, and a job under a live launcher lease is
+   * refused: the launcher is its only writer (DESIGN invariant 3).
+   */
+  async modify(idOrPrefix: string, set: Partial<Omit<Job, "_id" | "state" | "stateHistory" | "workflow">>): Promise<Job> {
+    for (const k of ["_id", "state", "stateHistory", "workflow"]) {
+      if (k in set) throw new UsageError(`modify() does not change ${k}${k === "state" ? "; use jobs.setState(id, state)" : ""}`);
+    }
+    const job = await this.get(idOrPrefix);
+    if (isActive(job.state) && job.lock && job.lock.until > new Date()) {
+      throw new ConflictError(`job ${job._id} is held by launcher ${job.lock.owner}`, { hint: "kill it with `balsam killjob`, or wait for it to finish" });
+    }
+    if (set.application !== undefined && set.application !== job.application) {
+      if (!(await this.store.apps.findOne({ name: set.application }, { projection: { _id: 1 } }))) {
+        throw new NotFoundError(`no app named '${set.application}'`, { hint: "`balsam ls apps` lists them" });
+      }
+    }
+    validateSpec({ ...job, ...set } as JobSpec);
+    // Conditioned on the state read above, so a launcher claiming the job meanwhile wins.
+    const res = await this.store.jobs.updateOne({ _id: job._id, state: job.state }, { $set: { ...set, updatedAt: new Date() } });
+    if (res.matchedCount !== 1) throw new ConflictError(`job ${job._id} changed state while being modified; try again`);
+    return this.get(job._id);
   }
 
   /** Deletes matching jobs and their queue entries. An empty filter deletes nothing. */
@@ -216,6 +253,7 @@ export class JobsApi {
     }
     const res = await this.store.jobs.updateOne({ _id: child._id, state: child.state }, update as never);
     if (res.matchedCount !== 1) throw new ConflictError(`job ${child._id} changed state meanwhile; try again`);
+    await this.store.jobs.updateOne({ _id: parent._id }, { $set: { hasChildren: true } });
     if (moveToWait && isRunnable(child.state)) await this.queues.remove([queueItem(child)]);
     return { parent, child: await this.get(child._id) };
   }

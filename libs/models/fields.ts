@@ -26,6 +26,7 @@ export const JOB_FIELDS: readonly FieldSpec[] = [
   f("description", "description", "string"),
   f("state", "state", "state"),
   f("parents", "parents", "stringList", false),
+  f("has_children", "hasChildren", "bool", false),
   f("data", "data", "json"),
   f("num_nodes", "numNodes", "int"),
   f("ranks_per_node", "ranksPerNode", "int"),

@@ -23,6 +23,8 @@ export interface Job {
   state: JobState;
   stateHistory: StateHistoryEntry[];
   parents: string[];
+  /** Set when another job lists this one as a parent, so finishing it only looks for children when there are some. */
+  hasChildren: boolean;
   data: Record<string, unknown>;
   numNodes: number;
   ranksPerNode: number;
@@ -80,6 +82,7 @@ export type JobSpec = Pick<Job, "name" | "workflow" | "application"> &
       | "attempts"
       | "exitCode"
       | "runtimeSeconds"
+      | "hasChildren"
       | "createdAt"
       | "updatedAt"
     >
@@ -91,6 +94,7 @@ export const JOB_DEFAULTS = {
   args: "",
   description: "",
   parents: [] as string[],
+  hasChildren: false,
   data: {} as Record<string, unknown>,
   numNodes: 1,
   ranksPerNode: 1,

@@ -242,8 +242,10 @@ export class JobQueues {
    * (`maxRetriesPerRequest: null`, as BullMQ requires for workers).
    */
   createWorker(workflow: string, processor: (job: BullJob<QueueData>, token?: string) => Promise<void>, opts: WorkerOptions): Worker<QueueData> {
+    const connection = new Redis(this.redisUrl, { ...baseRedisOptions(this.connectTimeoutMs), maxRetriesPerRequest: null });
+    connection.on("error", () => undefined);
     const w = new Worker<QueueData>(queueName(workflow), processor, {
-      connection: new Redis(this.redisUrl, { ...baseRedisOptions(this.connectTimeoutMs), maxRetriesPerRequest: null }),
+      connection,
       prefix: this.prefix,
       concurrency: opts.concurrency,
       lockDuration: opts.lockDurationMs ?? 30_000,
@@ -254,6 +256,15 @@ export class JobQueues {
       drainDelay: opts.drainDelaySeconds ?? 1,
     });
     w.on("error", (err) => opts.onError?.(err));
+    // BullMQ leaves a connection it was handed open on close(); this one is ours to end.
+    const close = w.close.bind(w);
+    w.close = async (force?: boolean) => {
+      try {
+        await close(force);
+      } finally {
+        connection.disconnect();
+      }
+    };
     return w;
   }
 

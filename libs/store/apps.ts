@@ -59,6 +59,13 @@ export async function deleteApps(store: Store, filter: { name?: string; id?: str
   return apps.map((a) => a.name);
 }
 
+/** Deletes apps by exact name; the CLI lists what it will delete first, then deletes exactly that. */
+export async function deleteAppsByName(store: Store, names: readonly string[]): Promise<number> {
+  if (names.length === 0) return 0;
+  const res = await store.apps.deleteMany({ name: { $in: [...names] } });
+  return res.deletedCount;
+}
+
 /** A literal substring as a regex: `--name '.*'` must match only names containing `.*`. */
 export function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

@@ -1,4 +1,4 @@
-import { MongoClient, type Collection, type Db } from "mongodb";
+import { MongoClient, type Collection, type Db, type Document, type IndexDescription } from "mongodb";
 import type { App, Job } from "../models/index.js";
 import { UnreachableError } from "../errors/index.js";
 
@@ -86,16 +86,33 @@ export class Store {
     return new Store(client, opts.dbName, opts.url);
   }
 
-  /** Creates the indexes the hot queries need; idempotent. */
+  /**
+   * Creates the indexes the hot queries need; idempotent. Existing ones are
+   * skipped rather than re-created: FerretDB 1.24 drops the connection when
+   * createIndexes names an index that already exists.
+   */
   async ensureIndexes(): Promise<void> {
-    await this.jobs.createIndexes([
-      { key: { workflow: 1, state: 1 }, name: "workflow_state" },
-      { key: { state: 1 }, name: "state" },
-      { key: { parents: 1 }, name: "parents" },
-      { key: { "lock.until": 1 }, name: "lock_until" },
-      { key: { name: 1 }, name: "name" },
-    ]);
-    await this.apps.createIndex({ name: 1 }, { unique: true, name: "name_unique" });
+    const want: Array<{ coll: Collection<never>; key: Record<string, 1>; name: string; unique?: boolean }> = [
+      { coll: this.jobs as never, key: { workflow: 1, state: 1 }, name: "workflow_state" },
+      { coll: this.jobs as never, key: { state: 1 }, name: "state" },
+      { coll: this.jobs as never, key: { parents: 1 }, name: "parents" },
+      { coll: this.jobs as never, key: { "lock.until": 1 }, name: "lock_until" },
+      { coll: this.jobs as never, key: { name: 1 }, name: "name" },
+      { coll: this.apps as never, key: { name: 1 }, name: "name_unique", unique: true },
+    ];
+    const existing = new Map<string, Set<string>>();
+    for (const coll of [this.jobs, this.apps] as unknown as Array<Collection<never>>) {
+      const names = await coll
+        .listIndexes()
+        .toArray()
+        .then((ix) => ix.map((i) => String(i.name)))
+        .catch(() => [] as string[]); // a collection that does not exist yet has none
+      existing.set(coll.collectionName, new Set(names));
+    }
+    for (const w of want) {
+      if (existing.get(w.coll.collectionName)?.has(w.name)) continue;
+      await w.coll.createIndex(w.key, { name: w.name, ...(w.unique ? { unique: true } : {}) });
+    }
   }
 
   async close(): Promise<void> {

@@ -173,6 +173,36 @@ export async function descendantsOf(store: Store, ids: string[]): Promise<Job[]>
   return out;
 }
 
+/**
+ * Jobs that depend on `ids` and are not among them: direct children, or with
+ * `recursive` everything below. `$in` lists are chunked as in deleteJobsByIds
+ * so deleting a whole 1M-job workflow does not send one giant query.
+ */
+export async function dependentsOf(
+  store: Store,
+  ids: readonly string[],
+  opts: { recursive?: boolean; projection?: Record<string, 0 | 1> } = {},
+): Promise<Job[]> {
+  const seen = new Set(ids);
+  const out: Job[] = [];
+  let frontier = [...ids];
+  while (frontier.length > 0) {
+    const next: string[] = [];
+    for (let i = 0; i < frontier.length; i += 5000) {
+      let cur = store.jobs.find({ parents: { $in: frontier.slice(i, i + 5000) } });
+      if (opts.projection) cur = cur.project({ ...opts.projection, _id: 1 });
+      for (const k of await cur.toArray()) {
+        if (seen.has(k._id)) continue;
+        seen.add(k._id);
+        out.push(k);
+        next.push(k._id);
+      }
+    }
+    frontier = opts.recursive ? next : [];
+  }
+  return out;
+}
+
 export async function deleteJobsByIds(store: Store, ids: string[]): Promise<number> {
   let n = 0;
   // Chunks keep each `$in` list small: FerretDB filters `$in` itself rather than in SQLite.

@@ -1,0 +1,51 @@
+import type { Command } from "commander";
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
+import { resolveDbPath } from "../libs/config/index.js";
+import { resolveLauncherOptions, runLauncher, type LauncherCliOptions } from "../services/launcher/index.js";
+import { action, intOption, openClient } from "./common.js";
+import { UsageError } from "../libs/errors/index.js";
+
+function minutes(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--time-limit-minutes must be a number > 0, not '${v}'`);
+  return n;
+}
+
+export function register(program: Command): Command {
+  return program
+    .command("launcher")
+    .description("Start a local instance of the balsam launcher")
+    .option("--consume-all", "run jobs of every workflow, discovering new ones")
+    .option("--wf-filter <wf>", "run jobs of these workflows only (comma-separated)")
+    .requiredOption("--job-mode <mode>", "serial (many single-process jobs per node) or mpi (multi-node jobs)")
+    .option("--time-limit-minutes <t>", "stop after this many minutes (default: the allocation's remaining time)", minutes)
+    .option("--num-transition-threads <n>", "accepted for compatibility; state writes are batched instead", intOption("--num-transition-threads", 1))
+    .option("--gpus-per-node <g>", "GPUs on each node", intOption("--gpus-per-node", 0))
+    .option("--limit-nodes <n>", "use at most N of the allocation's nodes", intOption("--limit-nodes", 1))
+    .option("--offset-nodes <k>", "skip the first K nodes of the allocation", intOption("--offset-nodes", 0))
+    .option("--persistent", "keep running when nothing is left to do")
+    .action(
+      action(async (o: LauncherCliOptions) => {
+        const resolved = resolveLauncherOptions(o);
+        const dbPath = resolveDbPath();
+        const client = await openClient();
+        const logFile = join(dbPath, "log", "launcher.log");
+        const log = (line: string) => {
+          const stamped = `${new Date().toISOString()} ${line}`;
+          process.stderr.write(stamped + "\n");
+          try {
+            appendFileSync(logFile, stamped + "\n");
+          } catch {
+            // the log directory is optional for databases made by hand
+          }
+        };
+        const leaseTtlMs = process.env.BALSAM_LEASE_TTL_MS ? Number(process.env.BALSAM_LEASE_TTL_MS) : undefined;
+        try {
+          await runLauncher(client, dbPath, resolved, { leaseTtlMs, log });
+        } finally {
+          await client.close();
+        }
+      }),
+    );
+}

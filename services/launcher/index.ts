@@ -1,0 +1,110 @@
+import { cpus, hostname } from "node:os";
+import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { UsageError } from "../../libs/errors/index.js";
+import { isValidWorkflow } from "../../libs/queue/index.js";
+import { detectMpiKind, discoverNodes, remainingMinutesFromEnv, sliceNodes, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
+import type { Balsam } from "../../libs/client/index.js";
+import { Launcher, type LauncherSummary } from "./launcher.js";
+
+export { Launcher };
+export type { LauncherSummary };
+
+/** What `balsam launcher` is given on its command line. */
+export interface LauncherCliOptions {
+  consumeAll?: boolean;
+  wfFilter?: string;
+  jobMode: string;
+  timeLimitMinutes?: number;
+  gpusPerNode?: number;
+  limitNodes?: number;
+  offsetNodes?: number;
+  persistent?: boolean;
+}
+
+export interface ResolvedLauncherOptions {
+  jobMode: "serial" | "mpi";
+  workflows: string[] | undefined;
+  nodes: NodeInfo[];
+  scheduler: string;
+  timeLimitMinutes: number | undefined;
+  persistent: boolean;
+}
+
+/** Validates the flags and reads the allocation from the batch environment. */
+export function resolveLauncherOptions(o: LauncherCliOptions, env: NodeJS.ProcessEnv = process.env): ResolvedLauncherOptions {
+  if (o.jobMode !== "serial" && o.jobMode !== "mpi") throw new UsageError(`--job-mode must be serial or mpi, not '${o.jobMode}'`);
+  if (Boolean(o.consumeAll) === Boolean(o.wfFilter)) throw new UsageError("give exactly one of --consume-all and --wf-filter WF[,WF...]");
+  const workflows = o.wfFilter ? o.wfFilter.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+  for (const wf of workflows ?? []) {
+    if (!isValidWorkflow(wf)) throw new UsageError(`'${wf}' is not a valid workflow name`, { hint: "use letters, digits, '_', '.' or '-'" });
+  }
+  if (o.timeLimitMinutes !== undefined && !(o.timeLimitMinutes > 0)) throw new UsageError("--time-limit-minutes must be > 0");
+  const found = discoverNodes(env, {
+    readFile: (p) => readFileSync(p, "utf8"),
+    localHost: hostname(),
+    localCores: cpus().length,
+    gpusPerNode: o.gpusPerNode,
+  });
+  let nodes: NodeInfo[];
+  try {
+    nodes = sliceNodes(found.nodes, o.limitNodes, o.offsetNodes);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  // Serial jobs start on this node; a scheduler's other nodes get their own launchers (one per node).
+  if (o.jobMode === "serial" && found.scheduler !== "override" && found.scheduler !== "local") {
+    const here = hostname().split(".")[0]!;
+    const mine = nodes.filter((n) => n.host.split(".")[0] === here);
+    nodes = mine.length ? mine : nodes.slice(0, 1);
+  }
+  const fromScheduler = remainingMinutesFromEnv(env, new Date());
+  return {
+    jobMode: o.jobMode,
+    workflows,
+    nodes,
+    scheduler: found.scheduler,
+    timeLimitMinutes: o.timeLimitMinutes ?? fromScheduler,
+    persistent: Boolean(o.persistent),
+  };
+}
+
+/** `mpirun --version` decides the MPI flavour unless the settings name one. */
+export function resolveMpiKind(setting: string | undefined): MpiKind {
+  if (setting && setting !== "auto") return setting as MpiKind;
+  for (const cmd of ["mpirun", "mpiexec"]) {
+    try {
+      const out = execFileSync(cmd, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 10_000 });
+      const kind = detectMpiKind(out);
+      if (kind) return kind;
+    } catch {
+      // try the next one
+    }
+  }
+  return "openmpi";
+}
+
+export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLauncherOptions, extra: { leaseTtlMs?: number; log?: (l: string) => void } = {}): Promise<LauncherSummary> {
+  const launcher = new Launcher({
+    client,
+    dbPath,
+    jobMode: o.jobMode,
+    workflows: o.workflows,
+    nodes: o.nodes,
+    timeLimitMinutes: o.timeLimitMinutes,
+    persistent: o.persistent,
+    leaseTtlMs: extra.leaseTtlMs ?? client.settings?.leaseTtlMs,
+    killGraceMs: process.env.BALSAM_KILL_GRACE_MS ? Number(process.env.BALSAM_KILL_GRACE_MS) : undefined,
+    mpiKind: o.jobMode === "mpi" ? resolveMpiKind(client.settings?.mpi) : undefined,
+    log: extra.log,
+  } as ConstructorParameters<typeof Launcher>[0]);
+  const onSignal = (sig: string) => launcher.stop(`received ${sig}`);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    return await launcher.run();
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
+}

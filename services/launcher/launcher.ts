@@ -1,0 +1,572 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { mkdirSync, appendFileSync } from "node:fs";
+import { parse as shellParse, quote as shellQuote } from "shell-quote";
+import {
+  ACTIVE_STATES,
+  RUNNABLE_STATES,
+  WAITING_STATES,
+  isRunnable,
+  type App,
+  type Job,
+  type JobState,
+} from "../../libs/models/index.js";
+import { coerceError } from "../../libs/errors/index.js";
+import {
+  FINISHED_CHANNEL,
+  KILL_CHANNEL,
+  queueItem,
+  recoverLapsedLeases,
+  reenqueueRunnable,
+  type Balsam,
+} from "../../libs/client/index.js";
+import type { Transition } from "../../libs/store/index.js";
+import { DelayedError, type BullJob, type Worker, type QueueData } from "../../libs/queue/index.js";
+import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
+import { NodePool, type Grant } from "./pool.js";
+import { TransitionWriter } from "./writer.js";
+import { readResult, startProcess, type RunHandle, type RunOutcome } from "./runner.js";
+import { stageIn, stageOut, workdirFor } from "./stage.js";
+
+export interface LauncherOptions {
+  client: Balsam;
+  /** Database directory: working directories live under its data/. */
+  dbPath: string;
+  jobMode: "serial" | "mpi";
+  /** Workflows to consume; undefined = all, discovering new ones as they appear. */
+  workflows?: string[];
+  nodes: NodeInfo[];
+  /** Minutes until this launcher must stop; undefined = no limit. */
+  timeLimitMinutes?: number;
+  /** Keep running when there is nothing left to do. */
+  persistent?: boolean;
+  /** Lease length; renewed every third of it. Default 180 000. */
+  leaseTtlMs?: number;
+  /** Time between SIGTERM and SIGKILL when stopping a job. Default 5000. */
+  killGraceMs?: number;
+  /** MPI implementation for mpi mode. */
+  mpiKind?: MpiKind;
+  /** How often an idle launcher checks whether anything is left. Default 500. */
+  idleCheckMs?: number;
+  log?: (line: string) => void;
+}
+
+const PREPROCESS_LIMIT_MS = 300_000;
+const SECOND = 1000;
+
+interface Running {
+  job: Job;
+  handle?: RunHandle;
+  killed: boolean;
+  timedOut: boolean;
+}
+
+export interface LauncherSummary {
+  finished: number;
+  failed: number;
+  restarted: number;
+  killed: number;
+  reason: string;
+}
+
+/**
+ * A launcher: pulls runnable jobs from its workflows' queues, takes a lease
+ * on each in MongoDB, runs it, and records every transition. Redis entries are
+ * completed once the lease is taken; from then on the lease is what protects
+ * the job (DESIGN §5–6).
+ */
+export class Launcher {
+  readonly owner: string;
+  private readonly o: Required<Omit<LauncherOptions, "workflows" | "timeLimitMinutes" | "mpiKind">> & Pick<LauncherOptions, "workflows" | "timeLimitMinutes" | "mpiKind">;
+  private readonly pool: NodePool;
+  private readonly writer: TransitionWriter;
+  private readonly workers = new Map<string, Worker<QueueData>>();
+  private readonly running = new Map<string, Running>();
+  private readonly tasks = new Set<Promise<void>>();
+  private readonly apps = new Map<string, App>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly startedAt = Date.now();
+  private readonly deadline: number | undefined;
+  private state: "created" | "running" | "stopping" | "stopped" = "created";
+  private stopReason = "";
+  private stopResolve: (() => void) | undefined;
+  private unsubscribeKill: (() => Promise<void>) | undefined;
+  private releaseBuffer: string[] = [];
+  private releaseTimer: NodeJS.Timeout | undefined;
+  private lastActivity = Date.now();
+  private reconciledAt = 0;
+  private readonly summary: LauncherSummary = { finished: 0, failed: 0, restarted: 0, killed: 0, reason: "" };
+
+  constructor(opts: LauncherOptions) {
+    this.o = {
+      persistent: false,
+      leaseTtlMs: 180 * SECOND,
+      killGraceMs: 5 * SECOND,
+      idleCheckMs: 500,
+      log: (l) => process.stderr.write(l + "\n"),
+      ...opts,
+    } as Launcher["o"];
+    if (this.o.nodes.length === 0) throw new Error("a launcher needs at least one node");
+    this.owner = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+    this.pool = new NodePool(
+      this.o.nodes.map((n) => n.host),
+      this.o.jobMode,
+    );
+    this.writer = new TransitionWriter(this.o.client.store);
+    this.deadline = this.o.timeLimitMinutes === undefined ? undefined : this.startedAt + this.o.timeLimitMinutes * 60 * SECOND;
+  }
+
+  private log(line: string): void {
+    this.o.log(`[launcher ${this.owner}] ${line}`);
+  }
+
+  minutesLeft(): number {
+    return this.deadline === undefined ? Infinity : (this.deadline - Date.now()) / 60_000;
+  }
+
+  /** Runs until nothing is left (unless persistent), the time limit, or stop(). */
+  async run(): Promise<LauncherSummary> {
+    if (this.state !== "created") throw new Error("a launcher runs once");
+    this.state = "running";
+    const { store, queues } = this.o.client;
+    await store.launchers.insertOne({
+      _id: this.owner,
+      host: hostname(),
+      pid: process.pid,
+      mode: this.o.jobMode,
+      workflows: this.o.workflows ?? null,
+      nodes: this.o.nodes.map((n) => n.host),
+      startedAt: new Date(),
+      heartbeat: new Date(),
+      state: "running",
+    });
+    this.unsubscribeKill = await queues.subscribe(KILL_CHANNEL, (id) => this.onKill(id));
+    this.log(`started: ${this.o.jobMode} mode on ${this.o.nodes.length} node(s), workflows ${this.o.workflows?.join(",") ?? "(all)"}, time limit ${this.o.timeLimitMinutes === undefined ? "none" : `${this.o.timeLimitMinutes} min`}`);
+    const stopped = new Promise<void>((r) => (this.stopResolve = r));
+    await this.refreshWorkers();
+    await this.recoverLeases();
+    const every = (ms: number, fn: () => Promise<void>) => {
+      const t = setInterval(() => {
+        fn().catch((err: unknown) => this.log(`background task failed: ${coerceError(err).message}`));
+      }, ms);
+      this.timers.push(t);
+    };
+    every(Math.max(200, Math.floor(this.o.leaseTtlMs / 3)), () => this.heartbeat());
+    // Jittered so many launchers do not sweep in step.
+    every(Math.max(500, Math.floor(this.o.leaseTtlMs / 2 + Math.random() * 1000)), () => this.recoverLeases());
+    every(this.o.idleCheckMs, () => this.checkIdle());
+    if (this.o.workflows === undefined) every(2 * SECOND, () => this.refreshWorkers());
+    if (this.deadline !== undefined) {
+      const t = setTimeout(() => this.stop("time limit reached"), Math.max(0, this.deadline - Date.now()));
+      this.timers.push(t);
+    }
+    await stopped;
+    await this.shutdown();
+    this.summary.reason = this.stopReason;
+    return this.summary;
+  }
+
+  /** Asks the launcher to stop: running jobs are ended as timed out (RESTART_READY when allowed). */
+  stop(reason: string): void {
+    if (this.state !== "running") return;
+    this.state = "stopping";
+    this.stopReason = reason;
+    this.log(`stopping: ${reason}`);
+    this.stopResolve?.();
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.pool.close();
+    for (const r of this.running.values()) {
+      r.timedOut = true;
+      r.handle?.terminate(this.o.killGraceMs);
+    }
+    // Workers close after their processors return: waiters got null from the pool and gave their entries back.
+    await Promise.all([...this.workers.values()].map((w) => w.close().catch(() => undefined)));
+    while (this.tasks.size > 0) await Promise.all([...this.tasks]);
+    await this.flushReleases();
+    await this.writer.close();
+    await this.unsubscribeKill?.();
+    await this.o.client.store.launchers.updateOne({ _id: this.owner }, { $set: { state: "exited", heartbeat: new Date() } }).catch(() => undefined);
+    this.state = "stopped";
+    this.log(`stopped (${this.stopReason}): ${this.summary.finished} finished, ${this.summary.failed} failed, ${this.summary.restarted} to restart, ${this.summary.killed} killed`);
+  }
+
+  private async refreshWorkers(): Promise<void> {
+    if (this.state !== "running") return;
+    const wanted = this.o.workflows ?? (await this.o.client.queues.workflows());
+    for (const wf of wanted) {
+      if (this.workers.has(wf)) continue;
+      // Enough entries in hand to fill every slot once more, no more: the rest stay for other launchers.
+      const concurrency = this.o.jobMode === "mpi" ? this.pool.size : Math.max(4, this.o.nodes.reduce((a, n) => a + Math.max(1, n.cores), 0) * 2);
+      const w = this.o.client.queues.createWorker(wf, (job, token) => this.process(job, token), {
+        concurrency,
+        // A dead launcher's unclaimed entries come back after this; no longer than its leases.
+        lockDurationMs: Math.min(30 * SECOND, this.o.leaseTtlMs),
+        stalledIntervalMs: Math.min(30 * SECOND, this.o.leaseTtlMs),
+        drainDelaySeconds: 1,
+        onError: (err) => this.log(`queue ${wf}: ${err.message}`),
+      });
+      this.workers.set(wf, w);
+    }
+  }
+
+  /** Gives a queue entry back (delayed) instead of completing it: the job was not taken. */
+  private async giveBack(entry: BullJob<QueueData>, token: string | undefined, delayMs: number): Promise<never> {
+    await entry.moveToDelayed(Date.now() + delayMs, token);
+    throw new DelayedError();
+  }
+
+  private async appOf(name: string): Promise<App | undefined> {
+    let app = this.apps.get(name);
+    if (!app) {
+      app = (await this.o.client.store.apps.findOne({ name })) ?? undefined;
+      if (app) this.apps.set(name, app);
+    }
+    return app;
+  }
+
+  /** The BullMQ processor: decide, wait for capacity, take the lease, start the job. */
+  private async process(entry: BullJob<QueueData>, token?: string): Promise<void> {
+    this.lastActivity = Date.now();
+    const id = entry.data.id;
+    const job = await this.o.client.store.jobs.findOne({ _id: id });
+    // A stale pointer (job deleted, killed, or already taken through another entry).
+    if (!job || !isRunnable(job.state)) return;
+    if (this.state !== "running") return this.giveBack(entry, token, 0);
+    if (job.wallTimeMinutes > this.minutesLeft()) {
+      this.log(`job ${id} needs ${job.wallTimeMinutes} min, ${this.minutesLeft().toFixed(1)} min left: left in the queue for the next launcher`);
+      return this.giveBack(entry, token, Math.max(1000, (this.deadline ?? Date.now()) - Date.now()));
+    }
+    const size = this.o.jobMode === "serial" ? 1 / Math.max(1, job.nodePackingCount) : job.numNodes;
+    if (this.o.jobMode === "serial" && job.numNodes > 1) {
+      this.log(`job ${id} needs ${job.numNodes} nodes: serial launchers run single-node jobs; left for an mpi launcher`);
+      return this.giveBack(entry, token, 30 * SECOND);
+    }
+    if (!this.pool.fits(size)) {
+      this.log(`job ${id} needs ${job.numNodes} nodes, this launcher has ${this.pool.size}: left for another launcher`);
+      return this.giveBack(entry, token, 30 * SECOND);
+    }
+    const app = await this.appOf(job.application);
+    const grant = await this.pool.acquire(size);
+    if (!grant) return this.giveBack(entry, token, 0);
+    let started = false;
+    try {
+      const pre = job.preprocess || app?.preprocess || "";
+      const needsStage = Boolean(job.stageInUrl) || (job.parents.length > 0 && job.inputFiles.trim() !== "");
+      const restartRun = job.state === "RESTART_READY" && job.stateHistory.some((h) => h.state === "PREPROCESSED");
+      const path: JobState[] = restartRun ? ["RUNNING"] : needsStage || pre ? ["STAGED_IN"] : ["STAGED_IN", "PREPROCESSED", "RUNNING"];
+      const workdir = job.workdir || workdirFor(this.o.dbPath, job);
+      const ok = await this.writer.write({
+        id,
+        from: job.state,
+        path: path.map((state) => ({ state, message: state === path[0] ? `launcher ${this.owner}` : "" })),
+        set: { lock: { owner: this.owner, until: new Date(Date.now() + this.o.leaseTtlMs) }, workdir },
+      });
+      if (!ok) return;
+      started = true;
+      const r: Running = { job: { ...job, workdir, state: path[path.length - 1]! }, killed: false, timedOut: false };
+      this.running.set(id, r);
+      const task = this.runJob(r, app, grant, pre).catch((err: unknown) => this.log(`job ${id}: ${coerceError(err).message}`));
+      this.tasks.add(task);
+      void task.finally(() => this.tasks.delete(task));
+    } finally {
+      if (!started) grant.release();
+    }
+  }
+
+  private async write(t: Transition): Promise<boolean> {
+    return this.writer.write({ ...t, owner: this.owner });
+  }
+
+  private async runJob(r: Running, app: App | undefined, grant: Grant, pre: string): Promise<void> {
+    const job = r.job;
+    const id = job._id;
+    const workdir = job.workdir;
+    const outFile = join(workdir, `${job.name.replace(/[^A-Za-z0-9_.-]/g, "_")}.out`);
+    let released = false;
+    const release = () => {
+      if (!released) grant.release();
+      released = true;
+    };
+    try {
+      if (!app) {
+        await this.finish(r, [{ state: "FAILED", message: `app '${job.application}' does not exist` }], {});
+        return;
+      }
+      mkdirSync(workdir, { recursive: true });
+      if (job.state === "STAGED_IN") {
+        try {
+          const parentDirs = job.parents.length
+            ? (await this.o.client.store.jobs.find({ _id: { $in: job.parents } }, { projection: { workdir: 1 } }).toArray()).map((p) => p.workdir).filter(Boolean)
+            : [];
+          stageIn(workdir, job, parentDirs);
+        } catch (err) {
+          await this.finish(r, [{ state: "FAILED", message: `stage-in failed: ${coerceError(err).message}` }], {});
+          return;
+        }
+        if (pre) {
+          const out = await this.script(pre, job, workdir, outFile, PREPROCESS_LIMIT_MS);
+          if (out.exitCode !== 0) {
+            await this.finish(r, [{ state: "FAILED", message: `preprocess ${describe(out)}` }], {});
+            return;
+          }
+        }
+        if (r.killed) return await this.finishKilled(r);
+        if (!(await this.write({ id, from: "STAGED_IN", path: [{ state: "PREPROCESSED" }, { state: "RUNNING" }] }))) return this.lostLease(r);
+        job.state = "RUNNING";
+      }
+      if (r.killed) return await this.finishKilled(r);
+      if (r.timedOut) return await this.finishTimedOut(r, app, outFile);
+      // Started
+      const t0 = Date.now();
+      let outcome: RunOutcome;
+      try {
+        const { argv, shellCommand, env } = this.command(job, app, grant);
+        r.handle = startProcess({ argv, shellCommand, cwd: workdir, env, outFile });
+        if (r.killed || r.timedOut) r.handle.terminate(this.o.killGraceMs);
+        outcome = await r.handle.done;
+      } catch (err) {
+        outcome = { exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message };
+      }
+      release();
+      const runtimeSeconds = (Date.now() - t0) / 1000;
+      if (r.killed) return await this.finishKilled(r);
+      if (r.timedOut) return await this.finishTimedOut(r, app, outFile, runtimeSeconds);
+      const post = job.postprocess || app.postprocess || "";
+      if (outcome.exitCode === 0) {
+        const result = readResult(outFile);
+        const set: Record<string, unknown> = { exitCode: 0, runtimeSeconds };
+        if (result !== undefined) set["data.result"] = result;
+        if (post) {
+          if (!(await this.write({ id, from: "RUNNING", path: [{ state: "RUN_DONE" }], set: set as Partial<Job> }))) return this.lostLease(r);
+          const p = await this.script(post, job, workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_DONE");
+          if (p.exitCode !== 0) return await this.finish(r, [{ state: "FAILED", message: `postprocess ${describe(p)}` }], {}, "RUN_DONE");
+          return await this.stageOutAndFinish(r, [{ state: "POSTPROCESSED" }, { state: "JOB_FINISHED" }], {}, "RUN_DONE", result);
+        }
+        return await this.stageOutAndFinish(r, [{ state: "RUN_DONE" }, { state: "POSTPROCESSED" }, { state: "JOB_FINISHED" }], set, "RUNNING", result);
+      }
+      const why = outcome.spawnError ? `could not start: ${outcome.spawnError}` : describe(outcome);
+      const set = { exitCode: outcome.exitCode, runtimeSeconds } as Partial<Job>;
+      if (job.postErrorHandler && post) {
+        if (!(await this.write({ id, from: "RUNNING", path: [{ state: "RUN_ERROR", message: why }], set }))) return this.lostLease(r);
+        const p = await this.script(post, job, workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_ERROR");
+        if (p.exitCode !== 0) return await this.finish(r, [{ state: "FAILED", message: `error handler ${describe(p)}` }], {}, "RUN_ERROR");
+        return await this.stageOutAndFinish(r, [{ state: "POSTPROCESSED", message: "error handled by postprocess" }, { state: "JOB_FINISHED" }], {}, "RUN_ERROR");
+      }
+      const reason = job.postErrorHandler ? `${why}; post_error_handler is set but the app has no postprocess script` : why;
+      await this.finish(r, [{ state: "RUN_ERROR", message: why }, { state: "FAILED", message: reason }], set);
+    } finally {
+      release();
+      this.running.delete(id);
+      this.lastActivity = Date.now();
+    }
+  }
+
+  private command(job: Job, app: App, grant: Grant): { argv: string[]; shellCommand?: string; env: Record<string, string> } {
+    const jobEnv: Record<string, string> = {
+      ...job.environVars,
+      BALSAM_JOB_ID: job._id,
+      BALSAM_PARENT_IDS: job.parents.join(","),
+      BALSAM_DB_PATH: this.o.dbPath,
+    };
+    const base = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+    const exe = splitWords(app.executable, "executable");
+    const args = splitWords(job.args, "args");
+    if (app.envscript) {
+      // Only apps with an envscript go through a shell: it has to be sourced.
+      return {
+        argv: [],
+        shellCommand: `source ${shellQuote([app.envscript])} && exec ${shellQuote([...exe, ...args])}`,
+        env: { ...base, ...jobEnv },
+      };
+    }
+    if (this.o.jobMode === "serial") return { argv: [...exe, ...args], env: { ...base, ...jobEnv } };
+    const mpi = buildMpiCommand(this.o.mpiKind ?? "openmpi", {
+      hosts: grant.hosts,
+      ranksPerNode: job.ranksPerNode,
+      threadsPerRank: job.threadsPerRank,
+      threadsPerCore: job.threadsPerCore,
+      cpuAffinity: job.cpuAffinity,
+      mpiFlags: splitWords(job.mpiFlags, "mpi_flags"),
+      command: [...exe, ...args],
+      env: jobEnv,
+      asRoot: process.getuid?.() === 0,
+    });
+    return { argv: mpi.argv, env: { ...base, ...jobEnv, ...mpi.env } };
+  }
+
+  /** Runs a pre/postprocess script in the working directory, with the job's environment. */
+  private async script(cmd: string, job: Job, workdir: string, outFile: string, timeoutMs: number, state: JobState = job.state): Promise<RunOutcome> {
+    appendFileSync(outFile, `# balsam: running ${cmd}\n`);
+    const base = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+    const h = startProcess({
+      argv: splitWords(cmd, "script"),
+      cwd: workdir,
+      outFile,
+      timeoutMs,
+      env: { ...base, ...job.environVars, BALSAM_JOB_ID: job._id, BALSAM_PARENT_IDS: job.parents.join(","), BALSAM_DB_PATH: this.o.dbPath, BALSAM_JOB_STATE: state },
+    });
+    return h.done;
+  }
+
+  private async stageOutAndFinish(r: Running, path: Array<{ state: JobState; message?: string }>, set: Record<string, unknown>, from: JobState, result?: unknown): Promise<void> {
+    try {
+      stageOut(r.job.workdir, r.job);
+    } catch (err) {
+      return this.finish(r, [{ state: "FAILED", message: `stage-out failed: ${coerceError(err).message}` }], {}, from);
+    }
+    await this.finish(r, path, set, from, result);
+  }
+
+  /** The last write for a job on this launcher: it drops the lease. */
+  private async finish(r: Running, path: Array<{ state: JobState; message?: string }>, set: Record<string, unknown>, from: JobState = r.job.state, result?: unknown): Promise<void> {
+    const last = path[path.length - 1]!.state;
+    const t: Transition = { id: r.job._id, from, path, set: { ...set, lock: null } as Partial<Job> };
+    if (last === "RESTART_READY") t.inc = { attempts: 1 };
+    if (!(await this.write(t))) return this.lostLease(r);
+    const { queues } = this.o.client;
+    if (last === "RESTART_READY") {
+      this.summary.restarted++;
+      await queues.enqueue([queueItem({ ...r.job, attempts: r.job.attempts + 1 })]);
+      return;
+    }
+    if (last === "JOB_FINISHED") this.summary.finished++;
+    else if (last === "FAILED") this.summary.failed++;
+    else if (last === "USER_KILLED") this.summary.killed++;
+    await queues
+      .publish(FINISHED_CHANNEL, JSON.stringify({ id: r.job._id, workflow: r.job.workflow, name: r.job.name, state: last, result }))
+      .catch(() => undefined);
+    // Children added while this job ran are released by the idle check or `balsam service`.
+    if (r.job.hasChildren) this.queueRelease(r.job._id);
+  }
+
+  private async finishKilled(r: Running): Promise<void> {
+    await this.finish(r, [{ state: "USER_KILLED", message: "killed by user" }], {});
+  }
+
+  private async finishTimedOut(r: Running, app: App, outFile: string, runtimeSeconds?: number): Promise<void> {
+    const job = r.job;
+    const from: JobState = job.state === "RUNNING" ? "RUNNING" : job.state;
+    const set = runtimeSeconds === undefined ? {} : { runtimeSeconds };
+    if (from !== "RUNNING") {
+      // Stopped before the process started: nothing ran, so it simply runs again elsewhere.
+      return this.finish(r, [{ state: "RESTART_READY", message: `launcher stopping: ${this.stopReason}` }], set, from);
+    }
+    const post = job.postprocess || app.postprocess || "";
+    if (job.postTimeoutHandler && post) {
+      if (!(await this.write({ id: job._id, from, path: [{ state: "RUN_TIMEOUT", message: this.stopReason }], set: set as Partial<Job> }))) return this.lostLease(r);
+      const p = await this.script(post, job, job.workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_TIMEOUT");
+      if (p.exitCode !== 0) return this.finish(r, [{ state: "FAILED", message: `timeout handler ${describe(p)}` }], {}, "RUN_TIMEOUT");
+      return this.stageOutAndFinish(r, [{ state: "POSTPROCESSED", message: "timeout handled by postprocess" }, { state: "JOB_FINISHED" }], {}, "RUN_TIMEOUT", readResult(outFile));
+    }
+    if (job.autoTimeoutRetry) {
+      return this.finish(r, [{ state: "RUN_TIMEOUT", message: this.stopReason }, { state: "RESTART_READY", message: "auto timeout retry" }], set, from);
+    }
+    return this.finish(r, [{ state: "RUN_TIMEOUT", message: this.stopReason }, { state: "FAILED", message: "timed out; auto_timeout_retry is off" }], set, from);
+  }
+
+  private lostLease(r: Running): void {
+    this.log(`job ${r.job._id}: lease lost (state changed elsewhere); dropping it`);
+  }
+
+  private onKill(id: string): void {
+    const r = this.running.get(id);
+    if (!r) return;
+    r.killed = true;
+    this.log(`job ${id}: kill requested`);
+    r.handle?.terminate(this.o.killGraceMs);
+  }
+
+  private queueRelease(id: string): void {
+    this.releaseBuffer.push(id);
+    this.releaseTimer ??= setTimeout(() => {
+      this.flushReleases().catch((err: unknown) => this.log(`releasing children failed: ${coerceError(err).message}`));
+    }, 10);
+  }
+
+  /** Children of finished jobs, checked in batches rather than one query per job. */
+  private async flushReleases(): Promise<void> {
+    if (this.releaseTimer) clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
+    const ids = this.releaseBuffer;
+    this.releaseBuffer = [];
+    if (ids.length) await this.o.client.jobs.releaseChildren(ids);
+  }
+
+  private async heartbeat(): Promise<void> {
+    const until = new Date(Date.now() + this.o.leaseTtlMs);
+    const { store } = this.o.client;
+    if (this.running.size > 0) {
+      await store.jobs.updateMany({ "lock.owner": this.owner, state: { $in: [...ACTIVE_STATES] } } as never, { $set: { "lock.until": until } } as never);
+    }
+    await store.launchers.updateOne({ _id: this.owner }, { $set: { heartbeat: new Date() } });
+  }
+
+  private async recoverLeases(): Promise<void> {
+    const ids = await recoverLapsedLeases(this.o.client.store, this.o.client.queues);
+    if (ids.length) this.log(`recovered ${ids.length} job(s) whose launcher's lease lapsed`);
+  }
+
+  private workflowFilter(): Record<string, unknown> {
+    return this.o.workflows ? { workflow: { $in: this.o.workflows } } : {};
+  }
+
+  /**
+   * Exits when nothing is left that this launcher could run: nothing
+   * runnable that fits its time and nodes, nothing active anywhere that could
+   * release children, nothing waiting on parents that could still finish.
+   */
+  private async checkIdle(): Promise<void> {
+    if (this.state !== "running" || this.o.persistent) return;
+    if (this.running.size > 0 || this.pool.busy() || this.pool.waiting() > 0) return;
+    if (Date.now() - this.lastActivity < this.o.idleCheckMs) return;
+    const { store, queues } = this.o.client;
+    const wf = this.workflowFilter();
+    const left = this.minutesLeft();
+    const fit: Record<string, unknown> = { ...wf, state: { $in: [...RUNNABLE_STATES] } };
+    if (Number.isFinite(left)) fit.wallTimeMinutes = { $lte: left };
+    if (this.o.jobMode === "mpi") fit.numNodes = { $lte: this.pool.size };
+    else fit.numNodes = { $lte: 1 };
+    const runnable = await store.jobs.countDocuments(fit as never);
+    if (runnable > 0) {
+      // Runnable in MongoDB but nothing arrives: the queue lost entries (Redis flushed or restarted).
+      if (Date.now() - this.lastActivity > 3 * SECOND && Date.now() - this.reconciledAt > 5 * SECOND) {
+        this.reconciledAt = Date.now();
+        const n = await reenqueueRunnable(store, queues, this.o.workflows);
+        this.log(`nothing arrived while ${runnable} job(s) are runnable: re-offered ${n} queue entries`);
+      }
+      return;
+    }
+    const active = await store.jobs.countDocuments({ ...wf, state: { $in: [...ACTIVE_STATES] } } as never);
+    if (active > 0) return;
+    const waiting = await store.jobs.find({ ...wf, state: { $in: [...WAITING_STATES] } } as never, { projection: { parents: 1 }, limit: 1000 }).toArray();
+    if (waiting.length > 0) {
+      const moved = await this.o.client.jobs.releaseChildren([...new Set(waiting.flatMap((w) => w.parents))]);
+      if (moved > 0) return;
+      // Parents outside this launcher's workflows may still finish; those are active elsewhere.
+      const parentsActive = await store.jobs.countDocuments({ _id: { $in: [...new Set(waiting.flatMap((w) => w.parents))] }, state: { $nin: ["JOB_FINISHED", "FAILED", "USER_KILLED"] } } as never);
+      if (parentsActive > 0) return;
+    }
+    this.stop("nothing left to run");
+  }
+}
+
+function splitWords(s: string, what: string): string[] {
+  if (!s.trim()) return [];
+  const parsed = shellParse(s, (name: string) => `$${name}`);
+  return parsed.map((p) => {
+    if (typeof p === "string") return p;
+    if ("pattern" in p) return p.pattern;
+    throw new Error(`${what} contains shell syntax (${JSON.stringify(p)}); give the app an envscript to run through a shell`);
+  });
+}
+
+function describe(o: RunOutcome): string {
+  if (o.spawnError) return `could not start: ${o.spawnError}`;
+  if (o.timedOut) return "timed out";
+  if (o.signal) return `killed by ${o.signal}`;
+  return `exit code ${o.exitCode}`;
+}

@@ -1,0 +1,21 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { BALSAM_BIN } from "./cli.js";
+
+/** A `balsam launcher` subprocess, as a batch script would start one. */
+export interface LauncherProc {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<number>;
+}
+
+export function startLauncher(args: string[], env: NodeJS.ProcessEnv): LauncherProc {
+  const child = spawn(process.execPath, [BALSAM_BIN, "launcher", ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number>((r) => child.on("close", (code, sig) => r(code ?? (sig === "SIGKILL" ? 137 : 1))));
+  return { child, output: () => out, exited };
+}
