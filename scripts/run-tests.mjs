@@ -34,6 +34,12 @@ if (!process.env.MONGODB_URL || !process.env.REDIS_URL) {
   process.env.MONGODB_URL ??= servers.mongoUrl;
   process.env.REDIS_URL ??= servers.redisUrl;
 }
+// A run stopped by a signal (CI timeout, Ctrl-C) still stops its servers.
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    child.kill(sig);
+  });
+}
 const child = spawn(
   process.execPath,
   ["--test", "--test-reporter=spec", `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, "--test-timeout=900000", ...files],

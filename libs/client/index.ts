@@ -5,6 +5,10 @@
  * ```ts
  * import { connect } from "balsam-mq";
  * const balsam = await connect();            // BALSAM_DB_PATH's settings
+ * const jobs = await balsam.jobs.addMany(configs.map((c, i) => ({
+ *   name: `task${i}`, workflow: "TEST", application: "polynome2.run", args: `'${JSON.stringify(c)}'`,
+ * })));
+ * for await (const r of balsam.results(jobs.map((j) => j._id))) console.log(r.name, r.result);
  * await balsam.jobs.filter({ name: "task", workflow: "TEST" }).delete();
  * await balsam.close();
  * ```
@@ -13,7 +17,9 @@ import { type ConnectOptions, openBackends, resolveConnection } from "./connect.
 import { JobsApi } from "./jobs.js";
 import { createApp, getApp, findApp, listApps, updateApp, deleteApps, deleteAppsByName, type Store } from "../store/index.js";
 import type { JobQueues } from "../queue/index.js";
-import type { App, AppSpec } from "../models/index.js";
+import type { App, AppSpec, Job, JobSpec } from "../models/index.js";
+import { ConfigError } from "../errors/index.js";
+import { ResultWatcher, watchResults, waitForJobs, type FinishedJob, type ResultsOptions, type WatchOptions } from "./results.js";
 import type { Settings } from "../config/index.js";
 
 export * from "../models/index.js";
@@ -25,11 +31,14 @@ export { resolveConnection } from "./connect.js";
 // Callers check a workflow name before asking the user anything, with the same rule the queues use.
 export { queueName as checkWorkflowName, isValidWorkflow } from "../queue/index.js";
 
+/** Application definitions: what executable a job's `application` names. */
 export class AppsApi {
   constructor(private readonly store: Store) {}
+  /** Adds an app; its name must be new (ConflictError otherwise). */
   add(spec: AppSpec): Promise<App> {
     return createApp(this.store, spec);
   }
+  /** The app with this exact name; NotFoundError when there is none. */
   get(name: string): Promise<App> {
     return getApp(this.store, name);
   }
@@ -37,12 +46,15 @@ export class AppsApi {
   find(name: string): Promise<App | null> {
     return findApp(this.store, name);
   }
+  /** Apps whose name contains `namePart` literally; all apps without it. */
   list(namePart?: string): Promise<App[]> {
     return listApps(this.store, namePart);
   }
+  /** Sets fields of the named app. */
   update(name: string, set: Partial<Omit<App, "_id">>): Promise<void> {
     return updateApp(this.store, name, set);
   }
+  /** Deletes the apps whose name contains `name` / whose id starts with `id`; returns their names. */
   delete(filter: { name?: string; id?: string }): Promise<string[]> {
     return deleteApps(this.store, filter);
   }
@@ -66,6 +78,70 @@ export class Balsam {
     this.apps = new AppsApi(store);
     this.jobs = new JobsApi(store, queues);
   }
+  /**
+   * Finished jobs as they arrive, each within milliseconds of its launcher
+   * recording it (pushed through Redis, not polled), each id once; jobs
+   * already final come first, read from MongoDB. With `timeoutMs` the
+   * iterator ends early; breaking out of the loop unsubscribes.
+   *
+   * ```ts
+   * for await (const r of balsam.results(ids)) console.log(r.name, r.result);
+   * ```
+   *
+   * For a set that grows while results come in (a search keeping K
+   * evaluations in flight), use {@link Balsam.watch}.
+   */
+  results(ids: readonly string[], opts: ResultsOptions = {}): AsyncGenerator<FinishedJob> {
+    return watchResults(this.store, this.queues, ids, opts);
+  }
+
+  /**
+   * Waits until every job in `ids` is final and returns them in the order
+   * they finished; rejects after `timeoutMs`.
+   */
+  wait(ids: readonly string[], opts: ResultsOptions = {}): Promise<FinishedJob[]> {
+    return waitForJobs(this.store, this.queues, ids, opts);
+  }
+
+  /**
+   * A subscription to finished jobs whose set of ids grows with `add()`:
+   * subscribed when this resolves, so jobs added afterwards cannot be missed.
+   * Close it when done.
+   *
+   * ```ts
+   * const w = await balsam.watch();
+   * await w.add(newIds, { checkStore: false });
+   * for (let r = await w.next(); r; r = await w.next()) tell(r.id, r.result);
+   * await w.close();
+   * ```
+   */
+  watch(opts: WatchOptions = {}): Promise<ResultWatcher> {
+    return ResultWatcher.open(this.store, this.queues, opts);
+  }
+
+  /**
+   * The job this code runs as (a launcher sets BALSAM_JOB_ID for every job
+   * it starts).
+   */
+  async currentJob(env: NodeJS.ProcessEnv = process.env): Promise<Job> {
+    const id = env.BALSAM_JOB_ID;
+    if (!id) throw new ConfigError("BALSAM_JOB_ID is not set: this is not running inside a Balsam job");
+    return this.jobs.get(id);
+  }
+
+  /**
+   * Adds a child of the current job (or of `parent`): its workflow defaults to
+   * the parent's, and it waits for the parent unless the parent has finished
+   * — so a child spawned by a running job starts after that job ends. A job
+   * that must wait for its own evaluations (a search) adds them with
+   * `jobs.add` instead, or it would wait for children that wait for it.
+   */
+  async spawnChild(spec: Omit<JobSpec, "workflow" | "parents"> & { workflow?: string; parent?: string }, env: NodeJS.ProcessEnv = process.env): Promise<Job> {
+    const parent = spec.parent ? await this.jobs.get(spec.parent) : await this.currentJob(env);
+    const { parent: _p, ...rest } = spec;
+    return this.jobs.add({ ...rest, workflow: spec.workflow ?? parent.workflow, parents: [parent._id] });
+  }
+
   /** Closes both connections; safe to call twice. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -84,4 +160,6 @@ export async function connect(opts: ConnectOptions = {}): Promise<Balsam> {
   return new Balsam(store, queues, conn.dbPath, conn.settings);
 }
 
+export type { FinishedJob, ResultsOptions, WatchOptions, AddOptions } from "./results.js";
+export { ResultWatcher } from "./results.js";
 export { recoverLapsedLeases, reenqueueRunnable } from "./recovery.js";

@@ -50,12 +50,15 @@ export class JobQuery {
   ) {
     jobFilterQuery(filter); // validates states up front
   }
+  /** The matching jobs (unordered unless `opts.sort`), with `projection`/`limit`/`skip` as in MongoDB. */
   list(opts: FindOptions = {}): Promise<Job[]> {
     return findJobs(this.api.store, this.filter, opts);
   }
+  /** How many jobs match. */
   count(): Promise<number> {
     return countJobs(this.api.store, this.filter);
   }
+  /** Counts per state, in one aggregation. */
   byState(): Promise<Partial<Record<JobState, number>>> {
     return countByState(this.api.store, this.filter);
   }
@@ -67,7 +70,11 @@ export class JobQuery {
   delete(): Promise<number> {
     return this.api.deleteWhere(this.filter);
   }
-  /** Sets plain fields (not `state`: use `jobs.setState`) on every matching job. */
+  /**
+   * Sets plain fields (not `state`: use `jobs.setState`) on every matching
+   * job; returns how many changed. Unlike `jobs.modify` it does not check
+   * leases: use it for fields a launcher does not write (description, data.*).
+   */
   async update(set: Partial<Omit<Job, "_id" | "state" | "stateHistory">>): Promise<number> {
     if ("state" in set) throw new UsageError("update() does not change states; use jobs.setState(id, state)");
     const res = await this.api.store.jobs.updateMany(jobFilterQuery(this.filter), { $set: { ...set, updatedAt: new Date() } });
@@ -124,14 +131,22 @@ export class JobsApi {
     return jobs;
   }
 
+  /** One job by id or unique id prefix; NotFoundError / AmbiguousIdError otherwise. */
   get(idOrPrefix: string): Promise<Job> {
     return getJob(this.store, idOrPrefix);
   }
 
+  /**
+   * A query over jobs, as Balsam's Django `BalsamJob.objects.filter(...)`:
+   * `name` matches a literal substring, `workflow` exactly; every given
+   * selector narrows. Nothing runs until `.list()`, `.count()`, `.delete()`
+   * or `.update()`.
+   */
   filter(f: JobFilter = {}): JobQuery {
     return new JobQuery(this, f);
   }
 
+  /** The direct children of a job. */
   children(id: string): Promise<Job[]> {
     return childrenOf(this.store, id);
   }

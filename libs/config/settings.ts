@@ -13,6 +13,32 @@ export const SERVER_INFO_FILE = "server-info.json";
  * URL of a server the user runs, or "local": `balsam server` runs one from
  * this directory. Validated with zod because it is hand-editable.
  */
+/**
+ * What `balsam service` submits on its own. `maxQueuedLaunches` counts the
+ * launches in flight (queued or running): a launcher already running drains
+ * the same runnable jobs, so a second allocation would mostly start idle.
+ */
+export const ServicePolicySchema = z.object({
+  /** Off: the service only reconciles (children, leases, queues, launch states). */
+  autoSubmit: z.boolean().default(true),
+  queue: z.string().default("default"),
+  /** Account to charge; empty leaves the scheduler's default. */
+  project: z.string().default(""),
+  maxQueuedLaunches: z.number().int().min(0).default(1),
+  /** Largest allocation the service asks for. */
+  maxNodes: z.number().int().positive().default(1),
+  wallTimeMinutes: z.number().int().positive().default(30),
+  /** Runnable jobs needed before an allocation is worth its queue wait. */
+  minRunnableJobs: z.number().int().positive().default(1),
+  jobMode: z.enum(["serial", "mpi"]).default("serial"),
+  /** Workflows the submitted launchers run; empty means all (`--consume-all`). */
+  wfFilter: z.array(z.string().min(1)).default([]),
+  schedFlags: z.string().default(""),
+  intervalSeconds: z.number().positive().default(5),
+});
+
+export type ServicePolicy = z.infer<typeof ServicePolicySchema>;
+
 export const SettingsSchema = z.object({
   version: z.literal(1),
   mongoUrl: z.string().min(1),
@@ -27,6 +53,8 @@ export const SettingsSchema = z.object({
   scheduler: z.enum(["slurm", "cobalt", "pbs", "lsf", "local"]).default("local"),
   /** MPI implementation for mpi-mode launchers; auto = detect from `mpirun --version`. */
   mpi: z.enum(["auto", "openmpi", "mpich", "cray", "slurm"]).default("auto"),
+  /** The auto-scheduling policy of `balsam service`. */
+  service: ServicePolicySchema.prefault({}),
 });
 
 export type Settings = z.infer<typeof SettingsSchema>;

@@ -1,3 +1,4 @@
-/** Batch-environment node discovery and MPI launch commands. */
+/** Batch-environment node discovery, MPI launch commands, batch-scheduler adapters. */
 export * from "./nodes.js";
 export * from "./mpi.js";
+export * from "./schedulers.js";

@@ -131,8 +131,10 @@ function buildOpenMpi(spec: MpiLaunchSpec): MpiCommand {
     totalRanks(spec),
     "--host",
     spec.hosts.map((h) => `${h}:${rpn}`).join(","),
+    // `slot` fills each host's `:rpn` slots in turn; `ppr:N:node` would count
+    // hosts that resolve to one machine (localhost + its name) as one node.
     "--map-by",
-    depth ? `ppr:${rpn}:node:PE=${bindWidth(spec)}` : `ppr:${rpn}:node`,
+    depth ? `slot:PE=${bindWidth(spec)}` : "slot",
     "--bind-to",
     // Plain `core` aborts when ranks x PE exceeds the node's cores (2 ranks x
     // PE=2 on a 2-core test VM); overload-allowed lets them share cores instead.

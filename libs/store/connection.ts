@@ -1,4 +1,4 @@
-import { MongoClient, type Collection, type Db, type Document, type IndexDescription } from "mongodb";
+import { MongoClient, type Collection, type Db } from "mongodb";
 import type { App, Job } from "../models/index.js";
 import { UnreachableError } from "../errors/index.js";
 
@@ -26,10 +26,16 @@ export interface QueuedLaunchDoc {
   wallTimeMinutes: number;
   jobMode: "serial" | "mpi";
   wfFilter: string[];
+  /** queued | running | finished | failed | unknown, as last seen from the scheduler. */
   state: string;
   scriptPath: string;
   submittedAt: Date;
   updatedAt: Date;
+  /** The directory holding the rendered script and the batch job's output. */
+  launchDir?: string;
+  submittedBy?: "submit-launch" | "service";
+  /** The batch script's exit status, once it wrote one. */
+  exitCode?: number | null;
 }
 
 export interface StoreOptions {

@@ -14,6 +14,8 @@ import { ConfigError } from "../../libs/errors/index.js";
  */
 
 export const FERRETDB_VERSION = "v1.24.2";
+/** The provisioned build (version + our patches); must match scripts/provision.sh. */
+export const FERRETDB_BUILD = `${FERRETDB_VERSION}-balsam1`;
 
 export function projectRoot(): string {
   // dist/services/dbserver/servers.js → the package root three levels up.
@@ -38,7 +40,7 @@ export function findMongoBinary(): MongoBinary | undefined {
   if (mongod) return { kind: "mongod", path: mongod };
   const candidates = [
     process.env.BALSAM_FERRETDB,
-    join(process.env.BALSAM_CACHE_DIR ?? join(projectRoot(), ".cache"), `ferretdb-${FERRETDB_VERSION}`, "ferretdb"),
+    join(process.env.BALSAM_CACHE_DIR ?? join(projectRoot(), ".cache"), `ferretdb-${FERRETDB_BUILD}`, "ferretdb"),
     onPath("ferretdb"),
   ];
   for (const c of candidates) if (c && existsSync(c)) return { kind: "ferretdb", path: c };

@@ -148,7 +148,10 @@ export class Launcher {
     await this.recoverLeases();
     const every = (ms: number, fn: () => Promise<void>) => {
       const t = setInterval(() => {
-        fn().catch((err: unknown) => this.log(`background task failed: ${coerceError(err).message}`));
+        fn().catch((err: unknown) => {
+          // A task cut short by shutdown closing the connections is not news.
+          if (this.state === "running") this.log(`background task failed: ${coerceError(err).message}`);
+        });
       }, ms);
       this.timers.push(t);
     };

@@ -27,7 +27,7 @@ describe("buildMpiCommand: Open MPI", () => {
       "--host",
       "h1:4,h2:4",
       "--map-by",
-      "ppr:4:node:PE=2",
+      "slot:PE=2",
       "--bind-to",
       "core:overload-allowed",
       "--oversubscribe",
@@ -52,7 +52,7 @@ describe("buildMpiCommand: Open MPI", () => {
       "--host",
       "h1:3",
       "--map-by",
-      "ppr:3:node",
+      "slot",
       "--bind-to",
       "none",
       "--oversubscribe",
@@ -79,7 +79,7 @@ describe("buildMpiCommand: Open MPI", () => {
 
   test("PE is capped at cpusPerNode", () => {
     const cmd = buildMpiCommand("openmpi", spec({ threadsPerRank: 8, cpusPerNode: 2 }));
-    assert.ok(cmd.argv.includes("ppr:4:node:PE=2"));
+    assert.ok(cmd.argv.includes("slot:PE=2"));
     assert.equal(cmd.env.OMP_NUM_THREADS, "8");
   });
 });

@@ -1,0 +1,179 @@
+/**
+ * Cobalt, PBS and LSF cannot be installed on this machine, so their commands
+ * (qsub, qstat, bsub, bjobs) are recording stand-ins on PATH: small scripts
+ * that keep the argv and the script they were given and print what the real
+ * command prints. The tests check the submit command line, the rendered
+ * script, and that states read back through the status command. Slurm runs
+ * for real in submit.slurm.test.ts.
+ */
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { useTestContext } from "../support/context.js";
+import { makeCliDb, BALSAM_BIN, type CliDb } from "../support/cli.js";
+import { lsQueuesJson, readStandin, updateSettings, writeStandin } from "../support/schedulers.js";
+import { connect, type Balsam } from "../../libs/client/index.js";
+
+const ctx = useTestContext("standin");
+let db: CliDb;
+let balsam: Balsam;
+let root: string;
+
+interface Case {
+  scheduler: "cobalt" | "pbs" | "lsf";
+  submit: string;
+  submitReply: string;
+  id: string;
+  status: string;
+  statusReply: string;
+  expectedArgv: (script: string, launchDir: string) => string[];
+  /** How the serial branch starts one launcher per node. */
+  perNode: RegExp;
+}
+
+const CASES: Case[] = [
+  {
+    scheduler: "cobalt",
+    submit: "qsub",
+    submitReply: "12345\n",
+    id: "12345",
+    status: "qstat",
+    statusReply: "JobID  State\n=================\n12345  running\n",
+    expectedArgv: (s, d) => ["-n", "4", "-t", "60", "-q", "debug-cache-quad", "-A", "datascience", "--jobname", "balsam", "-O", `${d}/cobalt`, "--attrs", "mcdram=cache:numa=quad", s],
+    perNode: /aprun -n 4 -N 1 -cc none '?[^ ]*node'? '?[^ ]*balsam\.js'? launcher --wf-filter SI --job-mode serial --time-limit-minutes 54/,
+  },
+  {
+    scheduler: "pbs",
+    submit: "qsub",
+    submitReply: "9876.polaris-pbs-01.hsn.cm.polaris.alcf.anl.gov\n",
+    id: "9876.polaris-pbs-01.hsn.cm.polaris.alcf.anl.gov",
+    status: "qstat",
+    statusReply: [
+      "Job id            Name             User              Time Use S Queue",
+      "----------------  ---------------- ----------------  -------- - -----",
+      "9876.polaris-pbs* balsam           me                00:00:01 R debug-cache-quad",
+      "",
+    ].join("\n"),
+    expectedArgv: (s, d) => [
+      "-l", "select=4", "-l", "place=scatter", "-l", "walltime=01:00:00", "-q", "debug-cache-quad", "-A", "datascience",
+      "-N", "balsam", "-o", `${d}/output.txt`, "-j", "oe", "--attrs", "mcdram=cache:numa=quad", s,
+    ],
+    perNode: /mpiexec -n 4 -ppn 1 '?[^ ]*node'? '?[^ ]*balsam\.js'? launcher --wf-filter SI --job-mode serial --time-limit-minutes 54/,
+  },
+  {
+    scheduler: "lsf",
+    submit: "bsub",
+    submitReply: "Job <777> is submitted to queue <debug-cache-quad>.\n",
+    id: "777",
+    status: "bjobs",
+    statusReply: "777 RUN\n",
+    expectedArgv: (s, d) => ["-nnodes", "4", "-W", "60", "-q", "debug-cache-quad", "-P", "datascience", "-J", "balsam", "-o", `${d}/output.txt`, "-cwd", d, "--attrs", "mcdram=cache:numa=quad", s],
+    perNode: /jsrun -n 4 -r 1 -a 1 -c ALL_CPUS '?[^ ]*node'? '?[^ ]*balsam\.js'? launcher --wf-filter SI --job-mode serial --time-limit-minutes 54/,
+  },
+];
+
+function pathWith(dir: string): NodeJS.ProcessEnv {
+  return { PATH: `${dir}:${process.env.PATH ?? ""}` };
+}
+
+describe("submit-launch to Cobalt, PBS and LSF (recording stand-ins)", () => {
+  before(async () => {
+    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
+    balsam = await connect({ dbPath: db.dir });
+    root = mkdtempSync(join(tmpdir(), "balsam-standins-"));
+    await balsam.apps.add({ name: "echo", executable: "/bin/echo" });
+    await balsam.jobs.add({ name: "one", workflow: "SI", application: "echo" });
+  });
+  after(async () => {
+    await balsam.close();
+    db.cleanup();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  for (const c of CASES) {
+    test(`${c.scheduler}: the submit command line, the rendered script, the state read back`, async () => {
+      const bin = join(root, c.scheduler);
+      writeStandin(bin, c.submit, { stdout: c.submitReply });
+      writeStandin(bin, c.status, { stdout: c.statusReply });
+      updateSettings(db.dir, (s) => ({ ...s, scheduler: c.scheduler }));
+
+      const r = await db.run(
+        ["submit-launch", "-n", "4", "-q", "debug-cache-quad", "-t", "60", "-A", "datascience", "--job-mode", "serial", "--wf-filter", "SI", "--sched-flags", "--attrs mcdram=cache:numa=quad"],
+        { env: pathWith(bin) },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const launchId = r.stdout.trim();
+      const doc = await ctx.store.queuedLaunches.findOne({ _id: launchId });
+      assert.ok(doc, "the launch is recorded");
+      assert.deepEqual(
+        { schedulerId: doc.schedulerId, scheduler: doc.scheduler, queue: doc.queue, project: doc.project, nodes: doc.nodes, minutes: doc.wallTimeMinutes, mode: doc.jobMode, wf: doc.wfFilter, state: doc.state },
+        { schedulerId: c.id, scheduler: c.scheduler, queue: "debug-cache-quad", project: "datascience", nodes: 4, minutes: 60, mode: "serial", wf: ["SI"], state: "queued" },
+      );
+      const launchDir = join(db.dir, "launches", launchId);
+      assert.equal(doc.scriptPath, join(launchDir, "launch.sh"));
+
+      const rec = readStandin(bin, c.submit);
+      assert.ok(rec, `${c.submit} was called`);
+      assert.deepEqual(rec.argv, c.expectedArgv(doc.scriptPath, launchDir));
+      assert.equal(rec.script, readFileSync(doc.scriptPath, "utf8"), "the scheduler got the script kept in the launch directory");
+
+      const script = rec.script!;
+      execFileSync("bash", ["-n", doc.scriptPath]);
+      assert.match(script, new RegExp(`^export BALSAM_DB_PATH=${db.dir.replace(/[/.]/g, "\\$&")}$`, "m"));
+      assert.ok(script.includes(`${process.execPath} ${BALSAM_BIN} launcher`), "node and bin/balsam.js by absolute path");
+      assert.match(script, c.perNode);
+      assert.match(script, /else\n.*\n\s+\S+ \S+balsam\.js launcher --wf-filter SI --job-mode serial --time-limit-minutes 54\nfi/);
+      assert.equal(readFileSync(join(db.dir, "templates", `${c.scheduler}.sh`), "utf8").includes("{{launcher}}"), true, "the template is kept in the database directory");
+
+      const rows = await lsQueuesJson(db, pathWith(bin));
+      const row = rows.find((x) => x.id === launchId);
+      assert.equal(row?.state, "running", `${c.status} says it runs`);
+      assert.ok(readStandin(bin, c.status)!.argv.some((a) => a.includes(c.id.split(".")[0]!)), `${c.status} was asked about ${c.id}`);
+    });
+  }
+
+  test("pbs: a launch the scheduler no longer knows finished, or failed by its exit code", async () => {
+    const bin = join(root, "pbs-gone");
+    writeStandin(bin, "qsub", { stdout: "555.server\n" });
+    writeStandin(bin, "qstat", { stderr: "qstat: Unknown Job Id 555.server\n", exitCode: 153 });
+    updateSettings(db.dir, (s) => ({ ...s, scheduler: "pbs" }));
+    const first = await db.run(["submit-launch", "-n", "1", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "mpi", "--wf-filter", "SI"], { env: pathWith(bin) });
+    assert.equal(first.code, 0, first.stderr);
+    writeStandin(bin, "qsub", { stdout: "556.server\n" });
+    const second = await db.run(["submit-launch", "-n", "1", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "mpi", "--wf-filter", "SI"], { env: pathWith(bin) });
+    assert.equal(second.code, 0, second.stderr);
+    const [ok, bad] = [first.stdout.trim(), second.stdout.trim()];
+    writeFileSync(join(db.dir, "launches", ok, "exit-code"), "0\n");
+    writeFileSync(join(db.dir, "launches", bad, "exit-code"), "3\n");
+    const rows = await lsQueuesJson(db, pathWith(bin));
+    assert.equal(rows.find((x) => x.id === ok)?.state, "finished");
+    assert.equal(rows.find((x) => x.id === bad)?.state, "failed");
+    const script = readFileSync(join(db.dir, "launches", ok, "launch.sh"), "utf8");
+    assert.match(script, /--job-mode mpi --time-limit-minutes 9/);
+  });
+
+  test("a site's edit of the template is used, and an unknown placeholder refused with nothing recorded", async () => {
+    const bin = join(root, "pbs-edit");
+    writeStandin(bin, "qsub", { stdout: "600.server\n" });
+    writeStandin(bin, "qstat", { stdout: "" });
+    updateSettings(db.dir, (s) => ({ ...s, scheduler: "pbs" }));
+    const tpl = join(db.dir, "templates", "pbs.sh");
+    assert.ok(existsSync(tpl));
+    const original = readFileSync(tpl, "utf8");
+    writeFileSync(tpl, original.replace("mpiexec -n {{nodes}} -ppn 1 {{launcher}}", "pbsdsh -u {{launcher}}"));
+    const r = await db.run(["submit-launch", "-n", "2", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "serial", "--wf-filter", "SI"], { env: pathWith(bin) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(readStandin(bin, "qsub")!.script!, /pbsdsh -u \S+ \S+balsam\.js launcher/);
+
+    const before = await ctx.store.queuedLaunches.countDocuments();
+    writeFileSync(tpl, original + "\necho {{gpus_per_node}}\n");
+    const bad = await db.run(["submit-launch", "-n", "2", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "serial", "--wf-filter", "SI"], { env: pathWith(bin) });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /pbs\.sh uses unknown placeholder\(s\): \{\{gpus_per_node\}\}/);
+    assert.equal(await ctx.store.queuedLaunches.countDocuments(), before);
+    writeFileSync(tpl, original);
+  });
+});
