@@ -1,6 +1,17 @@
 import type { Command } from "commander";
-import { action } from "./common.js";
-import { BalsamError } from "../libs/errors/index.js";
+import { readSettings, resolveDbPath } from "../libs/config/index.js";
+import { resolveScheduler, resolveSubmitLaunchOptions, submitLaunch, type SubmitLaunchOptions } from "../services/service/index.js";
+import { action, openClient, out } from "./common.js";
+
+interface SubmitLaunchFlags {
+  nodes: string;
+  queue: string;
+  timeMinutes: string;
+  project: string;
+  jobMode: string;
+  wfFilter?: string;
+  schedFlags?: string;
+}
 
 export function register(program: Command): Command {
   return program
@@ -11,11 +22,22 @@ export function register(program: Command): Command {
     .requiredOption("-t, --time-minutes <minutes>", "wall time of the allocation")
     .requiredOption("-A, --project <project>", "project / account to charge")
     .requiredOption("--job-mode <mode>", "serial or mpi")
-    .option("--wf-filter <wf>", "only run jobs of this workflow")
+    .option("--wf-filter <wf>", "only run jobs of this workflow (comma-separated for several)")
     .option("--sched-flags <flags>", "extra flags for the scheduler's submit command")
     .action(
-      action(() => {
-        throw new BalsamError("RUNTIME", "submit-launch is not implemented yet", { hint: "run `balsam launcher` inside an allocation instead" });
+      action(async (f: SubmitLaunchFlags) => {
+        const o: SubmitLaunchOptions = { nodes: f.nodes, queue: f.queue, minutes: f.timeMinutes, project: f.project, jobMode: f.jobMode, wfFilter: f.wfFilter, schedFlags: f.schedFlags };
+        const resolved = resolveSubmitLaunchOptions(o);
+        const dbPath = resolveDbPath();
+        const scheduler = resolveScheduler(readSettings(dbPath));
+        const client = await openClient();
+        try {
+          const doc = await submitLaunch(client, scheduler, resolved, { dbPath });
+          process.stderr.write(`balsam: submitted to ${doc.scheduler} as ${doc.schedulerId}: ${doc.nodes} node(s), ${doc.wallTimeMinutes} min, script ${doc.scriptPath}\n`);
+          out(doc._id);
+        } finally {
+          await client.close();
+        }
       }),
     );
 }

@@ -138,7 +138,8 @@ export class Balsam {
    */
   async spawnChild(spec: Omit<JobSpec, "workflow" | "parents"> & { workflow?: string; parent?: string }, env: NodeJS.ProcessEnv = process.env): Promise<Job> {
     const parent = spec.parent ? await this.jobs.get(spec.parent) : await this.currentJob(env);
-    const { parent: _p, ...rest } = spec;
+    const rest: Omit<typeof spec, "parent"> & { parent?: string } = { ...spec };
+    delete rest.parent;
     return this.jobs.add({ ...rest, workflow: spec.workflow ?? parent.workflow, parents: [parent._id] });
   }
 

@@ -1,11 +1,8 @@
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { readSettings, writeSettings, type Settings } from "../../libs/config/index.js";
 import type { CliDb, RunResult } from "./cli.js";
 
-const DIST = resolve(fileURLToPath(import.meta.url), "../../..");
 
 export interface StandinReply {
   stdout?: string;
@@ -66,27 +63,9 @@ export function updateSettings(dir: string, change: (s: Settings) => Settings): 
   return next;
 }
 
-/**
- * `balsam ls queues`, as a subprocess with the database's environment.
- * cli/ls.ts does not route `queues` to listQueues yet, so this runs the same
- * function the subcommand will call; switch to `db.run(["ls", "queues"])`
- * once it does.
- */
+/** `balsam ls queues [--json]`, as a user runs it. */
 export function lsQueues(db: CliDb, json: boolean, env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  const code = `
-    const { connect } = await import(${JSON.stringify(join(DIST, "libs/client/index.js"))});
-    const { listQueues } = await import(${JSON.stringify(join(DIST, "cli/queues.js"))});
-    const b = await connect();
-    try { await listQueues(b, ${json}); } finally { await b.close(); }`;
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, ["--input-type=module", "-e", code], { env: { ...process.env, ...db.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", rej);
-    child.on("close", (c) => res({ code: c ?? 1, stdout, stderr }));
-  });
+  return db.run(["ls", "queues", ...(json ? ["--json"] : [])], { env });
 }
 
 export interface LaunchRow {

@@ -1,0 +1,133 @@
+import columnify from "columnify";
+import {
+  JOB_FIELDS,
+  JOB_STATES,
+  checkWorkflowName,
+  isJobState,
+  jobField,
+  type FieldSpec,
+  type JobState,
+} from "../libs/client/index.js";
+import { UsageError } from "../libs/errors/index.js";
+
+/** The columns every job listing starts with, as in the seed's `balsam ls`. */
+export const LS_BASE_FIELDS = ["job_id", "name", "workflow", "application", "state"] as const;
+
+/** Rows `balsam ls` prints when BALSAM_LS_LIMIT is unset. */
+export const DEFAULT_LS_LIMIT = 5000;
+
+function fieldNames(specs: readonly FieldSpec[]): string {
+  return specs.map((f) => f.snake).join(", ");
+}
+
+/**
+ * The job columns of `balsam ls`: the five base ones, then BALSAM_LS_FIELDS
+ * (colon-separated snake_case names). A name that is not a job field, or an
+ * empty one (`num_nodes::args`), is a usage error naming the valid fields.
+ */
+export function lsFields(env: NodeJS.ProcessEnv = process.env): FieldSpec[] {
+  const out = LS_BASE_FIELDS.map((n) => jobField(n) as FieldSpec);
+  const raw = env.BALSAM_LS_FIELDS ?? "";
+  if (raw.trim() === "") return out;
+  for (const part of raw.split(":")) {
+    const name = part.trim();
+    if (name === "") {
+      throw new UsageError(`BALSAM_LS_FIELDS='${raw}' has an empty field name`, { hint: "separate field names with single colons, e.g. num_nodes:args" });
+    }
+    const spec = jobField(name);
+    if (!spec) throw new UsageError(`unknown field '${name}' in BALSAM_LS_FIELDS`, { hint: `valid fields: ${fieldNames(JOB_FIELDS)}` });
+    if (!out.includes(spec)) out.push(spec);
+  }
+  return out;
+}
+
+export function lsLimit(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.BALSAM_LS_LIMIT;
+  if (raw === undefined || raw.trim() === "") return DEFAULT_LS_LIMIT;
+  if (!/^\d+$/.test(raw.trim()) || Number.parseInt(raw, 10) < 1) {
+    throw new UsageError(`BALSAM_LS_LIMIT must be a whole number ≥ 1, not '${raw}'`);
+  }
+  return Number.parseInt(raw, 10);
+}
+
+/** A `--state` option checked before any server is contacted. */
+export function parseState(raw: string | undefined): JobState | undefined {
+  if (raw === undefined) return undefined;
+  if (!isJobState(raw)) throw new UsageError(`unknown state '${raw}'`, { hint: `states: ${JOB_STATES.join(", ")}` });
+  return raw;
+}
+
+/** A `--wf` option: a name that cannot be a queue name can never hold jobs, so it is a usage error. */
+export function parseWorkflow(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  checkWorkflowName(raw);
+  return raw;
+}
+
+export function valueOf(doc: object, spec: FieldSpec): unknown {
+  return (doc as Record<string, unknown>)[spec.key];
+}
+
+/** A field value as one table cell: one line, no quoting beyond what the value holds. */
+export function cell(spec: FieldSpec, value: unknown): string {
+  if (value === null || value === undefined) return "";
+  let s: string;
+  if (value instanceof Date) s = value.toISOString();
+  else if (spec.type === "env" && typeof value === "object") {
+    s = Object.entries(value as Record<string, string>)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(":");
+  } else if (Array.isArray(value)) s = value.join(",");
+  else if (typeof value === "object") s = JSON.stringify(value);
+  else s = String(value);
+  return s.replace(/\r?\n/g, "\\n");
+}
+
+/** A field value for `--json`: native JSON types, dates as ISO strings. */
+export function jsonValue(value: unknown): unknown {
+  if (value instanceof Date) return value.toISOString();
+  if (value === undefined) return null;
+  return value;
+}
+
+export function toJsonRecord(doc: object, specs: readonly FieldSpec[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of specs) out[s.snake] = jsonValue(valueOf(doc, s));
+  return out;
+}
+
+/**
+ * An aligned table: a header row of column names, a line of dashes, then the
+ * rows, columns separated by ` | ` as in the seed's `balsam ls` output.
+ */
+export function table(columns: readonly string[], rows: ReadonlyArray<Record<string, string>>): string[] {
+  const text = columnify([...rows], {
+    columns: [...columns],
+    columnSplitter: " | ",
+    headingTransform: (h: string) => h,
+    preserveNewLines: false,
+  });
+  const lines = text.split("\n").map((l) => l.trimEnd());
+  const width = Math.max(0, ...lines.map((l) => l.length));
+  lines.splice(1, 0, "-".repeat(width));
+  return lines;
+}
+
+export function printLines(lines: readonly string[]): void {
+  if (lines.length) process.stdout.write(lines.join("\n") + "\n");
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + "\n");
+}
+
+/** A note for the user on stderr, so stdout stays parseable. */
+export function note(message: string): void {
+  process.stderr.write(`balsam: ${message}\n`);
+}
+
+/** `a, b, c and 7 more`: what a confirmation prompt shows of a long list. */
+export function preview(names: readonly string[], max = 5): string {
+  const shown = names.slice(0, max).join(", ");
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
+}

@@ -1,0 +1,154 @@
+import { Option, type Command } from "commander";
+import {
+  JOB_FIELDS,
+  checkWorkflowName,
+  parseEnvList,
+  type Balsam,
+  type Job,
+  type JobSpec,
+} from "../libs/client/index.js";
+import { UsageError } from "../libs/errors/index.js";
+import { confirm, intOption, isTerminal, out } from "./common.js";
+import { cell, note, valueOf } from "./format.js";
+
+/**
+ * The job options `balsam job` and `balsam mkchild` share. Options declared
+ * with a required `<value>` take the next word even when it starts with a
+ * dash (commander 14 `parseOptions`), so `--args '--evaluator balsam'` and
+ * `--mpi-flags '-x FOO'` work as they do in Balsam.
+ */
+export interface JobOptionValues {
+  name: string;
+  workflow?: string;
+  application: string;
+  args?: string;
+  description?: string[];
+  wallTimeMinutes?: number;
+  numNodes?: number;
+  coscheduleNumNodes?: number;
+  nodePackingCount?: number;
+  ranksPerNode?: number;
+  threadsPerRank?: number;
+  threadsPerCore?: number;
+  cpuAffinity?: "none" | "depth";
+  mpiFlags?: string;
+  env?: string[];
+  inputFiles?: string;
+  urlIn?: string;
+  urlOut?: string;
+  stageOutFiles?: string;
+  postHandleError?: boolean;
+  postHandleTimeout?: boolean;
+  disableAutoTimeoutRetry?: boolean;
+  yes?: boolean;
+}
+
+export function addJobOptions(cmd: Command, opts: { workflowRequired: boolean }): Command {
+  cmd.requiredOption("--name <name>", "job name");
+  if (opts.workflowRequired) cmd.requiredOption("--workflow <workflow>", "workflow the job belongs to (its launcher queue)");
+  else cmd.option("--workflow <workflow>", "workflow the job belongs to (default: the parent's)");
+  return cmd
+    .requiredOption("--application <app>", "name of the application to run (`balsam ls apps`)")
+    .option("--args <args>", "command-line arguments given to the application; may start with '-'")
+    .option("--description <words...>", "free-text description")
+    .option("--wall-time-minutes <minutes>", "expected run time (default 1)", intOption("--wall-time-minutes", 0))
+    .option("--num-nodes <n>", "nodes for an MPI job (default 1)", intOption("--num-nodes", 1))
+    .option("--coschedule-num-nodes <n>", "extra nodes kept for a coscheduled service (default 0)", intOption("--coschedule-num-nodes", 0))
+    .option("--node-packing-count <n>", "serial jobs packed per node (default 1)", intOption("--node-packing-count", 1))
+    .option("--ranks-per-node <n>", "MPI ranks per node (default 1)", intOption("--ranks-per-node", 1))
+    .option("--threads-per-rank <n>", "threads per rank (default 1)", intOption("--threads-per-rank", 1))
+    .option("--threads-per-core <n>", "threads per core (default 1)", intOption("--threads-per-core", 1))
+    .addOption(new Option("--cpu-affinity <mode>", "MPI CPU binding (default none)").choices(["none", "depth"]))
+    .option("--mpi-flags <flags>", "extra flags for the MPI launch command")
+    .option("--env <VAR=VALUE...>", "environment variables for the job (repeatable)")
+    .option("--input-files <patterns>", "files staged in from parents' working directories (default '*')")
+    .option("--url-in <url>", "stage-in URL")
+    .option("--url-out <url>", "stage-out URL")
+    .option("--stage-out-files <patterns>", "files to stage out")
+    .option("--post-handle-error", "let the postprocess script handle RUN_ERROR")
+    .option("--post-handle-timeout", "let the postprocess script handle RUN_TIMEOUT")
+    .option("--disable-auto-timeout-retry", "do not restart a job that timed out")
+    .option("--yes", "do not ask for confirmation");
+}
+
+/** Turns the parsed options into a job spec; everything local is validated here, before any server is contacted. */
+export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; parents?: string[] } = {}): JobSpec {
+  const workflow = o.workflow ?? extra.workflow;
+  if (!workflow) throw new UsageError("the job needs a workflow: give --workflow");
+  checkWorkflowName(workflow);
+  if (!o.name.trim()) throw new UsageError("--name must not be empty");
+  let environVars: Record<string, string> | undefined;
+  if (o.env) {
+    try {
+      environVars = parseEnvList(o.env);
+    } catch (err) {
+      throw new UsageError(`--env: ${(err as Error).message}`);
+    }
+  }
+  return {
+    name: o.name,
+    workflow,
+    application: o.application,
+    args: o.args,
+    description: o.description?.join(" "),
+    wallTimeMinutes: o.wallTimeMinutes,
+    numNodes: o.numNodes,
+    coscheduleNumNodes: o.coscheduleNumNodes,
+    nodePackingCount: o.nodePackingCount,
+    ranksPerNode: o.ranksPerNode,
+    threadsPerRank: o.threadsPerRank,
+    threadsPerCore: o.threadsPerCore,
+    cpuAffinity: o.cpuAffinity,
+    mpiFlags: o.mpiFlags,
+    environVars,
+    inputFiles: o.inputFiles,
+    stageInUrl: o.urlIn,
+    stageOutUrl: o.urlOut,
+    stageOutFiles: o.stageOutFiles,
+    postErrorHandler: o.postHandleError,
+    postTimeoutHandler: o.postHandleTimeout,
+    autoTimeoutRetry: o.disableAutoTimeoutRetry ? false : undefined,
+    parents: extra.parents,
+  };
+}
+
+/**
+ * Whether a workflow already has jobs. On MongoDB the `{workflow, state}`
+ * index answers at once; FerretDB has no index pushdown and decodes every
+ * job (about 45 s per 100k here), so the queues answer first where they can:
+ * a workflow that never had a queue is new (jobs that never became runnable
+ * are missed, which only costs a warning), and one with queue entries has
+ * jobs.
+ */
+async function workflowHasJobs(b: Balsam, workflow: string): Promise<boolean> {
+  if (!(await b.queues.workflows()).includes(workflow)) return false;
+  if ((await b.queues.pending(workflow)) > 0) return true;
+  const one = await b.jobs.filter({ workflow }).list({ limit: 1, projection: { _id: 1 } });
+  return one.length > 0;
+}
+
+/**
+ * The rest of `job` and `mkchild`: check the app, warn when the workflow
+ * already has jobs (a launcher on it would run them too; a child joining its
+ * parent's workflow is expected to), ask on a terminal unless --yes, add, and
+ * print the new id on stdout.
+ */
+export async function addJobInteractively(b: Balsam, spec: JobSpec, opts: { yes: boolean; warnExisting: boolean }): Promise<Job | undefined> {
+  await b.apps.get(spec.application);
+  if (opts.warnExisting && (await workflowHasJobs(b, spec.workflow))) {
+    note(`warning: workflow ${spec.workflow} already has jobs (\`balsam ls --wf ${spec.workflow}\`); a launcher on ${spec.workflow} runs them too`);
+  }
+  if (isTerminal() && !opts.yes) {
+    for (const f of JOB_FIELDS) {
+      const v = valueOf(spec, f);
+      if (v !== undefined) process.stderr.write(`  ${f.snake}: ${cell(f, v)}\n`);
+    }
+    if (!(await confirm("add this job?"))) {
+      note("job not added");
+      return undefined;
+    }
+  }
+  const job = await b.jobs.add(spec);
+  out(job._id);
+  return job;
+}

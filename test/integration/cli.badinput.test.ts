@@ -1,0 +1,151 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { useTestContext } from "../support/context.js";
+import { makeCliDb, runBalsam, type CliDb } from "../support/cli.js";
+import { JobsApi } from "../../libs/client/jobs.js";
+import { createApp } from "../../libs/store/index.js";
+import { freePort } from "../../services/dbserver/servers.js";
+
+/**
+ * DESIGN invariant 5: bad input gets one clear line, the right exit code
+ * (2 usage, 1 runtime), and changes nothing in the database.
+ */
+const ctx = useTestContext("cli");
+let db: CliDb;
+let scratch = "";
+/** Database directories whose servers are not there. */
+const dirs = { mongoDown: "", redisDown: "", notADb: "" };
+
+const P = "abcdef01-0000-4000-8000-000000000001"; // parent of C
+const C = "abcdef02-0000-4000-8000-000000000002";
+const K = "0f0f0f0f-0000-4000-8000-000000000003"; // killed
+
+before(async () => {
+  db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
+  const jobs = new JobsApi(ctx.store, ctx.queues);
+  await createApp(ctx.store, { name: "AMBS", executable: "/bin/true" });
+  await jobs.addMany([
+    { _id: P, name: "task1", workflow: "TEST", application: "AMBS" },
+    { _id: C, name: "task2", workflow: "TEST", application: "AMBS" },
+    { _id: K, name: "killed", workflow: "TEST", application: "AMBS" },
+  ]);
+  await jobs.addDependency(P, C);
+  await jobs.kill(K);
+
+  scratch = mkdtempSync(join(tmpdir(), "balsam-badinput-"));
+  const home = { BALSAM_HOME: db.env.BALSAM_HOME };
+  const init = async (name: string, mongoUrl: string, redisUrl: string) => {
+    const dir = join(scratch, name);
+    const r = await runBalsam(["init", dir, "--mongo-url", mongoUrl, "--redis-url", redisUrl, "--db-name", ctx.dbName, "--queue-prefix", ctx.prefix], { env: home });
+    assert.equal(r.code, 0, r.stderr);
+    return dir;
+  };
+  dirs.mongoDown = await init("mongo-down", `mongodb://127.0.0.1:${await freePort()}`, ctx.redisUrl);
+  // Same database name as the working directory: MongoDB answers, so "nothing changed" is checked for real.
+  dirs.redisDown = await init("redis-down", ctx.mongoUrl, `redis://127.0.0.1:${await freePort()}`);
+  dirs.notADb = scratch;
+});
+
+after(() => {
+  db?.cleanup();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+interface Case {
+  name: string;
+  args: string[];
+  code: 1 | 2;
+  message: RegExp;
+  env?: () => NodeJS.ProcessEnv;
+}
+
+const ADD = ["job", "--yes", "--name", "x", "--application", "AMBS", "--workflow", "TEST"];
+
+const CASES: Case[] = [
+  { name: "unknown app", args: ["job", "--yes", "--name", "x", "--application", "NOPE", "--workflow", "TEST"], code: 1, message: /^balsam: no app named 'NOPE' \(`balsam ls apps` lists them/ },
+  { name: "mkchild with an unknown app", args: ["mkchild", "--parent", P, "--name", "x", "--application", "NOPE"], code: 1, message: /no app named 'NOPE'/ },
+  { name: "unknown id", args: ["dep", "ffffffff", C], code: 1, message: /^balsam: no job with id or id prefix 'ffffffff' \(`balsam ls` shows job ids\)$/ },
+  { name: "unknown id in killjob", args: ["killjob", "--id", "ffff"], code: 1, message: /no job with id or id prefix 'ffff'/ },
+  { name: "unknown parent for mkchild", args: ["mkchild", "--parent", "ffff", "--name", "x", "--application", "AMBS"], code: 1, message: /no job with id or id prefix 'ffff'/ },
+  { name: "ambiguous id", args: ["killjob", "--id", "abcdef0"], code: 1, message: new RegExp(`^balsam: id prefix 'abcdef0' matches 2 jobs: (${P}|${C}), (${P}|${C}) \\(give more characters of the id\\)$`) },
+  { name: "ambiguous id in modify", args: ["modify", "abcdef", "num_nodes", "2"], code: 1, message: /id prefix 'abcdef' matches 2 jobs/ },
+  { name: "dependency cycle", args: ["dep", C, P], code: 1, message: new RegExp(`^balsam: adding ${C} → ${P} would make a cycle`) },
+  { name: "duplicate dependency", args: ["dep", P.slice(0, 8), C.slice(0, 8)], code: 1, message: new RegExp(`${C} already depends on ${P}`) },
+  { name: "self dependency", args: ["dep", P, P], code: 1, message: /a job cannot depend on itself/ },
+  { name: "--num-nodes abc", args: [...ADD, "--num-nodes", "abc"], code: 2, message: /^balsam: --num-nodes must be a whole number, not 'abc'$/ },
+  { name: "--num-nodes 0", args: [...ADD, "--num-nodes", "0"], code: 2, message: /^balsam: --num-nodes must be ≥ 1, not 0$/ },
+  { name: "--ranks-per-node -1", args: [...ADD, "--ranks-per-node", "-1"], code: 2, message: /--ranks-per-node must be ≥ 1, not -1/ },
+  { name: "--wall-time-minutes 1.5", args: [...ADD, "--wall-time-minutes", "1.5"], code: 2, message: /--wall-time-minutes must be a whole number/ },
+  { name: "--cpu-affinity other", args: [...ADD, "--cpu-affinity", "other"], code: 2, message: /Allowed choices are none, depth/ },
+  { name: "--env without =", args: [...ADD, "--env", "NOEQ"], code: 2, message: /--env: environment entry 'NOEQ' must look like VAR=VALUE/ },
+  { name: "job without --name", args: ["job", "--application", "AMBS", "--workflow", "TEST"], code: 2, message: /required option '--name <name>' not specified/ },
+  { name: "unknown option", args: [...ADD, "--bogus"], code: 2, message: /unknown option '--bogus'/ },
+  { name: "make_dummies abc", args: ["make_dummies", "abc"], code: 2, message: /num must be a whole number/ },
+  { name: "modify num_nodes 0", args: ["modify", P, "num_nodes", "0"], code: 2, message: /num_nodes must be a whole number ≥ 1, not 0/ },
+  { name: "modify bool not a bool", args: ["modify", P, "auto_timeout_retry", "maybe"], code: 2, message: /auto_timeout_retry must be true or false, not 'maybe'/ },
+  { name: "modify unknown field", args: ["modify", P, "bogus", "1"], code: 2, message: /^balsam: unknown job field 'bogus' \(fields you can modify: name, application, args,.*num_nodes/ },
+  { name: "modify a read-only field", args: ["modify", P, "workflow", "X"], code: 2, message: /the job field workflow cannot be modified/ },
+  { name: "modify unknown app field", args: ["modify", "AMBS", "bogus", "1", "--type", "apps"], code: 2, message: /unknown app field 'bogus' \(fields you can modify: name, executable/ },
+  { name: "modify to an unknown app", args: ["modify", P, "application", "NOPE"], code: 1, message: /no app named 'NOPE'/ },
+  { name: "modify a value starting with a dash", args: ["modify", P, "args", "--x 1"], code: 2, message: /unknown option '--x 1' \(a VALUE starting with '-' goes after --/ },
+  { name: "modify to a disallowed state", args: ["modify", P, "state", "JOB_FINISHED"], code: 1, message: /^balsam: cannot move a job from READY to JOB_FINISHED \(from READY a job may go to: .*USER_KILLED\)$/ },
+  { name: "modify to an unknown state", args: ["modify", P, "state", "DONE"], code: 2, message: /^balsam: unknown state 'DONE' \(states: CREATED, /},
+  { name: "killjob of a killed job", args: ["killjob", "--id", K], code: 1, message: /is already USER_KILLED/ },
+  { name: "unknown ls field", args: ["ls"], env: () => ({ BALSAM_LS_FIELDS: "num_nodes:bogus" }), code: 2, message: /^balsam: unknown field 'bogus' in BALSAM_LS_FIELDS \(valid fields: job_id, .*num_nodes/ },
+  { name: "malformed ls fields", args: ["ls"], env: () => ({ BALSAM_LS_FIELDS: "num_nodes::args" }), code: 2, message: /has an empty field name/ },
+  { name: "bad BALSAM_LS_LIMIT", args: ["ls"], env: () => ({ BALSAM_LS_LIMIT: "lots" }), code: 2, message: /BALSAM_LS_LIMIT must be a whole number/ },
+  { name: "ls unknown state", args: ["ls", "--state", "DONE"], code: 2, message: /unknown state 'DONE'/ },
+  { name: "ls two views", args: ["ls", "--tree", "--history"], code: 2, message: /at most one of --by-states, --history, --tree/ },
+  { name: "ls apps by state", args: ["ls", "apps", "--state", "READY"], code: 2, message: /--wf and --state select jobs, not apps/ },
+  { name: "ls unknown objects", args: ["ls", "things"], code: 2, message: /Allowed choices are jobs, apps, wf/ },
+  { name: "rm jobs with no selector", args: ["rm", "jobs", "--force"], code: 2, message: /^balsam: rm jobs needs a selector: --name, --id, --state or --all/ },
+  { name: "rm jobs with only --wf", args: ["rm", "jobs", "--wf", "TEST", "--force"], code: 2, message: /needs a selector/ },
+  { name: "rm apps with no selector", args: ["rm", "apps", "--force"], code: 2, message: /rm apps needs a selector/ },
+  { name: "rm unknown state", args: ["rm", "jobs", "--state", "DONE", "--force"], code: 2, message: /unknown state 'DONE'/ },
+  { name: "rm off a terminal without --force", args: ["rm", "jobs", "--name", "task"], code: 2, message: /rm asks before deleting 2 job\(s\) \(add --force/ },
+  { name: "bad workflow name", args: ["job", "--yes", "--name", "x", "--application", "AMBS", "--workflow", "bad:name"], code: 2, message: /^balsam: workflow name 'bad:name' cannot be used as a queue name \(use 1-100 letters/ },
+  { name: "bad workflow name in mkchild", args: ["mkchild", "--parent", P, "--workflow", "a b", "--name", "x", "--application", "AMBS"], code: 2, message: /workflow name 'a b' cannot be used/ },
+  { name: "bad workflow name in make_dummies", args: ["make_dummies", "3", "--wf", "x{y}"], code: 2, message: /workflow name 'x\{y\}' cannot be used/ },
+  { name: "bad workflow name in ls", args: ["ls", "--wf", "a:b"], code: 2, message: /workflow name 'a:b' cannot be used/ },
+  { name: "duplicate app", args: ["app", "--name", "AMBS", "--executable", "x"], code: 1, message: /^balsam: an app named 'AMBS' already exists/ },
+  { name: "mkchild without a parent", args: ["mkchild", "--name", "x", "--application", "AMBS"], code: 2, message: /no parent job \(give --parent ID/ },
+  { name: "missing BALSAM_DB_PATH", args: ADD, env: () => ({ BALSAM_DB_PATH: "" }), code: 1, message: /^balsam: BALSAM_DB_PATH is not set \(create a database with `balsam init DIR`/ },
+  { name: "BALSAM_DB_PATH not a database", args: ["ls"], env: () => ({ BALSAM_DB_PATH: dirs.notADb }), code: 1, message: /is not a Balsam database \(no settings.json\)/ },
+  { name: "MongoDB unreachable", args: ADD, env: () => ({ BALSAM_DB_PATH: dirs.mongoDown }), code: 1, message: /^balsam: cannot reach the MongoDB server at mongodb:\/\/127\.0\.0\.1:\d+ \(start it/ },
+  { name: "Redis unreachable", args: ADD, env: () => ({ BALSAM_DB_PATH: dirs.redisDown }), code: 1, message: /^balsam: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ \(start it/ },
+  { name: "Redis unreachable for rm", args: ["rm", "jobs", "--name", "task", "--force"], env: () => ({ BALSAM_DB_PATH: dirs.redisDown }), code: 1, message: /cannot reach Redis/ },
+];
+
+/** Everything a command could have changed: every job's state, parents and update time, every app. */
+async function snapshot(): Promise<unknown> {
+  const jobs = await ctx.store.jobs.find({}, { projection: { state: 1, parents: 1, updatedAt: 1, numNodes: 1, args: 1 } }).sort({ _id: 1 }).toArray();
+  const apps = await ctx.store.apps.find({}).sort({ name: 1 }).toArray();
+  const queued = await ctx.queues.pending("TEST");
+  return { jobCount: jobs.length, appCount: apps.length, jobs, apps, queued };
+}
+
+// Cases run four at a time: each is a subprocess start (about 1.5 s here) and
+// none may change anything, so a change any of them made still shows up.
+describe("bad input: one line, the right exit code, nothing changed", { concurrency: 4 }, () => {
+  for (const c of CASES) {
+    test(c.name, async () => {
+      const before = await snapshot();
+      const r = await db.run(c.args, { env: c.env?.() ?? {} });
+      assert.equal(r.code, c.code, `exit code of balsam ${c.args.join(" ")}; stderr: ${r.stderr}`);
+      const lines = r.stderr.trimEnd().split("\n");
+      assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`);
+      assert.match(lines[0] ?? "", /^balsam: /);
+      assert.match(lines[0] ?? "", c.message);
+      assert.equal(r.stdout, "");
+      assert.deepEqual(await snapshot(), before);
+    });
+  }
+
+  test("the fixture is as the cases assume", async () => {
+    assert.equal(await ctx.store.jobs.countDocuments(), 3);
+    assert.equal(await ctx.store.apps.countDocuments(), 1);
+  });
+});
