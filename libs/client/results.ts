@@ -158,7 +158,8 @@ export class ResultWatcher implements AsyncIterable<FinishedJob> {
 
   /**
    * The next finished job; undefined when nothing is pending, after
-   * `timeoutMs`, or once closed.
+   * `timeoutMs`, or once closed. `timeoutMs: 0` takes only what has already
+   * arrived, so a caller can gather everything that came in meanwhile.
    */
   async next(opts: { timeoutMs?: number } = {}): Promise<FinishedJob | undefined> {
     if (this.waiting) throw new UsageError("next() is already waiting: a result watcher has one consumer");

@@ -183,6 +183,12 @@ export class JobQueues {
     return Object.values(c).reduce((a, b) => a + b, 0);
   }
 
+  /** Entries ready to be taken now (not delayed, not being processed). */
+  async waiting(workflow: string): Promise<number> {
+    const c = await this.queue(workflow).getJobCounts("waiting", "prioritized");
+    return Object.values(c).reduce((a, b) => a + b, 0);
+  }
+
   /** Whether the entry for this job/attempt is in its queue. */
   async has(item: Pick<QueueItem, "id" | "workflow" | "attempts">): Promise<boolean> {
     const j = await this.queue(item.workflow).getJob(bullJobId(item.id, item.attempts));

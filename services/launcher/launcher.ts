@@ -96,6 +96,7 @@ export class Launcher {
   private releaseTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
   private reconciledAt = 0;
+  private nextStoreCheck = 0;
   private readonly summary: LauncherSummary = { finished: 0, failed: 0, restarted: 0, killed: 0, reason: "" };
 
   constructor(opts: LauncherOptions) {
@@ -147,11 +148,17 @@ export class Launcher {
     await this.refreshWorkers();
     await this.recoverLeases();
     const every = (ms: number, fn: () => Promise<void>) => {
+      // One run at a time: on a large FerretDB database a count can outlast the interval.
+      let busy = false;
       const t = setInterval(() => {
-        fn().catch((err: unknown) => {
-          // A task cut short by shutdown closing the connections is not news.
-          if (this.state === "running") this.log(`background task failed: ${coerceError(err).message}`);
-        });
+        if (busy) return;
+        busy = true;
+        fn()
+          .catch((err: unknown) => {
+            // A task cut short by shutdown closing the connections is not news.
+            if (this.state === "running") this.log(`background task failed: ${coerceError(err).message}`);
+          })
+          .finally(() => (busy = false));
       }, ms);
       this.timers.push(t);
     };
@@ -527,31 +534,37 @@ export class Launcher {
     if (this.running.size > 0 || this.pool.busy() || this.pool.waiting() > 0) return;
     if (Date.now() - this.lastActivity < this.o.idleCheckMs) return;
     const { store, queues } = this.o.client;
+    // Entries waiting in Redis will arrive: no need to ask MongoDB, whose
+    // queries here scan the collection on FerretDB (~1 s per 10k jobs).
+    const wfs = this.o.workflows ?? [...this.workers.keys()];
+    for (const wf of wfs) if ((await queues.waiting(wf)) > 0) return;
+    if (Date.now() < this.nextStoreCheck) return;
+    this.nextStoreCheck = Date.now() + 2 * SECOND;
     const wf = this.workflowFilter();
     const left = this.minutesLeft();
     const fit: Record<string, unknown> = { ...wf, state: { $in: [...RUNNABLE_STATES] } };
     if (Number.isFinite(left)) fit.wallTimeMinutes = { $lte: left };
     if (this.o.jobMode === "mpi") fit.numNodes = { $lte: this.pool.size };
     else fit.numNodes = { $lte: 1 };
-    const runnable = await store.jobs.countDocuments(fit as never);
-    if (runnable > 0) {
+    // Existence, not counts: a scan stops at the first match.
+    const exists = async (q: Record<string, unknown>) => (await store.jobs.findOne(q as never, { projection: { _id: 1 } })) !== null;
+    if (await exists(fit)) {
       // Runnable in MongoDB but nothing arrives: the queue lost entries (Redis flushed or restarted).
       if (Date.now() - this.lastActivity > 3 * SECOND && Date.now() - this.reconciledAt > 5 * SECOND) {
         this.reconciledAt = Date.now();
         const n = await reenqueueRunnable(store, queues, this.o.workflows);
-        this.log(`nothing arrived while ${runnable} job(s) are runnable: re-offered ${n} queue entries`);
+        this.log(`nothing arrived while jobs are runnable: re-offered ${n} queue entries`);
       }
       return;
     }
-    const active = await store.jobs.countDocuments({ ...wf, state: { $in: [...ACTIVE_STATES] } } as never);
-    if (active > 0) return;
+    if (await exists({ ...wf, state: { $in: [...ACTIVE_STATES] } })) return;
     const waiting = await store.jobs.find({ ...wf, state: { $in: [...WAITING_STATES] } } as never, { projection: { parents: 1 }, limit: 1000 }).toArray();
     if (waiting.length > 0) {
-      const moved = await this.o.client.jobs.releaseChildren([...new Set(waiting.flatMap((w) => w.parents))]);
+      const parents = [...new Set(waiting.flatMap((w) => w.parents))];
+      const moved = await this.o.client.jobs.releaseChildren(parents);
       if (moved > 0) return;
       // Parents outside this launcher's workflows may still finish; those are active elsewhere.
-      const parentsActive = await store.jobs.countDocuments({ _id: { $in: [...new Set(waiting.flatMap((w) => w.parents))] }, state: { $nin: ["JOB_FINISHED", "FAILED", "USER_KILLED"] } } as never);
-      if (parentsActive > 0) return;
+      if (await exists({ _id: { $in: parents }, state: { $nin: ["JOB_FINISHED", "FAILED", "USER_KILLED"] } })) return;
     }
     this.stop("nothing left to run");
   }
