@@ -2,8 +2,8 @@
  * `npm run bench`: prints figures, asserts nothing. Each figure stands beside
  * the raw limit measured in the same run on the same servers, because these
  * machines are noisy. Sizes: BENCH_ENQUEUE_JOBS (default 100000),
- * BENCH_LAUNCHER_JOBS (default 2000), BENCH_LATENCY_JOBS (default 100).
- * BENCH_ONLY=enqueue|launcher runs one part.
+ * BENCH_LAUNCHER_JOBS (default 2000), BENCH_LATENCY_JOBS (default 100),
+ * BENCH_LS_JOBS (default 1000000). BENCH_ONLY=enqueue|launcher|cli|search runs one part.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -17,6 +17,8 @@ import { startLauncher } from "../test/support/launcher.js";
 import { connect, type Balsam } from "../libs/client/index.js";
 import { buildJob, Store } from "../libs/store/index.js";
 import { waitFor } from "../services/dbserver/servers.js";
+import { benchCli } from "./cli.js";
+import { benchSearch } from "./search.js";
 
 const num = (name: string, d: number) => (process.env[name] ? Number(process.env[name]) : d);
 const only = process.env.BENCH_ONLY;
@@ -147,6 +149,9 @@ async function main(): Promise<void> {
   try {
     if (!only || only === "enqueue") await benchEnqueue(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "launcher") await benchLauncher(servers.mongoUrl, servers.redisUrl);
+    if (!only || only === "search") await benchSearch(servers.mongoUrl, servers.redisUrl);
+    // Last: filling a million jobs into FerretDB takes minutes.
+    if (!only || only === "cli") await benchCli(servers.mongoUrl, servers.redisUrl);
   } finally {
     await servers.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,27 @@
+# The project's image: the balsam CLI, the launcher, the examples and the
+# tests, built. Open MPI is installed for the launcher's mpi job mode.
+FROM node:20-bookworm
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openmpi-bin \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+
+# Dependencies first: this layer is rebuilt only when the lockfile changes.
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+
+COPY tsconfig.json eslint.config.mjs ./
+COPY bin ./bin
+COPY libs ./libs
+COPY services ./services
+COPY cli ./cli
+COPY examples ./examples
+COPY bench ./bench
+COPY test ./test
+COPY scripts ./scripts
+RUN npx tsc -p tsconfig.json \
+ && ln -s /app/bin/balsam.js /usr/local/bin/balsam
+
+CMD ["balsam", "--help"]
