@@ -10,7 +10,8 @@ WORKDIR /app
 
 # Dependencies first: this layer is rebuilt only when the lockfile changes.
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --loglevel=error
+# npm install, not npm ci: see .ci/run (npm ci refuses this lock under npm 11).
+RUN npm install --no-audit --no-fund --loglevel=error
 
 COPY tsconfig.json eslint.config.mjs ./
 COPY bin ./bin
