@@ -509,8 +509,16 @@ export class Launcher {
   private async heartbeat(): Promise<void> {
     const until = new Date(Date.now() + this.o.leaseTtlMs);
     const { store } = this.o.client;
-    if (this.running.size > 0) {
-      await store.jobs.updateMany({ "lock.owner": this.owner, state: { $in: [...ACTIVE_STATES] } } as never, { $set: { "lock.until": until } } as never);
+    // Only the jobs this launcher is working on: a claim whose answer was lost
+    // (a retried write after a dropped connection) must be left to lapse, not
+    // kept alive by an owner-wide renewal. By _id, each update is an index
+    // lookup on FerretDB too.
+    const ids = [...this.running.keys()];
+    if (ids.length > 0) {
+      await store.jobs.bulkWrite(
+        ids.map((id) => ({ updateOne: { filter: { _id: id, "lock.owner": this.owner }, update: { $set: { "lock.until": until } } } })) as never,
+        { ordered: false },
+      );
     }
     await store.launchers.updateOne({ _id: this.owner }, { $set: { heartbeat: new Date() } });
   }

@@ -1,6 +1,12 @@
 import { recordTransitions, type Store, type Transition } from "../../libs/store/index.js";
 import { coerceError } from "../../libs/errors/index.js";
 
+/** Connection-level failures worth waiting out; anything else is a bug or bad data. */
+function isTransient(err: unknown): boolean {
+  const name = (err as { name?: string } | null)?.name ?? "";
+  return /MongoNetworkError|MongoServerSelectionError|MongoNetworkTimeoutError|MongoPoolClearedError|MongoNotConnectedError/.test(name);
+}
+
 /**
  * Batches state writes: transitions queued within `flushMs` (or up to
  * `maxBatch`) go to MongoDB in one unordered bulkWrite. Each caller gets its
@@ -36,11 +42,22 @@ export class TransitionWriter {
     if (batch.length === 0) return;
     // Flushes run one after another so a job's writes land in order.
     this.flushing = this.flushing.then(async () => {
-      try {
-        const lost = new Set(await recordTransitions(this.store, batch.map((b) => b.t)));
-        for (const b of batch) b.resolve(!lost.has(b.t.id));
-      } catch (err) {
-        for (const b of batch) b.reject(coerceError(err));
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const lost = new Set(await recordTransitions(this.store, batch.map((b) => b.t)));
+          for (const b of batch) b.resolve(!lost.has(b.t.id));
+          return;
+        } catch (err) {
+          // A restarting server is waited for (about a minute in all); a write
+          // it did apply before dropping the answer then reads as a lost race,
+          // and that job's lease simply lapses and is recovered.
+          if (isTransient(err) && attempt < 12) {
+            await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt) * (0.5 + Math.random())));
+            continue;
+          }
+          for (const b of batch) b.reject(coerceError(err));
+          return;
+        }
       }
     });
   }
