@@ -15,7 +15,7 @@ import { ConfigError } from "../../libs/errors/index.js";
 
 export const FERRETDB_VERSION = "v1.24.2";
 /** The provisioned build (version + our patches); must match scripts/provision.sh. */
-export const FERRETDB_BUILD = `${FERRETDB_VERSION}-balsam1`;
+export const FERRETDB_BUILD = `${FERRETDB_VERSION}-balsam2`;
 
 export function projectRoot(): string {
   // dist/services/dbserver/servers.js → the package root three levels up.
