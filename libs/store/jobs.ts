@@ -188,8 +188,9 @@ export async function dependentsOf(
   let frontier = [...ids];
   while (frontier.length > 0) {
     const next: string[] = [];
-    for (let i = 0; i < frontier.length; i += 5000) {
-      let cur = store.jobs.find({ parents: { $in: frontier.slice(i, i + 5000) } });
+    // Large chunks: on FerretDB each query is a scan of the whole collection.
+    for (let i = 0; i < frontier.length; i += 50_000) {
+      let cur = store.jobs.find({ parents: { $in: frontier.slice(i, i + 50_000) } });
       if (opts.projection) cur = cur.project({ ...opts.projection, _id: 1 });
       for (const k of await cur.toArray()) {
         if (seen.has(k._id)) continue;
@@ -205,9 +206,14 @@ export async function dependentsOf(
 
 export async function deleteJobsByIds(store: Store, ids: string[]): Promise<number> {
   let n = 0;
-  // Chunks keep each `$in` list small: FerretDB filters `$in` itself rather than in SQLite.
+  // One deleteOne per id in unordered bulk writes rather than `_id: {$in}`:
+  // FerretDB does not push `$in` down (a full scan that decodes every job per
+  // chunk) but finds a single `_id` through its index; MongoDB takes either.
   for (let i = 0; i < ids.length; i += 5000) {
-    const res = await store.jobs.deleteMany({ _id: { $in: ids.slice(i, i + 5000) } });
+    const res = await store.jobs.bulkWrite(
+      ids.slice(i, i + 5000).map((id) => ({ deleteOne: { filter: { _id: id } } })),
+      { ordered: false },
+    );
     n += res.deletedCount;
   }
   return n;
