@@ -5,7 +5,6 @@
  * BENCH_LAUNCHER_JOBS (default 2000), BENCH_LATENCY_JOBS (default 100),
  * BENCH_LS_JOBS (default 1000000). BENCH_ONLY=enqueue|launcher|cli|search runs one part.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir, cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -17,16 +16,12 @@ import { startLauncher } from "../test/support/launcher.js";
 import { connect, type Balsam } from "../libs/client/index.js";
 import { buildJob, Store } from "../libs/store/index.js";
 import { waitFor } from "../services/dbserver/servers.js";
+import { num, pct, rawSpawnRate } from "./measure.js";
 import { benchCli } from "./cli.js";
 import { benchSearch } from "./search.js";
 
-const num = (name: string, d: number) => (process.env[name] ? Number(process.env[name]) : d);
 const only = process.env.BENCH_ONLY;
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-}
 const f1 = (x: number) => x.toFixed(1);
 
 async function benchEnqueue(mongoUrl: string, redisUrl: string): Promise<void> {
@@ -65,19 +60,6 @@ async function benchEnqueue(mongoUrl: string, redisUrl: string): Promise<void> {
   console.log(`balsam jobs.addMany:    ${f1(n / apiS)} jobs/s (${f1(apiS)} s)  ratio ${(rawS / apiS).toFixed(2)} of raw`);
 }
 
-async function rawSpawnRate(n: number, concurrency: number): Promise<number> {
-  let next = 0;
-  const t = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < n) {
-        next++;
-        await new Promise<void>((r) => spawn("/bin/true", [], { stdio: "ignore" }).on("exit", () => r()));
-      }
-    }),
-  );
-  return n / ((performance.now() - t) / 1000);
-}
 
 function rssOf(pid: number): number {
   try {
@@ -112,7 +94,7 @@ async function benchLauncher(mongoUrl: string, redisUrl: string): Promise<void> 
     clearInterval(sampler);
     const s = (performance.now() - t) / 1000;
     const counts = await b.jobs.filter({ workflow: "BENCH" }).byState();
-    const raw = await rawSpawnRate(Math.min(n, 3000), packing);
+    const raw = await rawSpawnRate("/bin/true", Math.min(n, 3000), packing);
     console.log(`launcher exit ${code}, states ${JSON.stringify(counts)}`);
     console.log(`end to end: ${f1(n / s)} jobs/s (${f1(s)} s incl. start-up); raw /bin/true spawn from Node at ${packing} in flight: ${f1(raw)}/s; ratio ${(n / s / raw).toFixed(3)}`);
     const third = Math.max(1, Math.floor(samples.length / 3));

@@ -11,7 +11,6 @@
  *
  * Sizes: BENCH_SEARCH_EVALS (default 1000), BENCH_SEARCH_IN_FLIGHT (default 4, as AMBS).
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,29 +18,12 @@ import { makeCliDb } from "../test/support/cli.js";
 import { startLauncher } from "../test/support/launcher.js";
 import { connect, FINISHED_CHANNEL } from "../libs/client/index.js";
 import { waitFor } from "../services/dbserver/servers.js";
+import { num, pct, rawSpawnRate } from "./measure.js";
 import { Problem } from "../examples/polynome2/problem.js";
 import { runSearch } from "../examples/polynome2/search.js";
 
-const num = (name: string, d: number) => (process.env[name] ? Number(process.env[name]) : d);
 
-function pct(xs: readonly number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-}
 
-async function rawSpawnRate(file: string, n: number, concurrency: number): Promise<number> {
-  let next = 0;
-  const t = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < n) {
-        next++;
-        await new Promise<void>((r) => spawn(file, [], { stdio: "ignore" }).on("exit", () => r()));
-      }
-    }),
-  );
-  return n / ((performance.now() - t) / 1000);
-}
 
 export async function benchSearch(mongoUrl: string, redisUrl: string): Promise<void> {
   const n = num("BENCH_SEARCH_EVALS", 1000);
