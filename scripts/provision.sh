@@ -10,8 +10,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache="${BALSAM_CACHE_DIR:-$here/.cache}"
 ferret_version="v1.24.2"
-# The build tag names our patches below; bumping it rebuilds cached binaries.
-ferret_build="$ferret_version-balsam2"
+# The build tag is a hash of our patch series (scripts/ferretdb/*.patch), so a
+# changed patch builds a new binary instead of testing a stale cached one.
+# services/dbserver/servers.ts computes the same tag to find the binary.
+ferret_patches=("$here"/scripts/ferretdb/0*.patch)
+ferret_build="$ferret_version-$(cat "${ferret_patches[@]}" | sha256sum | cut -c1-12)"
 ferret_bin="$cache/ferretdb-$ferret_build/ferretdb"
 with_slurm=0
 for a in "$@"; do
@@ -73,17 +76,12 @@ if [ -z "${MONGODB_URL:-}" ] && ! command -v mongod >/dev/null 2>&1 && [ ! -x "$
   [ -n "$dir" ] && [ -d "$dir" ] || fail "could not download the FerretDB module through the Go module proxy"
   cp -r "$dir/." "$work/src"; chmod -R u+w "$work/src"
   echo "$ferret_version" > "$work/src/build/version/version.txt"
-  # scripts/ferretdb-balsam.patch: query pushdown for the SQLite backend.
-  # Measured on 5,000 jobs, an update by _id + state: 1,100 ms → 2 ms; on
-  # 100,000 jobs, a first page of one workflow: ~20 s → 1.5 s.
-  # 1. _id lookups use the expression the _id index is built on (`->"_id"`,
-  #    not `->'$._id'`), so SQLite uses the index instead of a scan;
-  # 2. an _id in a filter with other fields, and top-level string equalities,
-  #    narrow the rows in SQLite (every handler filters them again, so the
-  #    condition only has to let through a superset).
+  # scripts/ferretdb/*.patch, applied in order; each file says why it exists
+  # (scripts/ferretdb/README.md lists them and the conformance test each fixes).
   command -v patch >/dev/null 2>&1 || apt_install patch || fail "the patch command is missing (apt-get install patch)"
-  (cd "$work/src" && patch -p1 --forward --quiet < "$here/scripts/ferretdb-balsam.patch") \
-    || fail "applying scripts/ferretdb-balsam.patch to FerretDB failed"
+  for p in "${ferret_patches[@]}"; do
+    (cd "$work/src" && patch -p1 --forward --quiet < "$p") || fail "applying $(basename "$p") to FerretDB failed"
+  done
   # Newer Go rejects some //go:linkname uses in FerretDB's dependencies at link time.
   (cd "$work/src" && "$go" build -ldflags=-checklinkname=0 -o "$ferret_bin" ./cmd/ferretdb) \
     || fail "building FerretDB failed (see the Go output above)"

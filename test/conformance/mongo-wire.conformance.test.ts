@@ -90,9 +90,11 @@ describe("MongoDB-wire server conformance", () => {
       const name = `cas${round}`;
       const ids = await seed(name, N);
       const wins = new Map<string, string[]>();
+      // One order for all, so the clients meet on the same documents at once.
+      const order = shuffled(ids);
       await Promise.all(
         clients.map((s, k) =>
-          pool(shuffled(ids), 4, async (id) => {
+          pool(order, 4, async (id) => {
             const r = await coll(s, name).updateOne(
               { _id: id, state: "READY" },
               { $set: { state: "RUNNING", owner: `c${k}` }, $push: { history: `c${k}` } },
@@ -117,9 +119,10 @@ describe("MongoDB-wire server conformance", () => {
     const N = 200;
     const ids = await seed("fam", N);
     let got = 0;
+    const order = shuffled(ids);
     await Promise.all(
       clients.map((s, k) =>
-        pool(shuffled(ids), 4, async (id) => {
+        pool(order, 4, async (id) => {
           const before = await coll(s, "fam").findOneAndUpdate({ _id: id, state: "READY" }, { $set: { state: "RUNNING", owner: `c${k}` } });
           if (before) got++;
         }),
@@ -134,12 +137,14 @@ describe("MongoDB-wire server conformance", () => {
     const [a, b] = clients as [Store, Store];
     let deleted = 0;
     let updated = 0;
+    // The same order for both, so they meet on the same documents at once.
+    const order = shuffled(ids);
     await Promise.all([
-      pool(shuffled(ids), 4, async (id) => {
+      pool(order, 4, async (id) => {
         const r = await coll(a, "delupd").deleteOne({ _id: id, state: "READY" });
         deleted += r.deletedCount;
       }),
-      pool(shuffled(ids), 4, async (id) => {
+      pool(order, 4, async (id) => {
         const r = await coll(b, "delupd").updateOne({ _id: id, state: "READY" }, { $set: { state: "RUNNING" } });
         updated += r.modifiedCount;
       }),
@@ -183,7 +188,7 @@ describe("MongoDB-wire server conformance", () => {
       const s = await Store.connect({ url: ctx.mongoUrl, dbName: ctx.dbName });
       try {
         const res = await within(
-          120_000,
+          60_000,
           `bulkWrite of ${size}`,
           coll(s, `bulk${size}`).bulkWrite(
             ids.map((id) => ({ updateOne: { filter: { _id: id, state: "READY" }, update: { $set: { state: "RUNNING" }, $push: { history: "bulk" } } } })),
@@ -203,12 +208,13 @@ describe("MongoDB-wire server conformance", () => {
     const N = 1000;
     const ids = await seed("bulkrace", N);
     const [a, b] = clients as [Store, Store];
+    const order = shuffled(ids);
     const bulk = (s: Store, who: string) =>
       within(
-        120_000,
+        60_000,
         "racing bulkWrite",
         coll(s, "bulkrace").bulkWrite(
-          shuffled(ids).map((id) => ({ updateOne: { filter: { _id: id, state: "READY" }, update: { $set: { state: "RUNNING", owner: who }, $push: { history: who } } } })),
+          order.map((id) => ({ updateOne: { filter: { _id: id, state: "READY" }, update: { $set: { state: "RUNNING", owner: who }, $push: { history: who } } } })),
           { ordered: false },
         ),
       );

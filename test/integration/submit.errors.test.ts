@@ -76,10 +76,16 @@ describe("submit-launch refuses bad input and records nothing", () => {
   });
 
   test("a --wf-filter with nothing that could run", async () => {
-    await nothingRecorded(await db.run(["submit-launch", ...withFlag("--wf-filter", "EMPTY")]), 1, /no job of workflow EMPTY could run/);
+    // A stand-in sbatch, so the check is the same whether or not this machine
+    // has Slurm (it must never be called).
+    const bin = join(root, "empty-wf");
+    writeStandin(bin, "sbatch", { stdout: "Submitted batch job 1\n", exitCode: 0 });
+    const env = { PATH: `${bin}:${process.env.PATH ?? ""}` };
+    await nothingRecorded(await db.run(["submit-launch", ...withFlag("--wf-filter", "EMPTY")], { env }), 1, /no job of workflow EMPTY could run/);
     const done = await balsam.jobs.add({ name: "done", workflow: "DONE", application: "echo" });
     await balsam.jobs.setState(done._id, "USER_KILLED");
-    await nothingRecorded(await db.run(["submit-launch", ...withFlag("--wf-filter", "DONE")]), 1, /no job of workflow DONE could run/);
+    await nothingRecorded(await db.run(["submit-launch", ...withFlag("--wf-filter", "DONE")], { env }), 1, /no job of workflow DONE could run/);
+    assert.equal(readStandin(bin, "sbatch")?.calls ?? 0, 0);
   });
 
   test("the scheduler's rejection is shown (stand-in sbatch)", async () => {
