@@ -11,6 +11,8 @@ import {
 import { ConflictError, InvalidTransitionError, NotFoundError, UsageError } from "../errors/index.js";
 import {
   buildJob,
+  chunked,
+  MAX_IN_IDS,
   childrenOf,
   countByState,
   countByWorkflowState,
@@ -236,7 +238,9 @@ export class JobsApi {
     await this.queues.remove(free.filter((j) => isRunnable(j.state)).map(queueItem));
     if (leased.length) {
       // Marked so a lease that lapses (dead launcher) ends in USER_KILLED, not a restart.
-      await this.store.jobs.updateMany({ _id: { $in: leased.map((j) => j._id) } }, { $set: { killRequestedAt: now } as never });
+      for (const chunk of chunked(leased.map((j) => j._id), MAX_IN_IDS)) {
+        await this.store.jobs.updateMany({ _id: { $in: chunk } }, { $set: { killRequestedAt: now } as never });
+      }
       for (const j of leased) await this.queues.publish(KILL_CHANNEL, j._id);
     }
     const killed = targets.map((j) => j._id).filter((id) => !lost.includes(id));
@@ -280,10 +284,16 @@ export class JobsApi {
    */
   async releaseChildren(parentIds: readonly string[]): Promise<number> {
     if (parentIds.length === 0) return 0;
-    const kids = await this.store.jobs.find({ parents: { $in: [...parentIds] }, state: "AWAITING_PARENTS" }).toArray();
+    const kids: Job[] = [];
+    for (const chunk of chunked([...parentIds], MAX_IN_IDS)) {
+      kids.push(...(await this.store.jobs.find({ parents: { $in: chunk }, state: "AWAITING_PARENTS" }).toArray()));
+    }
     if (kids.length === 0) return 0;
     const allParents = [...new Set(kids.flatMap((k) => k.parents))];
-    const parents = await this.store.jobs.find({ _id: { $in: allParents } }, { projection: { state: 1 } }).toArray();
+    const parents: Array<Pick<Job, "_id" | "state">> = [];
+    for (const chunk of chunked(allParents, MAX_IN_IDS)) {
+      parents.push(...(await this.store.jobs.find({ _id: { $in: chunk } }, { projection: { state: 1 } }).toArray()));
+    }
     const stateOf = new Map(parents.map((p) => [p._id, p.state]));
     const ts: Transition[] = [];
     const ready: Job[] = [];

@@ -25,6 +25,12 @@ export interface Job {
   parents: string[];
   /** Set when another job lists this one as a parent, so finishing it only looks for children when there are some. */
   hasChildren: boolean;
+  /**
+   * Which bulk statement last changed the state (`<bulk id>:<index>`), so a
+   * writer can tell its own write from a rival's when a bulk's counts say
+   * some statements did not match.
+   */
+  writeToken?: string;
   data: Record<string, unknown>;
   numNodes: number;
   ranksPerNode: number;

@@ -2,6 +2,8 @@ export * from "./connection.js";
 export * from "./apps.js";
 export * from "./jobs.js";
 export * from "./transitions.js";
+export * from "./bulk.js";
+export * from "./leases.js";
 
 import { MongoClient } from "mongodb";
 /** True when a MongoDB-wire server answers `ping` at `url` within `timeoutMs`. */

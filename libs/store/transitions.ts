@@ -3,6 +3,8 @@ import { canTransitionPath, type Job, type JobState, type StateHistoryEntry } fr
 import { InvalidTransitionError } from "../errors/index.js";
 import { allowedTransitions } from "../models/index.js";
 import type { Store } from "./connection.js";
+import { chunked, MAX_BULK_OPS } from "./bulk.js";
+import { randomUUID } from "node:crypto";
 
 /**
  * One compare-and-set state change: the job must be in `from` (and, when
@@ -59,28 +61,41 @@ export async function transitionJob(store: Store, t: Transition): Promise<boolea
 }
 
 /**
- * Applies many transitions in one unordered bulkWrite. Returns the ids whose
- * condition did not match (lost races), found by reading back the states of
- * the ids only when the matched count says some failed.
+ * Applies many transitions in unordered bulkWrites of at most MAX_BULK_OPS
+ * statements. Returns the ids whose condition did not match (lost races).
+ *
+ * A bulk's answer gives counts, not which statement matched, so when a
+ * chunk's matched count falls short its ids are read back — by `_id $in`,
+ * an index lookup on MongoDB and on our FerretDB, never a scan — and a job
+ * counts as written only when it carries this chunk's write token: the time
+ * alone could be shared with a rival write in the same millisecond.
  */
 export async function recordTransitions(store: Store, ts: Transition[]): Promise<string[]> {
-  if (ts.length === 0) return [];
-  const now = new Date();
-  const ops: AnyBulkWriteOperation<Job>[] = ts.map((t) => {
-    const { filter, update } = transitionOp(t, now);
-    return { updateOne: { filter, update } };
-  });
-  const res = await store.jobs.bulkWrite(ops, { ordered: false });
-  if (res.matchedCount === ts.length) return [];
-  const docs = await store.jobs
-    .find({ _id: { $in: ts.map((t) => t.id) } }, { projection: { state: 1, updatedAt: 1 } })
-    .toArray();
-  const byId = new Map(docs.map((d) => [d._id, d]));
-  return ts
-    .filter((t) => {
-      const d = byId.get(t.id);
-      const want = t.path[t.path.length - 1]?.state;
-      return !d || d.state !== want || d.updatedAt.getTime() !== now.getTime();
-    })
-    .map((t) => t.id);
+  const lost: string[] = [];
+  for (const chunk of chunked(ts, MAX_BULK_OPS)) {
+    const now = new Date();
+    const bulkId = randomUUID();
+    const ops: AnyBulkWriteOperation<Job>[] = chunk.map((t, i) => {
+      const { filter, update } = transitionOp(t, now);
+      (update.$set as Record<string, unknown>).writeToken = `${bulkId}:${i}`;
+      return { updateOne: { filter, update } };
+    });
+    const res = await store.jobs.bulkWrite(ops, { ordered: false });
+    if (res.matchedCount === chunk.length) continue;
+    const docs = await store.jobs
+      .find({ _id: { $in: [...new Set(chunk.map((t) => t.id))] } }, { projection: { writeToken: 1 } })
+      .toArray();
+    // Statement index of this bulk that last wrote each job, if any.
+    const lastWrite = new Map<string, number>();
+    for (const d of docs) {
+      const [id, idx] = (d.writeToken ?? "").split(":");
+      if (id === bulkId && idx !== undefined) lastWrite.set(d._id, Number(idx));
+    }
+    // A later statement of the same job (a chained transition) matching
+    // means the earlier one had been applied too.
+    chunk.forEach((t, i) => {
+      if ((lastWrite.get(t.id) ?? -1) < i) lost.push(t.id);
+    });
+  }
+  return lost;
 }

@@ -21,7 +21,7 @@ import {
   reenqueueRunnable,
   type Balsam,
 } from "../../libs/client/index.js";
-import type { Transition } from "../../libs/store/index.js";
+import { renewLeases, type Transition } from "../../libs/store/index.js";
 import { DelayedError, type BullJob, type Worker, type QueueData } from "../../libs/queue/index.js";
 import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
 import { NodePool, type Grant } from "./pool.js";
@@ -514,12 +514,7 @@ export class Launcher {
     // kept alive by an owner-wide renewal. By _id, each update is an index
     // lookup on FerretDB too.
     const ids = [...this.running.keys()];
-    if (ids.length > 0) {
-      await store.jobs.bulkWrite(
-        ids.map((id) => ({ updateOne: { filter: { _id: id, "lock.owner": this.owner }, update: { $set: { "lock.until": until } } } })) as never,
-        { ordered: false },
-      );
-    }
+    await renewLeases(store, this.owner, ids, until);
     await store.launchers.updateOne({ _id: this.owner }, { $set: { heartbeat: new Date() } });
   }
 
