@@ -3,7 +3,11 @@
  * the raw limit measured in the same run on the same servers, because these
  * machines are noisy. Sizes: BENCH_ENQUEUE_JOBS (default 100000),
  * BENCH_LAUNCHER_JOBS (default 2000), BENCH_LATENCY_JOBS (default 100),
- * BENCH_LS_JOBS (default 1000000). BENCH_ONLY=enqueue|launcher|cli|search runs one part.
+ * BENCH_LS_JOBS (default 1000000), BENCH_IN_SIZES (default 20000,200000).
+ * BENCH_ONLY=server|enqueue|launcher|cli|search runs one part.
+ * BENCH_FERRETDB_BEFORE=/path/to/ferretdb runs the launcher part a second
+ * time on servers started from that binary (e.g. a build without our patch
+ * series), so before and after are measured in one run.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir, cpus, totalmem } from "node:os";
@@ -19,6 +23,7 @@ import { waitFor } from "../services/dbserver/servers.js";
 import { num, pct, rawSpawnRate } from "./measure.js";
 import { benchCli } from "./cli.js";
 import { benchSearch } from "./search.js";
+import { benchServer } from "./server.js";
 
 const only = process.env.BENCH_ONLY;
 
@@ -129,8 +134,25 @@ async function main(): Promise<void> {
   const servers = await startTestServers();
   console.log(`servers: ${servers.mongoUrl} ${process.env.MONGODB_URL ? "(given)" : "(started here; FerretDB/mongod as found)"}`);
   try {
+    if (!only || only === "server") await benchServer(servers.mongoUrl);
     if (!only || only === "enqueue") await benchEnqueue(servers.mongoUrl, servers.redisUrl);
-    if (!only || only === "launcher") await benchLauncher(servers.mongoUrl, servers.redisUrl);
+    if (!only || only === "launcher") {
+      await benchLauncher(servers.mongoUrl, servers.redisUrl);
+      const before = process.env.BENCH_FERRETDB_BEFORE;
+      if (before && !process.env.MONGODB_URL) {
+        console.log(`\n(the same, on FerretDB from ${before})`);
+        const saved = process.env.BALSAM_FERRETDB;
+        process.env.BALSAM_FERRETDB = before;
+        const old = await startTestServers();
+        if (saved === undefined) delete process.env.BALSAM_FERRETDB;
+        else process.env.BALSAM_FERRETDB = saved;
+        try {
+          await benchLauncher(old.mongoUrl, old.redisUrl);
+        } finally {
+          await old.stop();
+        }
+      }
+    }
     if (!only || only === "search") await benchSearch(servers.mongoUrl, servers.redisUrl);
     // Last: filling a million jobs into FerretDB takes minutes.
     if (!only || only === "cli") await benchCli(servers.mongoUrl, servers.redisUrl);

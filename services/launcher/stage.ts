@@ -1,13 +1,22 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, symlinkSync, statSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import picomatch from "picomatch";
 import type { Job } from "../../libs/models/index.js";
+import { isValidWorkflow } from "../../libs/queue/index.js";
 
 /** `<db>/data/<workflow>/<name>_<first 8 of id>`, as Balsam lays it out. */
 export function workdirFor(dbPath: string, job: Pick<Job, "_id" | "workflow" | "name">): string {
   const safeName = job.name.replace(/[^A-Za-z0-9_.-]/g, "_");
-  return join(dbPath, "data", job.workflow, `${safeName}_${job._id.slice(0, 8)}`);
+  const wfDir = resolve(dbPath, "data", job.workflow);
+  const dir = resolve(wfDir, `${safeName}_${job._id.slice(0, 8)}`);
+  // Checked after resolving: a job stored before workflow names were checked
+  // (or written by another client) must not reach outside its workflow's directory.
+  const data = resolve(dbPath, "data");
+  if (!isValidWorkflow(job.workflow) || dirname(wfDir) !== data || dirname(dir) !== wfDir) {
+    throw new Error(`job ${job._id}: workflow '${job.workflow}' does not name a directory under ${data}`);
+  }
+  return dir;
 }
 
 /** Local paths only: `file:///x`, `local:/x` or a bare path. Remote transfer is not built in. */
