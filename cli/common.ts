@@ -2,7 +2,7 @@ import { createInterface } from "node:readline/promises";
 import { Command, CommanderError } from "commander";
 import { connect, type Balsam } from "../libs/client/index.js";
 import { BalsamError, UsageError, coerceError } from "../libs/errors/index.js";
-import { isLocal, readSettings, resolveDbPath } from "../libs/config/index.js";
+import { isLocal, readSettings, redactUrl, resolveDbPath } from "../libs/config/index.js";
 import { ensureLocalServers } from "../services/dbserver/local.js";
 
 /** Exit codes: 0 ok, 1 runtime error, 2 usage error. */
@@ -12,7 +12,8 @@ export const EXIT_USAGE = 2;
 export function printError(err: unknown): void {
   const e = coerceError(err);
   const hint = e instanceof BalsamError && e.hint ? ` (${e.hint})` : "";
-  process.stderr.write(`balsam: ${e.message}${hint}\n`);
+  // Messages can carry a server's URL (driver errors do): never its password.
+  process.stderr.write(redactUrl(`balsam: ${e.message}${hint}`) + "\n");
   if (process.env.BALSAM_DEBUG === "1" && e.stack) process.stderr.write(e.stack + "\n");
   process.exitCode = e instanceof UsageError ? EXIT_USAGE : EXIT_RUNTIME;
 }

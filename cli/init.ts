@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { initDatabaseDir } from "../libs/config/index.js";
+import { initDatabaseDir, redactUrl } from "../libs/config/index.js";
 import { action, out } from "./common.js";
 
 export function register(program: Command): Command {
@@ -15,7 +15,7 @@ export function register(program: Command): Command {
       action((path: string, o: { mongoUrl?: string; redisUrl?: string; dbName: string; queuePrefix: string }) => {
         const { dir, settings } = initDatabaseDir(path, { mongoUrl: o.mongoUrl, redisUrl: o.redisUrl, dbName: o.dbName, queuePrefix: o.queuePrefix });
         out(`created Balsam database ${dir}`);
-        out(`  mongo: ${settings.mongoUrl}  redis: ${settings.redisUrl}  db: ${settings.dbName}`);
+        out(`  mongo: ${redactUrl(settings.mongoUrl)}  redis: ${redactUrl(settings.redisUrl)}  db: ${settings.dbName}`);
         out(`use it with: export BALSAM_DB_PATH=${dir}`);
       }),
     );

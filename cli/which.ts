@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { readKnownDatabases, readSettings } from "../libs/config/index.js";
+import { readKnownDatabases, readSettings, redactUrl } from "../libs/config/index.js";
 import { resolveDbPath } from "../libs/config/index.js";
 import { localStatus } from "../services/dbserver/local.js";
 import { action, out } from "./common.js";
@@ -23,8 +23,8 @@ export function register(program: Command): Command {
         const s = await localStatus(dir, settings);
         out(`BALSAM_DB_PATH=${dir}`);
         out(`database ${settings.dbName}, queue prefix ${settings.queuePrefix}, scheduler ${settings.scheduler}`);
-        out(`mongo: ${s.local.mongo ? "local" : "remote"} ${s.mongo.url || "(not running)"} ${s.mongo.up ? "up" : "down"}`);
-        out(`redis: ${s.local.redis ? "local" : "remote"} ${s.redis.url.replace(/\/\/([^:@/]*):([^@/]+)@/, "//$1:***@") || "(not running)"} ${s.redis.up ? "up" : "down"}`);
+        out(`mongo: ${s.local.mongo ? "local" : "remote"} ${redactUrl(s.mongo.url) || "(not running)"} ${s.mongo.up ? "up" : "down"}`);
+        out(`redis: ${s.local.redis ? "local" : "remote"} ${redactUrl(s.redis.url) || "(not running)"} ${s.redis.up ? "up" : "down"}`);
       }),
     );
 }

@@ -133,6 +133,11 @@ export function renderTemplate(template: string, values: Readonly<Record<string,
       unknown.add(name);
       return whole;
     }
+    // Quoting protects a value within a line, not across lines: a newline in
+    // `#SBATCH -q {{queue}}` would start a line that bash runs.
+    if (/[\x00-\x1f\x7f]/.test(v)) {
+      throw new UsageError(`the value for {{${name}}} contains a control character (${JSON.stringify(v)}); it cannot go into a batch script`);
+    }
     return v;
   });
   if (unknown.size) {

@@ -1,6 +1,7 @@
 import { Queue, Worker, DelayedError, type Job as BullJob } from "bullmq";
 import { Redis, type RedisOptions } from "ioredis";
 import { UnreachableError, UsageError } from "../errors/index.js";
+import { redactUrl } from "../config/index.js";
 
 /**
  * BullMQ side of Balsam: one queue per workflow whose entries are pointers
@@ -311,9 +312,7 @@ export interface WorkerOptions {
 export { DelayedError };
 export type { BullJob, Worker };
 
-export function redactRedis(url: string): string {
-  return url.replace(/\/\/([^:@/]*):([^@/]+)@/, "//$1:***@");
-}
+export const redactRedis = redactUrl;
 
 /** True when Redis answers PING at `url` within `timeoutMs`. */
 export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean> {

@@ -1,6 +1,7 @@
 import { MongoClient, type Collection, type Db } from "mongodb";
 import type { App, Job } from "../models/index.js";
 import { UnreachableError } from "../errors/index.js";
+import { redactUrl } from "../config/index.js";
 
 /** A running launcher, written by itself on start and on every heartbeat. */
 export interface LauncherDoc {
@@ -129,6 +130,4 @@ export class Store {
 }
 
 /** Hides a password in a URL before it goes into a message. */
-export function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]+):([^@/]+)@/, "//$1:***@");
-}
+export const redact = redactUrl;

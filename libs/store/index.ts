@@ -19,3 +19,20 @@ export async function pingMongo(url: string, timeoutMs = 1000): Promise<boolean>
     await c.close().catch(() => undefined);
   }
 }
+
+/**
+ * Creates `username` in `admin` with the root role through mongod's localhost
+ * exception (which only lets the first user be created). A server that
+ * already has users refuses, and that is fine: the user exists.
+ */
+export async function createFirstUser(url: string, username: string, password: string): Promise<void> {
+  const c = new MongoClient(url, { serverSelectionTimeoutMS: 5000 });
+  try {
+    await c.connect();
+    await c.db("admin").command({ createUser: username, pwd: password, roles: ["root"] });
+  } catch {
+    // Users exist already (the exception is closed), or the user itself does.
+  } finally {
+    await c.close().catch(() => undefined);
+  }
+}

@@ -6,6 +6,8 @@ import {
   readSettings,
   writeServerInfo,
   type ServerInfo,
+  newSecret,
+  writeSettings,
   type Settings,
 } from "../../libs/config/index.js";
 import { pingMongo } from "../../libs/store/index.js";
@@ -22,6 +24,9 @@ export interface LocalStatus {
   mongo: { url: string; up: boolean; pid?: number; kind?: string };
   redis: { url: string; up: boolean; pid?: number };
 }
+
+/** The user every connection to a local MongoDB-wire server authenticates as. */
+export const LOCAL_MONGO_USER = "balsam";
 
 function serverDir(dir: string, which: string): string {
   return join(dir, "data", "servers", which);
@@ -51,7 +56,13 @@ export interface EnsureOptions {
 
 /** Starts whichever local server is not answering; returns what it started. */
 export async function ensureLocalServers(dir: string, opts: EnsureOptions = {}): Promise<string[]> {
-  const settings: Settings = readSettings(dir);
+  let settings: Settings = readSettings(dir);
+  if (isLocal(settings.mongoUrl) && !settings.mongoPassword) {
+    // A database made before local MongoDB servers had a password: give it
+    // one now (FerretDB creates the user on its first start with auth).
+    settings = { ...settings, mongoPassword: newSecret() };
+    writeSettings(dir, settings);
+  }
   const status = await localStatus(dir, settings);
   const info: ServerInfo = readServerInfo(dir);
   const started: string[] = [];
@@ -74,7 +85,13 @@ export async function ensureLocalServers(dir: string, opts: EnsureOptions = {}):
   }
   if (status.local.mongo && !status.mongo.up) {
     if (info.mongo?.pid && isAlive(info.mongo.pid)) await stopPid(info.mongo.pid);
-    const h = await startMongo({ dir: serverDir(dir, "mongo"), host, detached: true, logFile: join(dir, "log", "mongo.log") });
+    const h = await startMongo({
+      dir: serverDir(dir, "mongo"),
+      host,
+      detached: true,
+      logFile: join(dir, "log", "mongo.log"),
+      auth: { username: LOCAL_MONGO_USER, password: settings.mongoPassword },
+    });
     info.mongo = { url: h.url, pid: h.pid, port: h.port, host: h.host, kind: h.kind };
     writeServerInfo(dir, info);
     started.push(`${h.kind} on ${h.host}:${h.port} (pid ${h.pid})`);

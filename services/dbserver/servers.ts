@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { pingMongo } from "../../libs/store/index.js";
+import { createFirstUser, pingMongo } from "../../libs/store/index.js";
 import { pingRedis } from "../../libs/queue/index.js";
 import { ConfigError } from "../../libs/errors/index.js";
 
@@ -107,8 +107,8 @@ export interface ServerHandle {
 
 function openLog(file: string | undefined): number | "ignore" {
   if (!file) return "ignore";
-  mkdirSync(dirname(file), { recursive: true });
-  return openSync(file, "a");
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  return openSync(file, "a", 0o600);
 }
 
 async function launch(
@@ -150,7 +150,8 @@ export interface RedisStartOptions extends StartOptions {
 export async function startRedis(opts: RedisStartOptions): Promise<ServerHandle> {
   const bin = onPath("redis-server");
   if (!bin) throw new ConfigError("redis-server is not installed", { hint: "run scripts/provision.sh, or set REDIS_URL to a running server" });
-  mkdirSync(opts.dir, { recursive: true });
+  mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+  chmodSync(opts.dir, 0o700);
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? (await freePort());
   const args = [
@@ -177,7 +178,16 @@ export interface MongoHandle extends ServerHandle {
   kind: "mongod" | "ferretdb";
 }
 
-export async function startMongo(opts: StartOptions): Promise<MongoHandle> {
+export interface MongoStartOptions extends StartOptions {
+  /**
+   * Require SCRAM authentication as this user of `admin` (created at the
+   * first start). The password reaches FerretDB through its environment,
+   * never its command line, which other users can read in `ps`.
+   */
+  auth?: { username: string; password: string };
+}
+
+export async function startMongo(opts: MongoStartOptions): Promise<MongoHandle> {
   const bin = findMongoBinary();
   if (!bin) {
     throw new ConfigError("no MongoDB-wire server: neither mongod nor the provisioned FerretDB was found", {
@@ -185,31 +195,59 @@ export async function startMongo(opts: StartOptions): Promise<MongoHandle> {
     });
   }
   const dir = resolve(opts.dir);
-  mkdirSync(dir, { recursive: true });
+  // The data are nobody else's business: the directory is the owner's alone.
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? (await freePort());
+  const auth = opts.auth;
+  const env: NodeJS.ProcessEnv = {};
   const args =
     bin.kind === "mongod"
-      ? ["--dbpath", dir, "--port", String(port), "--bind_ip", host, "--quiet"]
+      ? ["--dbpath", dir, "--port", String(port), "--bind_ip", host, "--quiet", ...(auth ? ["--auth"] : [])]
       : [
           "--handler=sqlite",
           // WAL with synchronous=NORMAL: no fsync per commit (4 ms → 2.6 ms per update measured here);
           // a crash of the machine can lose the last commits, never corrupt the file.
-          `--sqlite-url=file:${dir}/?_pragma=synchronous(NORMAL)`,
+          `--sqlite-url=file:${encodeUrlPath(dir)}/?_pragma=synchronous(NORMAL)`,
           `--listen-addr=${host}:${port}`,
           "--telemetry=disable",
           "--debug-addr=-",
           "--state-dir=-",
           "--log-level=error",
+          ...(auth ? ["--test-enable-new-auth", "--setup-database=admin", `--setup-username=${auth.username}`] : []),
         ];
-  // FerretDB decodes and re-encodes each document it touches; a less eager
-  // collector cut its CPU per job by ~25% here (GOGC=400, a few MB more heap).
-  const p = await launch(bin.path, args, opts, bin.kind === "ferretdb" ? { GOGC: process.env.GOGC ?? "400" } : {});
+  if (bin.kind === "ferretdb") {
+    // FerretDB decodes and re-encodes each document it touches; a less eager
+    // collector cut its CPU per job by ~25% here (GOGC=400, a few MB more heap).
+    env.GOGC = process.env.GOGC ?? "400";
+    if (auth) env.FERRETDB_SETUP_PASSWORD = auth.password;
+  }
+  const p = await launch(bin.path, args, opts, env);
   const connectHost = host === "0.0.0.0" ? "127.0.0.1" : host;
-  const url = `mongodb://${connectHost}:${port}`;
-  await waitFor(async () => p.exited() || (await pingMongo(url, 500)), opts.startTimeoutMs ?? 30_000, `${bin.kind} on port ${port}`);
+  const bare = `mongodb://${connectHost}:${port}`;
+  const url = auth
+    ? `mongodb://${encodeURIComponent(auth.username)}:${encodeURIComponent(auth.password)}@${connectHost}:${port}/?authSource=admin`
+    : bare;
+  const timeoutMs = opts.startTimeoutMs ?? 30_000;
+  if (auth && bin.kind === "mongod") {
+    // mongod lets a localhost client create the first user; after that, its
+    // localhost exception is closed and this fails harmlessly on a restart.
+    await waitFor(async () => p.exited() || (await pingMongo(bare, 500)), timeoutMs, `mongod on port ${port}`);
+    await createFirstUser(bare, auth.username, auth.password);
+  }
+  await waitFor(async () => p.exited() || (await pingMongo(url, 500)), timeoutMs, `${bin.kind} on port ${port}`);
   if (p.exited()) throw new Error(`${bin.kind} exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
   return { url, pid: p.pid, host, port, kind: bin.kind, stop: p.stop };
+}
+
+/**
+ * A filesystem path as the path part of a URL: each segment percent-encoded,
+ * so `%41`, `?` and `#` in a directory name stay part of the path (unencoded,
+ * `/x/p%41` stored its data in `/x/pA`, and `?` ended the path).
+ */
+export function encodeUrlPath(path: string): string {
+  return path.split("/").map(encodeURIComponent).join("/");
 }
 
 export function isAlive(pid: number): boolean {

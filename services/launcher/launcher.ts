@@ -13,6 +13,7 @@ import {
   type JobState,
 } from "../../libs/models/index.js";
 import { coerceError } from "../../libs/errors/index.js";
+import { redactUrl } from "../../libs/config/index.js";
 import {
   FINISHED_CHANNEL,
   KILL_CHANNEL,
@@ -119,7 +120,7 @@ export class Launcher {
   }
 
   private log(line: string): void {
-    this.o.log(`[launcher ${this.owner}] ${line}`);
+    this.o.log(redactUrl(`[launcher ${this.owner}] ${line}`));
   }
 
   minutesLeft(): number {

@@ -69,6 +69,11 @@ export function resolveSubmitLaunchOptions(o: SubmitLaunchOptions): ResolvedSubm
   const nodes = wholePositive(o.nodes, "-n/--nodes");
   const wallTimeMinutes = wholePositive(o.minutes, "-t/--time-minutes");
   if (!o.queue.trim()) throw new UsageError("-q/--queue must not be empty");
+  // These reach the batch script (site templates put them on `#SBATCH` lines)
+  // and the scheduler's command line: a newline there starts a command.
+  for (const [flag, v] of [["-q/--queue", o.queue], ["-A/--project", o.project], ["--sched-flags", o.schedFlags ?? ""]] as const) {
+    if (/[\x00-\x1f\x7f]/.test(v.trim())) throw new UsageError(`${flag} contains a control character (${JSON.stringify(v)}); it cannot go into a batch script`);
+  }
   const raw = o.wfFilter === undefined ? [] : typeof o.wfFilter === "string" ? o.wfFilter.split(",") : [...o.wfFilter];
   const workflows = raw.map((s) => s.trim()).filter(Boolean);
   if (o.wfFilter !== undefined && workflows.length === 0) throw new UsageError("--wf-filter names no workflow");

@@ -46,7 +46,7 @@ describe("balsam init + server on a fresh local database", () => {
     assert.match(r.stdout, /started redis-server on 127\.0\.0\.1:\d+ .*, (ferretdb|mongod) on 127\.0\.0\.1:\d+/);
     const s = await run(["server", "--status"]);
     assert.equal(s.code, 0, s.stderr);
-    assert.match(s.stdout, /mongo\s+local mongodb:\/\/127\.0\.0\.1:\d+ up pid \d+/);
+    assert.match(s.stdout, /mongo\s+local mongodb:\/\/balsam:\*\*\*@127\.0\.0\.1:\d+\/\?authSource=admin up pid \d+/);
     assert.match(s.stdout, /redis\s+local redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ up pid \d+/);
     const info = JSON.parse(readFileSync(join(dir, "server-info.json"), "utf8")) as { mongo: { pid: number }; redis: { pid: number } };
     assert.ok(isAlive(info.mongo.pid) && isAlive(info.redis.pid));

@@ -99,6 +99,21 @@ describe("submit-launch refuses bad input and records nothing", () => {
     assert.equal(readStandin(bin, "sbatch")?.calls, 1);
   });
 
+  test("a newline in a value bound for the batch script is refused (it would start a line bash runs)", async () => {
+    const bin = join(root, "newline");
+    writeStandin(bin, "sbatch", { stdout: "Submitted batch job 7\n", exitCode: 0 });
+    const env = { PATH: `${bin}:${process.env.PATH ?? ""}` };
+    const pwned = join(root, "pwned");
+    await nothingRecorded(
+      await db.run(["submit-launch", ...withFlag("-q", `deb\ntouch ${pwned} #`)], { env }),
+      2,
+      /-q\/--queue contains a control character \("deb\\ntouch /,
+    );
+    await nothingRecorded(await db.run(["submit-launch", ...withFlag("-A", "proj\rx")], { env }), 2, /-A\/--project contains a control character/);
+    assert.equal(readStandin(bin, "sbatch")?.calls ?? 0, 0);
+    assert.equal(existsSync(pwned), false);
+  });
+
   test("shell syntax in --sched-flags is a usage error", async () => {
     await nothingRecorded(await db.run(["submit-launch", ...GOOD, "--sched-flags", "--x; rm -rf /"]), 2, /--sched-flags .* contains shell syntax/);
   });

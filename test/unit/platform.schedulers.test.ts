@@ -177,3 +177,9 @@ describe("sched flags and scheduler names", () => {
     assert.throws(() => schedulerAdapter("sge"), /unknown scheduler 'sge'/);
   });
 });
+
+test("a value with a control character is refused wherever a template puts it", () => {
+  assert.throws(() => renderTemplate("#SBATCH -q {{queue}}\n", { queue: "'deb\ntouch /tmp/pwned #'" }), /the value for \{\{queue\}\} contains a control character/);
+  assert.throws(() => renderTemplate("cd {{launch_dir}}\n", { launch_dir: "/x\u0000y" }), /\{\{launch_dir\}\} contains a control character/);
+  assert.equal(renderTemplate("#SBATCH -q {{queue}}\n", { queue: "debug" }), "#SBATCH -q debug\n");
+});
