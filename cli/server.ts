@@ -36,8 +36,10 @@ export function register(program: Command): Command {
           out(`mongo ${redact(s.mongo.url)} ${s.mongo.up ? "up" : "DOWN"}; redis ${redact(s.redis.url)} ${s.redis.up ? "up" : "DOWN"}`);
           if (!s.mongo.up || !s.redis.up) process.exitCode = 1;
         } else if (o.stop) {
-          const stopped = await stopLocalServers(dir);
+          const notes: string[] = [];
+          const stopped = await stopLocalServers(dir, notes);
           out(stopped.length ? `stopped ${stopped.join(", ")}` : "no local server was running");
+          for (const n of notes) out(n);
         } else if (o.status) {
           const s = await localStatus(dir, settings);
           out(`database ${dir}`);

@@ -65,9 +65,22 @@ export const SettingsSchema = z.object({
 
 export type Settings = z.infer<typeof SettingsSchema>;
 
+/** Who a recorded server process is (see services/dbserver/identity.ts), and the machine it runs on. */
+export interface RecordedProcess {
+  pid: number;
+  port: number;
+  /** The address it listens on: 127.0.0.1, or 0.0.0.0 with --listen-all. */
+  host: string;
+  url: string;
+  machine?: string;
+  bootId?: string;
+  startTicks?: string;
+  exe?: string;
+}
+
 export interface ServerInfo {
-  mongo?: { url: string; pid: number; kind: "mongod" | "ferretdb"; port: number; host: string };
-  redis?: { url: string; pid: number; port: number; host: string };
+  mongo?: RecordedProcess & { kind: "mongod" | "ferretdb" };
+  redis?: RecordedProcess;
 }
 
 export function isLocal(url: string): boolean {

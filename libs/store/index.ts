@@ -8,15 +8,17 @@ export * from "./leases.js";
 import { MongoClient } from "mongodb";
 /** True when a MongoDB-wire server answers `ping` at `url` within `timeoutMs`. */
 export async function pingMongo(url: string, timeoutMs = 1000): Promise<boolean> {
-  const c = new MongoClient(url, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs });
+  let c: MongoClient | undefined;
   try {
+    c = new MongoClient(url, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs });
     await c.connect();
     await c.db("admin").command({ ping: 1 });
     return true;
   } catch {
+    // Not answering, refusing us, or not a MongoDB URL at all: not up.
     return false;
   } finally {
-    await c.close().catch(() => undefined);
+    await c?.close().catch(() => undefined);
   }
 }
 

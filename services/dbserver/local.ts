@@ -1,4 +1,5 @@
 import { rmSync, existsSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import {
   isLocal,
@@ -8,11 +9,14 @@ import {
   type ServerInfo,
   newSecret,
   writeSettings,
+  type RecordedProcess,
   type Settings,
 } from "../../libs/config/index.js";
+import { ConfigError, UnreachableError, UsageError } from "../../libs/errors/index.js";
+import { isSameProcess, processIdentity } from "./identity.js";
 import { pingMongo } from "../../libs/store/index.js";
 import { pingRedis } from "../../libs/queue/index.js";
-import { isAlive, startMongo, startRedis, stopPid } from "./servers.js";
+import { isAlive, portIsFree, startMongo, startRedis, stopPid, type ServerHandle } from "./servers.js";
 
 /**
  * The servers of a *local* database: started from its directory (data under
@@ -48,10 +52,42 @@ export async function localStatus(dir: string, settings = readSettings(dir)): Pr
 }
 
 export interface EnsureOptions {
-  /** Listen on all interfaces (requires the Redis password, which init always sets). */
+  /** Listen on all interfaces (both servers demand the passwords init wrote). */
   listenAll?: boolean;
   /** Called with one line per server started. */
   notify?: (line: string) => void;
+}
+
+/**
+ * The local servers run on one machine, the one that started them. Another
+ * machine (a compute node) never starts or stops them: two servers on one
+ * SQLite directory would corrupt it. It says where they should be running.
+ */
+function refuseOtherMachine(dir: string, info: ServerInfo, what: string): void {
+  const there = info.mongo?.machine ?? info.redis?.machine;
+  if (there && there !== hostname()) {
+    throw new UnreachableError(`the local servers of ${dir}`, `${there} (this is ${hostname()})`, {
+      hint: `they run on ${there}: ${what} there with \`balsam server --connect\`; if ${there} is gone for good, delete ${join(dir, "server-info.json")} and start them here`,
+    });
+  }
+}
+
+/** The recorded server's process, if it is still the very process recorded. */
+function liveRecorded(rec: RecordedProcess | undefined): number | undefined {
+  return rec && isSameProcess(rec.pid, rec) ? rec.pid : undefined;
+}
+
+/** The port a server had, when it is free again: clients and running launchers keep their URLs. */
+async function reusablePort(rec: RecordedProcess | undefined, host: string): Promise<number | undefined> {
+  if (!rec?.port) return undefined;
+  return (await portIsFree(rec.port, host)) ? rec.port : undefined;
+}
+
+function record(h: ServerHandle, listenAll: boolean): RecordedProcess {
+  const id = processIdentity(h.pid);
+  // With --listen-all the URL names this machine, so compute nodes can use it.
+  const url = listenAll ? h.url.replace(/@127\.0\.0\.1:|\/\/127\.0\.0\.1:/, (m) => m.replace("127.0.0.1", hostname())) : h.url;
+  return { url, pid: h.pid, port: h.port, host: h.host, ...(id ?? { machine: hostname() }) };
 }
 
 /** Starts whichever local server is not answering; returns what it started. */
@@ -66,33 +102,53 @@ export async function ensureLocalServers(dir: string, opts: EnsureOptions = {}):
   const status = await localStatus(dir, settings);
   const info: ServerInfo = readServerInfo(dir);
   const started: string[] = [];
-  const host = opts.listenAll ? "0.0.0.0" : "127.0.0.1";
-  if (opts.listenAll && !settings.redisPassword) {
-    throw new Error("--listen-all needs the Redis password that `balsam init` writes into settings.json");
+  const listenAll = opts.listenAll ?? false;
+  const host = listenAll ? "0.0.0.0" : "127.0.0.1";
+  if (listenAll && !settings.redisPassword) {
+    throw new ConfigError("--listen-all needs the Redis password that `balsam init` writes into settings.json");
   }
-  if (status.local.redis && !status.redis.up) {
-    if (info.redis?.pid && isAlive(info.redis.pid)) await stopPid(info.redis.pid);
+  const needRedis = status.local.redis && !status.redis.up;
+  const needMongo = status.local.mongo && !status.mongo.up;
+  if (needRedis || needMongo) refuseOtherMachine(dir, info, "start them");
+  if (listenAll) {
+    // Servers answering on loopback only cannot be reached from compute nodes:
+    // saying "already running" would leave the cluster recipe broken.
+    const loopbackOnly = [status.local.redis && status.redis.up && info.redis, status.local.mongo && status.mongo.up && info.mongo]
+      .filter((r): r is RecordedProcess => Boolean(r))
+      .filter((r) => r.host !== "0.0.0.0");
+    if (loopbackOnly.length) {
+      throw new UsageError("the local servers are running on 127.0.0.1 only, so other machines cannot reach them", {
+        hint: "stop them (`balsam server --stop`), then `balsam server --connect --listen-all`",
+      });
+    }
+  }
+  if (needRedis) {
+    const pid = liveRecorded(info.redis);
+    if (pid) await stopPid(pid);
     const h = await startRedis({
       dir: serverDir(dir, "redis"),
       host,
+      port: await reusablePort(info.redis, host),
       password: settings.redisPassword || undefined,
       detached: true,
       logFile: join(dir, "log", "redis.log"),
     });
-    info.redis = { url: h.url, pid: h.pid, port: h.port, host: h.host };
+    info.redis = record(h, listenAll);
     writeServerInfo(dir, info);
     started.push(`redis-server on ${h.host}:${h.port} (pid ${h.pid})`);
   }
-  if (status.local.mongo && !status.mongo.up) {
-    if (info.mongo?.pid && isAlive(info.mongo.pid)) await stopPid(info.mongo.pid);
+  if (needMongo) {
+    const pid = liveRecorded(info.mongo);
+    if (pid) await stopPid(pid);
     const h = await startMongo({
       dir: serverDir(dir, "mongo"),
       host,
+      port: await reusablePort(info.mongo, host),
       detached: true,
       logFile: join(dir, "log", "mongo.log"),
       auth: { username: LOCAL_MONGO_USER, password: settings.mongoPassword },
     });
-    info.mongo = { url: h.url, pid: h.pid, port: h.port, host: h.host, kind: h.kind };
+    info.mongo = { ...record(h, listenAll), kind: h.kind };
     writeServerInfo(dir, info);
     started.push(`${h.kind} on ${h.host}:${h.port} (pid ${h.pid})`);
   }
@@ -100,16 +156,28 @@ export async function ensureLocalServers(dir: string, opts: EnsureOptions = {}):
   return started;
 }
 
-export async function stopLocalServers(dir: string): Promise<string[]> {
+/**
+ * Stops the recorded local servers that are still the processes recorded.
+ * `notes` says which recorded pids were left alone and why.
+ */
+export async function stopLocalServers(dir: string, notes: string[] = []): Promise<string[]> {
   const info = readServerInfo(dir);
+  refuseOtherMachine(dir, info, "stop them");
   const stopped: string[] = [];
-  if (info.redis?.pid && isAlive(info.redis.pid)) {
-    await stopPid(info.redis.pid);
-    stopped.push(`redis-server (pid ${info.redis.pid})`);
+  const redis = liveRecorded(info.redis);
+  if (redis) {
+    await stopPid(redis);
+    stopped.push(`redis-server (pid ${redis})`);
   }
-  if (info.mongo?.pid && isAlive(info.mongo.pid)) {
-    await stopPid(info.mongo.pid);
-    stopped.push(`${info.mongo.kind} (pid ${info.mongo.pid})`);
+  const mongo = liveRecorded(info.mongo);
+  if (mongo) {
+    await stopPid(mongo);
+    stopped.push(`${info.mongo?.kind} (pid ${mongo})`);
+  }
+  for (const [name, rec, pid] of [["redis", info.redis, redis], ["mongo", info.mongo, mongo]] as const) {
+    if (rec?.pid && !pid && isAlive(rec.pid)) {
+      notes.push(`pid ${rec.pid} recorded for ${name} is not the server that was started there (a reused pid, or a record of an older version): left alone`);
+    }
   }
   writeServerInfo(dir, {});
   return stopped;

@@ -76,6 +76,16 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
+/** True when nothing listens on `port` at `host` (so a server can take it again). */
+export async function portIsFree(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once("error", () => resolveFree(false));
+    srv.listen(port, host, () => srv.close(() => resolveFree(true)));
+  });
+}
+
 /** Polls `cond` until it is true; the way tests and startup wait, never a fixed sleep. */
 export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number, what: string, intervalMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
