@@ -95,6 +95,13 @@ if ! command -v mpirun >/dev/null 2>&1 && ! command -v mpiexec >/dev/null 2>&1; 
   apt_install openmpi-bin || fail "no MPI implementation and none could be installed (apt-get install openmpi-bin)"
 fi
 
+# ip (iproute2): security and cluster tests make network namespaces that stand
+# in for compute nodes; setpriv/unshare come with util-linux.
+if ! command -v ip >/dev/null 2>&1 && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]; then
+  say "installing iproute2"
+  apt_install iproute2 || fail "the ip command is missing and could not be installed (apt-get install iproute2)"
+fi
+
 if [ "$with_slurm" = 1 ]; then
   "$here/scripts/provision-slurm.sh"
 fi
