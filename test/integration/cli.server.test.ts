@@ -84,11 +84,23 @@ describe("balsam init + server on a fresh local database", () => {
     assert.match(r.stdout, /==> .*log\/(mongo|redis)\.log <==/);
   });
 
-  test("server --reset refuses off a terminal without --force, then wipes with it", async () => {
-    const refused = await run(["server", "--reset"]);
+  test("server --reset restarts the servers and keeps the data, as 0.x's did", async () => {
+    const before = JSON.parse(readFileSync(join(dir, "server-info.json"), "utf8")) as { mongo: { pid: number }; redis: { pid: number } };
+    const r = await run(["server", "--reset"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^restarted: stopped redis-server \(pid \d+\), (ferretdb|mongod) \(pid \d+\); started redis-server/);
+    assert.ok(!isAlive(before.mongo.pid) && !isAlive(before.redis.pid), "the old servers were stopped");
+    const ls = await run(["ls"]);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /j1/, "the data survived --reset");
+  });
+
+  test("server --delete-all-data refuses off a terminal without --yes, then wipes with it", async () => {
+    const refused = await run(["server", "--delete-all-data"]);
     assert.equal(refused.code, 2);
-    assert.match(refused.stderr, /add --force/);
-    const r = await run(["server", "--reset", "--force"]);
+    assert.match(refused.stderr, /add --yes/);
+    assert.match((await run(["ls"])).stdout, /j1/, "nothing was deleted");
+    const r = await run(["server", "--delete-all-data", "--yes"]);
     assert.equal(r.code, 0, r.stderr);
     const ls = await run(["ls", "--json"]);
     assert.equal(ls.code, 0, ls.stderr);
