@@ -30,7 +30,7 @@ import { DelayedError, type BullJob, type Worker, type QueueData } from "../../l
 import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
 import { NodePool, type Grant } from "./pool.js";
 import { TransitionWriter } from "./writer.js";
-import { readResult, startProcess, type RunHandle, type RunOutcome } from "./runner.js";
+import { ProcessSupervisor, readResult, type RunHandle, type RunOutcome } from "./runner.js";
 import { stageIn, stageOut, workdirFor } from "./stage.js";
 
 export interface LauncherOptions {
@@ -98,6 +98,7 @@ export class Launcher {
   private stopReason = "";
   private stopResolve: (() => void) | undefined;
   private unsubscribeKill: (() => Promise<void>) | undefined;
+  private supervisor: ProcessSupervisor | undefined;
   private releaseBuffer: string[] = [];
   private releaseTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
@@ -150,6 +151,7 @@ export class Launcher {
       state: "running",
     });
     this.unsubscribeKill = await queues.subscribe(KILL_CHANNEL, (id) => this.onKill(id));
+    this.supervisor = ProcessSupervisor.start((l) => this.log(l));
     this.log(`started: ${this.o.jobMode} mode on ${this.o.nodes.length} node(s), workflows ${this.o.workflows?.join(",") ?? "(all)"}, time limit ${this.o.timeLimitMinutes === undefined ? "none" : `${this.o.timeLimitMinutes} min`}`);
     const stopped = new Promise<void>((r) => (this.stopResolve = r));
     await this.refreshWorkers();
@@ -205,6 +207,7 @@ export class Launcher {
     while (this.tasks.size > 0) await Promise.all([...this.tasks]);
     await this.flushReleases();
     await this.writer.close();
+    await this.supervisor?.close();
     await this.unsubscribeKill?.();
     await this.o.client.store.launchers.updateOne({ _id: this.owner }, { $set: { state: "exited", heartbeat: new Date() } }).catch(() => undefined);
     this.state = "stopped";
@@ -370,7 +373,7 @@ export class Launcher {
       let outcome: RunOutcome;
       try {
         const { argv, shellCommand, env } = this.command(job, app, grant);
-        const handle = startProcess({ argv, shellCommand, cwd: workdir, env, outFile });
+        const handle = this.supervisor!.run({ argv, shellCommand, cwd: workdir, env, outFile });
         r.handle = handle;
         if (r.killed || r.timedOut) handle.terminate(this.o.killGraceMs);
         outcome = await handle.done;
@@ -472,7 +475,7 @@ export class Launcher {
       return { exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message };
     }
     const base = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
-    const h = startProcess({
+    const h = this.supervisor!.run({
       argv,
       cwd: workdir,
       outFile,
