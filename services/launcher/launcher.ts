@@ -29,7 +29,7 @@ import { renewLeases, type Transition } from "../../libs/store/index.js";
 import { DelayedError, type BullJob, type Worker, type QueueData } from "../../libs/queue/index.js";
 import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
 import { NodePool, type Grant } from "./pool.js";
-import { TransitionWriter } from "./writer.js";
+import { TransitionWriter, isTransient } from "./writer.js";
 import { ProcessSupervisor, readResult, type RunHandle, type RunOutcome } from "./runner.js";
 import { stageIn, stageOut, workdirFor } from "./stage.js";
 
@@ -419,12 +419,14 @@ export class Launcher {
   /**
    * Whatever went wrong outside the handled paths: recorded FAILED with the
    * error, not left leased — a lapsed lease would restart the job into the
-   * same error, for ever.
+   * same error, for ever. A MongoDB outage that outlasted the writer's
+   * retries is the exception: the job did nothing wrong, so its lease is
+   * left to lapse and recovery restarts it (at most maxLeaseLapses times).
    */
   private async failUnexpected(r: Running, err: unknown): Promise<void> {
     const msg = coerceError(err).message;
     this.log(`job ${r.job._id}: ${msg}`);
-    if (isFinal(r.job.state) || isRunnable(r.job.state)) return;
+    if (isFinal(r.job.state) || isRunnable(r.job.state) || isTransient(err)) return;
     try {
       await this.finish(r, [{ state: "FAILED", message: `launcher error in ${r.job.state}: ${msg}` }], {});
     } catch (again) {

@@ -2,7 +2,7 @@ import { recordTransitions, type Store, type Transition } from "../../libs/store
 import { coerceError } from "../../libs/errors/index.js";
 
 /** Connection-level failures worth waiting out; anything else is a bug or bad data. */
-function isTransient(err: unknown): boolean {
+export function isTransient(err: unknown): boolean {
   const name = (err as { name?: string } | null)?.name ?? "";
   return /MongoNetworkError|MongoServerSelectionError|MongoNetworkTimeoutError|MongoPoolClearedError|MongoNotConnectedError/.test(name);
 }
