@@ -1,6 +1,7 @@
 import { Option, type Command } from "commander";
 import {
   JOB_FIELDS,
+  checkJobForLaunch,
   checkWorkflowName,
   parseEnvList,
   type Balsam,
@@ -85,7 +86,7 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
       throw new UsageError(`--env: ${(err as Error).message}`);
     }
   }
-  return {
+  const spec: JobSpec = {
     name: o.name,
     workflow,
     application: o.application,
@@ -110,6 +111,8 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
     autoTimeoutRetry: o.disableAutoTimeoutRetry ? false : undefined,
     parents: extra.parents,
   };
+  checkJobForLaunch(spec);
+  return spec;
 }
 
 /**

@@ -1,6 +1,7 @@
 import {
   canTransition,
   allowedTransitions,
+  checkJobForLaunch,
   isFinal,
   isRunnable,
   isActive,
@@ -347,4 +348,5 @@ function validateSpec(s: JobSpec): void {
     throw new UsageError(`cpu_affinity must be none or depth, not ${String(s.cpuAffinity)}`);
   }
   if (!s.name.trim()) throw new UsageError("a job needs a name");
+  checkJobForLaunch(s);
 }

@@ -1,39 +1,74 @@
 import { ACTIVE_STATES, RUNNABLE_STATES, type Job } from "../models/index.js";
+import { DEFAULT_MAX_LEASE_LAPSES } from "../config/index.js";
 import { recordTransitions, type Store, type Transition } from "../store/index.js";
 import type { JobQueues } from "../queue/index.js";
-import { queueItem } from "./jobs.js";
+import { FINISHED_CHANNEL, JobsApi, queueItem } from "./jobs.js";
+
+export interface RecoverOptions {
+  /** Leases that end before this have lapsed. Default: now. */
+  now?: Date;
+  /** Jobs handled per call. Default 1000. */
+  limit?: number;
+  /** The lapse that reaches this count fails the job instead of restarting it. Default DEFAULT_MAX_LEASE_LAPSES. */
+  maxLeaseLapses?: number;
+}
+
+const LAPSED = /^lease of launcher .* lapsed$/;
+
+/**
+ * How many times the job's lease lapsed before, read from its history: the
+ * messages recovery writes. Read, not a counter field, so jobs recovered
+ * before the cap existed count too.
+ */
+export function leaseLapses(job: Pick<Job, "stateHistory">): number {
+  return job.stateHistory.filter((h) => h.state === "RESTART_READY" && LAPSED.test(h.message)).length;
+}
+
+function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th");
+  return `${n}${suffix}`;
+}
 
 /**
  * Jobs whose launcher stopped renewing its lease (killed, node lost) become
  * RESTART_READY with a new attempt and go back in their queue — or
- * USER_KILLED when a kill was asked for while the launcher was gone. Every
- * write is conditioned on the state and the dead owner, so a launcher that
- * was only slow and renews in time keeps its job. Returns the ids recovered.
+ * USER_KILLED when a kill was asked for while the launcher was gone, or
+ * FAILED on their `maxLeaseLapses`-th lapse: a job that keeps taking its
+ * launcher down would otherwise run for ever. Every write is conditioned on
+ * the state and the dead owner, so a launcher that was only slow and renews
+ * in time keeps its job. Returns the ids recovered.
  */
-export async function recoverLapsedLeases(store: Store, queues: JobQueues, now = new Date(), limit = 1000): Promise<string[]> {
+export async function recoverLapsedLeases(store: Store, queues: JobQueues, opts: RecoverOptions = {}): Promise<string[]> {
+  const { now = new Date(), limit = 1000, maxLeaseLapses = DEFAULT_MAX_LEASE_LAPSES } = opts;
   const lapsed = await store.jobs
     .find({ state: { $in: [...ACTIVE_STATES] }, "lock.until": { $lt: now } } as never, { limit })
     .toArray();
   if (lapsed.length === 0) return [];
   const ts: Transition[] = lapsed.map((j) => {
-    const killed = Boolean((j as Job & { killRequestedAt?: Date }).killRequestedAt);
-    return {
-      id: j._id,
-      from: j.state,
-      owner: j.lock?.owner ?? null,
-      path: [
-        killed
-          ? { state: "USER_KILLED" as const, message: `killed while launcher ${j.lock?.owner} was lost` }
-          : { state: "RESTART_READY" as const, message: `lease of launcher ${j.lock?.owner} lapsed` },
-      ],
-      set: { lock: null },
-      ...(killed ? {} : { inc: { attempts: 1 } }),
-    };
+    const owner = j.lock?.owner;
+    const base = { id: j._id, from: j.state, owner: owner ?? null, set: { lock: null } };
+    if ((j as Job & { killRequestedAt?: Date }).killRequestedAt) {
+      return { ...base, path: [{ state: "USER_KILLED" as const, message: `killed while launcher ${owner} was lost` }] };
+    }
+    const n = leaseLapses(j) + 1;
+    if (n >= maxLeaseLapses) {
+      const message = `lease of launcher ${owner} lapsed for the ${ordinal(n)} time (maxLeaseLapses ${maxLeaseLapses}): not restarted; the job's output file may say why its launchers were lost`;
+      return { ...base, path: [{ state: "FAILED" as const, message }] };
+    }
+    return { ...base, path: [{ state: "RESTART_READY" as const, message: `lease of launcher ${owner} lapsed` }], inc: { attempts: 1 } };
   });
   const lost = new Set(await recordTransitions(store, ts));
-  const restarted = lapsed.filter((j, i) => !lost.has(j._id) && ts[i]!.path[0]!.state === "RESTART_READY");
-  await queues.enqueue(restarted.map((j) => queueItem({ ...j, attempts: j.attempts + 1 })));
-  return lapsed.filter((j) => !lost.has(j._id)).map((j) => j._id);
+  const won = lapsed.map((j, i) => ({ j, state: ts[i]!.path[0]!.state })).filter(({ j }) => !lost.has(j._id));
+  await queues.enqueue(won.filter((w) => w.state === "RESTART_READY").map(({ j }) => queueItem({ ...j, attempts: j.attempts + 1 })));
+  const ended = won.filter((w) => w.state !== "RESTART_READY");
+  // Told as a launcher tells it, so a search waiting on results() hears of it.
+  for (const { j, state } of ended) {
+    await queues.publish(FINISHED_CHANNEL, JSON.stringify({ id: j._id, workflow: j.workflow, name: j.name, state })).catch(() => undefined);
+  }
+  const parents = ended.filter(({ j }) => j.hasChildren).map(({ j }) => j._id);
+  if (parents.length) await new JobsApi(store, queues).releaseChildren(parents);
+  return won.map(({ j }) => j._id);
 }
 
 /**

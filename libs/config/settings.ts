@@ -6,6 +6,12 @@ import { z } from "zod";
 import { ConfigError, UsageError } from "../errors/index.js";
 
 export const SETTINGS_FILE = "settings.json";
+/**
+ * Lease lapses a job gets by default: it survives a few lost nodes, and one
+ * that takes its launcher down costs at most 5 lease periods (15 min at the
+ * default 180 s lease).
+ */
+export const DEFAULT_MAX_LEASE_LAPSES = 5;
 export const SERVER_INFO_FILE = "server-info.json";
 
 /**
@@ -55,6 +61,13 @@ export const SettingsSchema = z.object({
   mongoPassword: z.string().default(""),
   /** Launcher leases lapse after this long without a heartbeat. */
   leaseTtlMs: z.number().int().positive().default(180_000),
+  /**
+   * A job whose launcher's lease lapses this many times is FAILED instead of
+   * restarted: a job that takes its launcher down (or a launcher bug it
+   * trips) would otherwise run for ever. Restarts after a time limit
+   * (auto_timeout_retry) do not count: checkpointed jobs rely on them.
+   */
+  maxLeaseLapses: z.number().int().positive().default(DEFAULT_MAX_LEASE_LAPSES),
   /** Batch scheduler used by submit-launch and service. */
   scheduler: z.enum(["slurm", "cobalt", "pbs", "lsf", "local"]).default("local"),
   /** MPI implementation for mpi-mode launchers; auto = detect from `mpirun --version`. */
@@ -76,6 +89,18 @@ export interface RecordedProcess {
   bootId?: string;
   startTicks?: string;
   exe?: string;
+}
+
+/**
+ * The lapse cap: `BALSAM_MAX_LEASE_LAPSES` (one-off overrides, tests), else
+ * the settings' `maxLeaseLapses`, else DEFAULT_MAX_LEASE_LAPSES.
+ */
+export function resolveMaxLeaseLapses(settings: Pick<Settings, "maxLeaseLapses"> | undefined, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.BALSAM_MAX_LEASE_LAPSES;
+  if (raw === undefined || raw === "") return settings?.maxLeaseLapses ?? DEFAULT_MAX_LEASE_LAPSES;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || n < 1) throw new ConfigError(`BALSAM_MAX_LEASE_LAPSES must be a whole number ≥ 1, not '${raw}'`);
+  return n;
 }
 
 export interface ServerInfo {

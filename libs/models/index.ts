@@ -1,3 +1,5 @@
 export * from "./states.js";
 export * from "./job.js";
 export * from "./fields.js";
+export * from "./commandline.js";
+export * from "./workdir.js";

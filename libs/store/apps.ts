@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
-import type { App, AppSpec } from "../models/index.js";
+import { checkAppForLaunch, type App, type AppSpec } from "../models/index.js";
 import { ConflictError, NotFoundError, UsageError } from "../errors/index.js";
 import type { Store } from "./connection.js";
 
 export async function createApp(store: Store, spec: AppSpec): Promise<App> {
   if (!spec.name?.trim()) throw new UsageError("an app needs a name");
   if (!spec.executable?.trim()) throw new UsageError("an app needs an executable");
+  checkAppForLaunch(spec);
   const app: App = {
     _id: randomUUID(),
     name: spec.name,
@@ -45,6 +46,7 @@ export async function listApps(store: Store, namePart?: string): Promise<App[]> 
 }
 
 export async function updateApp(store: Store, name: string, set: Partial<App>): Promise<void> {
+  checkAppForLaunch(set);
   const res = await store.apps.updateOne({ name }, { $set: set });
   if (res.matchedCount === 0) throw new NotFoundError(`no app named '${name}'`);
 }

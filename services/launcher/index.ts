@@ -2,6 +2,7 @@ import { cpus, hostname } from "node:os";
 import { readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { UsageError } from "../../libs/errors/index.js";
+import { resolveMaxLeaseLapses } from "../../libs/config/index.js";
 import { isValidWorkflow } from "../../libs/queue/index.js";
 import { detectMpiKind, discoverNodes, remainingMinutesFromEnv, sliceNodes, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
 import type { Balsam } from "../../libs/client/index.js";
@@ -94,6 +95,7 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
     timeLimitMinutes: o.timeLimitMinutes,
     persistent: o.persistent,
     leaseTtlMs: extra.leaseTtlMs ?? client.settings?.leaseTtlMs,
+    maxLeaseLapses: resolveMaxLeaseLapses(client.settings),
     killGraceMs: process.env.BALSAM_KILL_GRACE_MS ? Number(process.env.BALSAM_KILL_GRACE_MS) : undefined,
     mpiKind: o.jobMode === "mpi" ? resolveMpiKind(client.settings?.mpi) : undefined,
     log: extra.log,

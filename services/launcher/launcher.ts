@@ -2,18 +2,21 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { mkdirSync, appendFileSync } from "node:fs";
-import { parse as shellParse, quote as shellQuote } from "shell-quote";
+import { quote as shellQuote } from "shell-quote";
 import {
   ACTIVE_STATES,
   RUNNABLE_STATES,
   WAITING_STATES,
+  isFinal,
   isRunnable,
+  jobOutFileName,
+  splitCommandLine,
   type App,
   type Job,
   type JobState,
 } from "../../libs/models/index.js";
 import { coerceError } from "../../libs/errors/index.js";
-import { redactUrl } from "../../libs/config/index.js";
+import { DEFAULT_MAX_LEASE_LAPSES, redactUrl } from "../../libs/config/index.js";
 import {
   FINISHED_CHANNEL,
   KILL_CHANNEL,
@@ -26,8 +29,8 @@ import { renewLeases, type Transition } from "../../libs/store/index.js";
 import { DelayedError, type BullJob, type Worker, type QueueData } from "../../libs/queue/index.js";
 import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
 import { NodePool, type Grant } from "./pool.js";
-import { TransitionWriter } from "./writer.js";
-import { readResult, startProcess, type RunHandle, type RunOutcome } from "./runner.js";
+import { TransitionWriter, isTransient } from "./writer.js";
+import { ProcessSupervisor, readResult, type RunHandle, type RunOutcome } from "./runner.js";
 import { stageIn, stageOut, workdirFor } from "./stage.js";
 
 export interface LauncherOptions {
@@ -50,6 +53,8 @@ export interface LauncherOptions {
   mpiKind?: MpiKind;
   /** How often an idle launcher checks whether anything is left. Default 500. */
   idleCheckMs?: number;
+  /** The lease lapse that reaches this count fails a job instead of restarting it. Default DEFAULT_MAX_LEASE_LAPSES. */
+  maxLeaseLapses?: number;
   log?: (line: string) => void;
 }
 
@@ -93,6 +98,7 @@ export class Launcher {
   private stopReason = "";
   private stopResolve: (() => void) | undefined;
   private unsubscribeKill: (() => Promise<void>) | undefined;
+  private supervisor: ProcessSupervisor | undefined;
   private releaseBuffer: string[] = [];
   private releaseTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
@@ -106,6 +112,7 @@ export class Launcher {
       leaseTtlMs: 180 * SECOND,
       killGraceMs: 5 * SECOND,
       idleCheckMs: 500,
+      maxLeaseLapses: DEFAULT_MAX_LEASE_LAPSES,
       log: (l) => process.stderr.write(l + "\n"),
       ...opts,
     } as Launcher["o"];
@@ -144,6 +151,7 @@ export class Launcher {
       state: "running",
     });
     this.unsubscribeKill = await queues.subscribe(KILL_CHANNEL, (id) => this.onKill(id));
+    this.supervisor = ProcessSupervisor.start((l) => this.log(l));
     this.log(`started: ${this.o.jobMode} mode on ${this.o.nodes.length} node(s), workflows ${this.o.workflows?.join(",") ?? "(all)"}, time limit ${this.o.timeLimitMinutes === undefined ? "none" : `${this.o.timeLimitMinutes} min`}`);
     const stopped = new Promise<void>((r) => (this.stopResolve = r));
     await this.refreshWorkers();
@@ -199,6 +207,7 @@ export class Launcher {
     while (this.tasks.size > 0) await Promise.all([...this.tasks]);
     await this.flushReleases();
     await this.writer.close();
+    await this.supervisor?.close();
     await this.unsubscribeKill?.();
     await this.o.client.store.launchers.updateOne({ _id: this.owner }, { $set: { state: "exited", heartbeat: new Date() } }).catch(() => undefined);
     this.state = "stopped";
@@ -260,6 +269,13 @@ export class Launcher {
       this.log(`job ${id} needs ${job.numNodes} nodes, this launcher has ${this.pool.size}: left for another launcher`);
       return this.giveBack(entry, token, 30 * SECOND);
     }
+    let workdir: string;
+    try {
+      workdir = job.workdir || workdirFor(this.o.dbPath, job);
+    } catch (err) {
+      // Nothing runs without a working directory, and a restart would fail the same way.
+      return this.failUnclaimed(job, `cannot make the working directory: ${coerceError(err).message}`);
+    }
     const app = await this.appOf(job.application);
     const grant = await this.pool.acquire(size);
     if (!grant) return this.giveBack(entry, token, 0);
@@ -269,7 +285,6 @@ export class Launcher {
       const needsStage = Boolean(job.stageInUrl) || (job.parents.length > 0 && job.inputFiles.trim() !== "");
       const restartRun = job.state === "RESTART_READY" && job.stateHistory.some((h) => h.state === "PREPROCESSED");
       const path: JobState[] = restartRun ? ["RUNNING"] : needsStage || pre ? ["STAGED_IN"] : ["STAGED_IN", "PREPROCESSED", "RUNNING"];
-      const workdir = job.workdir || workdirFor(this.o.dbPath, job);
       const ok = await this.writer.write({
         id,
         from: job.state,
@@ -292,11 +307,29 @@ export class Launcher {
     return this.writer.write({ ...t, owner: this.owner });
   }
 
+  /** A write for a job this launcher runs; the job's state in memory follows it, for the catch-all in runJob. */
+  private async advance(r: Running, t: Transition): Promise<boolean> {
+    const ok = await this.write(t);
+    if (ok) r.job.state = t.path[t.path.length - 1]!.state;
+    return ok;
+  }
+
+  /** A job refused before it was claimed: recorded FAILED from its runnable state, no lease involved. */
+  private async failUnclaimed(job: Job, message: string): Promise<void> {
+    this.log(`job ${job._id}: ${message}`);
+    if (!(await this.writer.write({ id: job._id, from: job.state, path: [{ state: "FAILED", message }] }))) return;
+    this.summary.failed++;
+    await this.o.client.queues
+      .publish(FINISHED_CHANNEL, JSON.stringify({ id: job._id, workflow: job.workflow, name: job.name, state: "FAILED" }))
+      .catch(() => undefined);
+    if (job.hasChildren) this.queueRelease(job._id);
+  }
+
   private async runJob(r: Running, app: App | undefined, grant: Grant, pre: string): Promise<void> {
     const job = r.job;
     const id = job._id;
     const workdir = job.workdir;
-    const outFile = join(workdir, `${job.name.replace(/[^A-Za-z0-9_.-]/g, "_")}.out`);
+    const outFile = join(workdir, jobOutFileName(job.name));
     let released = false;
     const release = () => {
       if (!released) grant.release();
@@ -307,7 +340,12 @@ export class Launcher {
         await this.finish(r, [{ state: "FAILED", message: `app '${job.application}' does not exist` }], {});
         return;
       }
-      mkdirSync(workdir, { recursive: true });
+      try {
+        mkdirSync(workdir, { recursive: true });
+      } catch (err) {
+        await this.finish(r, [{ state: "FAILED", message: `cannot make the working directory: ${coerceError(err).message}` }], {});
+        return;
+      }
       if (job.state === "STAGED_IN") {
         try {
           const parentDirs = job.parents.length
@@ -319,15 +357,14 @@ export class Launcher {
           return;
         }
         if (pre) {
-          const out = await this.script(pre, job, workdir, outFile, PREPROCESS_LIMIT_MS);
+          const out = await this.script("preprocess", pre, job, workdir, outFile, PREPROCESS_LIMIT_MS);
           if (out.exitCode !== 0) {
             await this.finish(r, [{ state: "FAILED", message: `preprocess ${describe(out)}` }], {});
             return;
           }
         }
         if (r.killed) return await this.finishKilled(r);
-        if (!(await this.write({ id, from: "STAGED_IN", path: [{ state: "PREPROCESSED" }, { state: "RUNNING" }] }))) return this.lostLease(r);
-        job.state = "RUNNING";
+        if (!(await this.advance(r, { id, from: "STAGED_IN", path: [{ state: "PREPROCESSED" }, { state: "RUNNING" }] }))) return this.lostLease(r);
       }
       if (r.killed) return await this.finishKilled(r);
       if (r.timedOut) return await this.finishTimedOut(r, app, outFile);
@@ -336,9 +373,10 @@ export class Launcher {
       let outcome: RunOutcome;
       try {
         const { argv, shellCommand, env } = this.command(job, app, grant);
-        r.handle = startProcess({ argv, shellCommand, cwd: workdir, env, outFile });
-        if (r.killed || r.timedOut) r.handle.terminate(this.o.killGraceMs);
-        outcome = await r.handle.done;
+        const handle = this.supervisor!.run({ argv, shellCommand, cwd: workdir, env, outFile });
+        r.handle = handle;
+        if (r.killed || r.timedOut) handle.terminate(this.o.killGraceMs);
+        outcome = await handle.done;
       } catch (err) {
         outcome = { exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message };
       }
@@ -352,8 +390,8 @@ export class Launcher {
         const set: Record<string, unknown> = { exitCode: 0, runtimeSeconds };
         if (result !== undefined) set["data.result"] = result;
         if (post) {
-          if (!(await this.write({ id, from: "RUNNING", path: [{ state: "RUN_DONE" }], set: set as Partial<Job> }))) return this.lostLease(r);
-          const p = await this.script(post, job, workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_DONE");
+          if (!(await this.advance(r, { id, from: "RUNNING", path: [{ state: "RUN_DONE" }], set: set as Partial<Job> }))) return this.lostLease(r);
+          const p = await this.script("postprocess", post, job, workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_DONE");
           if (p.exitCode !== 0) return await this.finish(r, [{ state: "FAILED", message: `postprocess ${describe(p)}` }], {}, "RUN_DONE");
           return await this.stageOutAndFinish(r, [{ state: "POSTPROCESSED" }, { state: "JOB_FINISHED" }], {}, "RUN_DONE", result);
         }
@@ -362,17 +400,37 @@ export class Launcher {
       const why = outcome.spawnError ? `could not start: ${outcome.spawnError}` : describe(outcome);
       const set = { exitCode: outcome.exitCode, runtimeSeconds } as Partial<Job>;
       if (job.postErrorHandler && post) {
-        if (!(await this.write({ id, from: "RUNNING", path: [{ state: "RUN_ERROR", message: why }], set }))) return this.lostLease(r);
-        const p = await this.script(post, job, workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_ERROR");
+        if (!(await this.advance(r, { id, from: "RUNNING", path: [{ state: "RUN_ERROR", message: why }], set }))) return this.lostLease(r);
+        const p = await this.script("postprocess", post, job, workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_ERROR");
         if (p.exitCode !== 0) return await this.finish(r, [{ state: "FAILED", message: `error handler ${describe(p)}` }], {}, "RUN_ERROR");
         return await this.stageOutAndFinish(r, [{ state: "POSTPROCESSED", message: "error handled by postprocess" }, { state: "JOB_FINISHED" }], {}, "RUN_ERROR");
       }
       const reason = job.postErrorHandler ? `${why}; post_error_handler is set but the app has no postprocess script` : why;
       await this.finish(r, [{ state: "RUN_ERROR", message: why }, { state: "FAILED", message: reason }], set);
+    } catch (err) {
+      await this.failUnexpected(r, err);
     } finally {
       release();
       this.running.delete(id);
       this.lastActivity = Date.now();
+    }
+  }
+
+  /**
+   * Whatever went wrong outside the handled paths: recorded FAILED with the
+   * error, not left leased — a lapsed lease would restart the job into the
+   * same error, for ever. A MongoDB outage that outlasted the writer's
+   * retries is the exception: the job did nothing wrong, so its lease is
+   * left to lapse and recovery restarts it (at most maxLeaseLapses times).
+   */
+  private async failUnexpected(r: Running, err: unknown): Promise<void> {
+    const msg = coerceError(err).message;
+    this.log(`job ${r.job._id}: ${msg}`);
+    if (isFinal(r.job.state) || isRunnable(r.job.state) || isTransient(err)) return;
+    try {
+      await this.finish(r, [{ state: "FAILED", message: `launcher error in ${r.job.state}: ${msg}` }], {});
+    } catch (again) {
+      this.log(`job ${r.job._id}: could not record the failure (${coerceError(again).message}); its lease will lapse`);
     }
   }
 
@@ -384,8 +442,8 @@ export class Launcher {
       BALSAM_DB_PATH: this.o.dbPath,
     };
     const base = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
-    const exe = splitWords(app.executable, "executable");
-    const args = splitWords(job.args, "args");
+    const exe = splitCommandLine(app.executable, "executable");
+    const args = splitCommandLine(job.args, "args");
     if (app.envscript) {
       // Only apps with an envscript go through a shell: it has to be sourced.
       return {
@@ -401,7 +459,7 @@ export class Launcher {
       threadsPerRank: job.threadsPerRank,
       threadsPerCore: job.threadsPerCore,
       cpuAffinity: job.cpuAffinity,
-      mpiFlags: splitWords(job.mpiFlags, "mpi_flags"),
+      mpiFlags: splitCommandLine(job.mpiFlags, "mpi_flags"),
       command: [...exe, ...args],
       env: jobEnv,
       asRoot: process.getuid?.() === 0,
@@ -410,11 +468,17 @@ export class Launcher {
   }
 
   /** Runs a pre/postprocess script in the working directory, with the job's environment. */
-  private async script(cmd: string, job: Job, workdir: string, outFile: string, timeoutMs: number, state: JobState = job.state): Promise<RunOutcome> {
+  private async script(what: "preprocess" | "postprocess", cmd: string, job: Job, workdir: string, outFile: string, timeoutMs: number, state: JobState = job.state): Promise<RunOutcome> {
     appendFileSync(outFile, `# balsam: running ${cmd}\n`);
+    let argv: string[];
+    try {
+      argv = splitCommandLine(cmd, what);
+    } catch (err) {
+      return { exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message };
+    }
     const base = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
-    const h = startProcess({
-      argv: splitWords(cmd, "script"),
+    const h = this.supervisor!.run({
+      argv,
       cwd: workdir,
       outFile,
       timeoutMs,
@@ -437,7 +501,7 @@ export class Launcher {
     const last = path[path.length - 1]!.state;
     const t: Transition = { id: r.job._id, from, path, set: { ...set, lock: null } as Partial<Job> };
     if (last === "RESTART_READY") t.inc = { attempts: 1 };
-    if (!(await this.write(t))) return this.lostLease(r);
+    if (!(await this.advance(r, t))) return this.lostLease(r);
     const { queues } = this.o.client;
     if (last === "RESTART_READY") {
       this.summary.restarted++;
@@ -468,8 +532,8 @@ export class Launcher {
     }
     const post = job.postprocess || app.postprocess || "";
     if (job.postTimeoutHandler && post) {
-      if (!(await this.write({ id: job._id, from, path: [{ state: "RUN_TIMEOUT", message: this.stopReason }], set: set as Partial<Job> }))) return this.lostLease(r);
-      const p = await this.script(post, job, job.workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_TIMEOUT");
+      if (!(await this.advance(r, { id: job._id, from, path: [{ state: "RUN_TIMEOUT", message: this.stopReason }], set: set as Partial<Job> }))) return this.lostLease(r);
+      const p = await this.script("postprocess", post, job, job.workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_TIMEOUT");
       if (p.exitCode !== 0) return this.finish(r, [{ state: "FAILED", message: `timeout handler ${describe(p)}` }], {}, "RUN_TIMEOUT");
       return this.stageOutAndFinish(r, [{ state: "POSTPROCESSED", message: "timeout handled by postprocess" }, { state: "JOB_FINISHED" }], {}, "RUN_TIMEOUT", readResult(outFile));
     }
@@ -520,7 +584,7 @@ export class Launcher {
   }
 
   private async recoverLeases(): Promise<void> {
-    const ids = await recoverLapsedLeases(this.o.client.store, this.o.client.queues);
+    const ids = await recoverLapsedLeases(this.o.client.store, this.o.client.queues, { maxLeaseLapses: this.o.maxLeaseLapses });
     if (ids.length) this.log(`recovered ${ids.length} job(s) whose launcher's lease lapsed`);
   }
 
@@ -572,16 +636,6 @@ export class Launcher {
     }
     this.stop("nothing left to run");
   }
-}
-
-function splitWords(s: string, what: string): string[] {
-  if (!s.trim()) return [];
-  const parsed = shellParse(s, (name: string) => `$${name}`);
-  return parsed.map((p) => {
-    if (typeof p === "string") return p;
-    if ("pattern" in p) return p.pattern;
-    throw new Error(`${what} contains shell syntax (${JSON.stringify(p)}); give the app an envscript to run through a shell`);
-  });
 }
 
 function describe(o: RunOutcome): string {

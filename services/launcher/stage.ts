@@ -2,14 +2,13 @@ import { cpSync, existsSync, mkdirSync, readdirSync, symlinkSync, statSync } fro
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import picomatch from "picomatch";
-import type { Job } from "../../libs/models/index.js";
+import { jobDirName, type Job } from "../../libs/models/index.js";
 import { isValidWorkflow } from "../../libs/queue/index.js";
 
 /** `<db>/data/<workflow>/<name>_<first 8 of id>`, as Balsam lays it out. */
 export function workdirFor(dbPath: string, job: Pick<Job, "_id" | "workflow" | "name">): string {
-  const safeName = job.name.replace(/[^A-Za-z0-9_.-]/g, "_");
   const wfDir = resolve(dbPath, "data", job.workflow);
-  const dir = resolve(wfDir, `${safeName}_${job._id.slice(0, 8)}`);
+  const dir = resolve(wfDir, jobDirName(job));
   // Checked after resolving: a job stored before workflow names were checked
   // (or written by another client) must not reach outside its workflow's directory.
   const data = resolve(dbPath, "data");

@@ -2,9 +2,14 @@ import { recordTransitions, type Store, type Transition } from "../../libs/store
 import { coerceError } from "../../libs/errors/index.js";
 
 /** Connection-level failures worth waiting out; anything else is a bug or bad data. */
-function isTransient(err: unknown): boolean {
-  const name = (err as { name?: string } | null)?.name ?? "";
-  return /MongoNetworkError|MongoServerSelectionError|MongoNetworkTimeoutError|MongoPoolClearedError|MongoNotConnectedError/.test(name);
+export function isTransient(err: unknown): boolean {
+  const e = err as { name?: string; code?: unknown; writeErrors?: unknown[] } | null;
+  const name = e?.name ?? "";
+  if (/MongoNetworkError|MongoServerSelectionError|MongoNetworkTimeoutError|MongoPoolClearedError|MongoNotConnectedError/.test(name)) return true;
+  // An unordered bulk wraps the network or server-selection error it met (measured on a
+  // restarting server: "connect ECONNREFUSED"), copying that error's fields: no server code,
+  // no write errors, and the network error's `beforeHandshake` or the selection error's `reason`.
+  return name === "MongoBulkWriteError" && !e?.writeErrors?.length && typeof e?.code !== "number" && e !== null && ("beforeHandshake" in e || "reason" in e);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { FINAL_STATES, RUNNABLE_STATES, recoverLapsedLeases, reenqueueRunnable, type Balsam } from "../../libs/client/index.js";
-import type { ServicePolicy } from "../../libs/config/index.js";
+import { resolveMaxLeaseLapses, type ServicePolicy } from "../../libs/config/index.js";
 import { ConfigError, ConflictError, coerceError } from "../../libs/errors/index.js";
 import { OPEN_LAUNCH_STATES, launcherMinutes, type SchedulerAdapter } from "../../libs/platform/index.js";
 import { acquireServiceLock, releaseServiceLock, renewServiceLock, type ServiceLockDoc } from "../../libs/store/service-lock.js";
@@ -48,6 +48,7 @@ export class BalsamService {
   private readonly intervalMs: number;
   private readonly staleMs: number;
   private readonly fullSweepEvery: number;
+  private readonly maxLeaseLapses: number;
   private readonly log: (line: string) => void;
   private passes = 0;
   private lastDecision = "";
@@ -60,6 +61,7 @@ export class BalsamService {
     this.intervalMs = (o.intervalSeconds ?? o.policy.intervalSeconds) * SECOND;
     this.staleMs = o.lockStaleMs ?? Math.max(30 * SECOND, 4 * this.intervalMs);
     this.fullSweepEvery = o.fullSweepEvery ?? 12;
+    this.maxLeaseLapses = resolveMaxLeaseLapses(o.client.settings, o.env);
     this.log = o.log ?? ((l) => process.stderr.write(l + "\n"));
   }
 
@@ -177,7 +179,7 @@ export class BalsamService {
   }
 
   private async recoverLeases(): Promise<number> {
-    const ids = await recoverLapsedLeases(this.o.client.store, this.o.client.queues);
+    const ids = await recoverLapsedLeases(this.o.client.store, this.o.client.queues, { maxLeaseLapses: this.maxLeaseLapses });
     if (ids.length) this.log(`recovered ${ids.length} job(s) whose launcher's lease lapsed: ${ids.slice(0, 5).join(", ")}${ids.length > 5 ? ", ..." : ""}`);
     return ids.length;
   }

@@ -1,0 +1,140 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { useTestContext, waitFor } from "../support/context.js";
+import { makeCliDb, type CliDb } from "../support/cli.js";
+import { startLauncher, type LauncherProc } from "../support/launcher.js";
+import { connect, isFinal, queueItem, type AppSpec, type Balsam, type Job, type JobSpec } from "../../libs/client/index.js";
+import { buildJob, insertJobs } from "../../libs/store/index.js";
+
+/**
+ * Hardening item 9: an error outside the launcher's handled paths used to
+ * leave the job leased; the lease lapsed, the job restarted, and so on for
+ * ever. Every failure must end in a recorded state with its reason, and a job
+ * that keeps losing its launcher must stop coming back.
+ */
+const ctx = useTestContext("fail");
+let db: CliDb;
+let balsam: Balsam;
+let scripts: string;
+const running: LauncherProc[] = [];
+
+function script(name: string, body: string): string {
+  const p = join(scripts, name);
+  writeFileSync(p, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  return p;
+}
+
+/** Stored as another client, or a balsam before the creation-time checks, could have stored it. */
+async function storeApp(spec: AppSpec): Promise<void> {
+  await ctx.store.apps.insertOne({ _id: randomUUID(), preprocess: "", postprocess: "", envscript: "", description: "", createdAt: new Date(), ...spec });
+}
+
+async function storeJob(spec: JobSpec): Promise<Job> {
+  const job = buildJob(spec);
+  await insertJobs(ctx.store, [job]);
+  await ctx.queues.enqueue([queueItem(job)]);
+  return job;
+}
+
+function launch(wf: string, env: NodeJS.ProcessEnv = {}): LauncherProc {
+  const l = startLauncher(["--wf-filter", wf, "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1", ...env });
+  running.push(l);
+  return l;
+}
+
+/** Waits until every job is final; on timeout says where each one is. */
+async function untilFinal(ids: string[], timeoutMs: number): Promise<Job[]> {
+  try {
+    await waitFor(async () => (await ctx.store.jobs.find({ _id: { $in: ids } }).toArray()).every((j) => isFinal(j.state)), timeoutMs, "the jobs to end", 200);
+  } catch {
+    const jobs = await Promise.all(ids.map((id) => balsam.jobs.get(id)));
+    assert.fail(`not every job ended:\n${jobs.map((j) => `${j.name.slice(0, 20)} ${j.state} attempts=${j.attempts} ${j.stateHistory.map((h) => h.state).join(">")}`).join("\n")}`);
+  }
+  return Promise.all(ids.map((id) => balsam.jobs.get(id)));
+}
+
+function runsOf(log: string, id: string): number {
+  return existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l === id).length : 0;
+}
+
+describe("launcher failure paths", () => {
+  before(async () => {
+    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
+    balsam = await connect({ dbPath: db.dir });
+    scripts = mkdtempSync(join(tmpdir(), "balsam-fail-"));
+  });
+  after(async () => {
+    for (const l of running) {
+      if (l.child.exitCode === null && l.child.signalCode === null) l.child.kill("SIGTERM");
+      await l.exited;
+    }
+    await balsam.close();
+    db.cleanup();
+    rmSync(scripts, { recursive: true, force: true });
+  });
+
+  test("a script the launcher cannot split, or a name too long for a directory, ends FAILED with the reason; nothing runs twice", async () => {
+    const log = join(scripts, "runs.log");
+    const counted = script("counted.sh", `echo "$BALSAM_JOB_ID" >> ${log}`);
+    await storeApp({ name: "badpost", executable: counted, postprocess: "echo a | cat" });
+    await storeApp({ name: "badpre", executable: counted, preprocess: "echo a; echo b" });
+    await storeApp({ name: "counted", executable: counted });
+    const post = await storeJob({ name: "post", workflow: "BAD", application: "badpost" });
+    const pre = await storeJob({ name: "pre", workflow: "BAD", application: "badpre" });
+    const long = await storeJob({ name: "n".repeat(250), workflow: "BAD", application: "counted" });
+    const ok = await storeJob({ name: "ok", workflow: "BAD", application: "counted" });
+
+    const l = launch("BAD", { BALSAM_LEASE_TTL_MS: "2000" });
+    const [p, q, n, o] = await untilFinal([post._id, pre._id, long._id, ok._id], 30_000);
+    assert.equal(await l.exited, 0, l.output());
+
+    assert.equal(p!.state, "FAILED");
+    assert.match(p!.stateHistory.at(-1)!.message, /^postprocess could not start: postprocess 'echo a \| cat' contains shell syntax \('\|'\)/);
+    assert.equal(p!.stateHistory.filter((h) => h.state === "RUN_DONE").length, 1);
+    assert.equal(runsOf(log, post._id), 1, "the app of the job with the bad postprocess ran once");
+
+    assert.equal(q!.state, "FAILED");
+    assert.match(q!.stateHistory.at(-1)!.message, /^preprocess could not start: preprocess 'echo a; echo b' contains shell syntax \(';'\)/);
+    assert.equal(q!.stateHistory.filter((h) => h.state === "STAGED_IN").length, 1);
+    assert.equal(runsOf(log, pre._id), 0);
+
+    assert.equal(n!.state, "FAILED");
+    assert.match(n!.stateHistory.at(-1)!.message, /name is 250 characters long; at most 246 fit/);
+    assert.ok(!n!.stateHistory.some((h) => h.state === "RUNNING"), "never shown RUNNING");
+    assert.equal(runsOf(log, long._id), 0);
+
+    assert.equal(o!.state, "JOB_FINISHED");
+    for (const j of [p!, q!, n!, o!]) {
+      assert.equal(j.attempts, 0, `${j.name.slice(0, 10)} was never restarted`);
+      assert.equal(j.lock, null);
+    }
+  });
+
+  test("a job that keeps losing its launcher is FAILED after maxLeaseLapses (settings.json), saying why", async () => {
+    const settingsFile = join(db.dir, "settings.json");
+    const settings = JSON.parse(readFileSync(settingsFile, "utf8")) as Record<string, unknown>;
+    writeFileSync(settingsFile, JSON.stringify({ ...settings, maxLeaseLapses: 2 }));
+    try {
+      const log = join(scripts, "crash.log");
+      // As a job that takes its node's memory down with the launcher would.
+      await balsam.apps.add({ name: "crasher", executable: script("crasher.sh", `echo "$BALSAM_JOB_ID" >> ${log}; kill -9 $PPID; exec sleep 60`) });
+      const j = await balsam.jobs.add({ name: "crasher", workflow: "CRASH", application: "crasher" });
+      for (let i = 0; i < 5 && !isFinal((await balsam.jobs.get(j._id)).state); i++) {
+        const l = launch("CRASH", { BALSAM_LEASE_TTL_MS: "1500" });
+        await l.exited;
+      }
+      const d = await balsam.jobs.get(j._id);
+      assert.equal(d.state, "FAILED", d.stateHistory.map((h) => `${h.state} ${h.message}`).join("\n"));
+      assert.match(d.stateHistory.at(-1)!.message, /^lease of launcher \S+ lapsed for the 2nd time \(maxLeaseLapses 2\): not restarted/);
+      assert.equal(d.stateHistory.filter((h) => h.state === "RESTART_READY").length, 1);
+      assert.equal(runsOf(log, j._id), 2);
+      assert.equal(d.lock, null);
+    } finally {
+      writeFileSync(settingsFile, JSON.stringify(settings));
+    }
+  });
+});
