@@ -8,7 +8,7 @@ import {
   type JobSpec,
   type JobState,
 } from "../models/index.js";
-import { ConflictError, InvalidTransitionError, NotFoundError, UsageError } from "../errors/index.js";
+import { BalsamError, ConflictError, InvalidTransitionError, NotFoundError, UsageError, coerceError } from "../errors/index.js";
 import {
   buildJob,
   chunked,
@@ -25,6 +25,7 @@ import {
   insertJobs,
   jobFilterQuery,
   recordTransitions,
+  takeBackAddedJobs,
   transitionJob,
   type FindOptions,
   type JobFilter,
@@ -98,17 +99,55 @@ export class JobsApi {
 
   /**
    * Adds many jobs with one unordered `insertMany` and one bulk enqueue of
-   * the runnable ones. Everything is validated before anything is written.
+   * the runnable ones. Everything is validated before anything is written;
+   * if a write fails half-way (Redis refusing the queue entries after
+   * MongoDB took the jobs), the jobs are taken back, so a retry never makes
+   * duplicates.
    */
   async addMany(specs: readonly JobSpec[]): Promise<Job[]> {
     if (specs.length === 0) return [];
+    const since = new Date();
+    const jobs = await this.prepare(specs, since);
+    try {
+      await this.write(jobs);
+    } catch (err) {
+      throw await this.takeBack(jobs, since, err);
+    }
+    return jobs;
+  }
+
+  /**
+   * Adds jobs chunk by chunk (one `addMany`-sized write each), so a million
+   * specs never sit in memory at once, all or nothing as `addMany`: a chunk
+   * that fails takes the chunks before it back too. Returns how many were
+   * added; `onAdded` hears the running total after each chunk.
+   */
+  async addChunks(chunks: Iterable<readonly JobSpec[]>, onAdded?: (added: number) => void): Promise<number> {
+    const since = new Date();
+    // Only what takeBack needs: a million full documents would not fit.
+    const written: Array<Pick<Job, "_id" | "workflow" | "attempts" | "state">> = [];
+    try {
+      for (const specs of chunks) {
+        if (specs.length === 0) continue;
+        const jobs = await this.prepare(specs, new Date());
+        for (const j of jobs) written.push({ _id: j._id, workflow: j.workflow, attempts: j.attempts, state: j.state });
+        await this.write(jobs);
+        onAdded?.(written.length);
+      }
+    } catch (err) {
+      throw await this.takeBack(written, since, err);
+    }
+    return written.length;
+  }
+
+  /** Validates specs (apps, workflows, fields, parents) and builds their documents; writes nothing. */
+  private async prepare(specs: readonly JobSpec[], now: Date): Promise<Job[]> {
     const apps = new Set(specs.map((s) => s.application));
     const found = await this.store.apps.find({ name: { $in: [...apps] } }, { projection: { name: 1 } }).toArray();
     const known = new Set(found.map((a) => a.name));
     for (const a of apps) {
       if (!known.has(a)) throw new NotFoundError(`no app named '${a}'`, { hint: "`balsam ls apps` lists them; `balsam app --name ... --executable ...` adds one" });
     }
-    const now = new Date();
     const jobs = specs.map((s) => {
       queueName(s.workflow);
       validateSpec(s);
@@ -127,10 +166,54 @@ export class JobsApi {
         }
       }
     }
-    await insertJobs(this.store, jobs);
-    if (parentIds.length) await this.store.jobs.updateMany({ _id: { $in: parentIds } }, { $set: { hasChildren: true } });
-    await this.queues.enqueue(jobs.filter((j) => isRunnable(j.state)).map(queueItem));
     return jobs;
+  }
+
+  private async write(jobs: Job[]): Promise<void> {
+    await insertJobs(this.store, jobs);
+    const parentIds = [...new Set(jobs.flatMap((j) => j.parents))];
+    if (parentIds.length) await this.store.jobs.updateMany({ _id: { $in: parentIds } }, { $set: { hasChildren: true } });
+    try {
+      await this.queues.enqueue(jobs.filter((j) => isRunnable(j.state)).map(queueItem));
+    } catch (err) {
+      throw new Error(`Redis refused the queue entries: ${coerceError(err).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Undoes a half-done add and returns the error to throw, saying what is
+   * left. Parents keep `hasChildren: true`: it only costs a dependents query
+   * when they finish, while clearing it could race another add of a child
+   * to the same parent and leave that child waiting forever.
+   */
+  private async takeBack(written: ReadonlyArray<Pick<Job, "_id" | "workflow" | "attempts" | "state">>, since: Date, err: unknown): Promise<Error> {
+    // Nothing written (a later chunk failed validation before any write): the error says it all.
+    if (written.length === 0) return coerceError(err);
+    const reason = coerceError(err).message;
+    let kept: number;
+    let takenBack: Set<string>;
+    try {
+      const r = await takeBackAddedJobs(this.store, written.map((j) => j._id), since);
+      kept = r.stay;
+      takenBack = new Set(r.takenBack);
+    } catch (undoErr) {
+      // The jobs stay as they were written; the service and idle launchers
+      // re-enqueue runnable jobs Redis does not hold (reenqueueRunnable).
+      return new BalsamError("RUNTIME", `${reason}; the ${written.length} job(s) could not be taken back (${coerceError(undoErr).message}): those in MongoDB stay, and \`balsam service\` or an idle launcher queues them`, {
+        cause: err,
+        hint: "do not add them again; `balsam ls` shows them",
+      });
+    }
+    // Entries that did reach Redis would point at deleted jobs, which launchers skip; removing them is only tidiness.
+    const entries = written.filter((j) => takenBack.has(j._id) && isRunnable(j.state)).map((j) => ({ id: j._id, workflow: j.workflow, attempts: j.attempts }));
+    await this.queues.remove(entries).catch(() => 0);
+    if (kept === 0) {
+      return err instanceof BalsamError ? err : new BalsamError("RUNTIME", `nothing was added: ${reason}`, { cause: err, hint: "retry once the server accepts writes" });
+    }
+    return new BalsamError("RUNTIME", `${reason}; ${kept} of the ${written.length} job(s) had already been taken by a launcher and stay, the others were not added`, {
+      cause: err,
+      hint: "`balsam ls` shows the ones that stay",
+    });
   }
 
   /** One job by id or unique id prefix; NotFoundError / AmbiguousIdError otherwise. */
