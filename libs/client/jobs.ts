@@ -4,6 +4,7 @@ import {
   isFinal,
   isRunnable,
   isActive,
+  MAX_JOB_COUNT,
   type Job,
   type JobSpec,
   type JobState,
@@ -45,6 +46,9 @@ export const KILL_CHANNEL = "kill";
 /** Jobs reaching a final state are announced here as JSON `{id, state, workflow, result}`. */
 export const FINISHED_CHANNEL = "finished";
 
+/** What deleting a job needs to know of it. */
+export type DeleteVictim = Pick<Job, "_id" | "name" | "workflow" | "attempts" | "state" | "lock">;
+
 /** A lazily-run query over jobs: `jobs.filter({ name: "task", workflow: "TEST" }).delete()`. */
 export class JobQuery {
   constructor(
@@ -69,9 +73,12 @@ export class JobQuery {
   byWorkflowState(): Promise<Array<{ workflow: string; state: JobState; n: number }>> {
     return countByWorkflowState(this.api.store, this.filter);
   }
-  /** Deletes the matching jobs and their queue entries; returns how many were deleted. */
-  delete(): Promise<number> {
-    return this.api.deleteWhere(this.filter);
+  /**
+   * Deletes the matching jobs and their queue entries; returns how many were
+   * deleted. Jobs a launcher is running are refused unless `evenIfRunning`.
+   */
+  delete(opts: { evenIfRunning?: boolean } = {}): Promise<number> {
+    return this.api.deleteWhere(this.filter, opts);
   }
   /**
    * Sets plain fields (not `state`: use `jobs.setState`) on every matching
@@ -266,17 +273,37 @@ export class JobsApi {
     return this.get(job._id);
   }
 
-  /** Deletes matching jobs and their queue entries. An empty filter deletes nothing. */
-  async deleteWhere(f: JobFilter): Promise<number> {
+  /**
+   * Deletes matching jobs and their queue entries. An empty filter deletes
+   * nothing; jobs a launcher is running are refused unless `evenIfRunning`.
+   */
+  async deleteWhere(f: JobFilter, opts: { evenIfRunning?: boolean } = {}): Promise<number> {
     if (Object.keys(jobFilterQuery(f)).length === 0) throw new UsageError("refusing to delete with an empty filter");
-    const victims = await findJobs(this.store, f, { projection: { _id: 1, workflow: 1, attempts: 1, state: 1 } });
-    return this.deleteJobs(victims);
+    const victims = await findJobs(this.store, f, { projection: { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1, lock: 1 } });
+    return this.deleteJobs(victims, opts);
   }
 
-  async deleteJobs(victims: ReadonlyArray<Pick<Job, "_id" | "workflow" | "attempts" | "state">>): Promise<number> {
+  async deleteJobs(victims: ReadonlyArray<DeleteVictim>, opts: { evenIfRunning?: boolean } = {}): Promise<number> {
+    if (!opts.evenIfRunning) this.refuseRunning(victims);
     const n = await deleteJobsByIds(this.store, victims.map((v) => v._id));
     await this.queues.remove(victims.filter((v) => isRunnable(v.state)).map((v) => ({ id: v._id, workflow: v.workflow, attempts: v.attempts })));
     return n;
+  }
+
+  /**
+   * Refuses to delete jobs a launcher is running (an active state under a
+   * lease that has not lapsed): the record would go while the process runs
+   * on, with nothing left to report to and no way to kill it by id.
+   */
+  refuseRunning(victims: ReadonlyArray<Pick<Job, "_id" | "name" | "state" | "lock">>): void {
+    const now = new Date();
+    const running = victims.filter((j) => isActive(j.state) && j.lock && j.lock.until > now);
+    if (running.length === 0) return;
+    const shown = running.slice(0, 5).map((j) => `${j.name} (${j._id})`).join(", ");
+    const more = running.length > 5 ? ` and ${running.length - 5} more` : "";
+    throw new ConflictError(`${running.length} of the job(s) to remove ${running.length === 1 ? "is" : "are"} running: ${shown}${more}`, {
+      hint: "stop them first with `balsam killjob --id ID`; `rm --force` removes the records while their processes run on",
+    });
   }
 
   /**
@@ -410,21 +437,21 @@ export class JobsApi {
 }
 
 function validateSpec(s: JobSpec): void {
-  const positive: Array<[string, number | undefined]> = [
-    ["num_nodes", s.numNodes],
-    ["ranks_per_node", s.ranksPerNode],
-    ["threads_per_rank", s.threadsPerRank],
-    ["threads_per_core", s.threadsPerCore],
-    ["node_packing_count", s.nodePackingCount],
+  const counts: Array<[string, number | undefined, number]> = [
+    ["num_nodes", s.numNodes, 1],
+    ["ranks_per_node", s.ranksPerNode, 1],
+    ["threads_per_rank", s.threadsPerRank, 1],
+    ["threads_per_core", s.threadsPerCore, 1],
+    ["node_packing_count", s.nodePackingCount, 1],
+    ["coschedule_num_nodes", s.coscheduleNumNodes, 0],
   ];
-  for (const [name, v] of positive) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new UsageError(`${name} must be a whole number ≥ 1, not ${v}`);
+  for (const [name, v, min] of counts) {
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < min) throw new UsageError(`${name} must be a whole number ≥ ${min}, not ${v}`);
+    if (v > MAX_JOB_COUNT) throw new UsageError(`${name} must be a whole number ≤ ${MAX_JOB_COUNT}, not ${v}`);
   }
-  if (s.wallTimeMinutes !== undefined && (!Number.isFinite(s.wallTimeMinutes) || s.wallTimeMinutes < 0)) {
-    throw new UsageError(`wall_time_minutes must be ≥ 0, not ${s.wallTimeMinutes}`);
-  }
-  if (s.coscheduleNumNodes !== undefined && (!Number.isInteger(s.coscheduleNumNodes) || s.coscheduleNumNodes < 0)) {
-    throw new UsageError(`coschedule_num_nodes must be a whole number ≥ 0, not ${s.coscheduleNumNodes}`);
+  if (s.wallTimeMinutes !== undefined && (!Number.isFinite(s.wallTimeMinutes) || s.wallTimeMinutes < 0 || s.wallTimeMinutes > MAX_JOB_COUNT)) {
+    throw new UsageError(`wall_time_minutes must be from 0 to ${MAX_JOB_COUNT}, not ${s.wallTimeMinutes}`);
   }
   if (s.cpuAffinity !== undefined && s.cpuAffinity !== "none" && s.cpuAffinity !== "depth") {
     throw new UsageError(`cpu_affinity must be none or depth, not ${String(s.cpuAffinity)}`);
