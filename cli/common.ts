@@ -68,12 +68,17 @@ export function isTerminal(): boolean {
   return Boolean(process.stdin.isTTY);
 }
 
-/** A positive/non-negative integer option parser for commander, failing as a usage error. */
-export function intOption(name: string, min: number): (v: string) => number {
+/**
+ * A whole-number option parser for commander, failing as a usage error.
+ * Beyond 2^53 a number is no longer exact, so that is the ceiling unless a
+ * smaller `max` is given.
+ */
+export function intOption(name: string, min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
   return (v: string) => {
     if (!/^-?\d+$/.test(v.trim())) throw new UsageError(`${name} must be a whole number, not '${v}'`);
     const n = Number.parseInt(v, 10);
     if (n < min) throw new UsageError(`${name} must be ≥ ${min}, not ${n}`);
+    if (!Number.isSafeInteger(n) || n > max) throw new UsageError(`${name} must be ≤ ${max}, not ${v.trim()}`);
     return n;
   };
 }

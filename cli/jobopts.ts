@@ -2,8 +2,9 @@ import { Option, type Command } from "commander";
 import {
   JOB_FIELDS,
   checkJobForLaunch,
+  MAX_JOB_COUNT,
   checkWorkflowName,
-  parseEnvList,
+  parseEnvAssignments,
   type Balsam,
   type Job,
   type JobSpec,
@@ -52,16 +53,16 @@ export function addJobOptions(cmd: Command, opts: { workflowRequired: boolean })
     .requiredOption("--application <app>", "name of the application to run (`balsam ls apps`)")
     .option("--args <args>", "command-line arguments given to the application; may start with '-'")
     .option("--description <words...>", "free-text description")
-    .option("--wall-time-minutes <minutes>", "expected run time (default 1)", intOption("--wall-time-minutes", 0))
-    .option("--num-nodes <n>", "nodes for an MPI job (default 1)", intOption("--num-nodes", 1))
-    .option("--coschedule-num-nodes <n>", "extra nodes kept for a coscheduled service (default 0)", intOption("--coschedule-num-nodes", 0))
-    .option("--node-packing-count <n>", "serial jobs packed per node (default 1)", intOption("--node-packing-count", 1))
-    .option("--ranks-per-node <n>", "MPI ranks per node (default 1)", intOption("--ranks-per-node", 1))
-    .option("--threads-per-rank <n>", "threads per rank (default 1)", intOption("--threads-per-rank", 1))
-    .option("--threads-per-core <n>", "threads per core (default 1)", intOption("--threads-per-core", 1))
+    .option("--wall-time-minutes <minutes>", "expected run time (default 1)", intOption("--wall-time-minutes", 0, MAX_JOB_COUNT))
+    .option("--num-nodes <n>", "nodes for an MPI job (default 1)", intOption("--num-nodes", 1, MAX_JOB_COUNT))
+    .option("--coschedule-num-nodes <n>", "extra nodes kept for a coscheduled service (default 0)", intOption("--coschedule-num-nodes", 0, MAX_JOB_COUNT))
+    .option("--node-packing-count <n>", "serial jobs packed per node (default 1)", intOption("--node-packing-count", 1, MAX_JOB_COUNT))
+    .option("--ranks-per-node <n>", "MPI ranks per node (default 1)", intOption("--ranks-per-node", 1, MAX_JOB_COUNT))
+    .option("--threads-per-rank <n>", "threads per rank (default 1)", intOption("--threads-per-rank", 1, MAX_JOB_COUNT))
+    .option("--threads-per-core <n>", "threads per core (default 1)", intOption("--threads-per-core", 1, MAX_JOB_COUNT))
     .addOption(new Option("--cpu-affinity <mode>", "MPI CPU binding (default none)").choices(["none", "depth"]))
     .option("--mpi-flags <flags>", "extra flags for the MPI launch command")
-    .option("--env <VAR=VALUE...>", "environment variables for the job (repeatable)")
+    .option("--env <VAR=VALUE...>", "environment variables for the job: words, or joined by ',' or ':' where VAR= follows (PATH=/a:/b keeps its ':')")
     .option("--input-files <patterns>", "files staged in from parents' working directories (default '*')")
     .option("--url-in <url>", "stage-in URL")
     .option("--url-out <url>", "stage-out URL")
@@ -81,7 +82,7 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
   let environVars: Record<string, string> | undefined;
   if (o.env) {
     try {
-      environVars = parseEnvList(o.env);
+      environVars = parseEnvAssignments(o.env);
     } catch (err) {
       throw new UsageError(`--env: ${(err as Error).message}`);
     }

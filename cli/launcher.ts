@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { resolveDbPath } from "../libs/config/index.js";
+import { launcherEnv, resolveDbPath } from "../libs/config/index.js";
 import { resolveLauncherOptions, runLauncher, type LauncherCliOptions } from "../services/launcher/index.js";
 import { action, intOption, openClient } from "./common.js";
 import { UsageError } from "../libs/errors/index.js";
@@ -28,6 +28,8 @@ export function register(program: Command): Command {
     .action(
       action(async (o: LauncherCliOptions) => {
         const resolved = resolveLauncherOptions(o);
+        // Also checks BALSAM_KILL_GRACE_MS, which runLauncher reads itself.
+        const { leaseTtlMs } = launcherEnv();
         const dbPath = resolveDbPath();
         const client = await openClient();
         const logFile = join(dbPath, "log", "launcher.log");
@@ -40,7 +42,6 @@ export function register(program: Command): Command {
             // the log directory is optional for databases made by hand
           }
         };
-        const leaseTtlMs = process.env.BALSAM_LEASE_TTL_MS ? Number(process.env.BALSAM_LEASE_TTL_MS) : undefined;
         try {
           await runLauncher(client, dbPath, resolved, { leaseTtlMs, log });
         } finally {

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { existsSync, readdirSync, statSync, openSync, readSync, closeSync, watch } from "node:fs";
 import { join } from "node:path";
 import { resolveDbPath } from "../libs/config/index.js";
-import { action, out } from "./common.js";
+import { action, intOption, out } from "./common.js";
 
 function tail(file: string, bytes: number): string {
   const size = statSync(file).size;
@@ -22,20 +22,19 @@ export function register(program: Command): Command {
     .command("log")
     .description("Quick view of Balsam log files")
     .option("-f, --follow", "keep printing what is appended")
-    .option("-n, --lines <n>", "lines per file", "20")
+    .option("-n, --lines <n>", "lines per file (default 20)", intOption("-n/--lines", 1), 20)
     .action(
-      action(async (o: { follow?: boolean; lines: string }) => {
+      action(async (o: { follow?: boolean; lines: number }) => {
         const dir = join(resolveDbPath(), "log");
         const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".log")).sort() : [];
         if (files.length === 0) {
           out(`no log files in ${dir} yet`);
           if (!o.follow) return;
         }
-        const n = Math.max(1, Number.parseInt(o.lines, 10) || 20);
         const sizes = new Map<string, number>();
         for (const f of files) {
           const p = join(dir, f);
-          const lines = tail(p, 64 * 1024).split("\n").filter(Boolean).slice(-n);
+          const lines = tail(p, 64 * 1024).split("\n").filter(Boolean).slice(-o.lines);
           out(`==> ${p} <==`);
           for (const l of lines) out(l);
           sizes.set(p, statSync(p).size);

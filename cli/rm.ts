@@ -14,7 +14,7 @@ interface RmOptions {
   force?: boolean;
 }
 
-const VICTIM_FIELDS = { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1 } as const;
+const VICTIM_FIELDS = { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1, lock: 1 } as const;
 
 /**
  * Off a terminal only --force deletes, so a script never hangs on a prompt;
@@ -39,6 +39,7 @@ async function rmJobs(b: Balsam, o: RmOptions, filter: JobFilter): Promise<void>
   const victims: Job[] = o.recursive ? [...matched, ...below] : matched;
   const orphans = o.recursive ? [] : below.filter((j) => WAITING_STATES.includes(j.state));
   const what = `${victims.length} job(s)`;
+  if (!o.force) b.jobs.refuseRunning(victims);
   checkCanAsk(o, what);
   if (!o.force) {
     note(`will remove ${what}: ${preview(victims.map((j) => j.name))}${o.recursive && below.length ? ` (${below.length} of them depend on the matched jobs)` : ""}`);
@@ -48,7 +49,7 @@ async function rmJobs(b: Balsam, o: RmOptions, filter: JobFilter): Promise<void>
     out("nothing removed");
     return;
   }
-  const n = await b.jobs.deleteJobs(victims);
+  const n = await b.jobs.deleteJobs(victims, { evenIfRunning: o.force === true });
   out(`removed ${n} job(s)`);
   if (orphans.length) {
     note(
@@ -90,7 +91,7 @@ export function register(program: Command): Command {
     .option("--state <state>", "jobs: only in this state")
     .option("--all", "everything (within --wf when given)")
     .option("--recursive", "jobs: also remove every job depending on the removed ones")
-    .option("--force", "do not ask (required when not on a terminal)")
+    .option("--force", "do not ask (required when not on a terminal); removes even jobs a launcher is running")
     .action(
       action(async (objects: "jobs" | "apps", o: RmOptions) => {
         if (objects === "apps") {

@@ -5,11 +5,12 @@ import {
   isFinal,
   isRunnable,
   isActive,
+  MAX_JOB_COUNT,
   type Job,
   type JobSpec,
   type JobState,
 } from "../models/index.js";
-import { ConflictError, InvalidTransitionError, NotFoundError, UsageError } from "../errors/index.js";
+import { BalsamError, ConflictError, InvalidTransitionError, NotFoundError, UsageError, coerceError } from "../errors/index.js";
 import {
   buildJob,
   chunked,
@@ -26,6 +27,7 @@ import {
   insertJobs,
   jobFilterQuery,
   recordTransitions,
+  takeBackAddedJobs,
   transitionJob,
   type FindOptions,
   type JobFilter,
@@ -44,6 +46,9 @@ export function queueItem(j: Pick<Job, "_id" | "workflow" | "attempts" | "numNod
 export const KILL_CHANNEL = "kill";
 /** Jobs reaching a final state are announced here as JSON `{id, state, workflow, result}`. */
 export const FINISHED_CHANNEL = "finished";
+
+/** What deleting a job needs to know of it. */
+export type DeleteVictim = Pick<Job, "_id" | "name" | "workflow" | "attempts" | "state" | "lock">;
 
 /** A lazily-run query over jobs: `jobs.filter({ name: "task", workflow: "TEST" }).delete()`. */
 export class JobQuery {
@@ -69,9 +74,12 @@ export class JobQuery {
   byWorkflowState(): Promise<Array<{ workflow: string; state: JobState; n: number }>> {
     return countByWorkflowState(this.api.store, this.filter);
   }
-  /** Deletes the matching jobs and their queue entries; returns how many were deleted. */
-  delete(): Promise<number> {
-    return this.api.deleteWhere(this.filter);
+  /**
+   * Deletes the matching jobs and their queue entries; returns how many were
+   * deleted. Jobs a launcher is running are refused unless `evenIfRunning`.
+   */
+  delete(opts: { evenIfRunning?: boolean } = {}): Promise<number> {
+    return this.api.deleteWhere(this.filter, opts);
   }
   /**
    * Sets plain fields (not `state`: use `jobs.setState`) on every matching
@@ -99,17 +107,55 @@ export class JobsApi {
 
   /**
    * Adds many jobs with one unordered `insertMany` and one bulk enqueue of
-   * the runnable ones. Everything is validated before anything is written.
+   * the runnable ones. Everything is validated before anything is written;
+   * if a write fails half-way (Redis refusing the queue entries after
+   * MongoDB took the jobs), the jobs are taken back, so a retry never makes
+   * duplicates.
    */
   async addMany(specs: readonly JobSpec[]): Promise<Job[]> {
     if (specs.length === 0) return [];
+    const since = new Date();
+    const jobs = await this.prepare(specs, since);
+    try {
+      await this.write(jobs);
+    } catch (err) {
+      throw await this.takeBack(jobs, since, err);
+    }
+    return jobs;
+  }
+
+  /**
+   * Adds jobs chunk by chunk (one `addMany`-sized write each), so a million
+   * specs never sit in memory at once, all or nothing as `addMany`: a chunk
+   * that fails takes the chunks before it back too. Returns how many were
+   * added; `onAdded` hears the running total after each chunk.
+   */
+  async addChunks(chunks: Iterable<readonly JobSpec[]>, onAdded?: (added: number) => void): Promise<number> {
+    const since = new Date();
+    // Only what takeBack needs: a million full documents would not fit.
+    const written: Array<Pick<Job, "_id" | "workflow" | "attempts" | "state">> = [];
+    try {
+      for (const specs of chunks) {
+        if (specs.length === 0) continue;
+        const jobs = await this.prepare(specs, new Date());
+        for (const j of jobs) written.push({ _id: j._id, workflow: j.workflow, attempts: j.attempts, state: j.state });
+        await this.write(jobs);
+        onAdded?.(written.length);
+      }
+    } catch (err) {
+      throw await this.takeBack(written, since, err);
+    }
+    return written.length;
+  }
+
+  /** Validates specs (apps, workflows, fields, parents) and builds their documents; writes nothing. */
+  private async prepare(specs: readonly JobSpec[], now: Date): Promise<Job[]> {
     const apps = new Set(specs.map((s) => s.application));
     const found = await this.store.apps.find({ name: { $in: [...apps] } }, { projection: { name: 1 } }).toArray();
     const known = new Set(found.map((a) => a.name));
     for (const a of apps) {
       if (!known.has(a)) throw new NotFoundError(`no app named '${a}'`, { hint: "`balsam ls apps` lists them; `balsam app --name ... --executable ...` adds one" });
     }
-    const now = new Date();
     const jobs = specs.map((s) => {
       queueName(s.workflow);
       validateSpec(s);
@@ -128,10 +174,54 @@ export class JobsApi {
         }
       }
     }
-    await insertJobs(this.store, jobs);
-    if (parentIds.length) await this.store.jobs.updateMany({ _id: { $in: parentIds } }, { $set: { hasChildren: true } });
-    await this.queues.enqueue(jobs.filter((j) => isRunnable(j.state)).map(queueItem));
     return jobs;
+  }
+
+  private async write(jobs: Job[]): Promise<void> {
+    await insertJobs(this.store, jobs);
+    const parentIds = [...new Set(jobs.flatMap((j) => j.parents))];
+    if (parentIds.length) await this.store.jobs.updateMany({ _id: { $in: parentIds } }, { $set: { hasChildren: true } });
+    try {
+      await this.queues.enqueue(jobs.filter((j) => isRunnable(j.state)).map(queueItem));
+    } catch (err) {
+      throw new Error(`Redis refused the queue entries: ${coerceError(err).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Undoes a half-done add and returns the error to throw, saying what is
+   * left. Parents keep `hasChildren: true`: it only costs a dependents query
+   * when they finish, while clearing it could race another add of a child
+   * to the same parent and leave that child waiting forever.
+   */
+  private async takeBack(written: ReadonlyArray<Pick<Job, "_id" | "workflow" | "attempts" | "state">>, since: Date, err: unknown): Promise<Error> {
+    // Nothing written (a later chunk failed validation before any write): the error says it all.
+    if (written.length === 0) return coerceError(err);
+    const reason = coerceError(err).message;
+    let kept: number;
+    let takenBack: Set<string>;
+    try {
+      const r = await takeBackAddedJobs(this.store, written.map((j) => j._id), since);
+      kept = r.stay;
+      takenBack = new Set(r.takenBack);
+    } catch (undoErr) {
+      // The jobs stay as they were written; the service and idle launchers
+      // re-enqueue runnable jobs Redis does not hold (reenqueueRunnable).
+      return new BalsamError("RUNTIME", `${reason}; the ${written.length} job(s) could not be taken back (${coerceError(undoErr).message}): those in MongoDB stay, and \`balsam service\` or an idle launcher queues them`, {
+        cause: err,
+        hint: "do not add them again; `balsam ls` shows them",
+      });
+    }
+    // Entries that did reach Redis would point at deleted jobs, which launchers skip; removing them is only tidiness.
+    const entries = written.filter((j) => takenBack.has(j._id) && isRunnable(j.state)).map((j) => ({ id: j._id, workflow: j.workflow, attempts: j.attempts }));
+    await this.queues.remove(entries).catch(() => 0);
+    if (kept === 0) {
+      return err instanceof BalsamError ? err : new BalsamError("RUNTIME", `nothing was added: ${reason}`, { cause: err, hint: "retry once the server accepts writes" });
+    }
+    return new BalsamError("RUNTIME", `${reason}; ${kept} of the ${written.length} job(s) had already been taken by a launcher and stay, the others were not added`, {
+      cause: err,
+      hint: "`balsam ls` shows the ones that stay",
+    });
   }
 
   /** One job by id or unique id prefix; NotFoundError / AmbiguousIdError otherwise. */
@@ -184,17 +274,37 @@ export class JobsApi {
     return this.get(job._id);
   }
 
-  /** Deletes matching jobs and their queue entries. An empty filter deletes nothing. */
-  async deleteWhere(f: JobFilter): Promise<number> {
+  /**
+   * Deletes matching jobs and their queue entries. An empty filter deletes
+   * nothing; jobs a launcher is running are refused unless `evenIfRunning`.
+   */
+  async deleteWhere(f: JobFilter, opts: { evenIfRunning?: boolean } = {}): Promise<number> {
     if (Object.keys(jobFilterQuery(f)).length === 0) throw new UsageError("refusing to delete with an empty filter");
-    const victims = await findJobs(this.store, f, { projection: { _id: 1, workflow: 1, attempts: 1, state: 1 } });
-    return this.deleteJobs(victims);
+    const victims = await findJobs(this.store, f, { projection: { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1, lock: 1 } });
+    return this.deleteJobs(victims, opts);
   }
 
-  async deleteJobs(victims: ReadonlyArray<Pick<Job, "_id" | "workflow" | "attempts" | "state">>): Promise<number> {
+  async deleteJobs(victims: ReadonlyArray<DeleteVictim>, opts: { evenIfRunning?: boolean } = {}): Promise<number> {
+    if (!opts.evenIfRunning) this.refuseRunning(victims);
     const n = await deleteJobsByIds(this.store, victims.map((v) => v._id));
     await this.queues.remove(victims.filter((v) => isRunnable(v.state)).map((v) => ({ id: v._id, workflow: v.workflow, attempts: v.attempts })));
     return n;
+  }
+
+  /**
+   * Refuses to delete jobs a launcher is running (an active state under a
+   * lease that has not lapsed): the record would go while the process runs
+   * on, with nothing left to report to and no way to kill it by id.
+   */
+  refuseRunning(victims: ReadonlyArray<Pick<Job, "_id" | "name" | "state" | "lock">>): void {
+    const now = new Date();
+    const running = victims.filter((j) => isActive(j.state) && j.lock && j.lock.until > now);
+    if (running.length === 0) return;
+    const shown = running.slice(0, 5).map((j) => `${j.name} (${j._id})`).join(", ");
+    const more = running.length > 5 ? ` and ${running.length - 5} more` : "";
+    throw new ConflictError(`${running.length} of the job(s) to remove ${running.length === 1 ? "is" : "are"} running: ${shown}${more}`, {
+      hint: "stop them first with `balsam killjob --id ID`; `rm --force` removes the records while their processes run on",
+    });
   }
 
   /**
@@ -328,21 +438,21 @@ export class JobsApi {
 }
 
 function validateSpec(s: JobSpec): void {
-  const positive: Array<[string, number | undefined]> = [
-    ["num_nodes", s.numNodes],
-    ["ranks_per_node", s.ranksPerNode],
-    ["threads_per_rank", s.threadsPerRank],
-    ["threads_per_core", s.threadsPerCore],
-    ["node_packing_count", s.nodePackingCount],
+  const counts: Array<[string, number | undefined, number]> = [
+    ["num_nodes", s.numNodes, 1],
+    ["ranks_per_node", s.ranksPerNode, 1],
+    ["threads_per_rank", s.threadsPerRank, 1],
+    ["threads_per_core", s.threadsPerCore, 1],
+    ["node_packing_count", s.nodePackingCount, 1],
+    ["coschedule_num_nodes", s.coscheduleNumNodes, 0],
   ];
-  for (const [name, v] of positive) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new UsageError(`${name} must be a whole number ≥ 1, not ${v}`);
+  for (const [name, v, min] of counts) {
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < min) throw new UsageError(`${name} must be a whole number ≥ ${min}, not ${v}`);
+    if (v > MAX_JOB_COUNT) throw new UsageError(`${name} must be a whole number ≤ ${MAX_JOB_COUNT}, not ${v}`);
   }
-  if (s.wallTimeMinutes !== undefined && (!Number.isFinite(s.wallTimeMinutes) || s.wallTimeMinutes < 0)) {
-    throw new UsageError(`wall_time_minutes must be ≥ 0, not ${s.wallTimeMinutes}`);
-  }
-  if (s.coscheduleNumNodes !== undefined && (!Number.isInteger(s.coscheduleNumNodes) || s.coscheduleNumNodes < 0)) {
-    throw new UsageError(`coschedule_num_nodes must be a whole number ≥ 0, not ${s.coscheduleNumNodes}`);
+  if (s.wallTimeMinutes !== undefined && (!Number.isFinite(s.wallTimeMinutes) || s.wallTimeMinutes < 0 || s.wallTimeMinutes > MAX_JOB_COUNT)) {
+    throw new UsageError(`wall_time_minutes must be from 0 to ${MAX_JOB_COUNT}, not ${s.wallTimeMinutes}`);
   }
   if (s.cpuAffinity !== undefined && s.cpuAffinity !== "none" && s.cpuAffinity !== "depth") {
     throw new UsageError(`cpu_affinity must be none or depth, not ${String(s.cpuAffinity)}`);

@@ -87,7 +87,9 @@ export function parseFieldValue(spec: FieldSpec, raw: string): unknown {
       return raw;
     case "int": {
       if (!/^-?\d+$/.test(raw.trim())) throw new Error(`${spec.snake} must be a whole number, not '${raw}'`);
-      return Number.parseInt(raw, 10);
+      const n = Number.parseInt(raw, 10);
+      if (!Number.isSafeInteger(n)) throw new Error(`${spec.snake} is too large: ${raw.trim()}`);
+      return n;
     }
     case "bool": {
       const v = raw.trim().toLowerCase();
@@ -102,7 +104,7 @@ export function parseFieldValue(spec: FieldSpec, raw: string): unknown {
         throw new Error(`${spec.snake} must be JSON, not '${raw}'`);
       }
     case "env":
-      return parseEnvList(raw.split(/[:,]/).filter((s) => s.length > 0));
+      return parseEnvAssignments([raw]);
     case "stringList":
       return raw.split(",").filter((s) => s.length > 0);
     case "date": {
@@ -111,6 +113,18 @@ export function parseFieldValue(spec: FieldSpec, raw: string): unknown {
       return d;
     }
   }
+}
+
+/**
+ * Environment variables as the command line takes them — one rule for
+ * `job --env` and `modify ID environ_vars`: VAR=VALUE entries, as separate
+ * words or joined by ',' or ':', where a ',' or ':' starts a new entry only
+ * when `VAR=` follows it. So `A=1,B=2` and `A=1:B=2` (Balsam 0.x's stored
+ * form) are two variables, while `PATH=/usr/bin:/bin` and
+ * `CUDA_VISIBLE_DEVICES=0,1` keep their separators. An empty word sets none.
+ */
+export function parseEnvAssignments(words: readonly string[]): Record<string, string> {
+  return parseEnvList(words.flatMap((w) => (w === "" ? [] : w.split(/[,:](?=[A-Za-z_][A-Za-z0-9_]*=)/))));
 }
 
 /** `["A=1", "B=x=y"]` → `{A: "1", B: "x=y"}`; a missing `=` is an error. */

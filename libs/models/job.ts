@@ -6,6 +6,14 @@ export interface StateHistoryEntry {
   message: string;
 }
 
+/**
+ * Upper bound of a job's counts (nodes, ranks, threads, packing, wall-time
+ * minutes). The largest machine has 158,976 nodes (Fugaku): past a million a
+ * count is a typo, and past 2^53 it would not even survive as a number
+ * (`--num-nodes 99999999999999999999` was stored as 1e20).
+ */
+export const MAX_JOB_COUNT = 1_000_000;
+
 /** The lease a launcher holds on a job while it works on it. */
 export interface JobLock {
   owner: string;

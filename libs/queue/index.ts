@@ -1,6 +1,6 @@
 import { Queue, Worker, DelayedError, type Job as BullJob } from "bullmq";
 import { Redis, type RedisOptions } from "ioredis";
-import { UnreachableError, UsageError } from "../errors/index.js";
+import { ConfigError, UnreachableError, UsageError } from "../errors/index.js";
 import { redactUrl } from "../config/index.js";
 
 /**
@@ -66,6 +66,9 @@ export interface JobQueuesOptions {
   connectTimeoutMs?: number;
 }
 
+/** Redis's answers to a wrong or missing password (6.x/7.x: WRONGPASS, NOAUTH; older: "invalid password"). */
+const AUTH_REFUSED = /^(WRONGPASS|NOAUTH)|invalid password/;
+
 function baseRedisOptions(timeoutMs: number): RedisOptions {
   return {
     connectTimeout: timeoutMs,
@@ -100,12 +103,23 @@ export class JobQueues {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
     });
-    conn.on("error", () => undefined); // reported through the failing command instead
+    // Reported through the failing command instead; but a refused AUTH shows
+    // only here (the command then fails with "Connection is closed").
+    let lastError: Error | undefined;
+    conn.on("error", (err: Error) => (lastError = err));
     try {
       await conn.connect();
       await conn.ping();
     } catch (err) {
       conn.disconnect();
+      const said = [lastError?.message, (err as Error).message].find((m) => m !== undefined && AUTH_REFUSED.test(m));
+      if (said) {
+        const url = redactRedis(opts.redisUrl);
+        throw new ConfigError(said.startsWith("NOAUTH") ? `Redis at ${url} requires a password and none was given` : `Redis at ${url} refused the password`, {
+          cause: err,
+          hint: "put the right one in the Redis URL in settings.json, or in redisPassword for a local database",
+        });
+      }
       throw new UnreachableError("Redis", redactRedis(opts.redisUrl), {
         cause: err,
         hint: "start it (`balsam server --connect` for a local database) or fix the URL in settings.json",

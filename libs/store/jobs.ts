@@ -4,6 +4,8 @@ import {
   JOB_DEFAULTS,
   isJobState,
   JOB_STATES,
+  RUNNABLE_STATES,
+  WAITING_STATES,
   type Job,
   type JobSpec,
   type JobState,
@@ -214,6 +216,28 @@ export async function deleteJobsByIds(store: Store, ids: string[]): Promise<numb
     n += res.deletedCount;
   }
   return n;
+}
+
+/**
+ * Takes back jobs an add inserted before a later step of it failed: returns
+ * the ids taken back and how many of the add's jobs stay. Only jobs created
+ * since `since` are the add's (a job that already had one of the ids, which
+ * the insert refused as a duplicate, is left alone), and only those no
+ * launcher has claimed are taken (one that took a job through an entry that
+ * did reach Redis keeps it).
+ */
+export async function takeBackAddedJobs(store: Store, ids: string[], since: Date): Promise<{ takenBack: string[]; stay: number }> {
+  const takenBack: string[] = [];
+  let stay = 0;
+  const unclaimed = { $in: [...WAITING_STATES, ...RUNNABLE_STATES] };
+  for (const chunk of chunked(ids, MAX_IN_IDS)) {
+    const ours = { _id: { $in: chunk }, createdAt: { $gte: since } };
+    const gone = (await store.jobs.find({ ...ours, state: unclaimed }, { projection: { _id: 1 } }).toArray()).map((j) => j._id);
+    if (gone.length) await store.jobs.deleteMany({ _id: { $in: gone }, state: unclaimed });
+    takenBack.push(...gone);
+    stay += await store.jobs.countDocuments(ours);
+  }
+  return { takenBack, stay };
 }
 
 /** Sets plain fields (not the state) on one job. */

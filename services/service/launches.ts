@@ -60,6 +60,8 @@ function wholePositive(v: string | number, flag: string): number {
   if (!/^[-+]?\d+$/.test(text)) throw new UsageError(`${flag} must be a whole number ≥ 1, not '${String(v)}'`);
   const n = Number.parseInt(text, 10);
   if (n < 1) throw new UsageError(`${flag} must be a whole number ≥ 1, not ${n}`);
+  // Past 2^53 the number is no longer the one typed (99999999999999999999 became 1e20).
+  if (!Number.isSafeInteger(n)) throw new UsageError(`${flag} must be a whole number ≤ ${Number.MAX_SAFE_INTEGER}, not ${text}`);
   return n;
 }
 

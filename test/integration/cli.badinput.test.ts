@@ -1,13 +1,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { useTestContext } from "../support/context.js";
 import { makeCliDb, runBalsam, type CliDb } from "../support/cli.js";
 import { JobsApi } from "../../libs/client/jobs.js";
 import { createApp } from "../../libs/store/index.js";
-import { freePort } from "../../services/dbserver/servers.js";
+import { freePort, startRedis, type ServerHandle } from "../../services/dbserver/servers.js";
 
 /**
  * DESIGN invariant 5: bad input gets one clear line, the right exit code
@@ -17,11 +17,14 @@ const ctx = useTestContext("cli");
 let db: CliDb;
 let scratch = "";
 /** Database directories whose servers are not there. */
-const dirs = { mongoDown: "", redisDown: "", notADb: "" };
+const dirs = { mongoDown: "", redisDown: "", notADb: "", wrongPassword: "", noPassword: "", initCwd: "" };
+/** A redis-server of this file's own that demands a password. */
+let locked: ServerHandle | undefined;
 
 const P = "abcdef01-0000-4000-8000-000000000001"; // parent of C
 const C = "abcdef02-0000-4000-8000-000000000002";
 const K = "0f0f0f0f-0000-4000-8000-000000000003"; // killed
+const R = "0e0e0e0e-0000-4000-8000-000000000004"; // running under a live lease
 
 before(async () => {
   db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
@@ -31,9 +34,12 @@ before(async () => {
     { _id: P, name: "task1", workflow: "TEST", application: "AMBS" },
     { _id: C, name: "task2", workflow: "TEST", application: "AMBS" },
     { _id: K, name: "killed", workflow: "TEST", application: "AMBS" },
+    { _id: R, name: "running", workflow: "TEST", application: "AMBS" },
   ]);
   await jobs.addDependency(P, C);
   await jobs.kill(K);
+  // As a launcher leaves it while the job's process runs: RUNNING under a lease that has not lapsed.
+  await ctx.store.jobs.updateOne({ _id: R }, { $set: { state: "RUNNING", lock: { owner: "test-launcher", until: new Date(Date.now() + 3_600_000) } } });
 
   scratch = mkdtempSync(join(tmpdir(), "balsam-badinput-"));
   const home = { BALSAM_HOME: db.env.BALSAM_HOME };
@@ -47,6 +53,13 @@ before(async () => {
   // Same database name as the working directory: MongoDB answers, so "nothing changed" is checked for real.
   dirs.redisDown = await init("redis-down", ctx.mongoUrl, `redis://127.0.0.1:${await freePort()}`);
   dirs.notADb = scratch;
+  locked = await startRedis({ dir: join(scratch, "locked-redis"), appendOnly: false, password: "the-right-one" });
+  ctx.onClose(() => locked?.stop());
+  dirs.wrongPassword = await init("wrong-password", ctx.mongoUrl, locked.url.replace("the-right-one", "a-wrong-one"));
+  dirs.noPassword = await init("no-password", ctx.mongoUrl, locked.url.replace(":the-right-one@", ""));
+  dirs.initCwd = join(scratch, "init-cwd");
+  mkdirSync(dirs.initCwd);
+  writeFileSync(join(scratch, "a-file"), "");
 });
 
 after(() => {
@@ -60,7 +73,14 @@ interface Case {
   code: 1 | 2;
   message: RegExp;
   env?: () => NodeJS.ProcessEnv;
+  cwd?: () => string;
+  /** What else must not have changed, outside the database. */
+  unchanged?: () => void;
 }
+
+/** `init` cases run in an empty directory, which must stay empty. */
+const initCwdEmpty = () => assert.deepEqual(readdirSync(dirs.initCwd), []);
+const LAUNCH = ["launcher", "--wf-filter", "NOJOBS", "--job-mode", "serial"];
 
 const ADD = ["job", "--yes", "--name", "x", "--application", "AMBS", "--workflow", "TEST"];
 
@@ -119,6 +139,25 @@ const CASES: Case[] = [
   { name: "BALSAM_DB_PATH not a database", args: ["ls"], env: () => ({ BALSAM_DB_PATH: dirs.notADb }), code: 1, message: /is not a Balsam database \(no settings.json\)/ },
   { name: "MongoDB unreachable", args: ADD, env: () => ({ BALSAM_DB_PATH: dirs.mongoDown }), code: 1, message: /^balsam: cannot reach the MongoDB server at mongodb:\/\/127\.0\.0\.1:\d+ \(start it/ },
   { name: "Redis unreachable", args: ADD, env: () => ({ BALSAM_DB_PATH: dirs.redisDown }), code: 1, message: /^balsam: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ \(start it/ },
+  { name: "init ''", args: ["init", ""], cwd: () => dirs.initCwd, unchanged: initCwdEmpty, code: 2, message: /^balsam: init needs a directory path, not '' \(e\.g\. balsam init ~\/mydb\)$/ },
+  { name: "init --db-name 'bad name'", args: ["init", "x", "--db-name", "bad name"], cwd: () => dirs.initCwd, unchanged: initCwdEmpty, code: 2, message: /^balsam: database name 'bad name' is not allowed: use 1-60 letters, digits, _ or -$/ },
+  { name: "init where no directory can be made", args: ["init", "/proc/nope"], unchanged: () => assert.equal(existsSync("/proc/nope"), false), code: 1, message: /^balsam: cannot create the database directory \/proc\/nope: ENOENT/ },
+  { name: "init that fails half-way leaves nothing", args: ["init", "x"], cwd: () => dirs.initCwd, env: () => ({ BALSAM_HOME: join(scratch, "a-file", "home") }), unchanged: initCwdEmpty, code: 1, message: /^balsam: cannot create the database directory .*init-cwd\/x: ENOTDIR/ },
+  { name: "--num-nodes past 2^53", args: [...ADD, "--num-nodes", "99999999999999999999"], code: 2, message: /^balsam: --num-nodes must be ≤ 1000000, not 99999999999999999999$/ },
+  { name: "--wall-time-minutes absurd", args: [...ADD, "--wall-time-minutes", "1000001"], code: 2, message: /^balsam: --wall-time-minutes must be ≤ 1000000, not 1000001$/ },
+  { name: "modify num_nodes past 2^53", args: ["modify", P, "num_nodes", "99999999999999999999"], code: 2, message: /^balsam: num_nodes is too large: 99999999999999999999$/ },
+  { name: "modify num_nodes absurd", args: ["modify", P, "num_nodes", "1000001"], code: 2, message: /^balsam: num_nodes must be a whole number ≤ 1000000, not 1000001$/ },
+  { name: "log -n abc", args: ["log", "-n", "abc"], code: 2, message: /^balsam: -n\/--lines must be a whole number, not 'abc'$/ },
+  { name: "log -n -1", args: ["log", "-n", "-1"], code: 2, message: /^balsam: -n\/--lines must be ≥ 1, not -1$/ },
+  { name: "log -n 0", args: ["log", "-n", "0"], code: 2, message: /^balsam: -n\/--lines must be ≥ 1, not 0$/ },
+  { name: "BALSAM_LEASE_TTL_MS=-5", args: LAUNCH, env: () => ({ BALSAM_LEASE_TTL_MS: "-5" }), code: 2, message: /^balsam: BALSAM_LEASE_TTL_MS must be a whole number of milliseconds from 1000 to 86400000, not '-5'$/ },
+  { name: "BALSAM_LEASE_TTL_MS=abc", args: LAUNCH, env: () => ({ BALSAM_LEASE_TTL_MS: "abc" }), code: 2, message: /BALSAM_LEASE_TTL_MS must be a whole number of milliseconds from 1000 to 86400000, not 'abc'/ },
+  { name: "BALSAM_KILL_GRACE_MS=soon", args: LAUNCH, env: () => ({ BALSAM_KILL_GRACE_MS: "soon" }), code: 2, message: /^balsam: BALSAM_KILL_GRACE_MS must be a whole number of milliseconds from 0 to 86400000, not 'soon'$/ },
+  { name: "modify environ_vars without =", args: ["modify", P, "environ_vars", "PATH"], code: 2, message: /^balsam: environment entry 'PATH' must look like VAR=VALUE$/ },
+  { name: "rm of a running job", args: ["rm", "jobs", "--id", R.slice(0, 8)], code: 1, message: new RegExp(`^balsam: 1 of the job\\(s\\) to remove is running: running \\(${R}\\) \\(stop them first with \`balsam killjob --id ID\`; \`rm --force\` removes`) },
+  { name: "rm of a workflow with a running job", args: ["rm", "jobs", "--wf", "TEST", "--all"], code: 1, message: /^balsam: 1 of the job\(s\) to remove is running: running / },
+  { name: "Redis refuses the password", args: ADD, env: () => ({ BALSAM_DB_PATH: dirs.wrongPassword }), code: 1, message: /^balsam: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ refused the password \(put the right one in the Redis URL in settings\.json/ },
+  { name: "Redis wants a password", args: ["ls"], env: () => ({ BALSAM_DB_PATH: dirs.noPassword }), code: 1, message: /^balsam: Redis at redis:\/\/127\.0\.0\.1:\d+ requires a password and none was given/ },
   { name: "Redis unreachable for rm", args: ["rm", "jobs", "--name", "task", "--force"], env: () => ({ BALSAM_DB_PATH: dirs.redisDown }), code: 1, message: /cannot reach Redis/ },
 ];
 
@@ -136,7 +175,7 @@ describe("bad input: one line, the right exit code, nothing changed", { concurre
   for (const c of CASES) {
     test(c.name, async () => {
       const before = await snapshot();
-      const r = await db.run(c.args, { env: c.env?.() ?? {} });
+      const r = await db.run(c.args, { env: c.env?.() ?? {}, cwd: c.cwd?.() });
       assert.equal(r.code, c.code, `exit code of balsam ${c.args.join(" ")}; stderr: ${r.stderr}`);
       const lines = r.stderr.trimEnd().split("\n");
       assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`);
@@ -144,11 +183,12 @@ describe("bad input: one line, the right exit code, nothing changed", { concurre
       assert.match(lines[0] ?? "", c.message);
       assert.equal(r.stdout, "");
       assert.deepEqual(await snapshot(), before);
+      c.unchanged?.();
     });
   }
 
   test("the fixture is as the cases assume", async () => {
-    assert.equal(await ctx.store.jobs.countDocuments(), 3);
+    assert.equal(await ctx.store.jobs.countDocuments(), 4);
     assert.equal(await ctx.store.apps.countDocuments(), 1);
   });
 });

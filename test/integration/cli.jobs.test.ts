@@ -271,6 +271,28 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
     assert.match(none.stdout, /no jobs match; nothing removed/);
   });
 
+  test("job --env and modify environ_vars follow one rule: ',' or ':' starts an entry only before VAR=", async () => {
+    const id = await addJob(["--name", "envs", "--application", "AMBS", "--workflow", "ENV", "--env", "A=1,B=2", "CUDA_VISIBLE_DEVICES=0,1"]);
+    assert.deepEqual((await job(id)).environVars, { A: "1", B: "2", CUDA_VISIBLE_DEVICES: "0,1" });
+    assert.equal((await ok(["modify", id, "environ_vars", "PATH=/usr/bin:/bin,A=3"])).stdout.trim(), `${id}: environ_vars = PATH=/usr/bin:/bin:A=3`);
+    assert.deepEqual((await job(id)).environVars, { PATH: "/usr/bin:/bin", A: "3" });
+    // What `ls` shows goes back in unchanged.
+    const shown = parseTable((await ok(["ls", "--id", id], { BALSAM_LS_FIELDS: "environ_vars" })).stdout).rows[0]?.[5] ?? "";
+    await ok(["modify", id, "environ_vars", shown]);
+    assert.deepEqual((await job(id)).environVars, { PATH: "/usr/bin:/bin", A: "3" });
+  });
+
+  test("rm refuses a job a launcher is running unless --force, naming it", async () => {
+    const id = await addJob(["--name", "busy", "--application", "AMBS", "--workflow", "BUSY"]);
+    await ctx.store.jobs.updateOne({ _id: id }, { $set: { state: "RUNNING", lock: { owner: "test-launcher", until: new Date(Date.now() + 3_600_000) } } });
+    const refused = await db.run(["rm", "jobs", "--wf", "BUSY", "--all"]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, new RegExp(`^balsam: 1 of the job\\(s\\) to remove is running: busy \\(${id}\\) \\(stop them first with \`balsam killjob --id ID\``));
+    assert.equal(await ctx.store.jobs.countDocuments({ _id: id }), 1);
+    assert.equal((await ok(["rm", "jobs", "--wf", "BUSY", "--all", "--force"])).stdout.trim(), "removed 1 job(s)");
+    assert.equal(await ctx.store.jobs.countDocuments({ _id: id }), 0);
+  });
+
   test("make_dummies adds N jobs in bulk and the dummy app; no progress bar off a terminal", async () => {
     const r = await ok(["make_dummies", "25", "--wf", "DUM"]);
     assert.equal(r.stdout.trim(), "added 25 dummy job(s) to workflow DUM");

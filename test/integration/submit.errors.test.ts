@@ -56,6 +56,7 @@ describe("submit-launch refuses bad input and records nothing", () => {
     await nothingRecorded(await db.run(["submit-launch", ...withFlag("-n", "two")]), 2, /-n\/--nodes must be a whole number ≥ 1, not 'two'/);
     await nothingRecorded(await db.run(["submit-launch", ...withFlag("-t", "0")]), 2, /-t\/--time-minutes must be a whole number ≥ 1, not 0/);
     await nothingRecorded(await db.run(["submit-launch", ...withFlag("-t", "-10")]), 2, /-t\/--time-minutes must be a whole number ≥ 1, not -10/);
+    await nothingRecorded(await db.run(["submit-launch", ...withFlag("-n", "99999999999999999999")]), 2, /^balsam: -n\/--nodes must be a whole number ≤ 9007199254740991, not 99999999999999999999$/m);
   });
 
   test("unknown scheduler, from the environment or from the settings file", async () => {

@@ -17,6 +17,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   input?: string;
   timeoutMs?: number;
+  /** Working directory of the command; default this process's. */
+  cwd?: string;
 }
 
 export function runBalsam(args: string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -24,6 +26,7 @@ export function runBalsam(args: string[], opts: RunOptions = {}): Promise<RunRes
     const child = spawn(process.execPath, [BALSAM_BIN, ...args], {
       env: { ...process.env, BALSAM_DEBUG: "", ...opts.env },
       stdio: ["pipe", "pipe", "pipe"],
+      cwd: opts.cwd,
     });
     let stdout = "";
     let stderr = "";
