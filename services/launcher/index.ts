@@ -100,13 +100,38 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
     mpiKind: o.jobMode === "mpi" ? resolveMpiKind(client.settings?.mpi) : undefined,
     log: extra.log,
   } as ConstructorParameters<typeof Launcher>[0]);
-  const onSignal = (sig: string) => launcher.stop(`received ${sig}`);
+  // A signal asks for a clean stop, which writes the running jobs' states.
+  // With the servers gone (or hung) that write never ends, and a batch
+  // system's SIGTERM must still end the launcher: after the grace it exits
+  // without them. Its jobs' processes die with it (the watchdog) and their
+  // leases lapse, so another launcher or `balsam service` recovers them.
+  const stopGraceMs = resolveStopGraceMs(process.env);
+  let forced: NodeJS.Timeout | undefined;
+  const onSignal = (sig: string) => {
+    launcher.stop(`received ${sig}`);
+    forced ??= setTimeout(() => {
+      process.stderr.write(`balsam launcher: not stopped ${stopGraceMs} ms after ${sig} (servers not answering?); exiting, leases will lapse and the jobs be recovered\n`);
+      process.exit(1);
+    }, stopGraceMs);
+    forced.unref();
+  };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
     return await launcher.run();
   } finally {
+    if (forced) clearTimeout(forced);
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
   }
+}
+
+/** How long a stop asked by a signal may take: `BALSAM_STOP_GRACE_MS`, default 30 s (kill grace 5 s + writes). */
+export function resolveStopGraceMs(env: NodeJS.ProcessEnv): number {
+  const raw = env.BALSAM_STOP_GRACE_MS;
+  if (raw === undefined || raw === "") return 30_000;
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1000 || Number(raw) > 2_147_483_647) {
+    throw new UsageError(`BALSAM_STOP_GRACE_MS must be a whole number of milliseconds from 1000 to 2147483647, not '${raw}'`);
+  }
+  return Number(raw);
 }
