@@ -332,12 +332,22 @@ export const redactRedis = redactUrl;
 export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean> {
   const c = new Redis(url, { ...baseRedisOptions(timeoutMs), enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
   c.on("error", () => undefined);
+  // Bounded as a whole: a port held by something that accepts and never
+  // answers (not Redis) would otherwise keep a command waiting for ever.
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
   try {
-    await c.connect();
-    return (await c.ping()) === "PONG";
+    return await Promise.race([
+      (async () => {
+        await c.connect();
+        return (await c.ping()) === "PONG";
+      })(),
+      timeout,
+    ]);
   } catch {
     return false;
   } finally {
+    clearTimeout(timer);
     c.disconnect();
   }
 }

@@ -122,6 +122,12 @@ export async function ensureLocalServers(dir: string, opts: EnsureOptions = {}):
       });
     }
   }
+  // Running launchers keep the URLs they started with; if a server cannot
+  // have its port back, say so rather than leave them waiting in silence.
+  const moved = (now: number, was: number | undefined) =>
+    was && was !== now ? ` — its recorded port ${was} was taken, so running launchers cannot find it: restart them` : "";
+  const redisWas = info.redis?.port;
+  const mongoWas = info.mongo?.port;
   if (needRedis) {
     const pid = liveRecorded(info.redis);
     if (pid) await stopPid(pid);
@@ -135,7 +141,7 @@ export async function ensureLocalServers(dir: string, opts: EnsureOptions = {}):
     });
     info.redis = record(h, listenAll);
     writeServerInfo(dir, info);
-    started.push(`redis-server on ${h.host}:${h.port} (pid ${h.pid})`);
+    started.push(`redis-server on ${h.host}:${h.port} (pid ${h.pid})${moved(info.redis.port, redisWas)}`);
   }
   if (needMongo) {
     const pid = liveRecorded(info.mongo);
@@ -150,7 +156,7 @@ export async function ensureLocalServers(dir: string, opts: EnsureOptions = {}):
     });
     info.mongo = { ...record(h, listenAll), kind: h.kind };
     writeServerInfo(dir, info);
-    started.push(`${h.kind} on ${h.host}:${h.port} (pid ${h.pid})`);
+    started.push(`${h.kind} on ${h.host}:${h.port} (pid ${h.pid})${moved(info.mongo.port, mongoWas)}`);
   }
   for (const s of started) opts.notify?.(s);
   return started;

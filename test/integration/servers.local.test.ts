@@ -7,6 +7,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -82,6 +83,26 @@ describe("local servers on a cluster", () => {
     assert.notEqual(after.redis.pid, before.redis.pid);
     assert.equal(after.redis.port, before.redis.port);
     assert.equal(after.mongo.port, before.mongo.port);
+  });
+
+  test("a server whose port was taken meanwhile says so, since running launchers cannot find it", async () => {
+    const before = info();
+    process.kill(before.redis.pid, "SIGKILL");
+    await waitFor(() => !isAlive(before.redis.pid), 10_000, "redis to die");
+    // Something that is not Redis takes the port: it accepts and never answers.
+    const squatter = createServer((sock) => sock.on("error", () => undefined));
+    await new Promise<void>((resolveListen, reject) => {
+      squatter.once("error", reject);
+      squatter.listen(before.redis.port, "127.0.0.1", () => resolveListen());
+    });
+    try {
+      const again = await run(["server", "--connect"]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, new RegExp(`redis-server on 127\\.0\\.0\\.1:\\d+ \\(pid \\d+\\) — its recorded port ${before.redis.port} was taken, so running launchers cannot find it: restart them`));
+      assert.notEqual(info().redis.port, before.redis.port);
+    } finally {
+      squatter.close();
+    }
   });
 
   test("--listen-all on servers running on loopback only is refused, not reported as fine", async () => {
