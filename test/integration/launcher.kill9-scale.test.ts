@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { useTestContext, waitFor } from "../support/context.js";
 import { makeCliDb, type CliDb } from "../support/cli.js";
-import { startLauncher } from "../support/launcher.js";
+import { exitedWithin, startLauncher } from "../support/launcher.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
 import { isAlive } from "../../services/dbserver/servers.js";
 
@@ -50,11 +50,7 @@ describe("a launcher killed with SIGKILL in a 2,000-job run", () => {
       throw new Error(`job processes alive 10 s after their launcher's SIGKILL: ${pids().filter(isAlive).join(", ")}`);
     });
     const l2 = startLauncher(["--wf-filter", "K9", "--job-mode", "serial"], env);
-    let timer: NodeJS.Timeout | undefined;
-    const code = await Promise.race([l2.exited, new Promise<string>((r) => (timer = setTimeout(() => r("still running after 5 minutes"), 300_000)))]);
-    clearTimeout(timer);
-    if (code !== 0) l2.child.kill("SIGKILL");
-    assert.equal(code, 0, l2.output().slice(-3000));
+    assert.equal(await exitedWithin(l2, 300_000), 0, l2.output().slice(-3000));
     const jobs = await balsam.jobs.filter({ workflow: "K9" }).list();
     assert.equal(jobs.length, 2000);
     for (const j of jobs) {

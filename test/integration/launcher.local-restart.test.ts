@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runBalsam } from "../support/cli.js";
-import { startLauncher } from "../support/launcher.js";
+import { exitedWithin, startLauncher } from "../support/launcher.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
 import { isAlive, waitFor } from "../../services/dbserver/servers.js";
 
@@ -47,14 +47,7 @@ describe("local servers killed and restarted mid-run", () => {
     const up = await run(["server", "--connect"]);
     assert.equal(up.code, 0, up.stderr);
     // Bounded: a launcher that never finds the servers again must fail the test, not hang it.
-    let timer: NodeJS.Timeout | undefined;
-    const code = await Promise.race([
-      l.exited,
-      new Promise<string>((r) => (timer = setTimeout(() => r("still running after 5 minutes"), 300_000))),
-    ]);
-    clearTimeout(timer);
-    if (code !== 0) l.child.kill("SIGKILL");
-    assert.equal(code, 0, l.output().slice(-3000));
+    assert.equal(await exitedWithin(l, 300_000), 0, l.output().slice(-3000));
     const b = await connect({ dbPath: dir });
     try {
       const jobs = await b.jobs.filter({ workflow: "LR" }).list();

@@ -19,3 +19,16 @@ export function startLauncher(args: string[], env: NodeJS.ProcessEnv): LauncherP
   const exited = new Promise<number>((r) => child.on("close", (code, sig) => r(code ?? (sig === "SIGKILL" ? 137 : 1))));
   return { child, output: () => out, exited };
 }
+
+/**
+ * The launcher's exit code, or "still running after …" when it has not
+ * exited within `ms` (then it is killed): a launcher that hangs must fail
+ * its test, not hang the run.
+ */
+export async function exitedWithin(l: LauncherProc, ms: number): Promise<number | string> {
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([l.exited, new Promise<string>((r) => (timer = setTimeout(() => r(`still running after ${ms} ms`), ms)))]);
+  clearTimeout(timer);
+  if (typeof code === "string") l.child.kill("SIGKILL");
+  return code;
+}
