@@ -1,6 +1,6 @@
 import { MongoClient, type Collection, type Db } from "mongodb";
 import type { App, Job } from "../models/index.js";
-import { UnreachableError } from "../errors/index.js";
+import { ConfigError, UnreachableError } from "../errors/index.js";
 import { redactUrl } from "../config/index.js";
 
 /** A running launcher, written by itself on start and on every heartbeat. */
@@ -82,9 +82,18 @@ export class Store {
     });
     try {
       await client.connect();
-      await client.db(opts.dbName).command({ ping: 1 });
+      // `ping` answers without a login; listing one collection needs one, so
+      // a missing password is said here, not as a puzzling first query error.
+      await client.db(opts.dbName).command({ listCollections: 1, nameOnly: true, filter: { name: "apps" } });
     } catch (err) {
       await client.close().catch(() => undefined);
+      const code = (err as { code?: number }).code;
+      if (code === 18 || code === 13) {
+        throw new ConfigError(
+          code === 18 ? `the MongoDB server at ${redact(opts.url)} refused the password` : `the MongoDB server at ${redact(opts.url)} requires a password and none was given`,
+          { cause: err, hint: "put the right one in the MongoDB URL in settings.json, or in mongoPassword for a local database" },
+        );
+      }
       throw new UnreachableError("the MongoDB server", redact(opts.url), {
         cause: err,
         hint: "start it (`balsam server --connect` for a local database) or fix the URL in settings.json",

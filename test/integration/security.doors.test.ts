@@ -82,6 +82,22 @@ describe("a local database's doors", () => {
     assert.equal(app.code, 0, app.stderr);
   });
 
+  test("a wrong or missing MongoDB password is said as such, in one line", async () => {
+    const redisUrl = `redis://:${encodeURIComponent(settings.redisPassword)}@127.0.0.1:${info.redis.port}`;
+    for (const [name, mongoUrl, message] of [
+      ["wrong", `mongodb://balsam:wrong@127.0.0.1:${info.mongo.port}/?authSource=admin`, /^balsam: the MongoDB server at mongodb:\/\/balsam:\*\*\*@127\.0\.0\.1:\d+\/\?authSource=admin refused the password \(/],
+      ["none", `mongodb://127.0.0.1:${info.mongo.port}`, /^balsam: the MongoDB server at mongodb:\/\/127\.0\.0\.1:\d+ requires a password and none was given \(/],
+    ] as const) {
+      const other = join(root, `client-${name}`);
+      assert.equal((await runBalsam(["init", other, "--mongo-url", mongoUrl, "--redis-url", redisUrl], { env })).code, 0);
+      const r = await runBalsam(["ls"], { env: { ...env, BALSAM_DB_PATH: other } });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.ok(!r.stderr.includes("wrong"), "the password was printed");
+    }
+  });
+
   test("the password is not on the server's command line, which every user can read", () => {
     const cmdline = readFileSync(`/proc/${info.mongo.pid}/cmdline`, "utf8");
     assert.ok(!cmdline.includes(settings.mongoPassword), cmdline.replace(/\0/g, " "));
