@@ -28,8 +28,7 @@ export function register(program: Command): Command {
     .action(
       action(async (o: LauncherCliOptions) => {
         const resolved = resolveLauncherOptions(o);
-        // Also checks BALSAM_KILL_GRACE_MS, which runLauncher reads itself.
-        const { leaseTtlMs } = launcherEnv();
+        const env = launcherEnv();
         const dbPath = resolveDbPath();
         const client = await openClient();
         const logFile = join(dbPath, "log", "launcher.log");
@@ -43,7 +42,7 @@ export function register(program: Command): Command {
           }
         };
         try {
-          await runLauncher(client, dbPath, resolved, { leaseTtlMs, log });
+          await runLauncher(client, dbPath, resolved, { ...env, log });
         } finally {
           await client.close();
         }

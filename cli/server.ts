@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { readSettings, redactUrl as redact, resolveDbPath } from "../libs/config/index.js";
+import { readSettings, redactUrl, resolveDbPath } from "../libs/config/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { ensureLocalServers, localStatus, resetLocalServers, stopLocalServers } from "../services/dbserver/local.js";
 import { action, confirm, isTerminal, out } from "./common.js";
@@ -40,7 +40,7 @@ export function register(program: Command): Command {
           const started = await ensureLocalServers(dir, { listenAll: o.listenAll });
           const s = await localStatus(dir, settings);
           out(started.length ? `started ${started.join(", ")}` : "servers already running");
-          out(`mongo ${redact(s.mongo.url)} ${s.mongo.up ? "up" : "DOWN"}; redis ${redact(s.redis.url)} ${s.redis.up ? "up" : "DOWN"}`);
+          out(`mongo ${redactUrl(s.mongo.url)} ${s.mongo.up ? "up" : "DOWN"}; redis ${redactUrl(s.redis.url)} ${s.redis.up ? "up" : "DOWN"}`);
           if (!s.mongo.up || !s.redis.up) process.exitCode = 1;
         } else if (o.stop) {
           const notes: string[] = [];
@@ -50,8 +50,8 @@ export function register(program: Command): Command {
         } else if (o.status) {
           const s = await localStatus(dir, settings);
           out(`database ${dir}`);
-          out(`mongo  ${s.local.mongo ? "local" : "remote"} ${redact(s.mongo.url) || "-"} ${s.mongo.up ? "up" : "down"}${s.mongo.pid ? ` pid ${s.mongo.pid}` : ""}${s.mongo.kind ? ` (${s.mongo.kind})` : ""}`);
-          out(`redis  ${s.local.redis ? "local" : "remote"} ${redact(s.redis.url) || "-"} ${s.redis.up ? "up" : "down"}${s.redis.pid ? ` pid ${s.redis.pid}` : ""}`);
+          out(`mongo  ${s.local.mongo ? "local" : "remote"} ${redactUrl(s.mongo.url) || "-"} ${s.mongo.up ? "up" : "down"}${s.mongo.pid ? ` pid ${s.mongo.pid}` : ""}${s.mongo.kind ? ` (${s.mongo.kind})` : ""}`);
+          out(`redis  ${s.local.redis ? "local" : "remote"} ${redactUrl(s.redis.url) || "-"} ${s.redis.up ? "up" : "down"}${s.redis.pid ? ` pid ${s.redis.pid}` : ""}`);
         } else if (o.reset) {
           const notes: string[] = [];
           const stopped = await stopLocalServers(dir, notes);
@@ -59,7 +59,7 @@ export function register(program: Command): Command {
           const started = await ensureLocalServers(dir, { listenAll: o.listenAll });
           const s = await localStatus(dir, settings);
           out(`restarted: stopped ${stopped.length ? stopped.join(", ") : "nothing"}; started ${started.join(", ") || "nothing"}`);
-          out(`mongo ${redact(s.mongo.url)} ${s.mongo.up ? "up" : "DOWN"}; redis ${redact(s.redis.url)} ${s.redis.up ? "up" : "DOWN"}`);
+          out(`mongo ${redactUrl(s.mongo.url)} ${s.mongo.up ? "up" : "DOWN"}; redis ${redactUrl(s.redis.url)} ${s.redis.up ? "up" : "DOWN"}`);
           if (!s.mongo.up || !s.redis.up) process.exitCode = 1;
         } else if (o.deleteAllData) {
           if (!yes) {

@@ -24,38 +24,6 @@ export const SERVER_INFO_FILE = "server-info.json";
  * launches in flight (queued or running): a launcher already running drains
  * the same runnable jobs, so a second allocation would mostly start idle.
  */
-/**
- * A launcher renews its leases every max(200 ms, ttl/3): below about 600 ms
- * the 200 ms floor plus one write (tens of ms on FerretDB) no longer renews
- * before the lease lapses, so 1 s keeps a margin (the tests use 2 s).
- */
-export const LEASE_TTL_MS_MIN = 1000;
-/** Node fires a timer longer than 2^31-1 ms (24.8 days) at once; a day is already far past any sane lease or grace. */
-export const MAX_TIMER_MS = 24 * 60 * 60 * 1000;
-
-/**
- * The launcher's environment overrides, checked before it connects:
- * `BALSAM_LEASE_TTL_MS` (lease length) and `BALSAM_KILL_GRACE_MS`
- * (SIGTERM → SIGKILL). A value out of range is a usage error, not a
- * launcher that starts and then hangs or loops on Redis's refusals.
- */
-export function launcherEnv(env: NodeJS.ProcessEnv = process.env): { leaseTtlMs?: number; killGraceMs?: number } {
-  return {
-    leaseTtlMs: envMs(env, "BALSAM_LEASE_TTL_MS", LEASE_TTL_MS_MIN),
-    killGraceMs: envMs(env, "BALSAM_KILL_GRACE_MS", 0),
-  };
-}
-
-function envMs(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return undefined;
-  const n = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-  if (!(n >= min && n <= MAX_TIMER_MS)) {
-    throw new UsageError(`${name} must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}, not '${raw}'`);
-  }
-  return n;
-}
-
 export const ServicePolicySchema = z.object({
   /** Off: the service only reconciles (children, leases, queues, launch states). */
   autoSubmit: z.boolean().default(true),
@@ -76,6 +44,41 @@ export const ServicePolicySchema = z.object({
 });
 
 export type ServicePolicy = z.infer<typeof ServicePolicySchema>;
+
+/**
+ * A launcher renews its leases every max(200 ms, ttl/3): below about 600 ms
+ * the 200 ms floor plus one write (tens of ms on FerretDB) no longer renews
+ * before the lease lapses, so 1 s keeps a margin (the tests use 2 s).
+ */
+export const LEASE_TTL_MS_MIN = 1000;
+/** Node fires a timer longer than 2^31-1 ms (24.8 days) at once; a day is already far past any sane lease or grace. */
+export const MAX_TIMER_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The launcher's environment overrides, checked before it connects:
+ * `BALSAM_LEASE_TTL_MS` (lease length), `BALSAM_KILL_GRACE_MS` (a job's
+ * SIGTERM → SIGKILL) and `BALSAM_STOP_GRACE_MS` (how long a stop asked by a
+ * signal may take before the launcher exits regardless). A value out of
+ * range is a usage error, not a launcher that starts and then hangs or loops
+ * on Redis's refusals.
+ */
+export function launcherEnv(env: NodeJS.ProcessEnv = process.env): { leaseTtlMs?: number; killGraceMs?: number; stopGraceMs?: number } {
+  return {
+    leaseTtlMs: envMs(env, "BALSAM_LEASE_TTL_MS", LEASE_TTL_MS_MIN),
+    killGraceMs: envMs(env, "BALSAM_KILL_GRACE_MS", 0),
+    stopGraceMs: envMs(env, "BALSAM_STOP_GRACE_MS", 1000),
+  };
+}
+
+function envMs(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const n = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+  if (!(n >= min && n <= MAX_TIMER_MS)) {
+    throw new UsageError(`${name} must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}, not '${raw}'`);
+  }
+  return n;
+}
 
 export const SettingsSchema = z.object({
   version: z.literal(1),

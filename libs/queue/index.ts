@@ -12,16 +12,16 @@ import { redactUrl } from "../config/index.js";
 const WORKFLOW_RE = /^[A-Za-z0-9_.-]{1,100}$/;
 
 /**
- * The queue name for a workflow. BullMQ builds Redis keys as
- * `prefix:queue:suffix`, so a ':' (or spaces, braces) would corrupt them.
- */
-/**
  * Names a workflow may not take: each is also a directory under
  * `<db>/data/`, where `.` and `..` would escape it and `servers` holds the
  * database's own server files.
  */
 const RESERVED_WORKFLOWS = new Set([".", "..", "servers"]);
 
+/**
+ * The queue name for a workflow. BullMQ builds Redis keys as
+ * `prefix:queue:suffix`, so a ':' (or spaces, braces) would corrupt them.
+ */
 export function queueName(workflow: string): string {
   if (RESERVED_WORKFLOWS.has(workflow)) {
     throw new UsageError(`workflow name '${workflow}' is reserved`, {
@@ -114,13 +114,13 @@ export class JobQueues {
       conn.disconnect();
       const said = [lastError?.message, (err as Error).message].find((m) => m !== undefined && AUTH_REFUSED.test(m));
       if (said) {
-        const url = redactRedis(opts.redisUrl);
+        const url = redactUrl(opts.redisUrl);
         throw new ConfigError(said.startsWith("NOAUTH") ? `Redis at ${url} requires a password and none was given` : `Redis at ${url} refused the password`, {
           cause: err,
           hint: "put the right one in the Redis URL in settings.json, or in redisPassword for a local database",
         });
       }
-      throw new UnreachableError("Redis", redactRedis(opts.redisUrl), {
+      throw new UnreachableError("Redis", redactUrl(opts.redisUrl), {
         cause: err,
         hint: "start it (`balsam server --connect` for a local database) or fix the URL in settings.json",
       });
@@ -326,7 +326,6 @@ export interface WorkerOptions {
 export { DelayedError };
 export type { BullJob, Worker };
 
-export const redactRedis = redactUrl;
 
 /** True when Redis answers PING at `url` within `timeoutMs`. */
 export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean> {

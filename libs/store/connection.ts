@@ -90,11 +90,11 @@ export class Store {
       const code = (err as { code?: number }).code;
       if (code === 18 || code === 13) {
         throw new ConfigError(
-          code === 18 ? `the MongoDB server at ${redact(opts.url)} refused the password` : `the MongoDB server at ${redact(opts.url)} requires a password and none was given`,
+          code === 18 ? `the MongoDB server at ${redactUrl(opts.url)} refused the password` : `the MongoDB server at ${redactUrl(opts.url)} requires a password and none was given`,
           { cause: err, hint: "put the right one in the MongoDB URL in settings.json, or in mongoPassword for a local database" },
         );
       }
-      throw new UnreachableError("the MongoDB server", redact(opts.url), {
+      throw new UnreachableError("the MongoDB server", redactUrl(opts.url), {
         cause: err,
         hint: "start it (`balsam server --connect` for a local database) or fix the URL in settings.json",
       });
@@ -138,5 +138,3 @@ export class Store {
   }
 }
 
-/** Hides a password in a URL before it goes into a message. */
-export const redact = redactUrl;

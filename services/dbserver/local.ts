@@ -83,11 +83,8 @@ async function reusablePort(rec: RecordedProcess | undefined, host: string): Pro
   return (await portIsFree(rec.port, host)) ? rec.port : undefined;
 }
 
-function record(h: ServerHandle, listenAll: boolean): RecordedProcess {
-  const id = processIdentity(h.pid);
-  // With --listen-all the URL names this machine, so compute nodes can use it.
-  const url = listenAll ? h.url.replace(/@127\.0\.0\.1:|\/\/127\.0\.0\.1:/, (m) => m.replace("127.0.0.1", hostname())) : h.url;
-  return { url, pid: h.pid, port: h.port, host: h.host, ...(id ?? { machine: hostname() }) };
+function record(h: ServerHandle): RecordedProcess {
+  return { url: h.url, pid: h.pid, port: h.port, host: h.host, ...(processIdentity(h.pid) ?? { machine: hostname() }) };
 }
 
 /** Starts whichever local server is not answering; returns what it started. */
@@ -104,6 +101,8 @@ export async function ensureLocalServers(dir: string, opts: EnsureOptions = {}):
   const started: string[] = [];
   const listenAll = opts.listenAll ?? false;
   const host = listenAll ? "0.0.0.0" : "127.0.0.1";
+  // With --listen-all the URLs name this machine, so compute nodes can use them.
+  const advertiseHost = listenAll ? hostname() : undefined;
   if (listenAll && !settings.redisPassword) {
     throw new ConfigError("--listen-all needs the Redis password that `balsam init` writes into settings.json");
   }
@@ -135,11 +134,12 @@ export async function ensureLocalServers(dir: string, opts: EnsureOptions = {}):
       dir: serverDir(dir, "redis"),
       host,
       port: await reusablePort(info.redis, host),
+      advertiseHost,
       password: settings.redisPassword || undefined,
       detached: true,
       logFile: join(dir, "log", "redis.log"),
     });
-    info.redis = record(h, listenAll);
+    info.redis = record(h);
     writeServerInfo(dir, info);
     started.push(`redis-server on ${h.host}:${h.port} (pid ${h.pid})${moved(info.redis.port, redisWas)}`);
   }
@@ -150,11 +150,12 @@ export async function ensureLocalServers(dir: string, opts: EnsureOptions = {}):
       dir: serverDir(dir, "mongo"),
       host,
       port: await reusablePort(info.mongo, host),
+      advertiseHost,
       detached: true,
       logFile: join(dir, "log", "mongo.log"),
       auth: { username: LOCAL_MONGO_USER, password: settings.mongoPassword },
     });
-    info.mongo = { ...record(h, listenAll), kind: h.kind };
+    info.mongo = { ...record(h), kind: h.kind };
     writeServerInfo(dir, info);
     started.push(`${h.kind} on ${h.host}:${h.port} (pid ${h.pid})${moved(info.mongo.port, mongoWas)}`);
   }

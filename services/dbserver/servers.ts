@@ -105,6 +105,11 @@ export interface StartOptions {
   detached?: boolean;
   logFile?: string;
   startTimeoutMs?: number;
+  /**
+   * The host put in the returned URL, for clients on other machines (with
+   * host 0.0.0.0). The server is still checked through loopback here.
+   */
+  advertiseHost?: string;
 }
 
 export interface ServerHandle {
@@ -178,10 +183,10 @@ export async function startRedis(opts: RedisStartOptions): Promise<ServerHandle>
   const p = await launch(bin, args, opts);
   const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
   const connectHost = host === "0.0.0.0" ? "127.0.0.1" : host;
-  const url = `redis://${auth}${connectHost}:${port}`;
-  await waitFor(async () => p.exited() || (await pingRedis(url, 500)), opts.startTimeoutMs ?? 15_000, `redis-server on port ${port}`);
+  const at = (h: string) => `redis://${auth}${h}:${port}`;
+  await waitFor(async () => p.exited() || (await pingRedis(at(connectHost), 500)), opts.startTimeoutMs ?? 15_000, `redis-server on port ${port}`);
   if (p.exited()) throw new Error(`redis-server exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
-  return { url, pid: p.pid, host, port, stop: p.stop };
+  return { url: at(opts.advertiseHost ?? connectHost), pid: p.pid, host, port, stop: p.stop };
 }
 
 export interface MongoHandle extends ServerHandle {
@@ -236,9 +241,8 @@ export async function startMongo(opts: MongoStartOptions): Promise<MongoHandle> 
   const p = await launch(bin.path, args, opts, env);
   const connectHost = host === "0.0.0.0" ? "127.0.0.1" : host;
   const bare = `mongodb://${connectHost}:${port}`;
-  const url = auth
-    ? `mongodb://${encodeURIComponent(auth.username)}:${encodeURIComponent(auth.password)}@${connectHost}:${port}/?authSource=admin`
-    : bare;
+  const at = (h: string) =>
+    auth ? `mongodb://${encodeURIComponent(auth.username)}:${encodeURIComponent(auth.password)}@${h}:${port}/?authSource=admin` : `mongodb://${h}:${port}`;
   const timeoutMs = opts.startTimeoutMs ?? 30_000;
   if (auth && bin.kind === "mongod") {
     // mongod lets a localhost client create the first user; after that, its
@@ -246,9 +250,9 @@ export async function startMongo(opts: MongoStartOptions): Promise<MongoHandle> 
     await waitFor(async () => p.exited() || (await pingMongo(bare, 500)), timeoutMs, `mongod on port ${port}`);
     await createFirstUser(bare, auth.username, auth.password);
   }
-  await waitFor(async () => p.exited() || (await pingMongo(url, 500)), timeoutMs, `${bin.kind} on port ${port}`);
+  await waitFor(async () => p.exited() || (await pingMongo(at(connectHost), 500)), timeoutMs, `${bin.kind} on port ${port}`);
   if (p.exited()) throw new Error(`${bin.kind} exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
-  return { url, pid: p.pid, host, port, kind: bin.kind, stop: p.stop };
+  return { url: at(opts.advertiseHost ?? connectHost), pid: p.pid, host, port, kind: bin.kind, stop: p.stop };
 }
 
 /**

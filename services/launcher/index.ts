@@ -85,7 +85,7 @@ export function resolveMpiKind(setting: string | undefined): MpiKind {
   return "openmpi";
 }
 
-export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLauncherOptions, extra: { leaseTtlMs?: number; log?: (l: string) => void } = {}): Promise<LauncherSummary> {
+export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLauncherOptions, extra: { leaseTtlMs?: number; killGraceMs?: number; stopGraceMs?: number; log?: (l: string) => void } = {}): Promise<LauncherSummary> {
   const launcher = new Launcher({
     client,
     dbPath,
@@ -96,7 +96,7 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
     persistent: o.persistent,
     leaseTtlMs: extra.leaseTtlMs ?? client.settings?.leaseTtlMs,
     maxLeaseLapses: resolveMaxLeaseLapses(client.settings),
-    killGraceMs: process.env.BALSAM_KILL_GRACE_MS ? Number(process.env.BALSAM_KILL_GRACE_MS) : undefined,
+    killGraceMs: extra.killGraceMs,
     mpiKind: o.jobMode === "mpi" ? resolveMpiKind(client.settings?.mpi) : undefined,
     log: extra.log,
   } as ConstructorParameters<typeof Launcher>[0]);
@@ -105,7 +105,7 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
   // system's SIGTERM must still end the launcher: after the grace it exits
   // without them. Its jobs' processes die with it (the watchdog) and their
   // leases lapse, so another launcher or `balsam service` recovers them.
-  const stopGraceMs = resolveStopGraceMs(process.env);
+  const stopGraceMs = extra.stopGraceMs ?? 30_000;
   let forced: NodeJS.Timeout | undefined;
   const onSignal = (sig: string) => {
     launcher.stop(`received ${sig}`);
@@ -124,14 +124,4 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
   }
-}
-
-/** How long a stop asked by a signal may take: `BALSAM_STOP_GRACE_MS`, default 30 s (kill grace 5 s + writes). */
-export function resolveStopGraceMs(env: NodeJS.ProcessEnv): number {
-  const raw = env.BALSAM_STOP_GRACE_MS;
-  if (raw === undefined || raw === "") return 30_000;
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1000 || Number(raw) > 2_147_483_647) {
-    throw new UsageError(`BALSAM_STOP_GRACE_MS must be a whole number of milliseconds from 1000 to 2147483647, not '${raw}'`);
-  }
-  return Number(raw);
 }
