@@ -17,7 +17,7 @@ import { type ConnectOptions, openBackends, resolveConnection } from "./connect.
 import { JobsApi } from "./jobs.js";
 import { createApp, getApp, findApp, listApps, updateApp, deleteApps, deleteAppsByName, type Store } from "../store/index.js";
 import type { JobQueues } from "../queue/index.js";
-import type { App, AppSpec, Job, JobSpec } from "../models/index.js";
+import { isRunnable, type App, type AppSpec, type Job, type JobSpec } from "../models/index.js";
 import { ConfigError } from "../errors/index.js";
 import { ResultWatcher, watchResults, waitForJobs, type FinishedJob, type ResultsOptions, type WatchOptions } from "./results.js";
 import type { Settings } from "../config/index.js";
@@ -126,7 +126,17 @@ export class Balsam {
   async currentJob(env: NodeJS.ProcessEnv = process.env): Promise<Job> {
     const id = env.BALSAM_JOB_ID;
     if (!id) throw new ConfigError("BALSAM_JOB_ID is not set: this is not running inside a Balsam job");
-    return this.jobs.get(id);
+    let job = await this.jobs.get(id);
+    const ahead = Number(env.BALSAM_CLAIM_AFTER_MS);
+    if (!isRunnable(job.state) || !(ahead > 0)) return job;
+    // Started ahead of its claim (DESIGN §7): still running, it is recorded
+    // RUNNING within that delay, so wait for it rather than answer READY.
+    const deadline = Date.now() + ahead + 10_000;
+    while (isRunnable(job.state) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = await this.jobs.get(id);
+    }
+    return job;
   }
 
   /**

@@ -287,6 +287,7 @@ export class JobQueues {
       concurrency: opts.concurrency,
       lockDuration: opts.lockDurationMs ?? 30_000,
       stalledInterval: opts.stalledIntervalMs ?? 30_000,
+      ...(opts.maxStalledCount !== undefined ? { maxStalledCount: opts.maxStalledCount } : {}),
       removeOnComplete: { count: 0 },
       removeOnFail: { count: 0 },
       autorun: opts.autorun ?? true,
@@ -322,12 +323,19 @@ export interface WorkerOptions {
   concurrency: number;
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** Entries whose worker died more often than this while holding them are failed (BullMQ default 1). */
+  maxStalledCount?: number;
   drainDelaySeconds?: number;
   autorun?: boolean;
   onError?: (err: Error) => void;
 }
 
 export { DelayedError };
+
+/** Whether a failed entry failed because its workers kept dying while they held it. */
+export function failedAsStalled(err: Error): boolean {
+  return /stalled more than allowable limit/.test(err.message);
+}
 export type { BullJob, Worker };
 
 
