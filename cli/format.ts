@@ -1,13 +1,6 @@
-import columnify from "columnify";
-import {
-  JOB_FIELDS,
-  JOB_STATES,
-  checkWorkflowName,
-  isJobState,
-  jobField,
-  type FieldSpec,
-  type JobState,
-} from "../libs/client/index.js";
+import { createRequire } from "node:module";
+import { JOB_FIELDS, JOB_STATES, isJobState, jobField, type FieldSpec, type JobState } from "../libs/models/index.js";
+import { queueName as checkWorkflowName } from "../libs/queue/names.js";
 import { UsageError } from "../libs/errors/index.js";
 
 /** The columns every job listing starts with, as in the seed's `balsam ls`. */
@@ -101,6 +94,8 @@ export function toJsonRecord(doc: object, specs: readonly FieldSpec[]): Record<s
  * rows, columns separated by ` | ` as in the seed's `balsam ls` output.
  */
 export function table(columns: readonly string[], rows: ReadonlyArray<Record<string, string>>): string[] {
+  // Required here, not imported: only commands that print a table pay its load.
+  const columnify = createRequire(import.meta.url)("columnify") as typeof import("columnify");
   const text = columnify([...rows], {
     columns: [...columns],
     columnSplitter: " | ",

@@ -1,14 +1,7 @@
 import { Option, type Command } from "commander";
-import {
-  JOB_FIELDS,
-  checkJobForLaunch,
-  MAX_JOB_COUNT,
-  checkWorkflowName,
-  parseEnvAssignments,
-  type Balsam,
-  type Job,
-  type JobSpec,
-} from "../libs/client/index.js";
+import { JOB_FIELDS, checkJobForLaunch, MAX_JOB_COUNT, parseEnvAssignments, type Job, type JobSpec } from "../libs/models/index.js";
+import { queueName as checkWorkflowName } from "../libs/queue/names.js";
+import type { Balsam } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { confirm, intOption, isTerminal, out } from "./common.js";
 import { cell, note, valueOf } from "./format.js";

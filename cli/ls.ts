@@ -1,16 +1,6 @@
 import { Argument, type Command } from "commander";
-import { listQueues } from "./queues.js";
-import {
-  APP_FIELDS,
-  JOB_FIELDS,
-  JOB_STATES,
-  appField,
-  type Balsam,
-  type FieldSpec,
-  type Job,
-  type JobFilter,
-  type JobState,
-} from "../libs/client/index.js";
+import { APP_FIELDS, JOB_FIELDS, JOB_STATES, appField, type FieldSpec, type Job, type JobState } from "../libs/models/index.js";
+import type { Balsam, JobFilter } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, withClient } from "./common.js";
 import {
@@ -260,12 +250,12 @@ export function register(program: Command): Command {
         await withClient(async (b) => {
           if (r.objects === "apps") return lsApps(b, r);
           if (r.objects === "wf") return lsWorkflows(b, r);
-          if (r.objects === "queues") return listQueues(b, r.json);
+          if (r.objects === "queues") return (await import("./queues.js")).listQueues(b, r.json);
           if (r.view === "byStates") return lsByStates(b, r);
           if (r.view === "history") return lsHistory(b, r);
           if (r.view === "tree") return lsTree(b, r);
           return lsJobs(b, r);
-        });
+        }, { readOnly: true });
       }),
     );
 }

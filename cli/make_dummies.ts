@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { SingleBar, Presets } from "cli-progress";
 import type { JobSpec } from "../libs/client/index.js";
 import { action, intOption, out, withClient } from "./common.js";
 import { parseWorkflow } from "./format.js";
@@ -28,6 +27,7 @@ export function register(program: Command): Command {
     .action(
       action(async (num: number, o: { wf: string }) => {
         const workflow = parseWorkflow(o.wf) as string;
+        const { SingleBar, Presets } = await import("cli-progress");
         await withClient(async (b) => {
           const madeApp = !(await b.apps.find("dummy"));
           if (madeApp) await b.apps.add({ name: "dummy", executable: "/bin/true", description: "does nothing; used by make_dummies" });

@@ -1,5 +1,6 @@
 import { Argument, type Command } from "commander";
-import { WAITING_STATES, type Balsam, type Job, type JobFilter } from "../libs/client/index.js";
+import { WAITING_STATES, type Job } from "../libs/models/index.js";
+import type { Balsam, JobFilter } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, confirm, isTerminal, out, withClient } from "./common.js";
 import { note, parseState, parseWorkflow, preview } from "./format.js";

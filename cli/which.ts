@@ -1,7 +1,4 @@
 import type { Command } from "commander";
-import { readKnownDatabases, readSettings, redactUrl } from "../libs/config/index.js";
-import { resolveDbPath } from "../libs/config/index.js";
-import { localStatus } from "../services/dbserver/local.js";
 import { action, out } from "./common.js";
 
 export function register(program: Command): Command {
@@ -12,6 +9,7 @@ export function register(program: Command): Command {
     .option("--name <part>", "with --list: only databases whose path contains PART")
     .action(
       action(async (o: { list?: boolean; name?: string }) => {
+        const { readKnownDatabases, readSettings, redactUrl, resolveDbPath } = await import("../libs/config/index.js");
         if (o.list) {
           const dbs = readKnownDatabases().filter((d) => !o.name || d.includes(o.name));
           for (const d of dbs) out(d);
@@ -20,6 +18,7 @@ export function register(program: Command): Command {
         }
         const dir = resolveDbPath();
         const settings = readSettings(dir);
+        const { localStatus } = await import("../services/dbserver/local.js");
         const s = await localStatus(dir, settings);
         out(`BALSAM_DB_PATH=${dir}`);
         out(`database ${settings.dbName}, queue prefix ${settings.queuePrefix}, scheduler ${settings.scheduler}`);

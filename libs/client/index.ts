@@ -29,7 +29,7 @@ export type { DeleteVictim, JobFilter } from "./jobs.js";
 export type { ConnectOptions, ResolvedConnection } from "./connect.js";
 export { resolveConnection } from "./connect.js";
 // Callers check a workflow name before asking the user anything, with the same rule the queues use.
-export { queueName as checkWorkflowName, isValidWorkflow } from "../queue/index.js";
+export { queueName as checkWorkflowName, isValidWorkflow } from "../queue/names.js";
 
 /** Application definitions: what executable a job's `application` names. */
 export class AppsApi {

@@ -34,7 +34,8 @@ import {
   type Store,
   type Transition,
 } from "../store/index.js";
-import { queueName, type JobQueues, type QueueItem } from "../queue/index.js";
+import { queueName } from "../queue/names.js";
+import type { JobQueues, QueueItem } from "../queue/index.js";
 
 export type { JobFilter };
 
