@@ -1,7 +1,6 @@
 import { connect, type Balsam } from "../libs/client/index.js";
 import { isLocal, readServerInfo, readSettings, resolveDbPath, type RecordedProcess, type Settings } from "../libs/config/index.js";
 import { isSameProcess } from "../services/dbserver/identity.js";
-import { ensureLocalServers } from "../services/dbserver/local.js";
 
 /**
  * The drivers' side of the CLI, loaded only by a command's action (never by
@@ -45,6 +44,8 @@ export async function openClient(opts: OpenOptions = {}): Promise<Balsam> {
   const redis = opts.readOnly !== true;
   const local = isLocal(settings.mongoUrl) || (redis && isLocal(settings.redisUrl));
   if (opts.autoStart !== false && local && !localServersUp(dbPath, settings, redis)) {
+    // Loaded only here: it brings ioredis and bullmq, which a read-only command never needs.
+    const { ensureLocalServers } = await import("../services/dbserver/local.js");
     const started = await ensureLocalServers(dbPath);
     if (started.length) process.stderr.write(`balsam: started the local servers of ${dbPath}: ${started.join(", ")}\n`);
   }
