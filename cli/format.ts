@@ -50,6 +50,18 @@ export function parseState(raw: string | undefined): JobState | undefined {
   return raw;
 }
 
+/**
+ * The `<objects>` word of `ls`/`rm`: one of `kinds`, or its singular
+ * (`rm job`, `ls job` as Balsam 0.x took them).
+ */
+export function objectsArg<K extends string>(kinds: readonly K[]): (v: string) => K {
+  return (v: string) => {
+    const k = kinds.find((x) => x === v || x === `${v}s`);
+    if (!k) throw new UsageError(`'${v}' is not something to list or remove: use ${kinds.join(", ")}`);
+    return k;
+  };
+}
+
 /** A `--wf` option: a name that cannot be a queue name can never hold jobs, so it is a usage error. */
 export function parseWorkflow(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;

@@ -1,4 +1,5 @@
 import { Argument, type Command } from "commander";
+import { aliasOption } from "./argv.js";
 import { APP_FIELDS, JOB_FIELDS, JOB_STATES, appField, type FieldSpec, type Job, type JobState } from "../libs/models/index.js";
 import type { Balsam, JobFilter } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
@@ -10,6 +11,7 @@ import {
   note,
   parseState,
   parseWorkflow,
+  objectsArg,
   printJson,
   printLines,
   table,
@@ -227,13 +229,14 @@ async function lsApps(b: Balsam, r: Resolved): Promise<void> {
 }
 
 export function register(program: Command): Command {
-  return program
-    .command("ls")
+  const cmd = program.command("ls");
+  aliasOption(cmd, "--wf-filter", "--wf");
+  return cmd
     .description("list jobs, applications, or jobs-by-workflow")
-    .addArgument(new Argument("[objects]", "what to list").choices(["jobs", "apps", "wf", "queues"]).default("jobs"))
+    .addArgument(new Argument("[objects]", "what to list: jobs, apps, wf or queues (or job, app)").argParser(objectsArg(["jobs", "apps", "wf", "queues"] as const)).default("jobs"))
     .option("--name <part>", "only those whose name contains PART (literally)")
     .option("--id <prefix>", "only those whose id starts with PREFIX")
-    .option("--wf <workflow>", "only jobs of this workflow")
+    .option("--wf <workflow>", "only jobs of this workflow (0.x: --wf-filter)")
     .option("--state <state>", "only jobs in this state")
     .option("--by-states", "count jobs per state")
     .option("--history", "show each job's state history with timestamps")
