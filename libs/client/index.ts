@@ -159,7 +159,8 @@ export class Balsam {
     const from = overrides.parent ? await this.jobs.get(overrides.parent) : await this.currentJob(env);
     const rest: Partial<JobSpec> & { parent?: string } = { ...overrides };
     delete rest.parent;
-    const { result: _result, ...data } = from.data ?? {};
+    const data = { ...from.data };
+    delete data.result;
     const copied: Partial<JobSpec> = { data };
     for (const k of SPAWN_COPIED) (copied as Record<string, unknown>)[k] = from[k];
     const parents = [...new Set([...from.parents, from._id, ...(rest.parents ?? [])])];
