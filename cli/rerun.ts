@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { JobFilter } from "../libs/client/index.js";
+import { FINAL_STATES } from "../libs/models/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, out, withClient } from "./common.js";
 import { note, parseState, parseWorkflow, preview } from "./format.js";
@@ -31,6 +32,7 @@ export function register(program: Command): Command {
     .action(
       action(async (ref: string | undefined, o: RerunOptions) => {
         const state = parseState(o.state);
+        if (state && !FINAL_STATES.includes(state)) throw new UsageError(`only FAILED, USER_KILLED or JOB_FINISHED jobs can be rerun, not ${state}`);
         const workflow = parseWorkflow(o.wf);
         const selectors = o.id || o.name || workflow || state;
         if (ref && selectors) throw new UsageError("give either a job id or selectors (--id, --name, --wf, --state), not both");
