@@ -4,6 +4,7 @@ import { FINAL_STATES } from "../libs/models/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, out, withClient } from "./common.js";
 import { note, parseState, parseWorkflow, preview } from "./format.js";
+import { EXIT_INTERRUPTED, withProgress } from "./progress.js";
 
 interface RerunOptions {
   id?: string;
@@ -40,7 +41,14 @@ export function register(program: Command): Command {
           throw new UsageError("rerun needs a job id or a selector: --id, --name, --wf or --state", { hint: "e.g. balsam rerun --wf TEST --state FAILED" });
         }
         const filter: JobFilter = { id: o.id || undefined, name: o.name || undefined, workflow, state };
-        const r = await withClient((b) => b.jobs.rerun(ref ?? filter, { restart: o.restart === true }));
+        const r = await withClient((b) =>
+          withProgress((p) => b.jobs.rerun(ref ?? filter, { ...p, restart: o.restart === true })).then((x) => x.result),
+        );
+        if (r.interrupted) {
+          out(`interrupted: rerun ${r.rerun.length} job(s); the others chosen are untouched`);
+          process.exitCode = EXIT_INTERRUPTED;
+          return;
+        }
         if (r.rerun.length === 0 && r.skipped.length === 0) {
           out("no finished, failed or killed job matches; nothing rerun");
           return;

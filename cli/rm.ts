@@ -4,6 +4,7 @@ import { WAITING_STATES, type Job } from "../libs/models/index.js";
 import type { Balsam, JobFilter } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, confirm, isTerminal, out, withClient } from "./common.js";
+import { EXIT_INTERRUPTED, withProgress } from "./progress.js";
 import { note, objectsArg, parseState, parseWorkflow, preview } from "./format.js";
 
 interface RmOptions {
@@ -51,7 +52,15 @@ async function rmJobs(b: Balsam, o: RmOptions, filter: JobFilter): Promise<void>
     out("nothing removed");
     return;
   }
-  const n = await b.jobs.deleteJobs(victims, { evenIfRunning: o.force === true });
+  const { result: n, interrupted } = await withProgress((p) => {
+    p.onProgress(0, victims.length);
+    return b.jobs.deleteJobs(victims, { ...p, evenIfRunning: o.force === true });
+  });
+  if (interrupted) {
+    out(`interrupted: removed ${n} of ${victims.length} job(s); the other ${victims.length - n} are untouched`);
+    process.exitCode = EXIT_INTERRUPTED;
+    return;
+  }
   out(`removed ${n} job(s)`);
   if (orphans.length) {
     note(

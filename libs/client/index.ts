@@ -25,7 +25,7 @@ import type { Settings } from "../config/index.js";
 export * from "../models/index.js";
 export * from "../errors/index.js";
 export { JobsApi, JobQuery, KILL_CHANNEL, FINISHED_CHANNEL, queueItem } from "./jobs.js";
-export type { DeleteVictim, JobFilter, RerunResult } from "./jobs.js";
+export type { DeleteVictim, JobFilter, ProgressOptions, RerunResult } from "./jobs.js";
 export type { ConnectOptions, ResolvedConnection } from "./connect.js";
 export { resolveConnection } from "./connect.js";
 // Callers check a workflow name before asking the user anything, with the same rule the queues use.

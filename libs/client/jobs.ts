@@ -16,6 +16,7 @@ import { BalsamError, ConflictError, InvalidTransitionError, NotFoundError, Usag
 import {
   buildJob,
   chunked,
+  MAX_BULK_OPS,
   MAX_IN_IDS,
   childrenOf,
   countByState,
@@ -287,10 +288,23 @@ export class JobsApi {
     return this.deleteJobs(victims, opts);
   }
 
-  async deleteJobs(victims: ReadonlyArray<DeleteVictim>, opts: { evenIfRunning?: boolean } = {}): Promise<number> {
+  /**
+   * Deletes the given jobs and their queue entries, a chunk at a time; with
+   * `signal`, a stop is heeded between chunks only, so every job is either
+   * gone with its queue entry or untouched. Returns how many were deleted;
+   * `onProgress` hears how many jobs have been dealt with after each chunk.
+   */
+  async deleteJobs(victims: ReadonlyArray<DeleteVictim>, opts: ProgressOptions & { evenIfRunning?: boolean } = {}): Promise<number> {
     if (!opts.evenIfRunning) this.refuseRunning(victims);
-    const n = await deleteJobsByIds(this.store, victims.map((v) => v._id));
-    await this.queues.remove(victims.filter((v) => isRunnable(v.state)).map((v) => ({ id: v._id, workflow: v.workflow, attempts: v.attempts })));
+    let n = 0;
+    let done = 0;
+    for (const chunk of chunked([...victims], MAX_IN_IDS)) {
+      if (opts.signal?.aborted) break;
+      n += await deleteJobsByIds(this.store, chunk.map((v) => v._id));
+      await this.queues.remove(chunk.filter((v) => isRunnable(v.state)).map((v) => ({ id: v._id, workflow: v.workflow, attempts: v.attempts })));
+      done += chunk.length;
+      opts.onProgress?.(done, victims.length);
+    }
     return n;
   }
 
@@ -388,7 +402,7 @@ export class JobsApi {
    * entries are added last, so no launcher can finish a rerun job before
    * its children wait for it; a release pass at the end covers the rest.
    */
-  async rerun(target: string | JobFilter, opts: { restart?: boolean; message?: string } = {}): Promise<RerunResult> {
+  async rerun(target: string | JobFilter, opts: ProgressOptions & { restart?: boolean; message?: string } = {}): Promise<RerunResult> {
     const fields = { _id: 1, name: 1, state: 1, parents: 1, workflow: 1, attempts: 1, numNodes: 1 } as const;
     let jobs: Job[];
     if (typeof target === "string") {
@@ -442,14 +456,45 @@ export class JobsApi {
       if (!waits) runnable.push({ ...j, attempts: j.attempts + 1 });
     }
     if (typeof target === "string" && skipped[0]) throw new ConflictError(`job ${target} cannot be rerun: ${skipped[0].reason}`);
-    const lost = new Set(await recordTransitions(this.store, ts));
-    for (const id of lost) skipped.push({ id, reason: "changed state meanwhile" });
-    const rerun = ts.map((t) => t.id).filter((id) => !lost.has(id));
-    const rearmed = await this.rearmChildren(rerun);
-    await this.queues.enqueue(runnable.filter((j) => !lost.has(j._id)).map(queueItem));
-    // A rerun job that finished before its children were re-armed releases them now.
-    await this.releaseChildren(rerun);
-    return { rerun, rearmed, skipped };
+    const rerun: string[] = [];
+    const rearmed: string[] = [];
+    const enqueue = new Map(runnable.map((j) => [j._id, j]));
+    // Parents before their children, then chunk by chunk with a stop heeded
+    // between chunks: a job's transition and its queue entry go together, and
+    // a stop never leaves a child waiting on a parent that was not rerun.
+    const depth = new Map<string, number>();
+    const byId = new Map(jobs.map((j) => [j._id, j]));
+    // Iterative, so a chain of 100k jobs cannot overflow the stack.
+    const depthOf = (root: string): number => {
+      const stack = [root];
+      while (stack.length) {
+        const id = stack[stack.length - 1] as string;
+        const ups = (byId.get(id)?.parents ?? []).filter((p) => chosen.has(p));
+        const todo = ups.filter((p) => !depth.has(p));
+        if (todo.length && depth.get(id) !== -1) {
+          depth.set(id, -1); // being computed: a cycle (which addDependency refuses) ends here
+          stack.push(...todo);
+          continue;
+        }
+        stack.pop();
+        depth.set(id, 1 + Math.max(0, ...ups.map((p) => depth.get(p) ?? 0)));
+      }
+      return depth.get(root) ?? 0;
+    };
+    ts.sort((x, y) => depthOf(x.id) - depthOf(y.id));
+    for (const chunk of chunked(ts, MAX_BULK_OPS)) {
+      if (opts.signal?.aborted) break;
+      const lost = new Set(await recordTransitions(this.store, chunk));
+      for (const id of lost) skipped.push({ id, reason: "changed state meanwhile" });
+      const written = chunk.map((t) => t.id).filter((id) => !lost.has(id));
+      rearmed.push(...(await this.rearmChildren(written)));
+      await this.queues.enqueue(written.flatMap((id) => enqueue.get(id) ?? []).map(queueItem));
+      // A rerun job that finished before its children were re-armed releases them now.
+      await this.releaseChildren(written);
+      rerun.push(...written);
+      opts.onProgress?.(rerun.length, ts.length);
+    }
+    return { rerun, rearmed, skipped, interrupted: rerun.length + skipped.length < jobs.length };
   }
 
   /** FAILED descendants that failed only because one of `parentIds` did: back to AWAITING_PARENTS. */
@@ -558,6 +603,8 @@ export class JobsApi {
 
 /** What `jobs.rerun` did: the jobs rerun, the children re-armed, and those left as they were, with why. */
 export interface RerunResult {
+  /** Stopped by `signal` before every chosen job was rerun; the others are untouched. */
+  interrupted: boolean;
   rerun: string[];
   rearmed: string[];
   skipped: Array<{ id: string; reason: string }>;
@@ -571,6 +618,13 @@ function failureCause(j: Pick<Job, "failedByParent" | "stateHistory">): string |
   if (j.failedByParent) return j.failedByParent;
   const last = j.stateHistory.at(-1);
   return last?.state === "FAILED" ? /^parent (\S+) is /.exec(last.message)?.[1] : undefined;
+}
+
+/** For operations over many jobs: stop between chunks when `signal` aborts, and hear the running count. */
+export interface ProgressOptions {
+  signal?: AbortSignal;
+  /** After each chunk: how many jobs have been dealt with, of how many. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 function validateSpec(s: JobSpec): void {
