@@ -34,7 +34,8 @@ export async function withProgress<T>(fn: (p: Required<ProgressOptions>) => Prom
 
 async function makeBar() {
   const { SingleBar, Presets } = await import("cli-progress");
-  return new SingleBar({ stream: process.stderr, clearOnComplete: false, hideCursor: true }, Presets.shades_classic);
+  // The cursor stays shown: a second Ctrl-C ends the process before the bar could show it again.
+  return new SingleBar({ stream: process.stderr, clearOnComplete: false, hideCursor: false }, Presets.shades_classic);
 }
 
 /** Ctrl-C's exit code (128 + SIGINT), as a shell reports an interrupted command. */
