@@ -352,3 +352,33 @@ class SpawnThreads {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
+
+/** Where `cmd` is on the launcher's PATH; undefined when it is not there. */
+export function findOnPath(cmd: string): string | undefined {
+  return findExecutable(cmd, process.env.PATH, "/");
+}
+
+/**
+ * The last `lines` non-empty lines of a job's output, joined with " | " and
+ * at most `maxChars` long: what a RUN_ERROR's history entry shows (0.x put
+ * the tail of the output there too).
+ */
+export function outputTail(outFile: string, lines = 5, maxChars = 500): string {
+  let text: string;
+  try {
+    const fd = openSync(outFile, "r");
+    try {
+      const size = fstatSync(fd).size;
+      const len = Math.min(size, 8 * 1024);
+      const buf = Buffer.alloc(len);
+      readSync(fd, buf, 0, len, size - len);
+      text = buf.toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return "";
+  }
+  const tail = text.split("\n").map((l) => l.trimEnd()).filter(Boolean).slice(-lines).join(" | ");
+  return tail.length > maxChars ? "…" + tail.slice(-maxChars) : tail;
+}
