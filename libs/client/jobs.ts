@@ -677,6 +677,7 @@ function validateSpec(s: JobSpec): void {
     ["threads_per_core", s.threadsPerCore, 1],
     ["node_packing_count", s.nodePackingCount, 1],
     ["coschedule_num_nodes", s.coscheduleNumNodes, 0],
+    ["fast_fail_retries", s.fastFailRetries, 0],
   ];
   for (const [name, v, min] of counts) {
     if (v === undefined) continue;

@@ -67,6 +67,9 @@ export interface LauncherOptions {
 }
 
 const PREPROCESS_LIMIT_MS = 300_000;
+/** 0.x's launcher: a run failing within this is a flaky start, worth a retry (job option fastFailRetries). */
+const FAST_FAIL_SECONDS = 20;
+const FAST_FAIL_MESSAGE = "failed fast: retry";
 const SECOND = 1000;
 
 interface Running {
@@ -467,8 +470,9 @@ export class Launcher {
         }
       } else {
         const why = describe(outcome);
+        const retry = await this.fastFailRetry(r.job, outcome, runtimeSeconds);
         const reason = job.postErrorHandler ? `${why}; post_error_handler is set but the app has no postprocess script` : why;
-        tail = [{ state: "RUN_ERROR", message: withTail(why, outFile) }, { state: "FAILED", message: reason }];
+        tail = [{ state: "RUN_ERROR", message: withTail(why, outFile) }, retry ?? { state: "FAILED", message: reason }];
       }
       for (let attempt = 0; attempt < 3; attempt++) {
         if (await this.finish(r, [...steps, ...tail], set, job.state, result)) return "done";
@@ -655,6 +659,8 @@ export class Launcher {
       }
       const why = outcome.spawnError ? `could not start: ${outcome.spawnError}` : describe(outcome);
       const set = { exitCode: outcome.exitCode, runtimeSeconds } as Partial<Job>;
+      const retry = await this.fastFailRetry(job, outcome, runtimeSeconds);
+      if (retry) return await this.finish(r, [{ state: "RUN_ERROR", message: withTail(why, outFile) }, retry], set);
       if (job.postErrorHandler && post) {
         if (!(await this.advance(r, { id, from: "RUNNING", path: [{ state: "RUN_ERROR", message: withTail(why, outFile) }], set }))) return this.lostLease(r);
         const p = await this.script("postprocess", post, job, workdir, PREPROCESS_LIMIT_MS, "RUN_ERROR");
@@ -664,6 +670,21 @@ export class Launcher {
       const reason = job.postErrorHandler ? `${why}; post_error_handler is set but the app has no postprocess script` : why;
       await this.finish(r, [{ state: "RUN_ERROR", message: withTail(why, outFile) }, { state: "FAILED", message: reason }], set);
     }
+  }
+
+  /**
+   * A run that failed fast, as 0.x's launcher retried it (exit code 1 or
+   * 255, or SIGSEGV, within 20 s): the RESTART_READY step, while the job
+   * has retries left; undefined otherwise. The retries so far are counted in
+   * its history (read: this path is rare and a snapshot has none).
+   */
+  private async fastFailRetry(job: Job, o: RunOutcome, runtimeSeconds: number): Promise<{ state: JobState; message: string } | undefined> {
+    const fast = runtimeSeconds < FAST_FAIL_SECONDS && (o.exitCode === 1 || o.exitCode === 255 || o.signal === "SIGSEGV");
+    if (!fast || job.fastFailRetries <= 0) return undefined;
+    const doc = await this.read(job._id);
+    const done = (doc?.stateHistory ?? []).filter((h) => h.state === "RESTART_READY" && h.message.startsWith(FAST_FAIL_MESSAGE)).length;
+    if (done >= job.fastFailRetries) return undefined;
+    return { state: "RESTART_READY", message: `${FAST_FAIL_MESSAGE} ${done + 1} of ${job.fastFailRetries}` };
   }
 
   /**

@@ -112,4 +112,25 @@ describe("a Balsam 0.x job's view of its launcher", () => {
     const lines = readFileSync(join(doc.workdir, "ranks.out"), "utf8").split("\n").filter((l) => l.startsWith("rank")).sort();
     assert.deepEqual(lines, ["rank 0 of 2 env=yes", "rank 1 of 2 env=yes"]);
   });
+
+  test("a run that fails fast (exit 1 within 20 s) is retried up to --fast-fail-retries times, as 0.x did", async () => {
+    const log = join(dir, "flaky.log");
+    await balsam.apps.add({ name: "flaky", executable: script("flaky.sh", `echo run >> ${log}.$BALSAM_JOB_ID; exit 1`) });
+    const add = async (name: string, extra: string[]) => {
+      const r = await runBalsam(["job", "--name", name, "--workflow", "FLAKY", "--application", "flaky", "--yes", ...extra], { env: db.env });
+      assert.equal(r.code, 0, r.stderr);
+      return (await balsam.jobs.filter({ workflow: "FLAKY", name }).list())[0]!;
+    };
+    const retried = await add("retried", []);
+    const once = await add("once", ["--fast-fail-retries", "0"]);
+    await launch("FLAKY", "serial");
+    const runs = (id: string) => readFileSync(`${log}.${id}`, "utf8").split("\n").filter(Boolean).length;
+    const r = await balsam.jobs.get(retried._id);
+    assert.equal(r.state, "FAILED");
+    assert.equal(runs(r._id), 4, "the first run and three retries");
+    assert.deepEqual(r.stateHistory.filter((h) => h.state === "RESTART_READY").map((h) => h.message), ["failed fast: retry 1 of 3", "failed fast: retry 2 of 3", "failed fast: retry 3 of 3"]);
+    const o = await balsam.jobs.get(once._id);
+    assert.equal(o.state, "FAILED");
+    assert.equal(runs(o._id), 1);
+  });
 });
