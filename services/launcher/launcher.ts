@@ -122,6 +122,8 @@ export class Launcher {
   private unsubscribeKill: (() => Promise<void>) | undefined;
   private supervisor: ProcessSupervisor | undefined;
   private releaseBuffer: string[] = [];
+  private announcements: Array<{ id: string; workflow: string; name: string; state: JobState; result?: unknown }> = [];
+  private announceTimer: NodeJS.Timeout | undefined;
   private releaseTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
   private reconciledAt = 0;
@@ -245,6 +247,7 @@ export class Launcher {
     await Promise.all([...this.workers.values()].map((w) => w.close().catch(() => undefined)));
     while (this.tasks.size > 0) await Promise.all([...this.tasks]);
     await this.flushReleases();
+    await this.flushAnnouncements();
     await this.writer.close();
     await this.supervisor?.close();
     await this.unsubscribeKill?.();
@@ -540,9 +543,7 @@ export class Launcher {
     this.log(`job ${job._id}: ${message}`);
     if (!(await this.writer.write({ id: job._id, from: job.state, path: [{ state: "FAILED", message }] }))) return;
     this.summary.failed++;
-    await this.o.client.queues
-      .publish(FINISHED_CHANNEL, JSON.stringify({ id: job._id, workflow: job.workflow, name: job.name, state: "FAILED" }))
-      .catch(() => undefined);
+    this.announce({ id: job._id, workflow: job.workflow, name: job.name, state: "FAILED" });
     if (job.hasChildren) this.queueRelease(job._id);
   }
 
@@ -822,9 +823,7 @@ export class Launcher {
     if (last === "JOB_FINISHED") this.summary.finished++;
     else if (last === "FAILED") this.summary.failed++;
     else if (last === "USER_KILLED") this.summary.killed++;
-    await queues
-      .publish(FINISHED_CHANNEL, JSON.stringify({ id: r.job._id, workflow: r.job.workflow, name: r.job.name, state: last, result }))
-      .catch(() => undefined);
+    this.announce({ id: r.job._id, workflow: r.job.workflow, name: r.job.name, state: last, result });
     // Children added while this job ran are released by the idle check or `balsam service`.
     if (r.job.hasChildren) this.queueRelease(r.job._id);
     return true;
@@ -865,6 +864,25 @@ export class Launcher {
     r.killed = true;
     this.log(`job ${id}: kill requested`);
     r.handle?.terminate(this.o.killGraceMs);
+  }
+
+  /**
+   * Tells the finished channel, the jobs of one write in one message (one
+   * Redis command instead of one a job); a search hears them within
+   * milliseconds either way.
+   */
+  private announce(f: { id: string; workflow: string; name: string; state: JobState; result?: unknown }): void {
+    this.announcements.push(f);
+    this.announceTimer ??= setTimeout(() => void this.flushAnnouncements(), 2);
+  }
+
+  private async flushAnnouncements(): Promise<void> {
+    if (this.announceTimer) clearTimeout(this.announceTimer);
+    this.announceTimer = undefined;
+    const list = this.announcements;
+    this.announcements = [];
+    if (list.length === 0) return;
+    await this.o.client.queues.publish(FINISHED_CHANNEL, JSON.stringify(list.length === 1 ? list[0] : list)).catch(() => undefined);
   }
 
   private queueRelease(id: string): void {
