@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { useTestContext } from "../support/context.js";
+import { useTestContext, waitFor } from "../support/context.js";
 import { makeCliDb, type CliDb } from "../support/cli.js";
 import { startLauncher } from "../support/launcher.js";
 import { api, readSse, startWeb, type SseEvent, type WebProc } from "../support/web.js";
@@ -220,8 +220,18 @@ describe("balsam web: the REST API", () => {
       events.push(e);
     });
     const l = startLauncher(["--wf-filter", "SSE", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" });
+    // The launcher lives at least as long as its longest job (1.05 s): long enough to be seen.
+    let shown: Record<string, unknown> | undefined;
+    await waitFor(async () => {
+      shown = (await api(web, "GET", "/api/launchers")).body.launchers.find((x: { pid: number }) => x.pid === l.child.pid);
+      return shown !== undefined;
+    }, 10_000, "the running launcher to be listed");
+    assert.deepEqual([shown!.mode, shown!.nodes, shown!.workflows, shown!.alive], ["serial", ["node1"], ["SSE"], true]);
+    assert.ok(Date.now() - new Date(shown!.lastHeartbeat as string).getTime() < 10_000);
     await reading;
     assert.equal(await l.exited, 0, l.output());
+    const after = (await api(web, "GET", "/api/launchers")).body.launchers as Array<{ pid: number }>;
+    assert.ok(!after.some((x) => x.pid === l.child.pid), "an exited launcher is not listed");
     const results = events.filter((e) => e.event === "result");
     assert.equal(results[0]!.data.id, early._id, "jobs already final come first");
     assert.equal(results.length, 7);
