@@ -277,7 +277,9 @@ describe("balsam web: the REST API", () => {
     assert.ok(Array.isArray(ls));
     const launches = (await api(web, "GET", "/api/launches")).body;
     assert.deepEqual(launches.launches, []);
-    const tp = (await api(web, "GET", "/api/throughput?minutes=5")).body.perMinute as Array<{ t: string; finished: number }>;
+    const tpBody = (await api(web, "GET", "/api/throughput?minutes=5")).body;
+    assert.equal(tpBody.complete, true);
+    const tp = tpBody.perMinute as Array<{ t: string; finished: number }>;
     assert.equal(tp.length, 5);
     // The launcher of the test before finished 6 jobs within the last minutes.
     assert.equal(tp.reduce((a, b) => a + b.finished, 0), 6);
