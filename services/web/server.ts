@@ -87,6 +87,18 @@ export async function createWebServer(opts: WebServerOptions): Promise<WebServer
 
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES, forceCloseConnections: true, routerOptions: { ignoreTrailingSlash: true } });
 
+  // An empty JSON body is no body (a client posting `kill` with its defaults sends none), not a 400.
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, text, done) => {
+    const raw = typeof text === "string" ? text : text.toString("utf8");
+    if (raw.trim() === "") return done(null, undefined);
+    try {
+      done(null, JSON.parse(raw));
+    } catch {
+      done(new HttpError(400, "BadRequest", "the body is not valid JSON"), undefined);
+    }
+  });
+
   app.addHook("onRequest", async (req, reply) => {
     reply.header("Content-Security-Policy", CONTENT_SECURITY_POLICY);
     reply.header("X-Content-Type-Options", "nosniff");

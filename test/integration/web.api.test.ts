@@ -196,7 +196,7 @@ describe("balsam web: the REST API", () => {
     const noOut = await api(web, "GET", `/api/jobs/${b!._id}/output`);
     assert.equal(noOut.status, 404);
 
-    const kill = await api(web, "POST", `/api/jobs/${b!._id}/kill`);
+    const kill = await api(web, "POST", `/api/jobs/${b!._id}/kill`, { headers: { "content-type": "application/json" } });
     assert.deepEqual(new Set(kill.body.killed), new Set([b!._id, c!._id]));
     assert.equal((await balsam.jobs.get(c!._id)).state, "USER_KILLED");
     assert.equal((await api(web, "POST", `/api/jobs/${b!._id}/kill`, { body: {} })).status, 409);
