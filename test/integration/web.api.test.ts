@@ -56,6 +56,11 @@ describe("balsam web: the REST API", () => {
       assert.equal((await api(web, "GET", "/api/jobs", { token })).status, 401);
       assert.equal((await api(web, "GET", "/metrics", { token })).status, 401);
     }
+    // The router decodes %61 to "a": the token check must see the route, not the raw path.
+    for (const [method, path] of [["POST", "/%61pi/jobs"], ["GET", "/%61pi/jobs"], ["GET", "/%6Detrics"], ["GET", "/api/nothing"]] as const) {
+      const r = await api(web, method, path, { body: method === "POST" ? spec : undefined, token: null });
+      assert.equal(r.status, 401, `${method} ${path}`);
+    }
     const viaQuery = await api(web, "POST", `/api/jobs?token=${web.token}`, { body: spec, token: null });
     assert.equal(viaQuery.status, 401);
     const viaCookie = await api(web, "POST", "/api/jobs/bulk", { body: { jobs: [spec] }, token: null, headers: { cookie: `token=${web.token}` } });
