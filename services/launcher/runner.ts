@@ -1,10 +1,14 @@
-import { execa, execaSync, type Options, type ResultPromise } from "execa";
+import { Worker } from "node:worker_threads";
+import { availableParallelism } from "node:os";
+import { startProcess, type SpawnReply, type SpawnRequest } from "./spawner.js";
+import { execa, execaSync, type ResultPromise } from "execa";
 import { accessSync, closeSync, constants, openSync, readSync, fstatSync, statSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import type { Writable } from "node:stream";
 
 /**
- * Starts job processes. The only module that imports execa. stdout and
+ * Starts job processes (and the only module that imports execa, for the
+ * watchdog). stdout and
  * stderr share one file descriptor so their lines interleave as written.
  */
 export interface RunSpec {
@@ -12,8 +16,11 @@ export interface RunSpec {
   /** Run through `bash -c` (apps with an envscript). */
   shellCommand?: string;
   cwd: string;
+  /** Added to the launcher's own environment (read once, when the supervisor starts). */
   env: Record<string, string>;
   outFile: string;
+  /** Make `cwd` first (in the spawning thread: the main thread's time is the launcher's throughput). */
+  mkdir?: boolean;
   /** Kill after this long (preprocess/postprocess scripts). */
   timeoutMs?: number;
 }
@@ -110,12 +117,20 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 export class ProcessSupervisor {
   private state: "running" | "closed" = "running";
   private reaperBroken = false;
+  private readonly foundCache = new Map<string, boolean>();
+
+  private readonly threads: SpawnThreads;
+  private readonly baseEnv: Record<string, string>;
 
   private constructor(
     private readonly deathSignalPrefix: readonly string[],
     private readonly reaper: ResultPromise | undefined,
     private readonly log: (line: string) => void,
-  ) {}
+  ) {
+    this.baseEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+    const n = process.env.BALSAM_SPAWN_THREADS;
+    this.threads = new SpawnThreads(n !== undefined && /^\d+$/.test(n) ? Number(n) : Math.max(1, Math.min(2, availableParallelism())), this.baseEnv);
+  }
 
   static start(log: (line: string) => void): ProcessSupervisor {
     const setpriv = findExecutable("setpriv", process.env.PATH, "/");
@@ -156,76 +171,87 @@ export class ProcessSupervisor {
   run(spec: RunSpec): RunHandle {
     if (this.state !== "running") throw new Error("the process supervisor is closed");
     const command = spec.shellCommand ? ["bash", "-c", spec.shellCommand] : spec.argv;
-    if (this.deathSignalPrefix.length && !findExecutable(command[0]!, spec.env.PATH, spec.cwd)) {
+    if (this.deathSignalPrefix.length && !this.found(command[0]!, spec.env.PATH ?? this.baseEnv.PATH, spec.cwd)) {
       // setpriv would exec it and exit 127; say it as a failed start, as without setpriv.
       return failedStart(`${command[0]}: command not found`);
     }
-    const argv = [...this.deathSignalPrefix, ...command];
-    const fd = openSync(spec.outFile, "a");
-    const opts = {
-      cwd: spec.cwd,
-      env: spec.env,
-      extendEnv: false,
-      stdin: "ignore" as const,
-      stdout: fd,
-      stderr: fd,
-      reject: false,
-      buffer: false,
-      // Its own session and process group; the launcher and the watchdog end it, not execa's exit hook.
-      detached: true,
-      cleanup: false,
-      ...(spec.timeoutMs ? { timeout: spec.timeoutMs } : {}),
-      // execa's types reject a bare fd number for stdout/stderr although its runtime accepts one.
-    } as unknown as Options;
-    const child: ResultPromise = execa(argv[0]!, argv.slice(1), opts);
-    const pid = child.pid;
-    if (pid !== undefined) this.tell(`+ ${pid}\n`);
+    let pid: number | undefined;
     let exited = false;
     let terminated = false;
-    const ended = () => {
-      exited = true;
-      closeSync(fd);
-      if (pid === undefined) return;
-      signalGroup(pid, "SIGKILL");
-      // Rare (kills, time limits) and worth a /proc scan: what the job left outside its group, e.g. an mpirun's ranks after the mpirun was SIGKILLed.
-      if (terminated) this.tell(`! ${pid}\n`);
-      this.tell(`- ${pid}\n`);
+    let timedOut = false;
+    let grace: number | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const kill = (graceMs: number) => {
+      signalGroup(pid!, "SIGTERM");
+      const t = setTimeout(() => {
+        if (!exited) signalGroup(pid!, "SIGKILL");
+      }, graceMs);
+      t.unref();
     };
-    const done = child.then(
-      (r) => {
-        ended();
-        const failedToSpawn = r.failed && r.exitCode === undefined && !r.signal && !r.timedOut;
-        return {
-          exitCode: r.exitCode ?? null,
-          signal: r.signal ?? null,
-          timedOut: Boolean(r.timedOut),
-          ...(failedToSpawn ? { spawnError: r.originalMessage || r.shortMessage } : {}),
-        };
+    let settle: (o: RunOutcome) => void = () => undefined;
+    const done = new Promise<RunOutcome>((resolve) => (settle = resolve));
+    const handle: RunHandle = {
+      get pid() {
+        return pid;
       },
-      (err: unknown) => {
-        ended();
-        return { exitCode: null, signal: null, timedOut: false, spawnError: String((err as Error).message ?? err) };
-      },
-    );
-    return {
-      pid,
       done,
       terminate(graceMs: number) {
-        if (exited || pid === undefined) return;
+        if (exited || terminated) return;
         terminated = true;
-        signalGroup(pid, "SIGTERM");
-        const t = setTimeout(() => {
-          if (!exited) signalGroup(pid, "SIGKILL");
-        }, graceMs);
-        t.unref();
+        // Not started yet: signalled the moment its pid is known.
+        if (pid === undefined) grace = graceMs;
+        else kill(graceMs);
       },
     };
+    this.threads.run(
+      { argv: [...this.deathSignalPrefix, ...command], cwd: spec.cwd, env: spec.env, outFile: spec.outFile, mkdir: Boolean(spec.mkdir) },
+      (m) => {
+        if (m.t === "started") {
+          pid = m.pid;
+          this.tell(`+ ${pid}\n`);
+          if (grace !== undefined) kill(grace);
+          return;
+        }
+        exited = true;
+        if (timer) clearTimeout(timer);
+        if (pid !== undefined) {
+          signalGroup(pid, "SIGKILL");
+          // Rare (kills, time limits) and worth a /proc scan: what the job left outside its group, e.g. an mpirun's ranks after the mpirun was SIGKILLed.
+          if (terminated) this.tell(`! ${pid}\n`);
+          this.tell(`- ${pid}\n`);
+        }
+        if (m.t === "failed") settle({ exitCode: null, signal: null, timedOut: false, spawnError: m.message });
+        else settle({ exitCode: m.code, signal: m.signal, timedOut });
+      },
+    );
+    if (spec.timeoutMs) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        handle.terminate(5000);
+      }, spec.timeoutMs);
+    }
+    return handle;
+  }
+
+  /** findExecutable, remembered per PATH for bare names: every job of an app names the same one. */
+  private found(cmd: string, path: string | undefined, cwd: string): boolean {
+    if (cmd.includes("/")) return findExecutable(cmd, path, cwd) !== undefined;
+    const key = `${path ?? ""}\0${cmd}`;
+    let hit = this.foundCache.get(key);
+    if (hit === undefined) {
+      hit = findExecutable(cmd, path, cwd) !== undefined;
+      // Only a hit is kept: an executable installed while the launcher runs is found next time.
+      if (hit) this.foundCache.set(key, hit);
+    }
+    return hit;
   }
 
   /** Stops the watchdog (it ends any job still registered). Safe to call twice. */
   async close(): Promise<void> {
     if (this.state === "closed") return;
     this.state = "closed";
+    // After the jobs: a thread's exit would SIGKILL the children it forked (their parent-death signal).
+    await this.threads.close();
     const reaper = this.reaper;
     if (!reaper) return;
     (reaper.stdin as Writable | null)?.end();
@@ -276,4 +302,53 @@ export function readResult(outFile: string): unknown {
     }
   }
   return undefined;
+}
+
+/**
+ * Threads that start job processes (spawner.ts), round robin: `spawn`
+ * blocks the thread that calls it until the child has exec'd, so off the
+ * main thread a launcher starts jobs while it records others.
+ */
+class SpawnThreads {
+  private readonly workers: Worker[];
+  private readonly pending = new Map<number, (m: SpawnReply) => void>();
+  private next = 0;
+  private seq = 0;
+
+  constructor(
+    count: number,
+    private readonly baseEnv: Record<string, string>,
+  ) {
+    this.workers = Array.from({ length: count }, () => {
+      const w = new Worker(new URL("./spawner.js", import.meta.url));
+      w.postMessage({ t: "base", env: baseEnv } satisfies SpawnRequest);
+      w.on("message", (m: SpawnReply) => {
+        const cb = this.pending.get(m.id);
+        if (!cb) return;
+        if (m.t !== "started") this.pending.delete(m.id);
+        cb(m);
+      });
+      // A thread that dies takes its children with it (parent-death signal): say so for each.
+      w.on("error", (err: Error) => this.failAll(`the spawning thread failed: ${err.message}`));
+      return w;
+    });
+  }
+
+  run(req: Omit<Extract<SpawnRequest, { t: "run" }>, "t" | "id">, onReply: (m: SpawnReply) => void): void {
+    const id = ++this.seq;
+    // No threads: on the main thread, as before they existed (BALSAM_SPAWN_THREADS=0).
+    if (this.workers.length === 0) return startProcess({ t: "run", id, ...req }, this.baseEnv, onReply);
+    this.pending.set(id, onReply);
+    const w = this.workers[this.next++ % this.workers.length]!;
+    w.postMessage({ t: "run", id, ...req } satisfies SpawnRequest);
+  }
+
+  private failAll(message: string): void {
+    for (const [id, cb] of this.pending) cb({ t: "failed", id, message });
+    this.pending.clear();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
 }
