@@ -206,9 +206,19 @@ describe("balsam web: the REST API", () => {
     assert.equal((await balsam.jobs.get(c!._id)).state, "USER_KILLED");
     assert.equal((await api(web, "POST", `/api/jobs/${b!._id}/kill`, { body: {} })).status, 409);
 
-    const del = await api(web, "DELETE", "/api/jobs?workflow=EDIT&state=USER_KILLED");
-    assert.deepEqual(del.body, { deleted: 2 });
-    assert.equal(await count("EDIT"), 1);
+    const fresh = await balsam.jobs.add({ name: "fresh", workflow: "EDIT2", application: "echo" });
+    const notFinal = await api(web, "POST", `/api/jobs/${fresh._id}/rerun`);
+    assert.equal(notFinal.status, 409);
+    assert.match(notFinal.body.error.message, /only FAILED, USER_KILLED or JOB_FINISHED jobs can be rerun/);
+    const rerun = await api(web, "POST", `/api/jobs/${b!._id}/rerun`);
+    assert.equal(rerun.status, 200, JSON.stringify(rerun.body));
+    assert.deepEqual(rerun.body.rerun, [b!._id]);
+    assert.equal((await balsam.jobs.get(b!._id)).state, "READY");
+    assert.equal((await api(web, "POST", `/api/jobs/${b!._id}/rerun`, { body: { again: true } })).status, 400);
+
+    const del = await api(web, "DELETE", "/api/jobs?workflow=EDIT&name=c&state=USER_KILLED,AWAITING_PARENTS,FAILED");
+    assert.deepEqual(del.body, { deleted: 1 });
+    assert.equal(await count("EDIT"), 2);
   });
 
   test("a launcher runs jobs: output tail; results stream each one within 100 ms of the launcher recording it", async () => {
