@@ -102,6 +102,13 @@ if ! command -v ip >/dev/null 2>&1 && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]
   apt_install iproute2 || fail "the ip command is missing and could not be installed (apt-get install iproute2)"
 fi
 
+# chromium: the dashboard's browser tests drive Debian's build through
+# playwright-core, which downloads no browser of its own.
+if ! command -v chromium >/dev/null 2>&1; then
+  say "installing chromium"
+  apt_install chromium || fail "chromium is missing and could not be installed (apt-get install chromium)"
+fi
+
 if [ "$with_slurm" = 1 ]; then
   "$here/scripts/provision-slurm.sh"
 fi
