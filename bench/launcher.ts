@@ -104,22 +104,24 @@ export async function benchLauncher(mongoUrl: string, redisUrl: string, mongoPid
     // launcher; the job prints the time it started, so READY → process
     // started is measured whether or not the job was recorded RUNNING.
     const m = num("BENCH_LATENCY_JOBS", 100);
-    await b.apps.add({ name: "stamp", executable: "/bin/sh -c 'echo BALSAM-RESULT: $(date +%s%3N)'" });
-    const lp = benchLauncherProc(["--wf-filter", "LAT", "--job-mode", "serial", "--persistent"], env);
-    await waitFor(() => lp.output().includes("started:"), 30_000, "the launcher to start");
-    const lats: number[] = [];
-    const results: number[] = [];
-    for (let i = 0; i < m; i++) {
-      const t0 = Date.now();
-      const j = await b.jobs.add({ name: `lat${i}`, workflow: "LAT", application: "stamp" });
-      const [done] = await b.wait([j._id], { timeoutMs: 30_000 });
-      results.push(Date.now() - t0);
-      const ready = j.stateHistory.find((x) => x.state === "READY")!.at.getTime();
-      lats.push(Number(done!.result) - ready);
+    if (m > 0) {
+      await b.apps.add({ name: "stamp", executable: "/bin/sh -c 'echo BALSAM-RESULT: $(date +%s%3N)'" });
+      const lp = benchLauncherProc(["--wf-filter", "LAT", "--job-mode", "serial", "--persistent"], env);
+      await waitFor(() => lp.output().includes("started:"), 30_000, "the launcher to start");
+      const lats: number[] = [];
+      const results: number[] = [];
+      for (let i = 0; i < m; i++) {
+        const t0 = Date.now();
+        const j = await b.jobs.add({ name: `lat${i}`, workflow: "LAT", application: "stamp" });
+        const [done] = await b.wait([j._id], { timeoutMs: 30_000 });
+        results.push(Date.now() - t0);
+        const ready = j.stateHistory.find((x) => x.state === "READY")!.at.getTime();
+        lats.push(Number(done!.result) - ready);
+      }
+      lp.child.kill("SIGTERM");
+      await lp.exited;
+      console.log(`dispatch READY → process started, ${m} jobs added one at a time: p50 ${pct(lats, 50)} ms, p99 ${pct(lats, 99)} ms; add → result in hand: p50 ${pct(results, 50)} ms, p99 ${pct(results, 99)} ms`);
     }
-    lp.child.kill("SIGTERM");
-    await lp.exited;
-    console.log(`dispatch READY → process started, ${m} jobs added one at a time: p50 ${pct(lats, 50)} ms, p99 ${pct(lats, 99)} ms; add → result in hand: p50 ${pct(results, 50)} ms, p99 ${pct(results, 99)} ms`);
     await b.store.db.dropDatabase();
   } finally {
     await b.close();
@@ -131,6 +133,7 @@ export async function benchLauncher(mongoUrl: string, redisUrl: string, mongoPid
 /** Several launchers pulling from shared queues: one workflow for four, and two workflows for two each. */
 async function benchManyLaunchers(mongoUrl: string, redisUrl: string, mongoPid: number | undefined): Promise<void> {
   const n = num("BENCH_MANY_JOBS", 20_000);
+  if (n <= 0) return;
   for (const shape of [{ wfs: ["MANY"], per: 4 }, { wfs: ["MANY_A", "MANY_B"], per: 2 }]) {
     const count = shape.wfs.length * shape.per;
     console.log(`\n## ${n} no-op jobs in ${shape.wfs.length} workflow(s), ${count} serial launchers (${shape.per} per workflow), node_packing_count 4`);
