@@ -267,6 +267,24 @@ function failedStart(spawnError: string): RunHandle {
   return { pid: undefined, done: Promise.resolve({ exitCode: null, signal: null, timedOut: false, spawnError }), terminate: () => undefined };
 }
 
+/** The last `max` bytes of a file as text; undefined when it cannot be read. */
+function readEnd(file: string, max: number): string | undefined {
+  try {
+    const fd = openSync(file, "r");
+    try {
+      const size = fstatSync(fd).size;
+      const len = Math.min(size, max);
+      const buf = Buffer.alloc(len);
+      readSync(fd, buf, 0, len, size - len);
+      return buf.toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+}
+
 const RESULT_RE = /^(?:DH-OUTPUT:\s*(\S+)|BALSAM-RESULT:\s*(.+))\s*$/;
 
 /**
@@ -274,21 +292,8 @@ const RESULT_RE = /^(?:DH-OUTPUT:\s*(\S+)|BALSAM-RESULT:\s*(.+))\s*$/;
  * 64 KiB of the output file; undefined if none.
  */
 export function readResult(outFile: string): unknown {
-  let text: string;
-  try {
-    const fd = openSync(outFile, "r");
-    try {
-      const size = fstatSync(fd).size;
-      const len = Math.min(size, 64 * 1024);
-      const buf = Buffer.alloc(len);
-      readSync(fd, buf, 0, len, size - len);
-      text = buf.toString("utf8");
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return undefined;
-  }
+  const text = readEnd(outFile, 64 * 1024);
+  if (text === undefined) return undefined;
   const lines = text.split("\n");
   for (let i = lines.length - 1; i >= 0; i--) {
     const m = RESULT_RE.exec(lines[i]!.trim());
@@ -366,21 +371,8 @@ export function findOnPath(cmd: string): string | undefined {
  * the tail of the output there too).
  */
 export function outputTail(outFile: string, lines = 5, maxChars = 500): string {
-  let text: string;
-  try {
-    const fd = openSync(outFile, "r");
-    try {
-      const size = fstatSync(fd).size;
-      const len = Math.min(size, 8 * 1024);
-      const buf = Buffer.alloc(len);
-      readSync(fd, buf, 0, len, size - len);
-      text = buf.toString("utf8");
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return "";
-  }
+  const text = readEnd(outFile, 8 * 1024);
+  if (text === undefined) return "";
   const tail = text.split("\n").map((l) => l.trimEnd()).filter(Boolean).slice(-lines).join(" | ");
   return tail.length > maxChars ? "…" + tail.slice(-maxChars) : tail;
 }
