@@ -25,8 +25,13 @@ import {
   findJobs,
   getJob,
   insertJobs,
+  checkJobFilter,
+  isEmptyFilter,
   jobFilterQuery,
+  listWorkflows,
   recordTransitions,
+  resolveJobFilter,
+  resolveWorkflows,
   takeBackAddedJobs,
   transitionJob,
   type FindOptions,
@@ -56,7 +61,7 @@ export class JobQuery {
     private readonly api: JobsApi,
     readonly filter: JobFilter,
   ) {
-    jobFilterQuery(filter); // validates states up front
+    checkJobFilter(filter); // validates states up front
   }
   /** The matching jobs (unordered unless `opts.sort`), with `projection`/`limit`/`skip` as in MongoDB. */
   list(opts: FindOptions = {}): Promise<Job[]> {
@@ -88,7 +93,9 @@ export class JobQuery {
    */
   async update(set: Partial<Omit<Job, "_id" | "state" | "stateHistory">>): Promise<number> {
     if ("state" in set) throw new UsageError("update() does not change states; use jobs.setState(id, state)");
-    const res = await this.api.store.jobs.updateMany(jobFilterQuery(this.filter), { $set: { ...set, updatedAt: new Date() } });
+    const f = await resolveJobFilter(this.api.store, this.filter);
+    if (!f) return 0;
+    const res = await this.api.store.jobs.updateMany(jobFilterQuery(f), { $set: { ...set, updatedAt: new Date() } });
     return res.modifiedCount;
   }
 }
@@ -224,19 +231,30 @@ export class JobsApi {
     });
   }
 
-  /** One job by id or unique id prefix; NotFoundError / AmbiguousIdError otherwise. */
+  /** One job by id or a unique part of it; NotFoundError / AmbiguousIdError otherwise. */
   get(idOrPrefix: string): Promise<Job> {
     return getJob(this.store, idOrPrefix);
   }
 
   /**
    * A query over jobs, as Balsam's Django `BalsamJob.objects.filter(...)`:
-   * `name` matches a literal substring, `workflow` exactly; every given
+   * `name` and `id` match a case-insensitive literal substring, `workflow`
+   * exactly, `workflowContains` by case-insensitive substring; every given
    * selector narrows. Nothing runs until `.list()`, `.count()`, `.delete()`
    * or `.update()`.
    */
   filter(f: JobFilter = {}): JobQuery {
     return new JobQuery(this, f);
+  }
+
+  /** Every workflow that has jobs, sorted. */
+  workflows(): Promise<string[]> {
+    return listWorkflows(this.store);
+  }
+
+  /** The workflows whose name contains `part`, ignoring case (0.x's `workflow__icontains`), sorted. */
+  workflowsContaining(part: string): Promise<string[]> {
+    return resolveWorkflows(this.store, part);
   }
 
   /** The direct children of a job. */
@@ -279,7 +297,7 @@ export class JobsApi {
    * nothing; jobs a launcher is running are refused unless `evenIfRunning`.
    */
   async deleteWhere(f: JobFilter, opts: { evenIfRunning?: boolean } = {}): Promise<number> {
-    if (Object.keys(jobFilterQuery(f)).length === 0) throw new UsageError("refusing to delete with an empty filter");
+    if (isEmptyFilter(f)) throw new UsageError("refusing to delete with an empty filter");
     const victims = await findJobs(this.store, f, { projection: { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1, lock: 1 } });
     return this.deleteJobs(victims, opts);
   }
