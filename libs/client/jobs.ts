@@ -141,14 +141,25 @@ export class JobsApi {
     const since = new Date();
     // Only what takeBack needs: a million full documents would not fit.
     const written: Array<Pick<Job, "_id" | "workflow" | "attempts" | "state">> = [];
+    // A chunk's queue entries go to Redis while the next chunk goes to
+    // MongoDB: the two servers work side by side, and 100k dummies cost the
+    // inserts' time plus one chunk's enqueue instead of the sum of both.
+    let enqueuing: Promise<unknown> = Promise.resolve();
+    let enqueued = 0;
     try {
       for (const specs of chunks) {
         if (specs.length === 0) continue;
         const jobs = await this.prepare(specs, new Date());
         for (const j of jobs) written.push({ _id: j._id, workflow: j.workflow, attempts: j.attempts, state: j.state });
-        await this.write(jobs);
-        onAdded?.(written.length);
+        await this.insert(jobs);
+        await enqueuing;
+        onAdded?.(enqueued);
+        enqueuing = this.enqueue(jobs).then(() => (enqueued += jobs.length));
+        // Awaited at the next chunk or after the loop; until then a failure must not count as unhandled.
+        enqueuing.catch(() => undefined);
       }
+      await enqueuing;
+      onAdded?.(enqueued);
     } catch (err) {
       throw await this.takeBack(written, since, err);
     }
@@ -185,9 +196,19 @@ export class JobsApi {
   }
 
   private async write(jobs: Job[]): Promise<void> {
+    await this.insert(jobs);
+    await this.enqueue(jobs);
+  }
+
+  /** The MongoDB half of a write: the documents, and `hasChildren` on their parents. */
+  private async insert(jobs: Job[]): Promise<void> {
     await insertJobs(this.store, jobs);
     const parentIds = [...new Set(jobs.flatMap((j) => j.parents))];
     if (parentIds.length) await this.store.jobs.updateMany({ _id: { $in: parentIds } }, { $set: { hasChildren: true } });
+  }
+
+  /** The Redis half of a write: queue entries of the runnable jobs. */
+  private async enqueue(jobs: Job[]): Promise<void> {
     try {
       await this.queues.enqueue(jobs.filter((j) => isRunnable(j.state)).map(queueItem));
     } catch (err) {
