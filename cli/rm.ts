@@ -78,7 +78,7 @@ async function rmJobs(b: Balsam, o: RmOptions, filter: JobFilter): Promise<void>
 }
 
 async function rmApps(b: Balsam, o: RmOptions): Promise<void> {
-  const apps = (await b.apps.list(o.name || undefined)).filter((a) => !o.id || a._id.startsWith(o.id));
+  const apps = (await b.apps.list(o.name || undefined)).filter((a) => !o.id || a._id.toLowerCase().includes(o.id.toLowerCase()));
   if (apps.length === 0) {
     out("no apps match; nothing removed");
     return;
