@@ -25,6 +25,7 @@ interface LsOptions {
   name?: string;
   id?: string;
   wf?: string;
+  wfExact?: string;
   state?: string;
   byStates?: boolean;
   history?: boolean;
@@ -51,9 +52,18 @@ function resolve(objects: Objects, o: LsOptions): Resolved {
   if (views.length > 1) throw new UsageError("give at most one of --by-states, --history, --tree");
   const view = views[0] ?? "table";
   if (objects !== "jobs" && view !== "table") throw new UsageError(`--${view === "byStates" ? "by-states" : view} lists jobs, not ${objects}`);
-  if (objects === "queues" && (o.wf !== undefined || o.state !== undefined || o.name !== undefined || o.id !== undefined)) throw new UsageError("ls queues takes no selectors");
-  if (objects === "apps" && (o.wf !== undefined || o.state !== undefined)) throw new UsageError("--wf and --state select jobs, not apps");
-  const filter: JobFilter = { name: o.name || undefined, id: o.id || undefined, workflow: parseWorkflow(o.wf), state: parseState(o.state) };
+  const wf = o.wf ?? o.wfExact;
+  if (objects === "queues" && (wf !== undefined || o.state !== undefined || o.name !== undefined || o.id !== undefined)) throw new UsageError("ls queues takes no selectors");
+  if (objects === "apps" && (wf !== undefined || o.state !== undefined)) throw new UsageError("--wf and --state select jobs, not apps");
+  if (o.wf !== undefined && o.wfExact !== undefined) throw new UsageError("give one of --wf and --wf-exact");
+  // --wf matches as 0.x did (workflow__icontains); --wf-exact names one workflow.
+  const filter: JobFilter = {
+    name: o.name || undefined,
+    id: o.id || undefined,
+    workflowContains: parseWorkflow(o.wf),
+    workflow: parseWorkflow(o.wfExact),
+    state: parseState(o.state),
+  };
   const fields = objects === "jobs" && view === "table" ? (o.verbose ? [...JOB_FIELDS] : lsFields()) : [];
   return { objects, filter, fields, limit: lsLimit(), json: o.json === true, verbose: o.verbose === true, view };
 }
@@ -220,7 +230,7 @@ async function lsWorkflows(b: Balsam, r: Resolved): Promise<void> {
 }
 
 async function lsApps(b: Balsam, r: Resolved): Promise<void> {
-  const apps = (await b.apps.list(r.filter.name)).filter((a) => !r.filter.id || a._id.startsWith(r.filter.id));
+  const apps = (await b.apps.list(r.filter.name)).filter((a) => !r.filter.id || a._id.toLowerCase().includes(r.filter.id.toLowerCase()));
   const fields = r.verbose ? [...APP_FIELDS] : APP_BASE;
   if (r.json) return printJson(apps.map((a) => toJsonRecord(a, fields)));
   if (apps.length === 0) return note("no apps found");
@@ -234,9 +244,10 @@ export function register(program: Command): Command {
   return cmd
     .description("list jobs, applications, or jobs-by-workflow")
     .addArgument(new Argument("[objects]", "what to list: jobs, apps, wf or queues (or job, app)").argParser(objectsArg(["jobs", "apps", "wf", "queues"] as const)).default("jobs"))
-    .option("--name <part>", "only those whose name contains PART (literally)")
-    .option("--id <prefix>", "only those whose id starts with PREFIX")
-    .option("--wf <workflow>", "only jobs of this workflow (0.x: --wf-filter)")
+    .option("--name <part>", "only those whose name contains PART (literally, ignoring case)")
+    .option("--id <part>", "only those whose id contains PART")
+    .option("--wf <part>", "only jobs of workflows whose name contains PART (ignoring case; 0.x: --wf-filter)")
+    .option("--wf-exact <workflow>", "only jobs of the workflow named exactly WORKFLOW")
     .option("--state <state>", "only jobs in this state")
     .option("--by-states", "count jobs per state")
     .option("--history", "show each job's state history with timestamps")

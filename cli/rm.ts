@@ -11,13 +11,14 @@ interface RmOptions {
   name?: string;
   id?: string;
   wf?: string;
+  wfExact?: string;
   state?: string;
   all?: boolean;
   recursive?: boolean;
   force?: boolean;
 }
 
-const VICTIM_FIELDS = { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1, lock: 1 } as const;
+const VICTIM_FIELDS = { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1, lock: 1, hasChildren: 1 } as const;
 
 /**
  * Off a terminal only --force deletes, so a script never hangs on a prompt;
@@ -31,14 +32,32 @@ async function mayDelete(o: RmOptions, what: string): Promise<boolean> {
   return o.force === true || confirm(`delete ${what}?`);
 }
 
+/**
+ * `--wf PART` matches workflows as 0.x did (by substring); when that takes
+ * in more than the workflow named exactly PART, say which, and refuse to
+ * delete them unasked: --force never widens silently.
+ */
+async function widenedWorkflows(b: Balsam, o: RmOptions): Promise<void> {
+  if (o.wf === undefined) return;
+  const wfs = await b.jobs.workflowsContaining(o.wf);
+  if (wfs.length === 0 || (wfs.length === 1 && wfs[0] === o.wf)) return;
+  const which = `--wf ${o.wf} matches ${wfs.length} workflow(s): ${preview(wfs)}`;
+  if (o.force) throw new UsageError(`${which}; refusing to remove jobs of workflows not named exactly with --force`, { hint: `use --wf-exact ${o.wf}, or run without --force to see and confirm` });
+  note(which);
+}
+
 async function rmJobs(b: Balsam, o: RmOptions, filter: JobFilter): Promise<void> {
+  await widenedWorkflows(b, o);
   const matched = await b.jobs.filter(filter).list({ projection: VICTIM_FIELDS, sort: { createdAt: 1 } });
   if (matched.length === 0) {
     out("no jobs match; nothing removed");
     return;
   }
-  const ids = matched.map((j) => j._id);
-  const below = await b.jobs.dependents(ids, { recursive: o.recursive === true, projection: VICTIM_FIELDS });
+  // Only jobs that ever got a child can have dependents (hasChildren is set
+  // with the child and never cleared): 10k jobs without children cost no
+  // query over parents, which FerretDB cannot answer from an index.
+  const ids = matched.filter((j) => j.hasChildren !== false).map((j) => j._id);
+  const below = ids.length ? await b.jobs.dependents(ids, { recursive: o.recursive === true, projection: VICTIM_FIELDS }) : [];
   const victims: Job[] = o.recursive ? [...matched, ...below] : matched;
   const orphans = o.recursive ? [] : below.filter((j) => WAITING_STATES.includes(j.state));
   const what = `${victims.length} job(s)`;
@@ -70,7 +89,7 @@ async function rmJobs(b: Balsam, o: RmOptions, filter: JobFilter): Promise<void>
 }
 
 async function rmApps(b: Balsam, o: RmOptions): Promise<void> {
-  const apps = (await b.apps.list(o.name || undefined)).filter((a) => !o.id || a._id.startsWith(o.id));
+  const apps = (await b.apps.list(o.name || undefined)).filter((a) => !o.id || a._id.toLowerCase().includes(o.id.toLowerCase()));
   if (apps.length === 0) {
     out("no apps match; nothing removed");
     return;
@@ -97,9 +116,10 @@ export function register(program: Command): Command {
   return cmd
     .description("remove jobs or applications from the database")
     .addArgument(new Argument("<objects>", "what to remove: jobs or apps (or job, app)").argParser(objectsArg(["jobs", "apps"] as const)))
-    .option("--name <part>", "those whose name contains PART (literally)")
-    .option("--id <prefix>", "those whose id starts with PREFIX")
-    .option("--wf <workflow>", "jobs: only in this workflow (narrows the other selectors; 0.x: --wf-filter)")
+    .option("--name <part>", "those whose name contains PART (literally, ignoring case)")
+    .option("--id <part>", "those whose id contains PART")
+    .option("--wf <part>", "jobs: only in workflows whose name contains PART, ignoring case (narrows the other selectors; with --force, only a workflow named exactly PART; 0.x: --wf-filter)")
+    .option("--wf-exact <workflow>", "jobs: only in the workflow named exactly WORKFLOW")
     .option("--state <state>", "jobs: only in this state")
     .option("--all", "everything (within --wf when given)")
     .option("--recursive", "jobs: also remove every job depending on the removed ones")
@@ -107,18 +127,21 @@ export function register(program: Command): Command {
     .action(
       action(async (objects: "jobs" | "apps", o: RmOptions) => {
         if (objects === "apps") {
-          const jobOnly = (["wf", "state", "recursive"] as const).filter((k) => o[k] !== undefined);
-          if (jobOnly.length) throw new UsageError(`--${jobOnly[0]} applies to jobs, not apps`);
+          const flags = { wf: "--wf", wfExact: "--wf-exact", state: "--state", recursive: "--recursive" } as const;
+          const jobOnly = (Object.keys(flags) as Array<keyof typeof flags>).filter((k) => o[k] !== undefined);
+          if (jobOnly[0]) throw new UsageError(`${flags[jobOnly[0]]} applies to jobs, not apps`);
           if (!o.name && !o.id && !o.all) throw new UsageError("rm apps needs a selector: --name, --id or --all");
           await withClient((b) => rmApps(b, o));
           return;
         }
         const state = parseState(o.state);
-        const workflow = parseWorkflow(o.wf);
+        if (o.wf !== undefined && o.wfExact !== undefined) throw new UsageError("give one of --wf and --wf-exact");
+        const workflowContains = parseWorkflow(o.wf);
+        const workflow = parseWorkflow(o.wfExact);
         if (!o.name && !o.id && !state && !o.all) {
           throw new UsageError("rm jobs needs a selector: --name, --id, --state or --all", { hint: "--wf WF narrows any of them; --wf WF --all removes a whole workflow" });
         }
-        const filter: JobFilter = { name: o.name || undefined, id: o.id || undefined, workflow, state };
+        const filter: JobFilter = { name: o.name || undefined, id: o.id || undefined, workflowContains, workflow, state };
         await withClient((b) => rmJobs(b, o, filter));
       }),
     );

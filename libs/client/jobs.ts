@@ -30,8 +30,13 @@ import {
   findJobs,
   getJob,
   insertJobs,
+  checkJobFilter,
+  isEmptyFilter,
   jobFilterQuery,
+  listWorkflows,
   recordTransitions,
+  resolveJobFilter,
+  resolveWorkflows,
   takeBackAddedJobs,
   transitionJob,
   type FindOptions,
@@ -72,7 +77,7 @@ export class JobQuery {
     private readonly api: JobsApi,
     readonly filter: JobFilter,
   ) {
-    jobFilterQuery(filter); // validates states up front
+    checkJobFilter(filter); // validates states up front
   }
   /** The matching jobs (unordered unless `opts.sort`), with `projection`/`limit`/`skip` as in MongoDB. */
   list(opts: FindOptions = {}): Promise<Job[]> {
@@ -104,7 +109,9 @@ export class JobQuery {
    */
   async update(set: Partial<Omit<Job, "_id" | "state" | "stateHistory">>): Promise<number> {
     if ("state" in set) throw new UsageError("update() does not change states; use jobs.setState(id, state)");
-    const res = await this.api.store.jobs.updateMany(jobFilterQuery(this.filter), { $set: { ...set, updatedAt: new Date() } });
+    const f = await resolveJobFilter(this.api.store, this.filter);
+    if (!f) return 0;
+    const res = await this.api.store.jobs.updateMany(jobFilterQuery(f), { $set: { ...set, updatedAt: new Date() } });
     return res.modifiedCount;
   }
 }
@@ -150,14 +157,25 @@ export class JobsApi {
     const since = new Date();
     // Only what takeBack needs: a million full documents would not fit.
     const written: Array<Pick<Job, "_id" | "workflow" | "attempts" | "state">> = [];
+    // A chunk's queue entries go to Redis while the next chunk goes to
+    // MongoDB: the two servers work side by side, and 100k dummies cost the
+    // inserts' time plus one chunk's enqueue instead of the sum of both.
+    let enqueuing: Promise<unknown> = Promise.resolve();
+    let enqueued = 0;
     try {
       for (const specs of chunks) {
         if (specs.length === 0) continue;
         const jobs = await this.prepare(specs, new Date());
         for (const j of jobs) written.push({ _id: j._id, workflow: j.workflow, attempts: j.attempts, state: j.state });
-        await this.write(jobs);
-        onAdded?.(written.length);
+        await this.insert(jobs);
+        await enqueuing;
+        onAdded?.(enqueued);
+        enqueuing = this.enqueue(jobs).then(() => (enqueued += jobs.length));
+        // Awaited at the next chunk or after the loop; until then a failure must not count as unhandled.
+        enqueuing.catch(() => undefined);
       }
+      await enqueuing;
+      onAdded?.(enqueued);
     } catch (err) {
       throw await this.takeBack(written, since, err);
     }
@@ -194,10 +212,20 @@ export class JobsApi {
   }
 
   private async write(jobs: Job[]): Promise<void> {
+    await this.insert(jobs);
+    await this.enqueue(jobs);
+  }
+
+  /** The MongoDB half of a write: the documents, and `hasChildren` on their parents. */
+  private async insert(jobs: Job[]): Promise<void> {
     await insertJobs(this.store, jobs);
     const parentIds = [...new Set(jobs.flatMap((j) => j.parents))];
     // A new version too: a launcher running a queued parent from its entry's snapshot (which says no children) then re-reads it before recording it finished, and releases the new child.
     if (parentIds.length) await this.store.jobs.updateMany({ _id: { $in: parentIds }, hasChildren: false }, { $set: { hasChildren: true, updatedAt: new Date() } });
+  }
+
+  /** The Redis half of a write: queue entries of the runnable jobs. */
+  private async enqueue(jobs: Job[]): Promise<void> {
     try {
       await this.queues.enqueue(jobs.filter((j) => isRunnable(j.state)).map(queueItem));
     } catch (err) {
@@ -241,19 +269,30 @@ export class JobsApi {
     });
   }
 
-  /** One job by id or unique id prefix; NotFoundError / AmbiguousIdError otherwise. */
+  /** One job by id or a unique part of it; NotFoundError / AmbiguousIdError otherwise. */
   get(idOrPrefix: string): Promise<Job> {
     return getJob(this.store, idOrPrefix);
   }
 
   /**
    * A query over jobs, as Balsam's Django `BalsamJob.objects.filter(...)`:
-   * `name` matches a literal substring, `workflow` exactly; every given
+   * `name` and `id` match a case-insensitive literal substring, `workflow`
+   * exactly, `workflowContains` by case-insensitive substring; every given
    * selector narrows. Nothing runs until `.list()`, `.count()`, `.delete()`
    * or `.update()`.
    */
   filter(f: JobFilter = {}): JobQuery {
     return new JobQuery(this, f);
+  }
+
+  /** Every workflow that has jobs, sorted. */
+  workflows(): Promise<string[]> {
+    return listWorkflows(this.store);
+  }
+
+  /** The workflows whose name contains `part`, ignoring case (0.x's `workflow__icontains`), sorted. */
+  workflowsContaining(part: string): Promise<string[]> {
+    return resolveWorkflows(this.store, part);
   }
 
   /** The direct children of a job. */
@@ -304,7 +343,7 @@ export class JobsApi {
    * nothing; jobs a launcher is running are refused unless `evenIfRunning`.
    */
   async deleteWhere(f: JobFilter, opts: { evenIfRunning?: boolean } = {}): Promise<number> {
-    if (Object.keys(jobFilterQuery(f)).length === 0) throw new UsageError("refusing to delete with an empty filter");
+    if (isEmptyFilter(f)) throw new UsageError("refusing to delete with an empty filter");
     const victims = await findJobs(this.store, f, { projection: { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1, lock: 1 } });
     return this.deleteJobs(victims, opts);
   }

@@ -43,11 +43,12 @@ export class NotFoundError extends BalsamError {
   }
 }
 
-/** An id prefix matching several jobs; `candidates` lists them. */
+/** An id part matching several jobs; `candidates` lists (some of) them. */
 export class AmbiguousIdError extends BalsamError {
   readonly candidates: string[];
-  constructor(prefix: string, candidates: string[]) {
-    super("AMBIGUOUS", `id prefix '${prefix}' matches ${candidates.length} jobs: ${candidates.join(", ")}`, {
+  /** `more`: other jobs match beyond the candidates listed. */
+  constructor(part: string, candidates: string[], more = false) {
+    super("AMBIGUOUS", `id '${part}' matches ${more ? `more than ${candidates.length}` : candidates.length} jobs: ${candidates.join(", ")}${more ? ", …" : ""}`, {
       hint: "give more characters of the id",
     });
     this.candidates = candidates;

@@ -41,7 +41,8 @@ export async function findApp(store: Store, name: string): Promise<App | null> {
 }
 
 export async function listApps(store: Store, namePart?: string): Promise<App[]> {
-  const filter = namePart ? { name: { $regex: escapeRegex(namePart) } } : {};
+  // Case-insensitive, as 0.x's name__icontains.
+  const filter = namePart ? { name: { $regex: escapeRegex(namePart), $options: "i" } } : {};
   return store.apps.find(filter).sort({ name: 1 }).toArray();
 }
 
@@ -53,8 +54,8 @@ export async function updateApp(store: Store, name: string, set: Partial<App>): 
 
 export async function deleteApps(store: Store, filter: { name?: string; id?: string }): Promise<string[]> {
   const q: Record<string, unknown> = {};
-  if (filter.name) q.name = { $regex: escapeRegex(filter.name) };
-  if (filter.id) q._id = { $regex: "^" + escapeRegex(filter.id) };
+  if (filter.name) q.name = { $regex: escapeRegex(filter.name), $options: "i" };
+  if (filter.id) q._id = { $regex: escapeRegex(filter.id), $options: "i" };
   if (Object.keys(q).length === 0) return [];
   const apps = await store.apps.find(q, { projection: { name: 1 } }).toArray();
   if (apps.length) await store.apps.deleteMany({ _id: { $in: apps.map((a) => a._id) } });

@@ -14,7 +14,10 @@ export type { LauncherSummary };
 /** What `balsam launcher` is given on its command line. */
 export interface LauncherCliOptions {
   consumeAll?: boolean;
+  /** Comma-separated parts: workflows whose name contains one of them. */
   wfFilter?: string;
+  /** Comma-separated exact workflow names. */
+  wfExact?: string;
   jobMode: string;
   timeLimitMinutes?: number;
   gpusPerNode?: number;
@@ -26,6 +29,7 @@ export interface LauncherCliOptions {
 export interface ResolvedLauncherOptions {
   jobMode: "serial" | "mpi";
   workflows: string[] | undefined;
+  workflowParts: string[] | undefined;
   nodes: NodeInfo[];
   scheduler: string;
   timeLimitMinutes: number | undefined;
@@ -35,9 +39,11 @@ export interface ResolvedLauncherOptions {
 /** Validates the flags and reads the allocation from the batch environment. */
 export function resolveLauncherOptions(o: LauncherCliOptions, env: NodeJS.ProcessEnv = process.env): ResolvedLauncherOptions {
   if (o.jobMode !== "serial" && o.jobMode !== "mpi") throw new UsageError(`--job-mode must be serial or mpi, not '${o.jobMode}'`);
-  if (Boolean(o.consumeAll) === Boolean(o.wfFilter)) throw new UsageError("give exactly one of --consume-all and --wf-filter WF[,WF...]");
-  const workflows = o.wfFilter ? o.wfFilter.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
-  for (const wf of workflows ?? []) {
+  if ([o.consumeAll, o.wfFilter, o.wfExact].filter(Boolean).length !== 1) throw new UsageError("give exactly one of --consume-all, --wf-filter PART[,PART...] and --wf-exact WF[,WF...]");
+  const list = (v: string | undefined) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : undefined);
+  const workflows = list(o.wfExact);
+  const workflowParts = list(o.wfFilter);
+  for (const wf of [...(workflows ?? []), ...(workflowParts ?? [])]) {
     if (!isValidWorkflow(wf)) throw new UsageError(`'${wf}' is not a valid workflow name`, { hint: "use letters, digits, '_', '.' or '-'" });
   }
   if (o.timeLimitMinutes !== undefined && !(o.timeLimitMinutes > 0)) throw new UsageError("--time-limit-minutes must be > 0");
@@ -63,6 +69,7 @@ export function resolveLauncherOptions(o: LauncherCliOptions, env: NodeJS.Proces
   return {
     jobMode: o.jobMode,
     workflows,
+    workflowParts,
     nodes,
     scheduler: found.scheduler,
     timeLimitMinutes: o.timeLimitMinutes ?? fromScheduler,
@@ -91,6 +98,7 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
     dbPath,
     jobMode: o.jobMode,
     workflows: o.workflows,
+    workflowParts: o.workflowParts,
     nodes: o.nodes,
     timeLimitMinutes: o.timeLimitMinutes,
     persistent: o.persistent,

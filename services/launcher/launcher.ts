@@ -42,6 +42,12 @@ export interface LauncherOptions {
   jobMode: "serial" | "mpi";
   /** Workflows to consume; undefined = all, discovering new ones as they appear. */
   workflows?: string[];
+  /**
+   * With `workflows` undefined: consume only workflows whose name contains
+   * one of these parts (0.x's `--wf-filter`, `workflow__contains`),
+   * discovering new ones as they appear.
+   */
+  workflowParts?: string[];
   nodes: NodeInfo[];
   /** Minutes until this launcher must stop; undefined = no limit. */
   timeLimitMinutes?: number;
@@ -193,7 +199,8 @@ export class Launcher {
     });
     this.unsubscribeKill = await queues.subscribe(KILL_CHANNEL, (id) => this.onKill(id));
     this.supervisor = ProcessSupervisor.start((l) => this.log(l));
-    this.log(`started: ${this.o.jobMode} mode on ${this.o.nodes.length} node(s), workflows ${this.o.workflows?.join(",") ?? "(all)"}, time limit ${this.o.timeLimitMinutes === undefined ? "none" : `${this.o.timeLimitMinutes} min`}`);
+    const which = this.o.workflows?.join(",") ?? (this.o.workflowParts ? `containing ${this.o.workflowParts.join(" or ")}` : "(all)");
+    this.log(`started: ${this.o.jobMode} mode on ${this.o.nodes.length} node(s), workflows ${which}, time limit ${this.o.timeLimitMinutes === undefined ? "none" : `${this.o.timeLimitMinutes} min`}`);
     const stopped = new Promise<void>((r) => (this.stopResolve = r));
     await this.refreshWorkers();
     await this.recoverLeases();
@@ -273,7 +280,7 @@ export class Launcher {
 
   private async refreshWorkers(): Promise<void> {
     if (this.state !== "running") return;
-    const wanted = this.o.workflows ?? (await this.o.client.queues.workflows());
+    const wanted = this.o.workflows ?? this.matching(await this.o.client.queues.workflows());
     for (const wf of wanted) {
       if (this.workers.has(wf)) continue;
       // Enough entries in hand to fill every slot once more, no more: the rest stay for other launchers.
@@ -919,8 +926,26 @@ export class Launcher {
     if (ids.length) this.log(`recovered ${ids.length} job(s) whose launcher's lease lapsed`);
   }
 
-  private workflowFilter(): Record<string, unknown> {
-    return this.o.workflows ? { workflow: { $in: this.o.workflows } } : {};
+  /** The names among `names` this launcher consumes. */
+  private matching(names: readonly string[]): string[] {
+    const parts = this.o.workflowParts;
+    return parts ? names.filter((w) => parts.some((p) => w.includes(p))) : [...names];
+  }
+
+  /**
+   * The workflows this launcher consumes now: its exact list, those with
+   * jobs in MongoDB or a queue in Redis matching its parts, or undefined
+   * for all.
+   */
+  private async consumed(): Promise<string[] | undefined> {
+    if (this.o.workflows || !this.o.workflowParts) return this.o.workflows;
+    const { jobs, queues } = this.o.client;
+    return this.matching([...new Set([...(await jobs.workflows()), ...(await queues.workflows())])]);
+  }
+
+  private async workflowFilter(): Promise<Record<string, unknown>> {
+    const wfs = await this.consumed();
+    return wfs ? { workflow: { $in: wfs } } : {};
   }
 
   /**
@@ -939,7 +964,7 @@ export class Launcher {
     for (const wf of wfs) if ((await queues.waiting(wf)) > 0) return;
     if (Date.now() < this.nextStoreCheck) return;
     this.nextStoreCheck = Date.now() + 2 * SECOND;
-    const wf = this.workflowFilter();
+    const wf = await this.workflowFilter();
     const left = this.minutesLeft();
     const fit: Record<string, unknown> = { ...wf, state: { $in: [...RUNNABLE_STATES] } };
     if (Number.isFinite(left)) fit.wallTimeMinutes = { $lte: left };
@@ -954,7 +979,7 @@ export class Launcher {
       // Runnable in MongoDB but nothing arrives: the queue lost entries (Redis flushed or restarted).
       if (Date.now() - this.lastActivity > 3 * SECOND && Date.now() - this.reconciledAt > 5 * SECOND) {
         this.reconciledAt = Date.now();
-        const n = await reenqueueRunnable(store, queues, this.o.workflows);
+        const n = await reenqueueRunnable(store, queues, await this.consumed());
         this.log(`nothing arrived while jobs are runnable: re-offered ${n} queue entries`);
       }
       return;

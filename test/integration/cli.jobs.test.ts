@@ -189,13 +189,13 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
     });
 
     test("ls --tree draws children under their parents; --json nests them", async () => {
-      const lines = (await ok(["ls", "--tree", "--wf", "DAG"])).stdout.trimEnd().split("\n");
+      const lines = (await ok(["ls", "--tree", "--wf-exact", "DAG"])).stdout.trimEnd().split("\n");
       assert.deepEqual(lines, [
         `parent [READY] ${parent}`,
         `└── child [AWAITING_PARENTS] ${child}`,
         `    └── grandchild [AWAITING_PARENTS] ${grandchild}`,
       ]);
-      const tree = JSON.parse((await ok(["ls", "--tree", "--wf", "DAG", "--json"])).stdout) as Array<{ name: string; children: Array<{ name: string; children: Array<{ name: string }> }> }>;
+      const tree = JSON.parse((await ok(["ls", "--tree", "--wf-exact", "DAG", "--json"])).stdout) as Array<{ name: string; children: Array<{ name: string; children: Array<{ name: string }> }> }>;
       assert.equal(tree.length, 1);
       assert.equal(tree[0]?.children[0]?.children[0]?.name, "grandchild");
     });

@@ -36,7 +36,7 @@ describe("mpi launcher", () => {
 
   test("an MPI job of 2 ranks on 2 nodes: both ranks ran with the job's environment", async () => {
     const j = await balsam.jobs.add({ name: "two", workflow: "MPI", application: "rank", numNodes: 2, ranksPerNode: 1, threadsPerRank: 2 });
-    const l = startLauncher(["--wf-filter", "MPI", "--job-mode", "mpi"], { ...db.env, BALSAM_NODELIST: NODES });
+    const l = startLauncher(["--wf-exact", "MPI", "--job-mode", "mpi"], { ...db.env, BALSAM_NODELIST: NODES });
     assert.equal(await l.exited, 0, l.output());
     const done = await balsam.jobs.get(j._id);
     assert.equal(done.state, "JOB_FINISHED", JSON.stringify(done.stateHistory));

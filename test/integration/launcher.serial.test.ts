@@ -20,7 +20,7 @@ function script(name: string, body: string): string {
 }
 
 async function launch(wf: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}) {
-  const l = startLauncher(["--wf-filter", wf, "--job-mode", "serial", ...extra], { ...db.env, BALSAM_NODELIST: "node1", ...env });
+  const l = startLauncher(["--wf-exact", wf, "--job-mode", "serial", ...extra], { ...db.env, BALSAM_NODELIST: "node1", ...env });
   const code = await l.exited;
   return { code, out: l.output() };
 }
