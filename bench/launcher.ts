@@ -134,7 +134,7 @@ export async function benchLauncher(mongoUrl: string, redisUrl: string, mongoPid
 async function benchManyLaunchers(mongoUrl: string, redisUrl: string, mongoPid: number | undefined): Promise<void> {
   const n = num("BENCH_MANY_JOBS", 20_000);
   if (n <= 0) return;
-  for (const shape of [{ wfs: ["MANY"], per: 4 }, { wfs: ["MANY_A", "MANY_B"], per: 2 }]) {
+  for (const shape of [{ wfs: ["ONEWF"], per: 4 }, { wfs: ["TWO_A", "TWO_B"], per: 2 }]) {
     const count = shape.wfs.length * shape.per;
     console.log(`\n## ${n} no-op jobs in ${shape.wfs.length} workflow(s), ${count} serial launchers (${shape.per} per workflow), node_packing_count 4`);
     const db = await makeCliDb(mongoUrl, redisUrl, "bench_many", "bench_many");
