@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional
 
 from . import fields as F
 from ._http import Transport, discover
-from .errors import BadRequest, ConfigError, WaitTimeout
+from .errors import BY_CODE, BadRequest, ConfigError, ServerError, WaitTimeout
 from .jobs import Job, JobsApi, _q
 
 #: One results stream asks the server for at most this long; a longer wait
@@ -92,6 +92,9 @@ class Balsam:
             for event, data in self.transport.events("POST", "/api/results", body, timeout=left + STREAM_SLACK_S):
                 if event == "end":
                     break
+                if event == "error":
+                    err = json.loads(data).get("error", {})
+                    raise (BY_CODE.get(err.get("code")) or ServerError)(err.get("message") or "the results stream failed", code=err.get("code"))
                 if event != "result":
                     continue
                 r = json.loads(data)

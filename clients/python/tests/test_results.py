@@ -65,7 +65,7 @@ class ResultsTest(unittest.TestCase):
         self.assertIn("1 of 1 jobs were not final after 0.3 s", str(e.exception))
         self.assertLess(time.monotonic() - t0, 10)
 
-    def test_results_of_unknown_ids_are_refused_or_never_come(self) -> None:
+    def test_an_empty_id_is_refused_before_anything_is_sent(self) -> None:
         with self.assertRaises(balsam.BadRequest):
             list(self.b.results([""]))
 
