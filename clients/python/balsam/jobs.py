@@ -213,12 +213,12 @@ class JobQuery:
         q = JobQuery(self._client, self._sel, self._preds, self._job_class)
         for lookup, value in lookups.items():
             key, op, value = _parse_lookup(lookup, value)
+            if key == "state" and op in ("exact", "in"):
+                for s in value if op == "in" else [value]:
+                    if s not in F.JOB_STATES:
+                        raise BadRequest(f"unknown state '{s}' (states: {', '.join(F.JOB_STATES)})")
             if not negate and q._select(key, op, value):
                 continue
-            if key == "state":
-                for s in value if op == "in" else [value]:
-                    if op in ("exact", "in") and s not in F.JOB_STATES:
-                        raise BadRequest(f"unknown state '{s}' (states: {', '.join(F.JOB_STATES)})")
             q._preds.append((key, op, value, negate))
         return q
 
@@ -409,6 +409,11 @@ class JobsApi:
         job_id = getattr(job_id, "job_id", job_id)
         r = self._client.transport.request("GET", f"/api/jobs/{_q(job_id)}/children")
         return [job_class(d, self._client) for d in r["jobs"]]
+
+    def output(self, job_id: Any, lines: int = 100) -> str:
+        """The last ``lines`` lines of the job's output file (its run and its pre/postprocess scripts)."""
+        job_id = getattr(job_id, "job_id", job_id)
+        return str(self._client.transport.request("GET", f"/api/jobs/{_q(job_id)}/output", query=[("lines", str(lines))])["text"])
 
     def kill(self, job_id: Any, recursive: bool = True) -> List[str]:
         """Kills a job (a running one through its launcher) and, with ``recursive``, its descendants; returns the killed ids."""

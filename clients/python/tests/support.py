@@ -83,3 +83,78 @@ class Launcher:
 def run_python(code_or_path: str, *args: str, cwd: Optional[str] = None, timeout: float = 60) -> subprocess.CompletedProcess:
     argv: List[str] = [PYTHON, code_or_path, *args] if os.path.exists(code_or_path) else [PYTHON, "-c", code_or_path, *args]
     return subprocess.run(argv, env=job_env(), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+class Announcements:
+    """The launchers' "finished" announcements, read straight from Redis (the
+    database's settings.json names it) on a plain socket: the moment a
+    record is announced, on this process's clock, to measure how long
+    `balsam web` takes to push it on."""
+
+    def __init__(self) -> None:
+        import json
+        import socket
+        import threading
+        import urllib.parse
+
+        with open(os.path.join(os.environ["BALSAM_DB_PATH"], "settings.json"), encoding="utf-8") as f:
+            settings = json.load(f)
+        url = urllib.parse.urlparse(settings["redisUrl"])
+        self.channel = f"{settings.get('queuePrefix', 'balsam')}:events:finished"
+        self.sock = socket.create_connection((url.hostname or "127.0.0.1", url.port or 6379), timeout=10)
+        self.f = self.sock.makefile("rb")
+        if url.password:
+            self._send("AUTH", *([urllib.parse.unquote(url.username)] if url.username else []), urllib.parse.unquote(url.password))
+            self._read()
+        self._send("SUBSCRIBE", self.channel)
+        self._read()  # the subscription's confirmation: from here on nothing is missed
+        self.sock.settimeout(None)
+        self.at: Dict[str, float] = {}
+        self._json = json
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _send(self, *args: str) -> None:
+        out = [f"*{len(args)}\r\n".encode()]
+        for a in args:
+            b = a.encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        self.sock.sendall(b"".join(out))
+
+    def _read(self):
+        line = self.f.readline()
+        if not line:
+            raise EOFError("redis closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind in (b"+", b":"):
+            return rest
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2]
+        if kind == b"*":
+            return [self._read() for _ in range(int(rest))]
+        raise RuntimeError(f"unexpected reply from redis: {line!r}")
+
+    def _loop(self) -> None:
+        import time
+
+        try:
+            while True:
+                msg = self._read()
+                if isinstance(msg, list) and msg[0] == b"message":
+                    now = time.time()
+                    self.at.setdefault(self._json.loads(msg[2])["id"], now)
+        except (OSError, EOFError, ValueError):
+            return
+
+    def close(self) -> None:
+        import socket
+
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(timeout=5)

@@ -102,8 +102,9 @@ class InJobTest(unittest.TestCase):
         job = self.b.jobs.add(name="sim", workflow=wf, application=app)
         out = support.Launcher(wf).wait(timeout=90)
         j = self.b.jobs.get(job.job_id)
-        self.assertEqual(j.state, "FAILED", f"{j.state_history}\n{out}")
-        self.assertEqual(j.state_history[-1]["message"], "postprocess: the output did not converge")
+        why = f"{j.state_history}\n--- job output ---\n{self.b.jobs.output(j)}\n--- launcher ---\n{out}"
+        self.assertEqual(j.state, "FAILED", why)
+        self.assertEqual(j.state_history[-1]["message"], "postprocess: the output did not converge", why)
         self.assertIs(j.data.get("checked"), True)
 
     def test_a_0x_error_handler_in_python_rescues_its_job(self) -> None:
@@ -115,7 +116,8 @@ class InJobTest(unittest.TestCase):
         out = support.Launcher(wf).wait(timeout=90)
         j = self.b.jobs.get(job.job_id)
         states = [h["state"] for h in j.state_history]
-        self.assertEqual(j.state, "JOB_FINISHED", f"{j.state_history}\n{out}")
+        why = f"{j.state_history}\n--- job output ---\n{self.b.jobs.output(j)}\n--- launcher ---\n{out}"
+        self.assertEqual(j.state, "JOB_FINISHED", why)
         self.assertIn("RESTART_READY", states)
         self.assertIn("rescued by the error handler", [h["message"] for h in j.state_history])
         self.assertEqual(j.result, 1)
