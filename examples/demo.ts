@@ -99,7 +99,11 @@ async function removePreviousRun(b: Balsam): Promise<void> {
   say(`# workflow like its BalsamJob.objects.filter(name__contains=..., workflow="${WORKFLOW}").delete():`);
   if (python) {
     // The seed's script_with_django_model.py itself, on the Python client.
-    for (const name of ["task", "test"]) await seedScript(name);
+    for (const name of ["task", "test"]) {
+      const n0 = await b.jobs.filter({ workflow: WORKFLOW }).count();
+      await seedScript(name);
+      say(`#   python script_with_django_model.py ${WORKFLOW} ${name}  → ${n0 - (await b.jobs.filter({ workflow: WORKFLOW }).count())} deleted`);
+    }
   }
   for (const name of python ? [] : ["task", "test"]) {
     const n = await b.jobs.filter({ name, workflow: WORKFLOW }).delete();
@@ -148,7 +152,6 @@ BalsamJob.objects.filter(name__contains=sys.argv[2], workflow=sys.argv[1]).delet
 
 /** `python script_with_django_model.py TEST <name>`, the seed's script verbatim (through `python3 -c`). */
 async function seedScript(name: string): Promise<void> {
-  say(`#   python script_with_django_model.py ${WORKFLOW} ${name}`);
   const pyEnv = { ...env, PYTHONPATH: [join(ROOT, "clients", "python"), process.env.PYTHONPATH].filter(Boolean).join(":") };
   const child = spawn("python3", ["-c", SEED_SCRIPT, WORKFLOW, name], { env: pyEnv, stdio: ["ignore", "inherit", "inherit"] });
   const code = await new Promise<number>((r) => {
