@@ -15,8 +15,9 @@ import { register as makeDummies } from "./make_dummies.js";
 import { register as which } from "./which.js";
 import { register as log } from "./log.js";
 import { register as server } from "./server.js";
+import { register as web } from "./web.js";
 
 /** The seed's sixteen subcommands, in the seed's order. */
 export const SUBCOMMANDS: Array<(program: Command) => Command> = [
-  app, job, dep, ls, modify, rm, killjob, mkchild, launcher, submitLaunch, init, service, makeDummies, which, log, server,
+  app, job, dep, ls, modify, rm, killjob, mkchild, launcher, submitLaunch, init, service, makeDummies, which, log, server, web,
 ];

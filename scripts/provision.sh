@@ -113,6 +113,13 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
   apt_install python3-pip || fail "pip is missing for python3 and could not be installed (apt-get install python3-pip)"
 fi
 
+# chromium: the dashboard's browser tests drive Debian's build through
+# playwright-core, which downloads no browser of its own.
+if ! command -v chromium >/dev/null 2>&1; then
+  say "installing chromium"
+  apt_install chromium || fail "chromium is missing and could not be installed (apt-get install chromium)"
+fi
+
 if [ "$with_slurm" = 1 ]; then
   "$here/scripts/provision-slurm.sh"
 fi
