@@ -16,7 +16,7 @@ import { BALSAM_BIN, makeCliDb, type CliDb } from "../support/cli.js";
 const ctx = useTestContext("python");
 const CLIENT = resolve(fileURLToPath(import.meta.url), "../../../../clients/python");
 /** Fewer tests than this means discovery lost a module (an import error reads as "Ran 0 tests ... OK" otherwise). */
-const MIN_TESTS = 21;
+const MIN_TESTS = 22;
 let db: CliDb;
 let web: ChildProcess | undefined;
 let webOut = "";

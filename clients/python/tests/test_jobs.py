@@ -115,6 +115,30 @@ class JobsTest(unittest.TestCase):
         # Final already: wait() answers at once.
         self.assertEqual(sorted(r.id for r in self.b.wait(killed, timeout=10)), sorted(killed))
 
+    def test_0x_model_calls_outside_a_job(self) -> None:
+        from balsam.launcher import dag
+
+        wf = support.unique("wf")
+        self.assertIsNone(dag.current_job)
+        j = BalsamJob(name="made", workflow=wf, application=self.app, num_nodes=2)
+        self.assertIsNone(j.job_id)
+        j.save()
+        self.assertIsNotNone(j.job_id)
+        self.assertEqual(BalsamJob.objects.get(name="made", workflow=wf).num_nodes, 2)
+        added = dag.add_job(name="added", workflow=wf, application=self.app, environ_vars="A=1")
+        self.assertIsInstance(added, BalsamJob)
+        self.assertEqual(added.environ_vars, {"A": "1"})
+        dag.add_dependency(j, added)
+        with self.assertRaises(balsam.Conflict):
+            dag.add_dependency(j.job_id, added.job_id)
+        self.assertEqual([c.name for c in j.get_children()], ["added"])
+        self.assertEqual([p.name for p in BalsamJob.objects.get(pk=added.pk).get_parents()], ["made"])
+        self.assertEqual(sorted(dag.kill(j)), sorted([j.job_id, added.job_id]))
+        self.assertEqual(BalsamJob.objects.filter(workflow=wf, state="USER_KILLED").count(), 2)
+        with self.assertRaises(balsam.NotFound):
+            BalsamJob.objects.get(name="nobody", workflow=wf)
+        self.assertEqual(len(BalsamJob.objects.filter(workflow=wf)), 2)
+
     def test_ambiguous_prefix_is_a_conflict_listing_candidates(self) -> None:
         wf = support.unique("wf")
         ids = [j.job_id for j in self.b.jobs.add_many([{"name": f"p{i}", "workflow": wf, "application": self.app} for i in range(40)])]
