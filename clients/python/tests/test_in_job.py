@@ -50,6 +50,18 @@ dag.current_job.update_state("RESTART_READY", "rescued by the error handler")
 '''
 
 
+HELD = "is held by launcher"
+
+
+def held_note(output: str) -> str:
+    """Says plainly when the script's write was refused because its own launcher holds the job."""
+    if HELD not in output:
+        return ""
+    return ("\nthe server refused the script's write with 409 'held by launcher': a job's own pre/postprocess "
+            "script counts as its launcher (DESIGN.md invariant 3), which needs the launcher to hand the script "
+            "its lease and `balsam web` to accept a write carrying it\n")
+
+
 class InJobTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
@@ -102,7 +114,8 @@ class InJobTest(unittest.TestCase):
         job = self.b.jobs.add(name="sim", workflow=wf, application=app)
         out = support.Launcher(wf).wait(timeout=90)
         j = self.b.jobs.get(job.job_id)
-        why = f"{j.state_history}\n--- job output ---\n{self.b.jobs.output(j)}\n--- launcher ---\n{out}"
+        text = self.b.jobs.output(j)
+        why = f"{held_note(text)}{j.state_history}\n--- job output ---\n{text}\n--- launcher ---\n{out}"
         self.assertEqual(j.state, "FAILED", why)
         self.assertEqual(j.state_history[-1]["message"], "postprocess: the output did not converge", why)
         self.assertIs(j.data.get("checked"), True)
@@ -116,7 +129,8 @@ class InJobTest(unittest.TestCase):
         out = support.Launcher(wf).wait(timeout=90)
         j = self.b.jobs.get(job.job_id)
         states = [h["state"] for h in j.state_history]
-        why = f"{j.state_history}\n--- job output ---\n{self.b.jobs.output(j)}\n--- launcher ---\n{out}"
+        text = self.b.jobs.output(j)
+        why = f"{held_note(text)}{j.state_history}\n--- job output ---\n{text}\n--- launcher ---\n{out}"
         self.assertEqual(j.state, "JOB_FINISHED", why)
         self.assertIn("RESTART_READY", states)
         self.assertIn("rescued by the error handler", [h["message"] for h in j.state_history])
