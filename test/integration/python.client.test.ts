@@ -15,6 +15,8 @@ import { BALSAM_BIN, makeCliDb, type CliDb } from "../support/cli.js";
  */
 const ctx = useTestContext("python");
 const CLIENT = resolve(fileURLToPath(import.meta.url), "../../../../clients/python");
+/** The interpreter under test; BALSAM_TEST_PYTHON picks another (the client supports Python ≥ 3.9). */
+const PYTHON = process.env.BALSAM_TEST_PYTHON ?? "python3";
 /** Fewer tests than this means discovery lost a module (an import error reads as "Ran 0 tests ... OK" otherwise). */
 const MIN_TESTS = 22;
 let db: CliDb;
@@ -55,13 +57,13 @@ test("python3 -m unittest: the Python client's suite passes against balsam web a
     BALSAM_TEST_BIN: BALSAM_BIN,
     BALSAM_NODELIST: "node1",
   };
-  const py = spawn("python3", ["-m", "unittest", "discover", "-v"], { cwd: CLIENT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const py = spawn(PYTHON, ["-m", "unittest", "discover", "-v"], { cwd: CLIENT, env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   py.stdout.on("data", (d: Buffer) => (out += d.toString()));
   py.stderr.on("data", (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number>((r) => {
     py.on("error", (err) => {
-      out += `\ncould not start python3: ${err.message} (scripts/provision.sh installs it)`;
+      out += `\ncould not start ${PYTHON}: ${err.message} (scripts/provision.sh installs python3)`;
       r(127);
     });
     py.on("close", (c) => r(c ?? 1));
@@ -69,7 +71,7 @@ test("python3 -m unittest: the Python client's suite passes against balsam web a
   const ran = /^Ran (\d+) tests? in ([\d.]+s)$/m.exec(out);
   const verdict = /^(OK.*|FAILED.*)$/m.exec(out.slice(ran?.index ?? 0));
   for (const line of out.split("\n").filter((l) => l.startsWith("pushed results:"))) t.diagnostic(line);
-  t.diagnostic(`python unittest: ${ran?.[0] ?? "no summary"} — ${verdict?.[0] ?? "?"}`);
+  t.diagnostic(`${PYTHON} -m unittest: ${ran?.[0] ?? "no summary"} — ${verdict?.[0] ?? "?"}`);
   assert.equal(code, 0, `${out}\n--- balsam web ---\n${webOut}`);
   assert.ok(ran && Number(ran[1]) >= MIN_TESTS, `expected at least ${MIN_TESTS} tests:\n${out}`);
   assert.equal(verdict?.[0], "OK", `every test ran, none skipped:\n${out}`);
