@@ -5,6 +5,7 @@ import {
   isFinal,
   isRunnable,
   isActive,
+  launchSnapshot,
   MAX_JOB_COUNT,
   type Job,
   type JobSpec,
@@ -38,8 +39,18 @@ import { queueName, type JobQueues, type QueueItem } from "../queue/index.js";
 
 export type { JobFilter };
 
-export function queueItem(j: Pick<Job, "_id" | "workflow" | "attempts" | "numNodes">): QueueItem {
-  return { id: j._id, workflow: j.workflow, attempts: j.attempts, numNodes: j.numNodes };
+/**
+ * The queue entry of a job. Given the whole runnable document as it is
+ * stored, the entry carries its launch snapshot too, so the launcher that
+ * takes it reads nothing; a stale one only costs that launcher a read.
+ */
+export function queueItem(j: Pick<Job, "_id" | "workflow" | "attempts" | "numNodes"> & Partial<Job>): QueueItem {
+  const item: QueueItem = { id: j._id, workflow: j.workflow, attempts: j.attempts, numNodes: j.numNodes };
+  if (j.updatedAt && j.stateHistory && j.application !== undefined && j.state && isRunnable(j.state)) {
+    const spec = launchSnapshot(j as Job);
+    if (spec) item.spec = spec;
+  }
+  return item;
 }
 
 /** The kill channel: launchers holding a job stop its process when its id arrives here. */
@@ -180,7 +191,8 @@ export class JobsApi {
   private async write(jobs: Job[]): Promise<void> {
     await insertJobs(this.store, jobs);
     const parentIds = [...new Set(jobs.flatMap((j) => j.parents))];
-    if (parentIds.length) await this.store.jobs.updateMany({ _id: { $in: parentIds } }, { $set: { hasChildren: true } });
+    // A new version too: a launcher running a queued parent from its entry's snapshot (which says no children) then re-reads it before recording it finished, and releases the new child.
+    if (parentIds.length) await this.store.jobs.updateMany({ _id: { $in: parentIds }, hasChildren: false }, { $set: { hasChildren: true, updatedAt: new Date() } });
     try {
       await this.queues.enqueue(jobs.filter((j) => isRunnable(j.state)).map(queueItem));
     } catch (err) {
@@ -346,7 +358,10 @@ export class JobsApi {
       this.store,
       free.map((j) => ({ id: j._id, from: j.state, path: [{ state: "USER_KILLED" as const, message: "killed by user" }], set: { lock: null } })),
     );
-    await this.queues.remove(free.filter((j) => isRunnable(j.state)).map(queueItem));
+    const queued = free.filter((j) => isRunnable(j.state) && !lost.includes(j._id));
+    await this.queues.remove(queued.map(queueItem));
+    // A launcher may be running a queued job already, ahead of its claim (DESIGN §7): it stops the process on this.
+    for (const j of queued) await this.queues.publish(KILL_CHANNEL, j._id);
     if (leased.length) {
       // Marked so a lease that lapses (dead launcher) ends in USER_KILLED, not a restart.
       for (const chunk of chunked(leased.map((j) => j._id), MAX_IN_IDS)) {
@@ -383,7 +398,7 @@ export class JobsApi {
     }
     const res = await this.store.jobs.updateOne({ _id: child._id, state: child.state }, update as never);
     if (res.matchedCount !== 1) throw new ConflictError(`job ${child._id} changed state meanwhile; try again`);
-    await this.store.jobs.updateOne({ _id: parent._id }, { $set: { hasChildren: true } });
+    await this.store.jobs.updateOne({ _id: parent._id, hasChildren: false }, { $set: { hasChildren: true, updatedAt: new Date() } });
     if (moveToWait && isRunnable(child.state)) await this.queues.remove([queueItem(child)]);
     return { parent, child: await this.get(child._id) };
   }
@@ -423,8 +438,9 @@ export class JobsApi {
         ready.push(k);
       }
     }
-    const lost = new Set(await recordTransitions(this.store, ts));
-    await this.queues.enqueue(ready.filter((k) => !lost.has(k._id)).map(queueItem));
+    const at = new Date();
+    const lost = new Set(await recordTransitions(this.store, ts, at));
+    await this.queues.enqueue(ready.filter((k) => !lost.has(k._id)).map((k) => queueItem({ ...k, state: "READY", updatedAt: at })));
     const nowFailed = failed.filter((id) => !lost.has(id));
     // A failed child fails its own children in turn.
     const deeper = nowFailed.length ? await this.releaseChildren(nowFailed) : 0;

@@ -58,9 +58,10 @@ export async function recoverLapsedLeases(store: Store, queues: JobQueues, opts:
     }
     return { ...base, path: [{ state: "RESTART_READY" as const, message: `lease of launcher ${owner} lapsed` }], inc: { attempts: 1 } };
   });
-  const lost = new Set(await recordTransitions(store, ts));
+  const at = new Date();
+  const lost = new Set(await recordTransitions(store, ts, at));
   const won = lapsed.map((j, i) => ({ j, state: ts[i]!.path[0]!.state })).filter(({ j }) => !lost.has(j._id));
-  await queues.enqueue(won.filter((w) => w.state === "RESTART_READY").map(({ j }) => queueItem({ ...j, attempts: j.attempts + 1 })));
+  await queues.enqueue(won.filter((w) => w.state === "RESTART_READY").map(({ j }) => queueItem({ ...j, state: "RESTART_READY", attempts: j.attempts + 1, lock: null, updatedAt: at })));
   const ended = won.filter((w) => w.state !== "RESTART_READY");
   // Told as a launcher tells it, so a search waiting on results() hears of it.
   for (const { j, state } of ended) {

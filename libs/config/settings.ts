@@ -58,24 +58,34 @@ export const MAX_TIMER_MS = 24 * 60 * 60 * 1000;
  * The launcher's environment overrides, checked before it connects:
  * `BALSAM_LEASE_TTL_MS` (lease length), `BALSAM_KILL_GRACE_MS` (a job's
  * SIGTERM → SIGKILL) and `BALSAM_STOP_GRACE_MS` (how long a stop asked by a
- * signal may take before the launcher exits regardless). A value out of
+ * signal may take before the launcher exits regardless) and
+ * `BALSAM_CLAIM_AFTER_MS` (how long a job may run before its launcher
+ * records it RUNNING; 0 claims every job before it starts). A value out of
  * range is a usage error, not a launcher that starts and then hangs or loops
  * on Redis's refusals.
  */
-export function launcherEnv(env: NodeJS.ProcessEnv = process.env): { leaseTtlMs?: number; killGraceMs?: number; stopGraceMs?: number } {
+export function launcherEnv(env: NodeJS.ProcessEnv = process.env): { leaseTtlMs?: number; killGraceMs?: number; stopGraceMs?: number; claimAfterMs?: number } {
   return {
+    claimAfterMs: envMs(env, "BALSAM_CLAIM_AFTER_MS", 0, CLAIM_AFTER_MS_MAX),
     leaseTtlMs: envMs(env, "BALSAM_LEASE_TTL_MS", LEASE_TTL_MS_MIN),
     killGraceMs: envMs(env, "BALSAM_KILL_GRACE_MS", 0),
     stopGraceMs: envMs(env, "BALSAM_STOP_GRACE_MS", 1000),
   };
 }
 
-function envMs(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
+/**
+ * A job runs ahead of its claim under its queue entry's lock, which lapses
+ * 30 s after a launcher dies (or sooner with a shorter lease): the claim must
+ * come well inside that.
+ */
+export const CLAIM_AFTER_MS_MAX = 10_000;
+
+function envMs(env: NodeJS.ProcessEnv, name: string, min: number, max = MAX_TIMER_MS): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw === "") return undefined;
   const n = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-  if (!(n >= min && n <= MAX_TIMER_MS)) {
-    throw new UsageError(`${name} must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS}, not '${raw}'`);
+  if (!(n >= min && n <= max)) {
+    throw new UsageError(`${name} must be a whole number of milliseconds from ${min} to ${max}, not '${raw}'`);
   }
   return n;
 }

@@ -3,3 +3,4 @@ export * from "./job.js";
 export * from "./fields.js";
 export * from "./commandline.js";
 export * from "./workdir.js";
+export * from "./snapshot.js";

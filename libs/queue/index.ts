@@ -2,6 +2,7 @@ import { Queue, Worker, DelayedError, type Job as BullJob } from "bullmq";
 import { Redis, type RedisOptions } from "ioredis";
 import { ConfigError, UnreachableError, UsageError } from "../errors/index.js";
 import { redactUrl } from "../config/index.js";
+import type { LaunchSnapshot } from "../models/index.js";
 
 /**
  * BullMQ side of Balsam: one queue per workflow whose entries are pointers
@@ -52,10 +53,13 @@ export interface QueueItem {
   attempts: number;
   /** MPI jobs: larger jobs first (BullMQ: lower number = sooner). Serial jobs leave it unset. */
   numNodes?: number;
+  /** What a launcher needs to run the job without reading it (see libs/models/snapshot.ts). */
+  spec?: LaunchSnapshot;
 }
 
 export interface QueueData {
   id: string;
+  s?: LaunchSnapshot;
 }
 
 export interface JobQueuesOptions {
@@ -171,7 +175,7 @@ export class JobQueues {
         await q.addBulk(
           chunk.map((it) => ({
             name: "run",
-            data: { id: it.id },
+            data: it.spec ? { id: it.id, s: it.spec } : { id: it.id },
             opts: {
               jobId: bullJobId(it.id, it.attempts),
               ...(it.numNodes && it.numNodes > 1 ? { priority: Math.max(1, 10_000 - it.numNodes) } : {}),

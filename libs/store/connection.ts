@@ -14,6 +14,8 @@ export interface LauncherDoc {
   startedAt: Date;
   heartbeat: Date;
   state: "running" | "exited";
+  /** Jobs it was running at its last heartbeat. */
+  inFlight?: number;
 }
 
 /** A launcher batch job submitted by submit-launch or the service. */
@@ -60,6 +62,12 @@ export class Store {
   readonly launchers: Collection<LauncherDoc>;
   readonly queuedLaunches: Collection<QueuedLaunchDoc>;
   readonly url: string;
+  /**
+   * Commands sent, by name (`find`, `update`, …), from the driver's command
+   * monitoring: the launcher reports them per job, the figure that decides
+   * how many launchers one database can feed (DESIGN §7).
+   */
+  readonly commands = new Map<string, number>();
   private closed = false;
 
   private constructor(client: MongoClient, dbName: string, url: string) {
@@ -70,6 +78,14 @@ export class Store {
     this.apps = this.db.collection<App>("apps");
     this.launchers = this.db.collection<LauncherDoc>("launchers");
     this.queuedLaunches = this.db.collection<QueuedLaunchDoc>("queuedLaunches");
+    client.on("commandStarted", (e) => this.commands.set(e.commandName, (this.commands.get(e.commandName) ?? 0) + 1));
+  }
+
+  /** Commands sent so far, all names together. */
+  commandCount(): number {
+    let n = 0;
+    for (const v of this.commands.values()) n += v;
+    return n;
   }
 
   static async connect(opts: StoreOptions): Promise<Store> {
@@ -77,8 +93,8 @@ export class Store {
     const client = new MongoClient(opts.url, {
       serverSelectionTimeoutMS: timeout,
       connectTimeoutMS: timeout,
-      // FerretDB has no sessions to end and logs each attempt; MongoDB is fine without.
-      monitorCommands: false,
+      // Counted (Store.commands); an event object per command is noise next to its round trip.
+      monitorCommands: true,
     });
     try {
       await client.connect();

@@ -23,6 +23,13 @@ export interface Transition {
   /** Fields removed in the same update. */
   unset?: Array<keyof Job>;
   inc?: Partial<Record<"attempts", number>>;
+  /**
+   * The `updatedAt` the job must still have: the version its queue entry
+   * carried (DESIGN §7), so a job changed since then is not written over.
+   */
+  version?: Date;
+  /** The time to record (history and `updatedAt`), so the caller knows the job's new version. Default: the write's. */
+  at?: Date;
 }
 
 function check(t: Transition): void {
@@ -36,11 +43,13 @@ function check(t: Transition): void {
   }
 }
 
-export function transitionOp(t: Transition, now = new Date()): { filter: Filter<Job>; update: UpdateFilter<Job> } {
+export function transitionOp(t: Transition, writeTime = new Date()): { filter: Filter<Job>; update: UpdateFilter<Job> } {
   check(t);
+  const now = t.at ?? writeTime;
   const froms = Array.isArray(t.from) ? t.from : [t.from as JobState];
   const filter: Record<string, unknown> = { _id: t.id, state: froms.length === 1 ? froms[0] : { $in: froms } };
   if (t.owner !== undefined) filter["lock.owner"] = t.owner;
+  if (t.version !== undefined) filter.updatedAt = t.version;
   const last = t.path[t.path.length - 1];
   if (!last) throw new Error("a transition needs at least one state");
   const entries: StateHistoryEntry[] = t.path.map((p) => ({ at: now, state: p.state, message: p.message ?? "" }));
@@ -62,7 +71,8 @@ export async function transitionJob(store: Store, t: Transition): Promise<boolea
 
 /**
  * Applies many transitions in unordered bulkWrites of at most MAX_BULK_OPS
- * statements. Returns the ids whose condition did not match (lost races).
+ * statements, all recorded at `now` (so the caller knows the jobs' new
+ * `updatedAt`). Returns the ids whose condition did not match (lost races).
  *
  * A bulk's answer gives counts, not which statement matched, so when a
  * chunk's matched count falls short its ids are read back — by `_id $in`,
@@ -70,10 +80,9 @@ export async function transitionJob(store: Store, t: Transition): Promise<boolea
  * counts as written only when it carries this chunk's write token: the time
  * alone could be shared with a rival write in the same millisecond.
  */
-export async function recordTransitions(store: Store, ts: Transition[]): Promise<string[]> {
+export async function recordTransitions(store: Store, ts: Transition[], now = new Date()): Promise<string[]> {
   const lost: string[] = [];
   for (const chunk of chunked(ts, MAX_BULK_OPS)) {
-    const now = new Date();
     const bulkId = randomUUID();
     const ops: AnyBulkWriteOperation<Job>[] = chunk.map((t, i) => {
       const { filter, update } = transitionOp(t, now);

@@ -85,7 +85,7 @@ export function resolveMpiKind(setting: string | undefined): MpiKind {
   return "openmpi";
 }
 
-export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLauncherOptions, extra: { leaseTtlMs?: number; killGraceMs?: number; stopGraceMs?: number; log?: (l: string) => void } = {}): Promise<LauncherSummary> {
+export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLauncherOptions, extra: { leaseTtlMs?: number; killGraceMs?: number; stopGraceMs?: number; claimAfterMs?: number; log?: (l: string) => void } = {}): Promise<LauncherSummary> {
   const launcher = new Launcher({
     client,
     dbPath,
@@ -97,6 +97,7 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
     leaseTtlMs: extra.leaseTtlMs ?? client.settings?.leaseTtlMs,
     maxLeaseLapses: resolveMaxLeaseLapses(client.settings),
     killGraceMs: extra.killGraceMs,
+    claimAfterMs: extra.claimAfterMs,
     mpiKind: o.jobMode === "mpi" ? resolveMpiKind(client.settings?.mpi) : undefined,
     log: extra.log,
   } as ConstructorParameters<typeof Launcher>[0]);

@@ -9,7 +9,9 @@ import {
   WAITING_STATES,
   isFinal,
   isRunnable,
+  jobFromSnapshot,
   jobOutFileName,
+  sameLaunch,
   splitCommandLine,
   type App,
   type Job,
@@ -55,6 +57,12 @@ export interface LauncherOptions {
   idleCheckMs?: number;
   /** The lease lapse that reaches this count fails a job instead of restarting it. Default DEFAULT_MAX_LEASE_LAPSES. */
   maxLeaseLapses?: number;
+  /**
+   * How long a job may run before it is recorded RUNNING under a lease; one
+   * that ends sooner is recorded in one write. 0 claims every job before it
+   * starts. Default 1000; at most a third of the queue entry's lock.
+   */
+  claimAfterMs?: number;
   log?: (line: string) => void;
 }
 
@@ -66,7 +74,18 @@ interface Running {
   handle?: RunHandle;
   killed: boolean;
   timedOut: boolean;
+  /**
+   * False while the job runs ahead of its claim (DESIGN §7): it has no lease
+   * yet; its queue entry, still locked by this launcher's worker, keeps
+   * every other launcher off it, and its writes are conditioned on
+   * `version` (the `updatedAt` it was queued with) instead of the lease.
+   */
+  claimed: boolean;
+  version?: Date;
 }
+
+/** What became of a queue entry's job: handled (run, or nothing to do), or changed since it was queued and to be read again. */
+type Taken = "done" | "changed";
 
 export interface LauncherSummary {
   finished: number;
@@ -105,17 +124,31 @@ export class Launcher {
   private reconciledAt = 0;
   private nextStoreCheck = 0;
   private readonly summary: LauncherSummary = { finished: 0, failed: 0, restarted: 0, killed: 0, reason: "" };
+  /** Jobs running ahead of their claim, per workflow: each holds its worker's processor, so the worker's concurrency grows by as many. */
+  private readonly ahead = new Map<string, number>();
+  private readonly baseConcurrency: number;
+  private readonly lockDurationMs: number;
+  private readonly claimAfterMs: number;
+  private readonly cpuAtStart = process.cpuUsage();
 
   constructor(opts: LauncherOptions) {
+    // An option given as undefined takes its default.
+    const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
     this.o = {
       persistent: false,
       leaseTtlMs: 180 * SECOND,
       killGraceMs: 5 * SECOND,
       idleCheckMs: 500,
       maxLeaseLapses: DEFAULT_MAX_LEASE_LAPSES,
-      log: (l) => process.stderr.write(l + "\n"),
-      ...opts,
-    } as Launcher["o"];
+      claimAfterMs: SECOND,
+      log: (l: string) => process.stderr.write(l + "\n"),
+      ...given,
+    } as unknown as Launcher["o"];
+    // A dead launcher's entries come back after this; no longer than its leases.
+    this.lockDurationMs = Math.min(30 * SECOND, this.o.leaseTtlMs);
+    this.claimAfterMs = Math.min(this.o.claimAfterMs, Math.floor(this.lockDurationMs / 3));
+    // Enough entries in hand to fill every slot once more, no more: the rest stay for other launchers.
+    this.baseConcurrency = this.o.jobMode === "mpi" ? this.o.nodes.length : Math.max(4, this.o.nodes.reduce((a, n) => a + Math.max(1, n.cores), 0) * 2);
     if (this.o.nodes.length === 0) throw new Error("a launcher needs at least one node");
     this.owner = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
     this.pool = new NodePool(
@@ -211,7 +244,22 @@ export class Launcher {
     await this.unsubscribeKill?.();
     await this.o.client.store.launchers.updateOne({ _id: this.owner }, { $set: { state: "exited", heartbeat: new Date() } }).catch(() => undefined);
     this.state = "stopped";
-    this.log(`stopped (${this.stopReason}): ${this.summary.finished} finished, ${this.summary.failed} failed, ${this.summary.restarted} to restart, ${this.summary.killed} killed`);
+    this.log(`stopped (${this.stopReason}): ${this.summary.finished} finished, ${this.summary.failed} failed, ${this.summary.restarted} to restart, ${this.summary.killed} killed; ${this.costs()}`);
+  }
+
+  /**
+   * What the jobs cost this launcher: database commands and CPU per job
+   * ended here, the figures that decide how many launchers one database and
+   * one node can feed (DESIGN §7).
+   */
+  private costs(): string {
+    const n = this.summary.finished + this.summary.failed + this.summary.restarted + this.summary.killed;
+    const { store } = this.o.client;
+    const cpu = process.cpuUsage(this.cpuAtStart);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    const per = (x: number) => (n > 0 ? (x / n).toFixed(2) : "-");
+    const byName = [...store.commands.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ");
+    return `${store.commandCount()} database commands (${per(store.commandCount())} per job: ${byName || "none"}), CPU ${cpuMs.toFixed(0)} ms (${per(cpuMs)} ms per job)`;
   }
 
   private async refreshWorkers(): Promise<void> {
@@ -220,12 +268,10 @@ export class Launcher {
     for (const wf of wanted) {
       if (this.workers.has(wf)) continue;
       // Enough entries in hand to fill every slot once more, no more: the rest stay for other launchers.
-      const concurrency = this.o.jobMode === "mpi" ? this.pool.size : Math.max(4, this.o.nodes.reduce((a, n) => a + Math.max(1, n.cores), 0) * 2);
       const w = this.o.client.queues.createWorker(wf, (job, token) => this.process(job, token), {
-        concurrency,
-        // A dead launcher's unclaimed entries come back after this; no longer than its leases.
-        lockDurationMs: Math.min(30 * SECOND, this.o.leaseTtlMs),
-        stalledIntervalMs: Math.min(30 * SECOND, this.o.leaseTtlMs),
+        concurrency: this.baseConcurrency,
+        lockDurationMs: this.lockDurationMs,
+        stalledIntervalMs: this.lockDurationMs,
         drainDelaySeconds: 1,
         onError: (err) => this.log(`queue ${wf}: ${err.message}`),
       });
@@ -248,13 +294,30 @@ export class Launcher {
     return app;
   }
 
-  /** The BullMQ processor: decide, wait for capacity, take the lease, start the job. */
+  /**
+   * The BullMQ processor. The entry's snapshot is the job as it was queued,
+   * so nothing is read; a write that finds the job changed since (modified,
+   * killed, taken) reads it afresh and decides again.
+   */
   private async process(entry: BullJob<QueueData>, token?: string): Promise<void> {
     this.lastActivity = Date.now();
     const id = entry.data.id;
-    const job = await this.o.client.store.jobs.findOne({ _id: id });
-    // A stale pointer (job deleted, killed, or already taken through another entry).
-    if (!job || !isRunnable(job.state)) return;
+    let job = entry.data.s ? jobFromSnapshot(id, entry.data.s) : await this.read(id);
+    for (let round = 0; job && isRunnable(job.state); round++) {
+      if ((await this.take(entry, token, job)) === "done") return;
+      // A job edited again and again while it starts: another delivery tries later.
+      if (round >= 3) return this.giveBack(entry, token, SECOND);
+      job = await this.read(id);
+    }
+  }
+
+  private read(id: string): Promise<Job | null> {
+    return this.o.client.store.jobs.findOne({ _id: id });
+  }
+
+  /** Decide, wait for capacity, then run the job ahead of its claim, or claim it and start it. */
+  private async take(entry: BullJob<QueueData>, token: string | undefined, job: Job): Promise<Taken> {
+    const id = job._id;
     if (this.state !== "running") return this.giveBack(entry, token, 0);
     if (job.wallTimeMinutes > this.minutesLeft()) {
       this.log(`job ${id} needs ${job.wallTimeMinutes} min, ${this.minutesLeft().toFixed(1)} min left: left in the queue for the next launcher`);
@@ -274,7 +337,8 @@ export class Launcher {
       workdir = job.workdir || workdirFor(this.o.dbPath, job);
     } catch (err) {
       // Nothing runs without a working directory, and a restart would fail the same way.
-      return this.failUnclaimed(job, `cannot make the working directory: ${coerceError(err).message}`);
+      await this.failUnclaimed(job, `cannot make the working directory: ${coerceError(err).message}`);
+      return "done";
     }
     const app = await this.appOf(job.application);
     const grant = await this.pool.acquire(size);
@@ -282,34 +346,183 @@ export class Launcher {
     let started = false;
     try {
       const pre = job.preprocess || app?.preprocess || "";
+      const post = job.postprocess || app?.postprocess || "";
       const needsStage = Boolean(job.stageInUrl) || (job.parents.length > 0 && job.inputFiles.trim() !== "");
       const restartRun = job.state === "RESTART_READY" && job.stateHistory.some((h) => h.state === "PREPROCESSED");
       const path: JobState[] = restartRun ? ["RUNNING"] : needsStage || pre ? ["STAGED_IN"] : ["STAGED_IN", "PREPROCESSED", "RUNNING"];
+      const steps = path.map((state) => ({ state, message: state === path[0] ? `launcher ${this.owner}` : "" }));
+      // A job with scripts is claimed first: a 0.x script may set its own job's state, which needs the lease.
+      if (app && !post && path[path.length - 1] === "RUNNING" && this.claimAfterMs > 0) {
+        started = true;
+        return await this.runAhead(entry, token, job, app, grant, steps, workdir);
+      }
       const ok = await this.writer.write({
         id,
         from: job.state,
-        path: path.map((state) => ({ state, message: state === path[0] ? `launcher ${this.owner}` : "" })),
+        version: job.updatedAt,
+        path: steps,
         set: { lock: { owner: this.owner, until: new Date(Date.now() + this.o.leaseTtlMs) }, workdir },
       });
-      if (!ok) return;
+      if (!ok) return "changed";
       started = true;
-      const r: Running = { job: { ...job, workdir, state: path[path.length - 1]! }, killed: false, timedOut: false };
+      const r: Running = { job: { ...job, workdir, state: path[path.length - 1]! }, killed: false, timedOut: false, claimed: true };
       this.running.set(id, r);
-      const task = this.runJob(r, app, grant, pre).catch((err: unknown) => this.log(`job ${id}: ${coerceError(err).message}`));
-      this.tasks.add(task);
-      void task.finally(() => this.tasks.delete(task));
+      this.track(this.runJob(r, app, grant, pre), id);
+      return "done";
     } finally {
       if (!started) grant.release();
     }
   }
 
-  private async write(t: Transition): Promise<boolean> {
-    return this.writer.write({ ...t, owner: this.owner });
+  private track(task: Promise<void>, id: string): void {
+    const t = task.catch((err: unknown) => this.log(`job ${id}: ${coerceError(err).message}`));
+    this.tasks.add(t);
+    void t.finally(() => this.tasks.delete(t));
+  }
+
+  /** Keeps `baseConcurrency` processors free for new entries while some run jobs ahead of their claims. */
+  private setAhead(workflow: string, delta: number): void {
+    const n = (this.ahead.get(workflow) ?? 0) + delta;
+    this.ahead.set(workflow, n);
+    const w = this.workers.get(workflow);
+    if (w) w.concurrency = this.baseConcurrency + n;
+  }
+
+  /**
+   * Runs a job before recording anything (DESIGN §7). It ends within
+   * `claimAfterMs`: one write records the whole path READY → … →
+   * JOB_FINISHED (or FAILED). Still running then: it is claimed (RUNNING,
+   * leased) and goes on as any job. Meanwhile its queue entry stays locked
+   * by this launcher's worker, so no other launcher can take it; if this
+   * launcher dies, the process dies with it (watchdog, pdeathsig), the lock
+   * lapses and the entry is delivered again — the job runs again, never
+   * twice at once, and is recorded once: each write is conditioned on the
+   * version it was queued with.
+   */
+  private async runAhead(entry: BullJob<QueueData>, token: string | undefined, job: Job, app: App, grant: Grant, steps: Array<{ state: JobState; message: string }>, workdir: string): Promise<Taken> {
+    const id = job._id;
+    const r: Running = { job: { ...job, workdir }, killed: false, timedOut: false, claimed: false, version: job.updatedAt };
+    const outFile = join(workdir, jobOutFileName(job.name));
+    this.running.set(id, r);
+    this.setAhead(job.workflow, +1);
+    let handedOff = false;
+    let released = false;
+    const release = () => {
+      if (!released) grant.release();
+      released = true;
+    };
+    try {
+      try {
+        mkdirSync(workdir, { recursive: true });
+      } catch (err) {
+        await this.failUnclaimed(job, `cannot make the working directory: ${coerceError(err).message}`);
+        return "done";
+      }
+      const t0 = Date.now();
+      let handle: RunHandle;
+      try {
+        const { argv, shellCommand, env } = this.command(r.job, app, grant);
+        handle = this.supervisor!.run({ argv, shellCommand, cwd: workdir, env, outFile });
+      } catch (err) {
+        handle = { pid: undefined, done: Promise.resolve({ exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message }), terminate: () => undefined };
+      }
+      r.handle = handle;
+      if (r.killed || r.timedOut) handle.terminate(this.o.killGraceMs);
+      let timer: NodeJS.Timeout | undefined;
+      const first = await Promise.race([handle.done, new Promise<"claim">((res) => (timer = setTimeout(() => res("claim"), this.claimAfterMs)))]);
+      clearTimeout(timer);
+      if (first === "claim" && !r.killed && !r.timedOut) {
+        const claimed = await this.claimAhead(r, steps);
+        if (claimed === "claimed") {
+          handedOff = true;
+          this.track(this.complete(r, app, grant, handle, t0, outFile), id);
+          return "done";
+        }
+        handle.terminate(this.o.killGraceMs);
+        await handle.done;
+        return claimed;
+      }
+      const outcome = await handle.done;
+      release();
+      // killjob recorded USER_KILLED itself: the job was queued, not leased.
+      if (r.killed) return "done";
+      // Stopping: nothing was recorded, so the entry simply goes back for the next launcher.
+      if (r.timedOut) return this.giveBack(entry, token, 0);
+      const runtimeSeconds = (Date.now() - t0) / 1000;
+      const set: Record<string, unknown> = { exitCode: outcome.exitCode, runtimeSeconds, workdir };
+      let tail: Array<{ state: JobState; message?: string }>;
+      let result: unknown;
+      if (outcome.exitCode === 0) {
+        result = readResult(outFile);
+        if (result !== undefined) set["data.result"] = result;
+        try {
+          stageOut(workdir, r.job);
+          tail = [{ state: "RUN_DONE" }, { state: "POSTPROCESSED" }, { state: "JOB_FINISHED" }];
+        } catch (err) {
+          tail = [{ state: "RUN_DONE" }, { state: "FAILED", message: `stage-out failed: ${coerceError(err).message}` }];
+        }
+      } else {
+        const why = describe(outcome);
+        const reason = job.postErrorHandler ? `${why}; post_error_handler is set but the app has no postprocess script` : why;
+        tail = [{ state: "RUN_ERROR", message: why }, { state: "FAILED", message: reason }];
+      }
+      for (let attempt = 0; attempt < 3; attempt++) {
+        if (await this.finish(r, [...steps, ...tail], set, job.state, result)) return "done";
+        const verdict = await this.sameAsQueued(r, job);
+        if (verdict !== "same") return verdict;
+      }
+      return "done";
+    } finally {
+      if (!handedOff) {
+        release();
+        this.running.delete(id);
+        this.lastActivity = Date.now();
+      }
+      this.setAhead(job.workflow, -1);
+    }
+  }
+
+  /** Records a job that runs ahead of its claim as RUNNING under a lease. */
+  private async claimAhead(r: Running, steps: Array<{ state: JobState; message: string }>): Promise<"claimed" | Taken> {
+    const queued = r.job.state;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const ok = await this.writer.write({
+        id: r.job._id,
+        from: queued,
+        version: r.version,
+        path: steps,
+        set: { lock: { owner: this.owner, until: new Date(Date.now() + this.o.leaseTtlMs) }, workdir: r.job.workdir },
+      });
+      if (ok) {
+        r.claimed = true;
+        r.job.state = "RUNNING";
+        return "claimed";
+      }
+      const verdict = await this.sameAsQueued(r, r.job);
+      if (verdict !== "same") return verdict;
+    }
+    return "done";
+  }
+
+  /**
+   * After a write conditioned on the queued version missed: "same" when the
+   * job would still run the same way (only its version moved, e.g. a child
+   * was added to it), with `r` now on the fresh version; "changed" when it
+   * is runnable but edited (run it again, as it now is); "done" when it is
+   * gone, killed or taken.
+   */
+  private async sameAsQueued(r: Running, queued: Job): Promise<"same" | Taken> {
+    const fresh = await this.read(queued._id);
+    if (!fresh || fresh.state !== queued.state || fresh.attempts !== queued.attempts) return "done";
+    if (!sameLaunch(fresh, { ...queued, workdir: fresh.workdir })) return "changed";
+    r.version = fresh.updatedAt;
+    r.job.hasChildren = fresh.hasChildren;
+    return "same";
   }
 
   /** A write for a job this launcher runs; the job's state in memory follows it, for the catch-all in runJob. */
   private async advance(r: Running, t: Transition): Promise<boolean> {
-    const ok = await this.write(t);
+    const ok = await this.writer.write(r.claimed ? { ...t, owner: this.owner } : { ...t, version: r.version });
     if (ok) r.job.state = t.path[t.path.length - 1]!.state;
     return ok;
   }
@@ -363,23 +576,60 @@ export class Launcher {
             return;
           }
         }
-        if (r.killed) return await this.finishKilled(r);
+        if (r.killed) return void (await this.finishKilled(r));
         if (!(await this.advance(r, { id, from: "STAGED_IN", path: [{ state: "PREPROCESSED" }, { state: "RUNNING" }] }))) return this.lostLease(r);
       }
-      if (r.killed) return await this.finishKilled(r);
-      if (r.timedOut) return await this.finishTimedOut(r, app, outFile);
-      // Started
-      const t0 = Date.now();
-      let outcome: RunOutcome;
-      try {
-        const { argv, shellCommand, env } = this.command(job, app, grant);
-        const handle = this.supervisor!.run({ argv, shellCommand, cwd: workdir, env, outFile });
-        r.handle = handle;
-        if (r.killed || r.timedOut) handle.terminate(this.o.killGraceMs);
-        outcome = await handle.done;
-      } catch (err) {
-        outcome = { exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message };
-      }
+      if (r.killed) return void (await this.finishKilled(r));
+      if (r.timedOut) return void (await this.finishTimedOut(r, app, outFile));
+      await this.afterStart(r, app, this.start(r, app, grant, outFile), Date.now(), outFile, release);
+    } catch (err) {
+      await this.failUnexpected(r, err);
+    } finally {
+      release();
+      this.running.delete(id);
+      this.lastActivity = Date.now();
+    }
+  }
+
+  /** Starts the job's process; a command that cannot be built is a failed start. */
+  private start(r: Running, app: App, grant: Grant, outFile: string): RunHandle {
+    let handle: RunHandle;
+    try {
+      const { argv, shellCommand, env } = this.command(r.job, app, grant);
+      handle = this.supervisor!.run({ argv, shellCommand, cwd: r.job.workdir, env, outFile });
+    } catch (err) {
+      handle = { pid: undefined, done: Promise.resolve({ exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message }), terminate: () => undefined };
+    }
+    r.handle = handle;
+    if (r.killed || r.timedOut) handle.terminate(this.o.killGraceMs);
+    return handle;
+  }
+
+  /** A job claimed while it ran ahead: from RUNNING on, as any job. */
+  private async complete(r: Running, app: App, grant: Grant, handle: RunHandle, t0: number, outFile: string): Promise<void> {
+    let released = false;
+    const release = () => {
+      if (!released) grant.release();
+      released = true;
+    };
+    try {
+      await this.afterStart(r, app, handle, t0, outFile, release);
+    } catch (err) {
+      await this.failUnexpected(r, err);
+    } finally {
+      release();
+      this.running.delete(r.job._id);
+      this.lastActivity = Date.now();
+    }
+  }
+
+  /** Waits for the job's process and records how it ended (postprocess and handlers included). */
+  private async afterStart(r: Running, app: App, handle: RunHandle, t0: number, outFile: string, release: () => void): Promise<unknown> {
+    const job = r.job;
+    const id = job._id;
+    const workdir = job.workdir;
+    {
+      const outcome = await handle.done;
       release();
       const runtimeSeconds = (Date.now() - t0) / 1000;
       if (r.killed) return await this.finishKilled(r);
@@ -407,12 +657,6 @@ export class Launcher {
       }
       const reason = job.postErrorHandler ? `${why}; post_error_handler is set but the app has no postprocess script` : why;
       await this.finish(r, [{ state: "RUN_ERROR", message: why }, { state: "FAILED", message: reason }], set);
-    } catch (err) {
-      await this.failUnexpected(r, err);
-    } finally {
-      release();
-      this.running.delete(id);
-      this.lastActivity = Date.now();
     }
   }
 
@@ -487,7 +731,7 @@ export class Launcher {
     return h.done;
   }
 
-  private async stageOutAndFinish(r: Running, path: Array<{ state: JobState; message?: string }>, set: Record<string, unknown>, from: JobState, result?: unknown): Promise<void> {
+  private async stageOutAndFinish(r: Running, path: Array<{ state: JobState; message?: string }>, set: Record<string, unknown>, from: JobState, result?: unknown): Promise<unknown> {
     try {
       stageOut(r.job.workdir, r.job);
     } catch (err) {
@@ -497,16 +741,22 @@ export class Launcher {
   }
 
   /** The last write for a job on this launcher: it drops the lease. */
-  private async finish(r: Running, path: Array<{ state: JobState; message?: string }>, set: Record<string, unknown>, from: JobState = r.job.state, result?: unknown): Promise<void> {
+  private async finish(r: Running, path: Array<{ state: JobState; message?: string }>, set: Record<string, unknown>, from: JobState = r.job.state, result?: unknown): Promise<boolean> {
     const last = path[path.length - 1]!.state;
     const t: Transition = { id: r.job._id, from, path, set: { ...set, lock: null } as Partial<Job> };
     if (last === "RESTART_READY") t.inc = { attempts: 1 };
-    if (!(await this.advance(r, t))) return this.lostLease(r);
+    if (!(await this.advance(r, t))) {
+      // Unclaimed, a miss is the caller's to sort out (DESIGN §7).
+      if (r.claimed) this.lostLease(r);
+      return false;
+    }
     const { queues } = this.o.client;
     if (last === "RESTART_READY") {
       this.summary.restarted++;
-      await queues.enqueue([queueItem({ ...r.job, attempts: r.job.attempts + 1 })]);
-      return;
+      // Only the pointer: this launcher's copy of the job lacks the history a restart's path depends on.
+      const { _id, workflow, numNodes } = r.job;
+      await queues.enqueue([queueItem({ _id, workflow, numNodes, attempts: r.job.attempts + 1 })]);
+      return true;
     }
     if (last === "JOB_FINISHED") this.summary.finished++;
     else if (last === "FAILED") this.summary.failed++;
@@ -516,13 +766,14 @@ export class Launcher {
       .catch(() => undefined);
     // Children added while this job ran are released by the idle check or `balsam service`.
     if (r.job.hasChildren) this.queueRelease(r.job._id);
+    return true;
   }
 
-  private async finishKilled(r: Running): Promise<void> {
-    await this.finish(r, [{ state: "USER_KILLED", message: "killed by user" }], {});
+  private async finishKilled(r: Running): Promise<unknown> {
+    return this.finish(r, [{ state: "USER_KILLED", message: "killed by user" }], {});
   }
 
-  private async finishTimedOut(r: Running, app: App, outFile: string, runtimeSeconds?: number): Promise<void> {
+  private async finishTimedOut(r: Running, app: App, outFile: string, runtimeSeconds?: number): Promise<unknown> {
     const job = r.job;
     const from: JobState = job.state === "RUNNING" ? "RUNNING" : job.state;
     const set = runtimeSeconds === undefined ? {} : { runtimeSeconds };
@@ -578,9 +829,10 @@ export class Launcher {
     // (a retried write after a dropped connection) must be left to lapse, not
     // kept alive by an owner-wide renewal. By _id, each update is an index
     // lookup on FerretDB too.
-    const ids = [...this.running.keys()];
+    // Jobs running ahead of their claim have no lease to renew.
+    const ids = [...this.running.values()].filter((r) => r.claimed).map((r) => r.job._id);
     await renewLeases(store, this.owner, ids, until);
-    await store.launchers.updateOne({ _id: this.owner }, { $set: { heartbeat: new Date() } });
+    await store.launchers.updateOne({ _id: this.owner }, { $set: { heartbeat: new Date(), inFlight: this.running.size } });
   }
 
   private async recoverLeases(): Promise<void> {
