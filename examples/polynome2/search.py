@@ -182,7 +182,8 @@ class Ambs:
 
     def moved(self, d, v: int) -> int:
         u, w = 1 - self.rnd(), self.rnd()
-        delta = round(math.sqrt(-2 * math.log(u)) * math.cos(2 * math.pi * w) * self.step)
+        # floor(x + 0.5) is JavaScript's Math.round; Python's round() goes to even on .5.
+        delta = math.floor(math.sqrt(-2 * math.log(u)) * math.cos(2 * math.pi * w) * self.step + 0.5)
         if delta == 0:
             delta = -1 if self.rnd() < 0.5 else 1
         return min(d[2], max(d[1], v + delta))
