@@ -85,6 +85,12 @@ class Transport:
             full += "?" + urllib.parse.urlencode(list(query))
         data = None
         headers = {"Authorization": f"Bearer {self.token}", "Accept": accept}
+        # A job's own pre/postprocess script counts as its launcher (DESIGN.md
+        # invariant 3): the launcher hands it the lease it holds, and writes
+        # carrying it are the launcher's own.
+        lease = os.environ.get("BALSAM_JOB_LEASE")
+        if lease:
+            headers["X-Balsam-Lease"] = lease
         if body is not None:
             data = json.dumps(body).encode("utf-8")
             headers["Content-Type"] = "application/json"
