@@ -94,6 +94,10 @@ class JobsTest(unittest.TestCase):
         self.assertEqual((again.data.get("tag"), again.num_nodes), ("x", 4))
         self.assertEqual(q.delete(), 12)
         self.assertEqual(self.b.jobs.filter(workflow=wf).count(), 1)
+        # A state goes through the transition table, job by job, with its message.
+        self.assertEqual(self.b.jobs.filter(workflow=wf, name="search").update(state="FAILED", message="given up"), 1)
+        last = self.b.jobs.filter(workflow=wf).first().state_history[-1]
+        self.assertEqual((last["state"], last["message"]), ("FAILED", "given up"))
 
     def test_get_by_prefix_kill_recursive_and_dependencies(self) -> None:
         wf = support.unique("wf")
