@@ -4,7 +4,8 @@
  * machines are noisy. Sizes: BENCH_ENQUEUE_JOBS (default 100000),
  * BENCH_LAUNCHER_JOBS (default 2000), BENCH_LATENCY_JOBS (default 100),
  * BENCH_LS_JOBS (default 1000000), BENCH_IN_SIZES (default 20000,200000).
- * BENCH_ONLY=server|enqueue|launcher|cli|search runs one part.
+ * BENCH_ONLY=server|enqueue|launcher|cli|search|web runs one part
+ * (web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000).
  * BENCH_FERRETDB_BEFORE=/path/to/ferretdb runs the launcher part a second
  * time on servers started from that binary (e.g. a build without our patch
  * series), so before and after are measured in one run.
@@ -24,6 +25,7 @@ import { num, pct, rawSpawnRate } from "./measure.js";
 import { benchCli } from "./cli.js";
 import { benchSearch } from "./search.js";
 import { benchServer } from "./server.js";
+import { benchWeb } from "./web.js";
 
 const only = process.env.BENCH_ONLY;
 
@@ -154,6 +156,7 @@ async function main(): Promise<void> {
       }
     }
     if (!only || only === "search") await benchSearch(servers.mongoUrl, servers.redisUrl);
+    if (!only || only === "web") await benchWeb(servers.mongoUrl, servers.redisUrl);
     // Last: filling a million jobs into FerretDB takes minutes.
     if (!only || only === "cli") await benchCli(servers.mongoUrl, servers.redisUrl);
   } finally {
