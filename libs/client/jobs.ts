@@ -283,7 +283,15 @@ export class JobsApi {
     // Conditioned on the state read above, so a launcher claiming the job meanwhile wins.
     const res = await this.store.jobs.updateOne({ _id: job._id, state: job.state }, { $set: { ...set, updatedAt: new Date() } });
     if (res.matchedCount !== 1) throw new ConflictError(`job ${job._id} changed state while being modified; try again`);
-    return this.get(job._id);
+    const updated = await this.get(job._id);
+    if (isRunnable(updated.state)) {
+      // Its queue entry carries the job as it was (launch snapshot): replaced, so a
+      // launcher runs the new version. One already taken is caught by the launcher's
+      // write, conditioned on the old version, and run again as it now is.
+      await this.queues.remove([queueItem(job)]);
+      await this.queues.enqueue([queueItem(updated)]);
+    }
+    return updated;
   }
 
   /**

@@ -412,22 +412,8 @@ export class Launcher {
       released = true;
     };
     try {
-      try {
-        mkdirSync(workdir, { recursive: true });
-      } catch (err) {
-        await this.failUnclaimed(job, `cannot make the working directory: ${coerceError(err).message}`);
-        return "done";
-      }
       const t0 = Date.now();
-      let handle: RunHandle;
-      try {
-        const { argv, shellCommand, env } = this.command(r.job, app, grant);
-        handle = this.supervisor!.run({ argv, shellCommand, cwd: workdir, env, outFile });
-      } catch (err) {
-        handle = { pid: undefined, done: Promise.resolve({ exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message }), terminate: () => undefined };
-      }
-      r.handle = handle;
-      if (r.killed || r.timedOut) handle.terminate(this.o.killGraceMs);
+      const handle = this.start(r, app, grant, outFile, true);
       let timer: NodeJS.Timeout | undefined;
       const first = await Promise.race([handle.done, new Promise<"claim">((res) => (timer = setTimeout(() => res("claim"), this.claimAfterMs)))]);
       clearTimeout(timer);
@@ -592,11 +578,11 @@ export class Launcher {
   }
 
   /** Starts the job's process; a command that cannot be built is a failed start. */
-  private start(r: Running, app: App, grant: Grant, outFile: string): RunHandle {
+  private start(r: Running, app: App, grant: Grant, outFile: string, mkdir = false): RunHandle {
     let handle: RunHandle;
     try {
       const { argv, shellCommand, env } = this.command(r.job, app, grant);
-      handle = this.supervisor!.run({ argv, shellCommand, cwd: r.job.workdir, env, outFile });
+      handle = this.supervisor!.run({ argv, shellCommand, cwd: r.job.workdir, env, outFile, mkdir });
     } catch (err) {
       handle = { pid: undefined, done: Promise.resolve({ exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message }), terminate: () => undefined };
     }
@@ -685,7 +671,6 @@ export class Launcher {
       BALSAM_PARENT_IDS: job.parents.join(","),
       BALSAM_DB_PATH: this.o.dbPath,
     };
-    const base = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
     const exe = splitCommandLine(app.executable, "executable");
     const args = splitCommandLine(job.args, "args");
     if (app.envscript) {
@@ -693,10 +678,10 @@ export class Launcher {
       return {
         argv: [],
         shellCommand: `source ${shellQuote([app.envscript])} && exec ${shellQuote([...exe, ...args])}`,
-        env: { ...base, ...jobEnv },
+        env: jobEnv,
       };
     }
-    if (this.o.jobMode === "serial") return { argv: [...exe, ...args], env: { ...base, ...jobEnv } };
+    if (this.o.jobMode === "serial") return { argv: [...exe, ...args], env: jobEnv };
     const mpi = buildMpiCommand(this.o.mpiKind ?? "openmpi", {
       hosts: grant.hosts,
       ranksPerNode: job.ranksPerNode,
@@ -708,7 +693,7 @@ export class Launcher {
       env: jobEnv,
       asRoot: process.getuid?.() === 0,
     });
-    return { argv: mpi.argv, env: { ...base, ...jobEnv, ...mpi.env } };
+    return { argv: mpi.argv, env: { ...jobEnv, ...mpi.env } };
   }
 
   /** Runs a pre/postprocess script in the working directory, with the job's environment. */
@@ -720,13 +705,12 @@ export class Launcher {
     } catch (err) {
       return { exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message };
     }
-    const base = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
     const h = this.supervisor!.run({
       argv,
       cwd: workdir,
       outFile,
       timeoutMs,
-      env: { ...base, ...job.environVars, BALSAM_JOB_ID: job._id, BALSAM_PARENT_IDS: job.parents.join(","), BALSAM_DB_PATH: this.o.dbPath, BALSAM_JOB_STATE: state },
+      env: { ...job.environVars, BALSAM_JOB_ID: job._id, BALSAM_PARENT_IDS: job.parents.join(","), BALSAM_DB_PATH: this.o.dbPath, BALSAM_JOB_STATE: state },
     });
     return h.done;
   }

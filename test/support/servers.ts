@@ -11,6 +11,8 @@ import { startMongo, startRedis, type ServerHandle } from "../../services/dbserv
 export interface TestServers {
   mongoUrl: string;
   redisUrl: string;
+  /** The MongoDB-wire server's pid when started here (the bench reads its CPU time). */
+  mongoPid?: number;
   stop(): Promise<void>;
 }
 
@@ -26,14 +28,17 @@ export async function startTestServers(): Promise<TestServers> {
       redisUrl = h.url;
     }
     let mongoUrl = process.env.MONGODB_URL;
+    let mongoPid: number | undefined;
     if (!mongoUrl) {
       const h = await startMongo({ dir: join(tmp(), "mongo"), logFile: join(tmp(), "mongo.log") });
       started.push(h);
       mongoUrl = h.url;
+      mongoPid = h.pid;
     }
     return {
       mongoUrl,
       redisUrl,
+      mongoPid,
       stop: async () => {
         await Promise.all(started.map((h) => h.stop()));
         if (dir) rmSync(dir, { recursive: true, force: true });
