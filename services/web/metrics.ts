@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { coerceError, type Balsam } from "../../libs/client/index.js";
 import { listRunningLaunchers } from "../../libs/store/views.js";
-import type { FinishedFeed } from "./live.js";
+import type { FinishedFeed, JobCounter } from "./live.js";
 
 /**
  * The Prometheus metrics of one database. Gauges are read from MongoDB and
@@ -9,16 +9,20 @@ import type { FinishedFeed } from "./live.js";
  * numbers); counters and histograms count what this process heard on the
  * "finished" channel since it started, which is what `rate()` needs.
  */
-export function createMetrics(balsam: Balsam, feed: FinishedFeed, opts: { leaseTtlMs: number }): Registry {
+export function createMetrics(balsam: Balsam, feed: FinishedFeed, counter: JobCounter, opts: { leaseTtlMs: number }): Registry {
   const registry = new Registry();
   new Gauge({
     name: "balsam_jobs",
-    help: "Jobs per workflow and state",
+    help: "Jobs per workflow and state (counted at most twice as long ago as a count takes)",
     labelNames: ["workflow", "state"],
     registers: [registry],
     async collect() {
+      // A count as old as two counts take is as good as a new one that would arrive that late.
+      const body = await counter.get(2 * counter.lastDurationMs);
       this.reset();
-      for (const r of await balsam.jobs.filter({}).byWorkflowState()) this.set({ workflow: r.workflow, state: r.state }, r.n);
+      for (const [workflow, states] of Object.entries(body.byWorkflow)) {
+        for (const [state, n] of Object.entries(states)) this.set({ workflow, state }, n ?? 0);
+      }
     },
   });
   new Gauge({

@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import fastifyStatic from "@fastify/static";
 import type { Balsam } from "../../libs/client/index.js";
 import { HttpError, errorBody, toHttpError } from "./errors.js";
-import { FinishedFeed, StatesPoller } from "./live.js";
+import { FinishedFeed, JobCounter, StatesPoller } from "./live.js";
 import { createMetrics } from "./metrics.js";
 import { registerJobRoutes } from "./jobs-routes.js";
 import { registerStreamRoutes } from "./stream-routes.js";
@@ -80,9 +80,10 @@ function authorize(token: string, method: string, url: string, headers: Record<s
 export async function createWebServer(opts: WebServerOptions): Promise<WebServer> {
   const { balsam } = opts;
   const feed = await FinishedFeed.open(balsam);
-  const states = new StatesPoller(balsam);
+  const counter = new JobCounter(balsam);
+  const states = new StatesPoller(counter);
   const leaseTtlMs = opts.leaseTtlMs ?? balsam.settings?.leaseTtlMs ?? 180_000;
-  const ctx: WebContext = { balsam, token: opts.token, feed, states, metrics: createMetrics(balsam, feed, { leaseTtlMs }), leaseTtlMs, version: packageVersion() };
+  const ctx: WebContext = { balsam, token: opts.token, feed, states, metrics: createMetrics(balsam, feed, counter, { leaseTtlMs }), leaseTtlMs, version: packageVersion() };
 
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES, forceCloseConnections: true, routerOptions: { ignoreTrailingSlash: true } });
 

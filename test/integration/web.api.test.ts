@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { useTestContext } from "../support/context.js";
+import { useTestContext, waitFor } from "../support/context.js";
 import { makeCliDb, type CliDb } from "../support/cli.js";
 import { startLauncher } from "../support/launcher.js";
 import { api, readSse, startWeb, type SseEvent, type WebProc } from "../support/web.js";
-import { connect, type Balsam, type Job } from "../../libs/client/index.js";
+import { connect, FINISHED_CHANNEL, type Balsam, type Job } from "../../libs/client/index.js";
 
 const ctx = useTestContext("webapi");
 let db: CliDb;
@@ -215,25 +215,44 @@ describe("balsam web: the REST API", () => {
     const res = await fetch(`${web.url}/api/results`, { method: "POST", headers: { authorization: `Bearer ${web.token}`, "content-type": "application/json" }, body: JSON.stringify({ ids, timeoutMs: 60_000 }) });
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type") ?? "", /text\/event-stream/);
+    // The launcher announces each job right after its record is written: hearing that here is "recorded".
+    const announced = new Map<string, number>();
+    const unsubscribe = await balsam.queues.subscribe(FINISHED_CHANNEL, (msg) => {
+      const id = (JSON.parse(msg) as { id: string }).id;
+      if (!announced.has(id)) announced.set(id, Date.now());
+    });
     const events: SseEvent[] = [];
     const reading = readSse(res, (e) => {
       events.push(e);
     });
     const l = startLauncher(["--wf-filter", "SSE", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" });
+    // The launcher lives at least as long as its longest job (1.05 s): long enough to be seen.
+    let shown: Record<string, unknown> | undefined;
+    await waitFor(async () => {
+      shown = (await api(web, "GET", "/api/launchers")).body.launchers.find((x: { pid: number }) => x.pid === l.child.pid);
+      return shown !== undefined;
+    }, 10_000, "the running launcher to be listed");
+    assert.deepEqual([shown!.mode, shown!.nodes, shown!.workflows, shown!.alive], ["serial", ["node1"], ["SSE"], true]);
+    assert.ok(Date.now() - new Date(shown!.lastHeartbeat as string).getTime() < 10_000);
     await reading;
     assert.equal(await l.exited, 0, l.output());
+    const after = (await api(web, "GET", "/api/launchers")).body.launchers as Array<{ pid: number }>;
+    assert.ok(!after.some((x) => x.pid === l.child.pid), "an exited launcher is not listed");
     const results = events.filter((e) => e.event === "result");
     assert.equal(results[0]!.data.id, early._id, "jobs already final come first");
     assert.equal(results.length, 7);
     assert.deepEqual(new Set(results.map((e) => e.data.id)), new Set(ids));
     assert.deepEqual(events.at(-1)!.event, "end");
     assert.deepEqual(events.at(-1)!.data, { delivered: 7, timedOut: false });
+    await unsubscribe();
     for (const e of results.slice(1)) {
       assert.equal(e.data.state, "JOB_FINISHED");
       assert.equal(e.data.result, Number(e.data.job.args.split(" ")[1]));
-      const recorded = new Date(e.data.job.stateHistory.at(-1).at).getTime();
+      const recorded = announced.get(e.data.id);
+      assert.ok(recorded !== undefined, `${e.data.name} was announced`);
       const lag = e.wall - recorded;
-      assert.ok(lag < 100, `${e.data.name}: delivered ${lag} ms after the launcher recorded it`);
+      const sinceDecided = e.wall - new Date(e.data.job.stateHistory.at(-1).at).getTime();
+      assert.ok(lag < 100, `${e.data.name}: delivered ${lag} ms after the launcher recorded it (${sinceDecided} ms after it decided the state)`);
     }
     const out = await api(web, "GET", `/api/jobs/${jobs[0]!._id}/output?lines=1`);
     assert.equal(out.status, 200, JSON.stringify(out.body));
@@ -258,7 +277,9 @@ describe("balsam web: the REST API", () => {
     assert.ok(Array.isArray(ls));
     const launches = (await api(web, "GET", "/api/launches")).body;
     assert.deepEqual(launches.launches, []);
-    const tp = (await api(web, "GET", "/api/throughput?minutes=5")).body.perMinute as Array<{ t: string; finished: number }>;
+    const tpBody = (await api(web, "GET", "/api/throughput?minutes=5")).body;
+    assert.equal(tpBody.complete, true);
+    const tp = tpBody.perMinute as Array<{ t: string; finished: number }>;
     assert.equal(tp.length, 5);
     // The launcher of the test before finished 6 jobs within the last minutes.
     assert.equal(tp.reduce((a, b) => a + b.finished, 0), 6);

@@ -174,7 +174,8 @@ function renderStates(body) {
 let plot;
 
 async function refreshChart() {
-  const { perMinute } = await api("GET", "/api/throughput?minutes=180");
+  const { perMinute, complete } = await api("GET", "/api/throughput?minutes=180");
+  $("chart-note").textContent = complete ? "" : "(still reading earlier finishes)";
   const xs = perMinute.map((p) => new Date(p.t).getTime() / 1000);
   const ys = perMinute.map((p) => p.finished);
   const width = Math.max(300, $("chart").clientWidth || 800);
