@@ -9,7 +9,8 @@ from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional
 from . import fields as F
 from ._http import Transport, discover
 from .errors import BY_CODE, BadRequest, ConfigError, ServerError, WaitTimeout
-from .jobs import Job, JobsApi, _q
+from .fields import RUNNABLE_STATES
+from .jobs import Job, JobsApi
 
 #: One results stream asks the server for at most this long; a longer wait
 #: opens the next stream for the ids still missing (no polling in between).
@@ -114,12 +115,24 @@ class Balsam:
         return got
 
     # -- inside a job ----------------------------------------------------
-    def current_job(self) -> Job:
+    def current_job(self, job_class: type = Job) -> Job:
         """The job this code runs as: a launcher sets BALSAM_JOB_ID for every process it starts."""
         job_id = os.environ.get("BALSAM_JOB_ID")
         if not job_id:
             raise ConfigError("BALSAM_JOB_ID is not set: this is not running inside a Balsam job")
-        return self.jobs.get(job_id)
+        job = self.jobs.get(job_id, job_class=job_class)
+        try:
+            ahead = float(os.environ.get("BALSAM_CLAIM_AFTER_MS") or 0) / 1000
+        except ValueError:
+            ahead = 0.0
+        # Started ahead of its claim (DESIGN.md §7, BALSAM_CLAIM_AFTER_MS): the
+        # launcher records it RUNNING within that delay, so answer that rather
+        # than READY — as the TypeScript client's currentJob() does.
+        deadline = time.monotonic() + ahead + 10
+        while ahead > 0 and job.state in RUNNABLE_STATES and time.monotonic() < deadline:
+            time.sleep(0.05)
+            job = self.jobs.get(job_id, job_class=job_class)
+        return job
 
     def spawn_child(self, **overrides: Any) -> Job:
         """A child of the current job, as 0.x's ``spawn_child(clone=True, ...)``:
@@ -131,17 +144,20 @@ class Balsam:
 
 
 def clone_spec(job: Job, overrides: Dict[str, Any]) -> Dict[str, Any]:
-    """The settable fields of ``job`` with ``overrides`` applied and the job appended to its parents."""
+    """The settable fields of ``job`` with ``overrides`` applied; its parents
+    are the job's, the job, and any the overrides name (as the TypeScript
+    client's spawnChild)."""
     doc = job.to_dict()
-    spec: Dict[str, Any] = {k: v for k, v in doc.items() if k in F.SETTABLE}
+    spec: Dict[str, Any] = {k: v for k, v in doc.items() if k in F.SETTABLE and k != "parents"}
     # The parent's recorded result is its run's output, not the clone's:
     # copied, it would pass for the child's own result if the child printed none.
     data = dict(spec.get("data") or {})
     data.pop("result", None)
     spec["data"] = data
-    spec.update(F.to_spec(overrides))
-    if "parents" not in overrides:
-        spec["parents"] = list(doc.get("parents") or []) + [doc["_id"]]
+    extra = F.to_spec(overrides)
+    more = extra.pop("parents", [])
+    spec.update(extra)
+    spec["parents"] = list(dict.fromkeys(list(doc.get("parents") or []) + [doc["_id"]] + list(more)))
     return spec
 
 

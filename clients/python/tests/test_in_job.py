@@ -20,6 +20,7 @@ me = b.current_job()
 out = {
     "me": me.job_id, "args": sys.argv[1:], "dag_me": dag.current_job.job_id,
     "dag_parents": [p.job_id for p in dag.parents], "module_me": balsam.current_job().job_id,
+    "state": me.state, "dag_state": dag.current_job.state,
 }
 if sys.argv[1:] == ["parent"]:
     out["child"] = b.spawn_child(name=me.name + "-child", application_args="child").job_id
@@ -84,6 +85,8 @@ class InJobTest(unittest.TestCase):
         r = me.result
         self.assertEqual((r["me"], r["dag_me"], r["module_me"]), (me.job_id,) * 3)
         self.assertEqual(r["dag_parents"], [root.job_id])
+        # Even when the launcher started it ahead of recording its claim.
+        self.assertEqual((r["state"], r["dag_state"]), ("RUNNING", "RUNNING"))
         child = self.b.jobs.get(r["child"])
         # 0.x's clone: the current job's fields, the overrides, its parents plus itself.
         self.assertEqual(child.parents, [root.job_id, me.job_id])

@@ -140,7 +140,7 @@ children: Optional[List[Job]] = None
 
 if JOB_ID:
     try:
-        current_job = default_client().jobs.get(JOB_ID, job_class=BalsamJob)  # type: ignore[assignment]
+        current_job = default_client().current_job(job_class=BalsamJob)  # type: ignore[assignment]
     except BalsamError as e:
         raise RuntimeError(f"The environment specified current job: BALSAM_JOB_ID {JOB_ID}\nbut it could not be read: {e}") from None
     parents = current_job.get_parents()
