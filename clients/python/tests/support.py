@@ -145,7 +145,10 @@ class Announcements:
                 msg = self._read()
                 if isinstance(msg, list) and msg[0] == b"message":
                     now = time.time()
-                    self.at.setdefault(self._json.loads(msg[2])["id"], now)
+                    # One job per message, or the jobs of one write in a list (as parseFinished reads them).
+                    body = self._json.loads(msg[2])
+                    for f in body if isinstance(body, list) else [body]:
+                        self.at.setdefault(f["id"], now)
         except (OSError, EOFError, ValueError):
             return
 
