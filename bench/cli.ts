@@ -1,5 +1,6 @@
+import { spawnSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
-import { makeCliDb } from "../test/support/cli.js";
+import { BALSAM_BIN, makeCliDb } from "../test/support/cli.js";
 import { connect } from "../libs/client/index.js";
 import { buildJob } from "../libs/store/index.js";
 
@@ -41,6 +42,51 @@ export async function benchCli(mongoUrl: string, redisUrl: string): Promise<void
     const rm = await time(["rm", "jobs", "--wf", "WF5", "--all", "--force"]);
     console.log(`balsam rm jobs --wf WF5 --all --force (${Math.min(rmN, n / 10)} jobs): ${f1(rm.ms)} ms`);
     await b.store.db.dropDatabase();
+  } finally {
+    await b.close();
+    db.cleanup();
+  }
+}
+
+/** Median wall time of `runs` runs of a command, in ms. */
+function medianMs(runs: number, cmd: string, args: string[], env: NodeJS.ProcessEnv): number {
+  const ts: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    const r = spawnSync(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    ts.push(performance.now() - t);
+    if (r.status !== 0 && !args.includes("--bogus")) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr.toString()}`);
+  }
+  ts.sort((a, b) => a - b);
+  return ts[Math.floor(ts.length / 2)] as number;
+}
+
+/**
+ * How long `balsam` takes to start, as a user waits for it, beside a bare
+ * `node -e 0` measured in the same run (issue 12: `--help` ≤ 2×, `ls` on a
+ * 1k-job database ≤ 3×). BENCH_STARTUP_JOBS (default 1000) jobs.
+ */
+export async function benchStartup(mongoUrl: string, redisUrl: string): Promise<void> {
+  const n = process.env.BENCH_STARTUP_JOBS ? Number(process.env.BENCH_STARTUP_JOBS) : 1000;
+  const runs = 9;
+  console.log(`\n## balsam start-up (median of ${runs} runs; database of ${n} jobs)`);
+  const db = await makeCliDb(mongoUrl, redisUrl, "bench_startup", "bench_startup");
+  const b = await connect({ dbPath: db.dir });
+  try {
+    await b.apps.add({ name: "noop", executable: "/bin/true" });
+    await b.jobs.addMany(Array.from({ length: n }, (_, i) => ({ name: `task${i}`, workflow: "START", application: "noop" })));
+    const node = medianMs(runs, process.execPath, ["-e", "0"], {});
+    const row = (what: string, args: string[]) => {
+      const ms = medianMs(runs, process.execPath, [BALSAM_BIN, ...args], db.env);
+      console.log(`${what.padEnd(34)} ${f1(ms).padStart(7)} ms  ${(ms / node).toFixed(2)}× bare node`);
+    };
+    console.log(`${"node -e 0 (bare node)".padEnd(34)} ${f1(node).padStart(7)} ms`);
+    row("balsam --help", ["--help"]);
+    row("balsam ls --bogus (usage error)", ["ls", "--bogus"]);
+    row(`balsam ls (${n} jobs)`, ["ls"]);
+    row("balsam ls --wf START", ["ls", "--wf", "START"]);
+    await b.store.db.dropDatabase();
+    await b.queues.obliterate("START");
   } finally {
     await b.close();
     db.cleanup();

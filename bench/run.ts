@@ -5,8 +5,8 @@
  * BENCH_LAUNCHER_JOBS (default 20000), BENCH_LATENCY_JOBS (default 100),
  * BENCH_MANY_JOBS (default 20000, several launchers),
  * BENCH_LS_JOBS (default 1000000), BENCH_IN_SIZES (default 20000,200000).
- * BENCH_ONLY=server|enqueue|launcher|cli|search|web runs one part
- * (web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000).
+ * BENCH_ONLY=server|enqueue|launcher|cli|startup|search|web runs one part (cli includes startup;
+ * web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000).
  * BENCH_FERRETDB_BEFORE=/path/to/ferretdb runs the launcher part a second
  * time on servers started from that binary (e.g. a build without our patch
  * series), so before and after are measured in one run.
@@ -20,7 +20,7 @@ import { startTestServers } from "../test/support/servers.js";
 import { connect } from "../libs/client/index.js";
 import { buildJob, Store } from "../libs/store/index.js";
 import { num } from "./measure.js";
-import { benchCli } from "./cli.js";
+import { benchCli, benchStartup } from "./cli.js";
 import { benchLauncher } from "./launcher.js";
 import { benchSearch } from "./search.js";
 import { benchServer } from "./server.js";
@@ -95,6 +95,7 @@ async function main(): Promise<void> {
     if (!only || only === "search") await benchSearch(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "web") await benchWeb(servers.mongoUrl, servers.redisUrl);
     // Last: filling a million jobs into FerretDB takes minutes.
+    if (!only || only === "cli" || only === "startup") await benchStartup(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "cli") await benchCli(servers.mongoUrl, servers.redisUrl);
   } finally {
     await servers.stop();

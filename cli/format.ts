@@ -1,13 +1,6 @@
-import columnify from "columnify";
-import {
-  JOB_FIELDS,
-  JOB_STATES,
-  checkWorkflowName,
-  isJobState,
-  jobField,
-  type FieldSpec,
-  type JobState,
-} from "../libs/client/index.js";
+import { createRequire } from "node:module";
+import { JOB_FIELDS, JOB_STATES, isJobState, jobField, type FieldSpec, type JobState } from "../libs/models/index.js";
+import { queueName as checkWorkflowName } from "../libs/queue/names.js";
 import { UsageError } from "../libs/errors/index.js";
 
 /** The columns every job listing starts with, as in the seed's `balsam ls`. */
@@ -57,6 +50,18 @@ export function parseState(raw: string | undefined): JobState | undefined {
   return raw;
 }
 
+/**
+ * The `<objects>` word of `ls`/`rm`: one of `kinds`, or its singular
+ * (`rm job`, `ls job` as Balsam 0.x took them).
+ */
+export function objectsArg<K extends string>(kinds: readonly K[]): (v: string) => K {
+  return (v: string) => {
+    const k = kinds.find((x) => x === v || x === `${v}s`);
+    if (!k) throw new UsageError(`'${v}' is not something to list or remove: use ${kinds.join(", ")}`);
+    return k;
+  };
+}
+
 /** A `--wf` option: a name that cannot be a queue name can never hold jobs, so it is a usage error. */
 export function parseWorkflow(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
@@ -101,6 +106,8 @@ export function toJsonRecord(doc: object, specs: readonly FieldSpec[]): Record<s
  * rows, columns separated by ` | ` as in the seed's `balsam ls` output.
  */
 export function table(columns: readonly string[], rows: ReadonlyArray<Record<string, string>>): string[] {
+  // Required here, not imported: only commands that print a table pay its load.
+  const columnify = createRequire(import.meta.url)("columnify") as typeof import("columnify");
   const text = columnify([...rows], {
     columns: [...columns],
     columnSplitter: " | ",

@@ -1,20 +1,32 @@
+import { createRequire } from "node:module";
 import { Command } from "commander";
-import { configureProgram, handleCommanderError } from "./common.js";
+import { normalizeArgv } from "./argv.js";
+import { configureProgram, handleCommanderError, printError } from "./common.js";
 import { SUBCOMMANDS } from "./registry.js";
 
 /**
  * `balsam`: one file per subcommand under cli/, each a thin layer over libs/.
  * The order and the one-line descriptions are the seed's `balsam --help`.
  */
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
 const program = new Command("balsam").description("Balsam command line interface").showHelpAfterError(false);
+program.version(version, "-V, --version", "print the version");
 configureProgram(program);
 for (const register of SUBCOMMANDS) {
   const sub = register(program);
   sub.exitOverride();
 }
 
+let args: string[] | undefined;
 try {
-  await program.parseAsync(process.argv);
+  args = normalizeArgv(program, process.argv.slice(2));
 } catch (err) {
-  handleCommanderError(err);
+  printError(err);
+}
+if (args) {
+  try {
+    await program.parseAsync(args, { from: "user" });
+  } catch (err) {
+    handleCommanderError(err);
+  }
 }

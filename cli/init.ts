@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { initDatabaseDir, redactUrl } from "../libs/config/index.js";
 import { action, out } from "./common.js";
 
 export function register(program: Command): Command {
@@ -12,7 +11,8 @@ export function register(program: Command): Command {
     .option("--db-name <name>", "MongoDB database name", "balsam")
     .option("--queue-prefix <prefix>", "BullMQ key prefix ({balsam} for Redis Cluster)", "balsam")
     .action(
-      action((path: string, o: { mongoUrl?: string; redisUrl?: string; dbName: string; queuePrefix: string }) => {
+      action(async (path: string, o: { mongoUrl?: string; redisUrl?: string; dbName: string; queuePrefix: string }) => {
+        const { initDatabaseDir, redactUrl } = await import("../libs/config/index.js");
         const { dir, settings } = initDatabaseDir(path, { mongoUrl: o.mongoUrl, redisUrl: o.redisUrl, dbName: o.dbName, queuePrefix: o.queuePrefix });
         out(`created Balsam database ${dir}`);
         out(`  mongo: ${redactUrl(settings.mongoUrl)}  redis: ${redactUrl(settings.redisUrl)}  db: ${settings.dbName}`);

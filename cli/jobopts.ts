@@ -1,15 +1,9 @@
 import { Option, type Command } from "commander";
-import {
-  JOB_FIELDS,
-  checkJobForLaunch,
-  MAX_JOB_COUNT,
-  checkWorkflowName,
-  parseEnvAssignments,
-  type Balsam,
-  type Job,
-  type JobSpec,
-} from "../libs/client/index.js";
+import { JOB_FIELDS, checkJobForLaunch, MAX_JOB_COUNT, parseEnvAssignments, type Job, type JobSpec } from "../libs/models/index.js";
+import { queueName as checkWorkflowName } from "../libs/queue/names.js";
+import type { Balsam } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
+import { aliasOption } from "./argv.js";
 import { confirm, intOption, isTerminal, out } from "./common.js";
 import { cell, note, valueOf } from "./format.js";
 
@@ -23,7 +17,7 @@ export interface JobOptionValues {
   name: string;
   workflow?: string;
   application: string;
-  args?: string;
+  args?: string[];
   description?: string[];
   wallTimeMinutes?: number;
   numNodes?: number;
@@ -35,7 +29,9 @@ export interface JobOptionValues {
   cpuAffinity?: "none" | "depth";
   mpiFlags?: string;
   env?: string[];
-  inputFiles?: string;
+  inputFiles?: string[];
+  preprocessor?: string;
+  postprocessor?: string;
   urlIn?: string;
   urlOut?: string;
   stageOutFiles?: string;
@@ -46,14 +42,15 @@ export interface JobOptionValues {
 }
 
 export function addJobOptions(cmd: Command, opts: { workflowRequired: boolean }): Command {
+  aliasOption(cmd, "--wall-minutes", "--wall-time-minutes");
   cmd.requiredOption("--name <name>", "job name");
   if (opts.workflowRequired) cmd.requiredOption("--workflow <workflow>", "workflow the job belongs to (its launcher queue)");
   else cmd.option("--workflow <workflow>", "workflow the job belongs to (default: the parent's)");
   return cmd
     .requiredOption("--application <app>", "name of the application to run (`balsam ls apps`)")
-    .option("--args <args>", "command-line arguments given to the application; may start with '-'")
+    .option("--args <args...>", "arguments given to the application: one quoted word (may start with '-') or several words, joined by spaces")
     .option("--description <words...>", "free-text description")
-    .option("--wall-time-minutes <minutes>", "expected run time (default 1)", intOption("--wall-time-minutes", 0, MAX_JOB_COUNT))
+    .option("--wall-time-minutes <minutes>", "expected run time (default 1; 0.x: --wall-minutes)", intOption("--wall-time-minutes", 0, MAX_JOB_COUNT))
     .option("--num-nodes <n>", "nodes for an MPI job (default 1)", intOption("--num-nodes", 1, MAX_JOB_COUNT))
     .option("--coschedule-num-nodes <n>", "extra nodes kept for a coscheduled service (default 0)", intOption("--coschedule-num-nodes", 0, MAX_JOB_COUNT))
     .option("--node-packing-count <n>", "serial jobs packed per node (default 1)", intOption("--node-packing-count", 1, MAX_JOB_COUNT))
@@ -63,7 +60,9 @@ export function addJobOptions(cmd: Command, opts: { workflowRequired: boolean })
     .addOption(new Option("--cpu-affinity <mode>", "MPI CPU binding (default none)").choices(["none", "depth"]))
     .option("--mpi-flags <flags>", "extra flags for the MPI launch command")
     .option("--env <VAR=VALUE...>", "environment variables for the job: words, or joined by ',' or ':' where VAR= follows (PATH=/a:/b keeps its ':')")
-    .option("--input-files <patterns>", "files staged in from parents' working directories (default '*')")
+    .option("--input-files <patterns...>", "files staged in from parents' working directories: glob patterns, as words or one spaced string (default '*')")
+    .option("--preprocessor <script>", "this job's preprocess script, instead of its app's")
+    .option("--postprocessor <script>", "this job's postprocess script, instead of its app's")
     .option("--url-in <url>", "stage-in URL")
     .option("--url-out <url>", "stage-out URL")
     .option("--stage-out-files <patterns>", "files to stage out")
@@ -91,7 +90,7 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
     name: o.name,
     workflow,
     application: o.application,
-    args: o.args,
+    args: o.args?.join(" "),
     description: o.description?.join(" "),
     wallTimeMinutes: o.wallTimeMinutes,
     numNodes: o.numNodes,
@@ -103,7 +102,9 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
     cpuAffinity: o.cpuAffinity,
     mpiFlags: o.mpiFlags,
     environVars,
-    inputFiles: o.inputFiles,
+    inputFiles: o.inputFiles?.join(" "),
+    preprocess: o.preprocessor,
+    postprocess: o.postprocessor,
     stageInUrl: o.urlIn,
     stageOutUrl: o.urlOut,
     stageOutFiles: o.stageOutFiles,

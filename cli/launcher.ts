@@ -1,8 +1,7 @@
 import type { Command } from "commander";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { launcherEnv, resolveDbPath } from "../libs/config/index.js";
-import { resolveLauncherOptions, runLauncher, type LauncherCliOptions } from "../services/launcher/index.js";
+import type { LauncherCliOptions } from "../services/launcher/index.js";
 import { action, intOption, openClient } from "./common.js";
 import { UsageError } from "../libs/errors/index.js";
 
@@ -27,6 +26,8 @@ export function register(program: Command): Command {
     .option("--persistent", "keep running when nothing is left to do")
     .action(
       action(async (o: LauncherCliOptions) => {
+        const { launcherEnv, resolveDbPath } = await import("../libs/config/index.js");
+        const { resolveLauncherOptions, runLauncher } = await import("../services/launcher/index.js");
         const resolved = resolveLauncherOptions(o);
         const env = launcherEnv();
         const dbPath = resolveDbPath();

@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { existsSync, readdirSync, statSync, openSync, readSync, closeSync, watch } from "node:fs";
 import { join } from "node:path";
-import { resolveDbPath } from "../libs/config/index.js";
 import { action, intOption, out } from "./common.js";
 
 function tail(file: string, bytes: number): string {
@@ -25,6 +24,7 @@ export function register(program: Command): Command {
     .option("-n, --lines <n>", "lines per file (default 20)", intOption("-n/--lines", 1), 20)
     .action(
       action(async (o: { follow?: boolean; lines: number }) => {
+        const { resolveDbPath } = await import("../libs/config/index.js");
         const dir = join(resolveDbPath(), "log");
         const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".log")).sort() : [];
         if (files.length === 0) {

@@ -1,16 +1,7 @@
 import { Argument, type Command } from "commander";
-import { listQueues } from "./queues.js";
-import {
-  APP_FIELDS,
-  JOB_FIELDS,
-  JOB_STATES,
-  appField,
-  type Balsam,
-  type FieldSpec,
-  type Job,
-  type JobFilter,
-  type JobState,
-} from "../libs/client/index.js";
+import { aliasOption } from "./argv.js";
+import { APP_FIELDS, JOB_FIELDS, JOB_STATES, appField, type FieldSpec, type Job, type JobState } from "../libs/models/index.js";
+import type { Balsam, JobFilter } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, withClient } from "./common.js";
 import {
@@ -20,6 +11,7 @@ import {
   note,
   parseState,
   parseWorkflow,
+  objectsArg,
   printJson,
   printLines,
   table,
@@ -237,13 +229,14 @@ async function lsApps(b: Balsam, r: Resolved): Promise<void> {
 }
 
 export function register(program: Command): Command {
-  return program
-    .command("ls")
+  const cmd = program.command("ls");
+  aliasOption(cmd, "--wf-filter", "--wf");
+  return cmd
     .description("list jobs, applications, or jobs-by-workflow")
-    .addArgument(new Argument("[objects]", "what to list").choices(["jobs", "apps", "wf", "queues"]).default("jobs"))
+    .addArgument(new Argument("[objects]", "what to list: jobs, apps, wf or queues (or job, app)").argParser(objectsArg(["jobs", "apps", "wf", "queues"] as const)).default("jobs"))
     .option("--name <part>", "only those whose name contains PART (literally)")
     .option("--id <prefix>", "only those whose id starts with PREFIX")
-    .option("--wf <workflow>", "only jobs of this workflow")
+    .option("--wf <workflow>", "only jobs of this workflow (0.x: --wf-filter)")
     .option("--state <state>", "only jobs in this state")
     .option("--by-states", "count jobs per state")
     .option("--history", "show each job's state history with timestamps")
@@ -260,12 +253,12 @@ export function register(program: Command): Command {
         await withClient(async (b) => {
           if (r.objects === "apps") return lsApps(b, r);
           if (r.objects === "wf") return lsWorkflows(b, r);
-          if (r.objects === "queues") return listQueues(b, r.json);
+          if (r.objects === "queues") return (await import("./queues.js")).listQueues(b, r.json);
           if (r.view === "byStates") return lsByStates(b, r);
           if (r.view === "history") return lsHistory(b, r);
           if (r.view === "tree") return lsTree(b, r);
           return lsJobs(b, r);
-        });
+        }, { readOnly: true });
       }),
     );
 }

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import { SingleBar, Presets } from "cli-progress";
 import type { JobSpec } from "../libs/client/index.js";
 import { action, intOption, out, withClient } from "./common.js";
 import { parseWorkflow } from "./format.js";
+import { EXIT_INTERRUPTED, withProgress } from "./progress.js";
 
 /**
  * Jobs per addMany: one insertMany and one addBulk round of 10k documents
@@ -11,8 +11,9 @@ import { parseWorkflow } from "./format.js";
  */
 const CHUNK = 10_000;
 
-function* dummyChunks(num: number, workflow: string): Generator<JobSpec[]> {
-  for (let start = 0; start < num; start += CHUNK) {
+/** Chunks of dummy specs; a stop (Ctrl-C) is heeded between chunks, so every job added has its queue entry. */
+function* dummyChunks(num: number, workflow: string, signal: AbortSignal): Generator<JobSpec[]> {
+  for (let start = 0; start < num && !signal.aborted; start += CHUNK) {
     const specs: JobSpec[] = [];
     for (let i = start; i < Math.min(num, start + CHUNK); i++) specs.push({ name: `dummy${i}`, workflow, application: "dummy" });
     yield specs;
@@ -31,10 +32,15 @@ export function register(program: Command): Command {
         await withClient(async (b) => {
           const madeApp = !(await b.apps.find("dummy"));
           if (madeApp) await b.apps.add({ name: "dummy", executable: "/bin/true", description: "does nothing; used by make_dummies" });
-          const bar = process.stderr.isTTY ? new SingleBar({ stream: process.stderr }, Presets.shades_classic) : undefined;
-          bar?.start(num, 0);
           try {
-            await b.jobs.addChunks(dummyChunks(num, workflow), (added) => bar?.update(added));
+            const { result: added, interrupted } = await withProgress((p) => {
+              p.onProgress(0, num);
+              return b.jobs.addChunks(dummyChunks(num, workflow, p.signal), (n) => p.onProgress(n, num));
+            });
+            if (interrupted) {
+              out(`interrupted: added ${added} of ${num} dummy job(s) to workflow ${workflow}`);
+              process.exitCode = EXIT_INTERRUPTED;
+            }
           } catch (err) {
             // A failed command changes nothing: the app goes too, unless another command's jobs use it meanwhile.
             if (madeApp) {
@@ -44,11 +50,9 @@ export function register(program: Command): Command {
                 .catch(() => 0); // the add's error is the one to report
             }
             throw err;
-          } finally {
-            bar?.stop();
           }
         });
-        out(`added ${num} dummy job(s) to workflow ${workflow}`);
+        if (process.exitCode !== EXIT_INTERRUPTED) out(`added ${num} dummy job(s) to workflow ${workflow}`);
       }),
     );
 }

@@ -9,7 +9,7 @@ import {
   parseFieldValue,
   type FieldSpec,
   type Job,
-} from "../libs/client/index.js";
+} from "../libs/models/index.js";
 import { ConflictError, UsageError } from "../libs/errors/index.js";
 import { action, out, withClient } from "./common.js";
 import { cell } from "./format.js";

@@ -15,9 +15,13 @@ import { register as makeDummies } from "./make_dummies.js";
 import { register as which } from "./which.js";
 import { register as log } from "./log.js";
 import { register as server } from "./server.js";
+import { register as rerun } from "./rerun.js";
+import { register as activate, registerDeactivate as deactivate } from "./activate.js";
+import { register as cd } from "./cd.js";
 import { register as web } from "./web.js";
 
-/** The seed's sixteen subcommands, in the seed's order. */
+/** The seed's sixteen subcommands, in the seed's order, then this project's own. */
 export const SUBCOMMANDS: Array<(program: Command) => Command> = [
-  app, job, dep, ls, modify, rm, killjob, mkchild, launcher, submitLaunch, init, service, makeDummies, which, log, server, web,
+  app, job, dep, ls, modify, rm, killjob, mkchild, launcher, submitLaunch, init, service, makeDummies, which, log, server,
+  rerun, activate, deactivate, cd, web,
 ];

@@ -1,8 +1,11 @@
 import { Argument, type Command } from "commander";
-import { WAITING_STATES, type Balsam, type Job, type JobFilter } from "../libs/client/index.js";
+import { aliasOption } from "./argv.js";
+import { WAITING_STATES, type Job } from "../libs/models/index.js";
+import type { Balsam, JobFilter } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, confirm, isTerminal, out, withClient } from "./common.js";
-import { note, parseState, parseWorkflow, preview } from "./format.js";
+import { EXIT_INTERRUPTED, withProgress } from "./progress.js";
+import { note, objectsArg, parseState, parseWorkflow, preview } from "./format.js";
 
 interface RmOptions {
   name?: string;
@@ -49,7 +52,15 @@ async function rmJobs(b: Balsam, o: RmOptions, filter: JobFilter): Promise<void>
     out("nothing removed");
     return;
   }
-  const n = await b.jobs.deleteJobs(victims, { evenIfRunning: o.force === true });
+  const { result: n, interrupted } = await withProgress((p) => {
+    p.onProgress(0, victims.length);
+    return b.jobs.deleteJobs(victims, { ...p, evenIfRunning: o.force === true });
+  });
+  if (interrupted) {
+    out(`interrupted: removed ${n} of ${victims.length} job(s); the other ${victims.length - n} are untouched`);
+    process.exitCode = EXIT_INTERRUPTED;
+    return;
+  }
   out(`removed ${n} job(s)`);
   if (orphans.length) {
     note(
@@ -81,13 +92,14 @@ async function rmApps(b: Balsam, o: RmOptions): Promise<void> {
 }
 
 export function register(program: Command): Command {
-  return program
-    .command("rm")
+  const cmd = program.command("rm");
+  aliasOption(cmd, "--wf-filter", "--wf");
+  return cmd
     .description("remove jobs or applications from the database")
-    .addArgument(new Argument("<objects>", "what to remove").choices(["jobs", "apps"]))
+    .addArgument(new Argument("<objects>", "what to remove: jobs or apps (or job, app)").argParser(objectsArg(["jobs", "apps"] as const)))
     .option("--name <part>", "those whose name contains PART (literally)")
     .option("--id <prefix>", "those whose id starts with PREFIX")
-    .option("--wf <workflow>", "jobs: only in this workflow (narrows the other selectors)")
+    .option("--wf <workflow>", "jobs: only in this workflow (narrows the other selectors; 0.x: --wf-filter)")
     .option("--state <state>", "jobs: only in this state")
     .option("--all", "everything (within --wf when given)")
     .option("--recursive", "jobs: also remove every job depending on the removed ones")

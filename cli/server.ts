@@ -1,7 +1,6 @@
 import type { Command } from "commander";
-import { readSettings, redactUrl, resolveDbPath } from "../libs/config/index.js";
+import { redactUrl } from "../libs/config/redact.js";
 import { UsageError } from "../libs/errors/index.js";
-import { ensureLocalServers, localStatus, resetLocalServers, stopLocalServers } from "../services/dbserver/local.js";
 import { action, confirm, isTerminal, out } from "./common.js";
 
 interface ServerOpts {
@@ -34,6 +33,8 @@ export function register(program: Command): Command {
         const chosen = (["connect", "stop", "status", "reset", "deleteAllData"] as const).filter((k) => o[k]);
         if (chosen.length !== 1) throw new UsageError("give exactly one of --connect, --stop, --status, --reset, --delete-all-data");
         const yes = o.yes || o.force;
+        const { readSettings, resolveDbPath } = await import("../libs/config/index.js");
+        const { ensureLocalServers, localStatus, resetLocalServers, stopLocalServers } = await import("../services/dbserver/local.js");
         const dir = resolveDbPath();
         const settings = readSettings(dir);
         if (o.connect) {

@@ -1,9 +1,7 @@
 import type { Command } from "commander";
 import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { readSettings, resolveDbPath } from "../libs/config/index.js";
 import { UsageError } from "../libs/errors/index.js";
-import { BalsamService, resolveScheduler } from "../services/service/index.js";
 import { action, openClient } from "./common.js";
 
 function seconds(v: string): number {
@@ -20,6 +18,8 @@ export function register(program: Command): Command {
     .option("--once", "make one pass and exit")
     .action(
       action(async (o: { intervalSeconds?: number; once?: boolean }) => {
+        const { readSettings, resolveDbPath } = await import("../libs/config/index.js");
+        const { BalsamService, resolveScheduler } = await import("../services/service/index.js");
         const dbPath = resolveDbPath();
         const settings = readSettings(dbPath);
         const scheduler = resolveScheduler(settings);

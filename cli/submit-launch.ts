@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { readSettings, resolveDbPath } from "../libs/config/index.js";
-import { resolveScheduler, resolveSubmitLaunchOptions, submitLaunch, type SubmitLaunchOptions } from "../services/service/index.js";
+import type { SubmitLaunchOptions } from "../services/service/index.js";
 import { action, openClient, out } from "./common.js";
 
 interface SubmitLaunchFlags {
@@ -26,6 +25,8 @@ export function register(program: Command): Command {
     .option("--sched-flags <flags>", "extra flags for the scheduler's submit command")
     .action(
       action(async (f: SubmitLaunchFlags) => {
+        const { readSettings, resolveDbPath } = await import("../libs/config/index.js");
+        const { resolveScheduler, resolveSubmitLaunchOptions, submitLaunch } = await import("../services/service/index.js");
         const o: SubmitLaunchOptions = { nodes: f.nodes, queue: f.queue, minutes: f.timeMinutes, project: f.project, jobMode: f.jobMode, wfFilter: f.wfFilter, schedFlags: f.schedFlags };
         const resolved = resolveSubmitLaunchOptions(o);
         const dbPath = resolveDbPath();

@@ -1,9 +1,9 @@
+import { hostname } from "node:os";
 import type { Command } from "commander";
 import { BalsamError } from "../libs/errors/index.js";
-import { resolveDbPath } from "../libs/config/index.js";
-import { ensureToken, removeWebInfo, writeWebInfo } from "../services/web/token.js";
-import { hostname } from "node:os";
 import { action, intOption, openClient, out } from "./common.js";
+
+// The server, its drivers and the settings schema (zod) load when `web` runs, not for `balsam --help`.
 
 interface WebOpts {
   port: number;
@@ -18,6 +18,8 @@ export function register(program: Command): Command {
     .option("--listen-all", "listen on every interface, not only 127.0.0.1 (the token still guards every request)")
     .action(
       action(async (o: WebOpts) => {
+        const { resolveDbPath } = await import("../libs/config/index.js");
+        const { ensureToken, removeWebInfo, writeWebInfo } = await import("../services/web/token.js");
         const dir = resolveDbPath();
         // Before any server is contacted: a token that cannot be trusted stops here.
         const token = ensureToken(dir, { listenAll: o.listenAll });

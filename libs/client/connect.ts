@@ -7,7 +7,7 @@ import {
 } from "../config/index.js";
 import { ConfigError } from "../errors/index.js";
 import { Store } from "../store/index.js";
-import { JobQueues } from "../queue/index.js";
+import type { JobQueues } from "../queue/index.js";
 
 export interface ConnectOptions {
   /** Database directory; default `BALSAM_DB_PATH`. Ignored when both URLs are given. */
@@ -24,6 +24,13 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Create indexes on connect (idempotent, cheap). Default true. */
   ensureIndexes?: boolean;
+  /**
+   * Connect to Redis. Default true. `false` gives a client for reading jobs
+   * and apps only (what `balsam ls` needs): BullMQ and ioredis are then not
+   * even loaded, about a third of a command's start-up, and any use of
+   * `queues` throws.
+   */
+  redis?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -69,10 +76,26 @@ export async function openBackends(conn: ResolvedConnection, opts: ConnectOption
   const store = await Store.connect({ url: conn.mongoUrl, dbName: conn.dbName, connectTimeoutMs: opts.connectTimeoutMs });
   try {
     if (opts.ensureIndexes !== false) await store.ensureIndexes();
+    if (opts.redis === false) return { store, queues: noQueues() };
+    const { JobQueues } = await import("../queue/index.js");
     const queues = await JobQueues.connect({ redisUrl: conn.redisUrl, prefix: conn.queuePrefix, connectTimeoutMs: opts.connectTimeoutMs });
     return { store, queues };
   } catch (err) {
     await store.close();
     throw err;
   }
+}
+
+/**
+ * The queues of a client opened with `redis: false`: closing is a no-op,
+ * anything else is a programming error said as such.
+ */
+function noQueues(): JobQueues {
+  return new Proxy({} as JobQueues, {
+    get(_t, prop) {
+      if (prop === "close") return () => Promise.resolve();
+      if (prop === "then") return undefined;
+      throw new Error(`this client was opened without Redis (redis: false); queues.${String(prop)} needs it`);
+    },
+  });
 }

@@ -17,7 +17,7 @@ import { type ConnectOptions, openBackends, resolveConnection } from "./connect.
 import { JobsApi } from "./jobs.js";
 import { createApp, getApp, findApp, listApps, updateApp, deleteApps, deleteAppsByName, type Store } from "../store/index.js";
 import type { JobQueues } from "../queue/index.js";
-import type { App, AppSpec, Job, JobSpec } from "../models/index.js";
+import { isRunnable, type App, type AppSpec, type Job, type JobSpec } from "../models/index.js";
 import { ConfigError } from "../errors/index.js";
 import { ResultWatcher, watchResults, waitForJobs, type FinishedJob, type ResultsOptions, type WatchOptions } from "./results.js";
 import type { Settings } from "../config/index.js";
@@ -25,11 +25,11 @@ import type { Settings } from "../config/index.js";
 export * from "../models/index.js";
 export * from "../errors/index.js";
 export { JobsApi, JobQuery, KILL_CHANNEL, FINISHED_CHANNEL, queueItem } from "./jobs.js";
-export type { DeleteVictim, JobFilter } from "./jobs.js";
+export type { DeleteVictim, JobFilter, ProgressOptions, RerunResult } from "./jobs.js";
 export type { ConnectOptions, ResolvedConnection } from "./connect.js";
 export { resolveConnection } from "./connect.js";
 // Callers check a workflow name before asking the user anything, with the same rule the queues use.
-export { queueName as checkWorkflowName, isValidWorkflow } from "../queue/index.js";
+export { queueName as checkWorkflowName, isValidWorkflow } from "../queue/names.js";
 
 /** Application definitions: what executable a job's `application` names. */
 export class AppsApi {
@@ -62,6 +62,22 @@ export class AppsApi {
   deleteNames(names: readonly string[]): Promise<number> {
     return deleteAppsByName(this.store, names);
   }
+}
+
+/**
+ * The fields `spawnChild` copies from the job it spawns from: what a job was
+ * given when added, not what running it wrote (state, history, lease,
+ * attempts, exit code, working directory, ids, timestamps).
+ */
+const SPAWN_COPIED = [
+  "name", "workflow", "application", "args", "description", "numNodes", "ranksPerNode", "threadsPerRank", "threadsPerCore",
+  "cpuAffinity", "nodePackingCount", "coscheduleNumNodes", "wallTimeMinutes", "mpiFlags", "environVars", "inputFiles",
+  "stageInUrl", "stageOutFiles", "stageOutUrl", "postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry",
+  "waitForParents", "preprocess", "postprocess",
+] as const satisfies ReadonlyArray<keyof JobSpec & keyof Job>;
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** A connection to one Balsam database: its MongoDB and its Redis. */
@@ -126,21 +142,39 @@ export class Balsam {
   async currentJob(env: NodeJS.ProcessEnv = process.env): Promise<Job> {
     const id = env.BALSAM_JOB_ID;
     if (!id) throw new ConfigError("BALSAM_JOB_ID is not set: this is not running inside a Balsam job");
-    return this.jobs.get(id);
+    let job = await this.jobs.get(id);
+    const ahead = Number(env.BALSAM_CLAIM_AFTER_MS);
+    if (!isRunnable(job.state) || !(ahead > 0)) return job;
+    // Started ahead of its claim (DESIGN §7): still running, it is recorded
+    // RUNNING within that delay, so wait for it rather than answer READY.
+    const deadline = Date.now() + ahead + 10_000;
+    while (isRunnable(job.state) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = await this.jobs.get(id);
+    }
+    return job;
   }
 
   /**
-   * Adds a child of the current job (or of `parent`): its workflow defaults to
-   * the parent's, and it waits for the parent unless the parent has finished
-   * — so a child spawned by a running job starts after that job ends. A job
-   * that must wait for its own evaluations (a search) adds them with
-   * `jobs.add` instead, or it would wait for children that wait for it.
+   * Balsam 0.x's `dag.spawn_child(**kwargs)`: a new job made from the current
+   * job (or `parent`) — every field it was given copied (name, workflow,
+   * application, args, nodes, environment, handlers, data but its result, …),
+   * then `overrides` applied — whose parents are the current job's parents
+   * plus the current job. It waits for them, so a child spawned by a running
+   * job starts after that job ends. A job that must wait for its own
+   * evaluations (a search) adds them with `jobs.add` instead, or it would
+   * wait for children that wait for it.
    */
-  async spawnChild(spec: Omit<JobSpec, "workflow" | "parents"> & { workflow?: string; parent?: string }, env: NodeJS.ProcessEnv = process.env): Promise<Job> {
-    const parent = spec.parent ? await this.jobs.get(spec.parent) : await this.currentJob(env);
-    const rest: Omit<typeof spec, "parent"> & { parent?: string } = { ...spec };
+  async spawnChild(overrides: Partial<JobSpec> & { parent?: string } = {}, env: NodeJS.ProcessEnv = process.env): Promise<Job> {
+    const from = overrides.parent ? await this.jobs.get(overrides.parent) : await this.currentJob(env);
+    const rest: Partial<JobSpec> & { parent?: string } = { ...overrides };
     delete rest.parent;
-    return this.jobs.add({ ...rest, workflow: spec.workflow ?? parent.workflow, parents: [parent._id] });
+    const data = { ...from.data };
+    delete data.result;
+    const copied: Partial<JobSpec> = { data };
+    for (const k of SPAWN_COPIED) (copied as Record<string, unknown>)[k] = from[k];
+    const parents = [...new Set([...from.parents, from._id, ...(rest.parents ?? [])])];
+    return this.jobs.add({ ...copied, ...stripUndefined(rest), parents } as JobSpec);
   }
 
   /** Closes both connections; safe to call twice. */

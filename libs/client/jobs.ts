@@ -6,7 +6,9 @@ import {
   isRunnable,
   isActive,
   launchSnapshot,
+  FINAL_STATES,
   MAX_JOB_COUNT,
+  RERUN_REQUESTS,
   type Job,
   type JobSpec,
   type JobState,
@@ -15,6 +17,7 @@ import { BalsamError, ConflictError, InvalidTransitionError, NotFoundError, Usag
 import {
   buildJob,
   chunked,
+  MAX_BULK_OPS,
   MAX_IN_IDS,
   childrenOf,
   countByState,
@@ -35,7 +38,8 @@ import {
   type Store,
   type Transition,
 } from "../store/index.js";
-import { queueName, type JobQueues, type QueueItem } from "../queue/index.js";
+import { queueName } from "../queue/names.js";
+import type { JobQueues, QueueItem } from "../queue/index.js";
 
 export type { JobFilter };
 
@@ -304,10 +308,23 @@ export class JobsApi {
     return this.deleteJobs(victims, opts);
   }
 
-  async deleteJobs(victims: ReadonlyArray<DeleteVictim>, opts: { evenIfRunning?: boolean } = {}): Promise<number> {
+  /**
+   * Deletes the given jobs and their queue entries, a chunk at a time; with
+   * `signal`, a stop is heeded between chunks only, so every job is either
+   * gone with its queue entry or untouched. Returns how many were deleted;
+   * `onProgress` hears how many jobs have been dealt with after each chunk.
+   */
+  async deleteJobs(victims: ReadonlyArray<DeleteVictim>, opts: ProgressOptions & { evenIfRunning?: boolean } = {}): Promise<number> {
     if (!opts.evenIfRunning) this.refuseRunning(victims);
-    const n = await deleteJobsByIds(this.store, victims.map((v) => v._id));
-    await this.queues.remove(victims.filter((v) => isRunnable(v.state)).map((v) => ({ id: v._id, workflow: v.workflow, attempts: v.attempts })));
+    let n = 0;
+    let done = 0;
+    for (const chunk of chunked([...victims], MAX_IN_IDS)) {
+      if (opts.signal?.aborted) break;
+      n += await deleteJobsByIds(this.store, chunk.map((v) => v._id));
+      await this.queues.remove(chunk.filter((v) => isRunnable(v.state)).map((v) => ({ id: v._id, workflow: v.workflow, attempts: v.attempts })));
+      done += chunk.length;
+      opts.onProgress?.(done, victims.length);
+    }
     return n;
   }
 
@@ -334,6 +351,10 @@ export class JobsApi {
    */
   async setState(idOrPrefix: string, to: JobState, message = "set by user"): Promise<Job> {
     const job = await this.get(idOrPrefix);
+    if (isFinal(job.state) && RERUN_REQUESTS.includes(to)) {
+      await this.rerun(job._id, { restart: to === "RESTART_READY", message: `${message} (${to})` });
+      return this.get(job._id);
+    }
     if (!canTransition(job.state, to)) throw new InvalidTransitionError(job.state, to, allowedTransitions(job.state));
     if (isActive(job.state) && job.lock && job.lock.until > new Date()) {
       throw new ConflictError(`job ${job._id} is held by launcher ${job.lock.owner}`, { hint: "kill it with `balsam killjob`, or wait for it to finish" });
@@ -348,13 +369,15 @@ export class JobsApi {
   }
 
   /**
-   * Kills a job (and with `recursive` its descendants): USER_KILLED. Jobs a
-   * launcher is running are asked through Redis; the launcher stops the
-   * process and records the kill. Returns the ids killed.
+   * Kills a job and, unless `recursive: false`, every job depending on it
+   * (as Balsam 0.x's `dag.kill`): USER_KILLED. Jobs a launcher is running
+   * are asked through Redis; the launcher stops the process and records the
+   * kill. Without `recursive`, waiting children are FAILED instead (their
+   * parent will never finish). Returns the ids killed.
    */
   async kill(idOrPrefix: string, opts: { recursive?: boolean } = {}): Promise<string[]> {
     const job = await this.get(idOrPrefix);
-    const targets = [job, ...(opts.recursive ? await descendantsOf(this.store, [job._id]) : [])].filter((j) => !isFinal(j.state));
+    const targets = [job, ...(opts.recursive !== false ? await descendantsOf(this.store, [job._id]) : [])].filter((j) => !isFinal(j.state));
     if (targets.length === 0) {
       if (isFinal(job.state)) throw new ConflictError(`job ${job._id} is already ${job.state}`);
       return [];
@@ -373,13 +396,154 @@ export class JobsApi {
     if (leased.length) {
       // Marked so a lease that lapses (dead launcher) ends in USER_KILLED, not a restart.
       for (const chunk of chunked(leased.map((j) => j._id), MAX_IN_IDS)) {
-        await this.store.jobs.updateMany({ _id: { $in: chunk } }, { $set: { killRequestedAt: now } as never });
+        await this.store.jobs.updateMany({ _id: { $in: chunk } }, { $set: { killRequestedAt: now } });
       }
       for (const j of leased) await this.queues.publish(KILL_CHANNEL, j._id);
     }
     const killed = targets.map((j) => j._id).filter((id) => !lost.includes(id));
     await this.failOrphans(killed);
     return killed;
+  }
+
+  /**
+   * Runs final jobs again (Balsam 0.x: `balsam modify ID state CREATED`):
+   * one job by id or unique prefix — refused with the reason when it cannot
+   * be rerun — or every FAILED, USER_KILLED or JOB_FINISHED job a filter
+   * matches, skipping (with the reason) those that cannot.
+   *
+   * Each goes back to READY (RESTART_READY with `restart`), or to
+   * AWAITING_PARENTS while one of its parents has not finished or is rerun
+   * with it; its history is kept and gains the step, its attempt count goes
+   * up (so its queue entry is new) and its last run's lease, exit code and
+   * kill request are cleared. A job whose parent is FAILED, USER_KILLED or
+   * deleted and not rerun with it is not rerun: it would fail again at once.
+   *
+   * Children failed *because of* a rerun job (`failedByParent`, written when
+   * a parent's failure or kill failed them; they never ran) are re-armed:
+   * FAILED → AWAITING_PARENTS, transitively, so they run when the rerun
+   * job finishes. Parents are written before their children and queue
+   * entries are added last, so no launcher can finish a rerun job before
+   * its children wait for it; a release pass at the end covers the rest.
+   */
+  async rerun(target: string | JobFilter, opts: ProgressOptions & { restart?: boolean; message?: string } = {}): Promise<RerunResult> {
+    const fields = { _id: 1, name: 1, state: 1, parents: 1, workflow: 1, attempts: 1, numNodes: 1 } as const;
+    let jobs: Job[];
+    if (typeof target === "string") {
+      const job = await this.get(target);
+      if (!isFinal(job.state)) {
+        throw new ConflictError(`job ${job._id} is ${job.state}; only FAILED, USER_KILLED or JOB_FINISHED jobs can be rerun`);
+      }
+      jobs = [job];
+    } else {
+      if (Object.keys(jobFilterQuery(target)).length === 0) throw new UsageError("rerun needs a selector (name, id, workflow or state)");
+      const states = target.state === undefined ? [...FINAL_STATES] : [target.state].flat();
+      const notFinal = states.find((st) => !isFinal(st));
+      if (notFinal) throw new UsageError(`only FAILED, USER_KILLED or JOB_FINISHED jobs can be rerun, not ${notFinal}`);
+      jobs = await findJobs(this.store, { ...target, state: states }, { projection: fields });
+    }
+    const message = opts.message ?? "rerun by user";
+    const chosen = new Set(jobs.map((j) => j._id));
+    const outside = [...new Set(jobs.flatMap((j) => j.parents))].filter((p) => !chosen.has(p));
+    const stateOf = new Map<string, JobState>();
+    for (const chunk of chunked(outside, MAX_IN_IDS)) {
+      for (const p of await this.store.jobs.find({ _id: { $in: chunk } }, { projection: { state: 1 } }).toArray()) stateOf.set(p._id, p.state);
+    }
+    const skipped: Array<{ id: string; reason: string }> = [];
+    // A job skipped stays final, so its children in the selection are skipped in turn.
+    for (let again = true; again; ) {
+      again = false;
+      for (const j of jobs) {
+        if (!chosen.has(j._id)) continue;
+        const bad = j.parents.find((p) => !chosen.has(p) && ["FAILED", "USER_KILLED", undefined].includes(stateOf.get(p)));
+        if (!bad) continue;
+        skipped.push({ id: j._id, reason: `parent ${bad} is ${stateOf.get(bad) ?? "deleted"}; rerun it too` });
+        chosen.delete(j._id);
+        stateOf.set(j._id, j.state);
+        again = true;
+      }
+    }
+    const ts: Transition[] = [];
+    const runnable: Job[] = [];
+    for (const j of jobs) {
+      if (!chosen.has(j._id)) continue;
+      const waits = j.parents.some((p) => chosen.has(p) || stateOf.get(p) !== "JOB_FINISHED");
+      const to: JobState = waits ? "AWAITING_PARENTS" : opts.restart ? "RESTART_READY" : "READY";
+      ts.push({
+        id: j._id,
+        from: j.state,
+        path: [{ state: to, message: `${message}: attempt ${j.attempts + 2}${waits ? ", waiting on its parents" : ""}` }],
+        set: { lock: null, exitCode: null, runtimeSeconds: null },
+        unset: ["killRequestedAt", "failedByParent"],
+        inc: { attempts: 1 },
+      });
+      if (!waits) runnable.push({ ...j, attempts: j.attempts + 1 });
+    }
+    if (typeof target === "string" && skipped[0]) throw new ConflictError(`job ${target} cannot be rerun: ${skipped[0].reason}`);
+    const rerun: string[] = [];
+    const rearmed: string[] = [];
+    const enqueue = new Map(runnable.map((j) => [j._id, j]));
+    // Parents before their children, then chunk by chunk with a stop heeded
+    // between chunks: a job's transition and its queue entry go together, and
+    // a stop never leaves a child waiting on a parent that was not rerun.
+    const depth = new Map<string, number>();
+    const byId = new Map(jobs.map((j) => [j._id, j]));
+    // Iterative, so a chain of 100k jobs cannot overflow the stack.
+    const depthOf = (root: string): number => {
+      const stack = [root];
+      while (stack.length) {
+        const id = stack[stack.length - 1] as string;
+        const ups = (byId.get(id)?.parents ?? []).filter((p) => chosen.has(p));
+        const todo = ups.filter((p) => !depth.has(p));
+        if (todo.length && depth.get(id) !== -1) {
+          depth.set(id, -1); // being computed: a cycle (which addDependency refuses) ends here
+          stack.push(...todo);
+          continue;
+        }
+        stack.pop();
+        depth.set(id, 1 + Math.max(0, ...ups.map((p) => depth.get(p) ?? 0)));
+      }
+      return depth.get(root) ?? 0;
+    };
+    ts.sort((x, y) => depthOf(x.id) - depthOf(y.id));
+    for (const chunk of chunked(ts, MAX_BULK_OPS)) {
+      if (opts.signal?.aborted) break;
+      const lost = new Set(await recordTransitions(this.store, chunk));
+      for (const id of lost) skipped.push({ id, reason: "changed state meanwhile" });
+      const written = chunk.map((t) => t.id).filter((id) => !lost.has(id));
+      rearmed.push(...(await this.rearmChildren(written)));
+      await this.queues.enqueue(written.flatMap((id) => enqueue.get(id) ?? []).map(queueItem));
+      // A rerun job that finished before its children were re-armed releases them now.
+      await this.releaseChildren(written);
+      rerun.push(...written);
+      opts.onProgress?.(rerun.length, ts.length);
+    }
+    return { rerun, rearmed, skipped, interrupted: rerun.length + skipped.length < jobs.length };
+  }
+
+  /** FAILED descendants that failed only because one of `parentIds` did: back to AWAITING_PARENTS. */
+  private async rearmChildren(parentIds: readonly string[]): Promise<string[]> {
+    const rearmed: string[] = [];
+    let frontier = new Set(parentIds);
+    while (frontier.size) {
+      const kids: Job[] = [];
+      for (const chunk of chunked([...frontier], MAX_IN_IDS)) {
+        const found = await this.store.jobs
+          .find({ parents: { $in: chunk }, state: "FAILED" }, { projection: { _id: 1, failedByParent: 1, stateHistory: 1 } })
+          .toArray();
+        kids.push(...found.filter((k) => frontier.has(failureCause(k) ?? "")));
+      }
+      const ts: Transition[] = kids.map((k) => ({
+        id: k._id,
+        from: "FAILED",
+        path: [{ state: "AWAITING_PARENTS", message: `re-armed: parent ${failureCause(k)} is rerun` }],
+        unset: ["failedByParent"],
+      }));
+      const lost = new Set(await recordTransitions(this.store, ts));
+      const done = kids.map((k) => k._id).filter((id) => !lost.has(id));
+      rearmed.push(...done);
+      frontier = new Set(done);
+    }
+    return rearmed;
   }
 
   /** Adds PARENT → CHILD, refusing duplicates and cycles. */
@@ -439,7 +603,7 @@ export class JobsApi {
       });
       if (bad) {
         const s = stateOf.get(bad) ?? "deleted";
-        ts.push({ id: k._id, from: "AWAITING_PARENTS", path: [{ state: "FAILED", message: `parent ${bad} is ${s}` }] });
+        ts.push({ id: k._id, from: "AWAITING_PARENTS", path: [{ state: "FAILED", message: `parent ${bad} is ${s}` }], set: { failedByParent: bad } });
         failed.push(k._id);
       } else if (k.parents.every((p) => stateOf.get(p) === "JOB_FINISHED")) {
         ts.push({ id: k._id, from: "AWAITING_PARENTS", path: [{ state: "READY", message: "parents finished" }] });
@@ -459,6 +623,32 @@ export class JobsApi {
   async failOrphans(parentIds: readonly string[]): Promise<number> {
     return this.releaseChildren(parentIds);
   }
+}
+
+/** What `jobs.rerun` did: the jobs rerun, the children re-armed, and those left as they were, with why. */
+export interface RerunResult {
+  /** Stopped by `signal` before every chosen job was rerun; the others are untouched. */
+  interrupted: boolean;
+  rerun: string[];
+  rearmed: string[];
+  skipped: Array<{ id: string; reason: string }>;
+}
+
+/**
+ * The parent whose failure failed this job: the field written since reruns
+ * exist, else the history line `releaseChildren` always wrote.
+ */
+function failureCause(j: Pick<Job, "failedByParent" | "stateHistory">): string | undefined {
+  if (j.failedByParent) return j.failedByParent;
+  const last = j.stateHistory.at(-1);
+  return last?.state === "FAILED" ? /^parent (\S+) is /.exec(last.message)?.[1] : undefined;
+}
+
+/** For operations over many jobs: stop between chunks when `signal` aborts, and hear the running count. */
+export interface ProgressOptions {
+  signal?: AbortSignal;
+  /** After each chunk: how many jobs have been dealt with, of how many. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 function validateSpec(s: JobSpec): void {

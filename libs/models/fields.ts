@@ -121,10 +121,13 @@ export function parseFieldValue(spec: FieldSpec, raw: string): unknown {
  * words or joined by ',' or ':', where a ',' or ':' starts a new entry only
  * when `VAR=` follows it. So `A=1,B=2` and `A=1:B=2` (Balsam 0.x's stored
  * form) are two variables, while `PATH=/usr/bin:/bin` and
- * `CUDA_VISIBLE_DEVICES=0,1` keep their separators. An empty word sets none.
+ * `CUDA_VISIBLE_DEVICES=0,1` keep their separators. A value that must hold
+ * `:NAME=` or `,NAME=` escapes the separator with a backslash
+ * (`A=x\:B=y` is the one variable A = `x:B=y`). An empty word sets none.
  */
 export function parseEnvAssignments(words: readonly string[]): Record<string, string> {
-  return parseEnvList(words.flatMap((w) => (w === "" ? [] : w.split(/[,:](?=[A-Za-z_][A-Za-z0-9_]*=)/))));
+  const entries = words.flatMap((w) => (w === "" ? [] : w.split(/(?<!\\)[,:](?=[A-Za-z_][A-Za-z0-9_]*=)/)));
+  return parseEnvList(entries.map((e) => e.replace(/\\([,:])(?=[A-Za-z_][A-Za-z0-9_]*=)/g, "$1")));
 }
 
 /** `["A=1", "B=x=y"]` → `{A: "1", B: "x=y"}`; a missing `=` is an error. */
@@ -132,7 +135,8 @@ export function parseEnvList(items: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of items) {
     const eq = item.indexOf("=");
-    if (eq <= 0) throw new Error(`environment entry '${item}' must look like VAR=VALUE`);
+    if (eq === 0) throw new Error(`environment entry '${item}' has an empty variable name`);
+    if (eq < 0) throw new Error(`environment entry '${item}' must look like VAR=VALUE`);
     const name = item.slice(0, eq);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`'${name}' is not a valid environment variable name`);
     out[name] = item.slice(eq + 1);

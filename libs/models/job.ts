@@ -66,6 +66,13 @@ export interface Job {
   exitCode: number | null;
   runtimeSeconds: number | null;
   queuedLaunch: string | null;
+  /** Set by `kill` on a job a launcher holds, so a lapsed lease ends in USER_KILLED, not a restart. */
+  killRequestedAt?: Date;
+  /**
+   * The parent whose failure or kill failed this job (it never ran): a rerun
+   * of that parent re-arms this job (FAILED → AWAITING_PARENTS).
+   */
+  failedByParent?: string;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -97,6 +104,8 @@ export type JobSpec = Pick<Job, "name" | "workflow" | "application"> &
       | "exitCode"
       | "runtimeSeconds"
       | "hasChildren"
+      | "killRequestedAt"
+      | "failedByParent"
       | "createdAt"
       | "updatedAt"
     >

@@ -37,6 +37,16 @@ export const ACTIVE_STATES: readonly JobState[] = [
 /** States before a job becomes runnable. */
 export const WAITING_STATES: readonly JobState[] = ["CREATED", "AWAITING_PARENTS"];
 
+/** Where a rerun takes a final job; which one its parents decide (jobs.rerun). */
+export const RERUN_TARGETS: readonly JobState[] = ["READY", "AWAITING_PARENTS", "RESTART_READY"];
+
+/**
+ * The states `balsam modify ID state S` reads as "run this final job again":
+ * the rerun targets, and CREATED, Balsam 0.x's way of saying it (0.x let any
+ * state be set; its recipe for a failed job was `modify ID state CREATED`).
+ */
+export const RERUN_REQUESTS: readonly JobState[] = ["CREATED", ...RERUN_TARGETS];
+
 // Every non-final state may go to USER_KILLED; listed once here rather than on each row.
 const KILLABLE: readonly JobState[] = JOB_STATES.filter((s) => !FINAL_STATES.includes(s));
 
@@ -56,9 +66,12 @@ const TABLE: Record<JobState, readonly JobState[]> = {
   // A restarted job runs again; if its earlier attempt never reached
   // PREPROCESSED it is staged in again.
   RESTART_READY: ["RUNNING", "STAGED_IN", "AWAITING_PARENTS", "FAILED"],
-  JOB_FINISHED: [],
-  FAILED: [],
-  USER_KILLED: [],
+  // A rerun (`balsam rerun`, `modify ID state READY|CREATED`, `jobs.rerun`):
+  // a final job goes back to READY — or AWAITING_PARENTS while a parent has
+  // not finished — and RESTART_READY when asked for by name (no new stage-in).
+  JOB_FINISHED: RERUN_TARGETS,
+  FAILED: RERUN_TARGETS,
+  USER_KILLED: RERUN_TARGETS,
 };
 
 export function isJobState(s: string): s is JobState {

@@ -1,6 +1,7 @@
 import { Queue, Worker, DelayedError, type Job as BullJob } from "bullmq";
 import { Redis, type RedisOptions } from "ioredis";
-import { ConfigError, UnreachableError, UsageError } from "../errors/index.js";
+import { ConfigError, UnreachableError } from "../errors/index.js";
+import { isValidWorkflow, queueName } from "./names.js";
 import { redactUrl } from "../config/index.js";
 import type { LaunchSnapshot } from "../models/index.js";
 
@@ -10,36 +11,7 @@ import type { LaunchSnapshot } from "../models/index.js";
  * imports bullmq and ioredis.
  */
 
-const WORKFLOW_RE = /^[A-Za-z0-9_.-]{1,100}$/;
-
-/**
- * Names a workflow may not take: each is also a directory under
- * `<db>/data/`, where `.` and `..` would escape it and `servers` holds the
- * database's own server files.
- */
-const RESERVED_WORKFLOWS = new Set([".", "..", "servers"]);
-
-/**
- * The queue name for a workflow. BullMQ builds Redis keys as
- * `prefix:queue:suffix`, so a ':' (or spaces, braces) would corrupt them.
- */
-export function queueName(workflow: string): string {
-  if (RESERVED_WORKFLOWS.has(workflow)) {
-    throw new UsageError(`workflow name '${workflow}' is reserved`, {
-      hint: "'.', '..' and 'servers' name directories of the database itself; pick another name",
-    });
-  }
-  if (!WORKFLOW_RE.test(workflow)) {
-    throw new UsageError(`workflow name '${workflow}' cannot be used as a queue name`, {
-      hint: "use 1-100 letters, digits, '_', '.' or '-'",
-    });
-  }
-  return workflow;
-}
-
-export function isValidWorkflow(workflow: string): boolean {
-  return WORKFLOW_RE.test(workflow) && !RESERVED_WORKFLOWS.has(workflow);
-}
+export { queueName, isValidWorkflow } from "./names.js";
 
 /** Same Balsam job and attempt → same BullMQ id, so enqueueing twice adds one entry. */
 export function bullJobId(id: string, attempt: number): string {
@@ -287,6 +259,7 @@ export class JobQueues {
       concurrency: opts.concurrency,
       lockDuration: opts.lockDurationMs ?? 30_000,
       stalledInterval: opts.stalledIntervalMs ?? 30_000,
+      ...(opts.maxStalledCount !== undefined ? { maxStalledCount: opts.maxStalledCount } : {}),
       removeOnComplete: { count: 0 },
       removeOnFail: { count: 0 },
       autorun: opts.autorun ?? true,
@@ -322,12 +295,19 @@ export interface WorkerOptions {
   concurrency: number;
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** Entries whose worker died more often than this while holding them are failed (BullMQ default 1). */
+  maxStalledCount?: number;
   drainDelaySeconds?: number;
   autorun?: boolean;
   onError?: (err: Error) => void;
 }
 
 export { DelayedError };
+
+/** Whether a failed entry failed because its workers kept dying while they held it. */
+export function failedAsStalled(err: Error): boolean {
+  return /stalled more than allowable limit/.test(err.message);
+}
 export type { BullJob, Worker };
 
 

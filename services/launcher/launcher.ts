@@ -28,7 +28,7 @@ import {
   type Balsam,
 } from "../../libs/client/index.js";
 import { renewLeases, type Transition } from "../../libs/store/index.js";
-import { DelayedError, type BullJob, type Worker, type QueueData } from "../../libs/queue/index.js";
+import { DelayedError, failedAsStalled, type BullJob, type Worker, type QueueData } from "../../libs/queue/index.js";
 import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
 import { NodePool, type Grant } from "./pool.js";
 import { TransitionWriter, isTransient } from "./writer.js";
@@ -272,11 +272,24 @@ export class Launcher {
         concurrency: this.baseConcurrency,
         lockDurationMs: this.lockDurationMs,
         stalledIntervalMs: this.lockDurationMs,
+        // A job whose launchers keep dying while it runs ahead of its claim is
+        // failed as a job whose leases keep lapsing is (recoverLapsedLeases).
+        maxStalledCount: Math.max(1, this.o.maxLeaseLapses - 1),
         drainDelaySeconds: 1,
         onError: (err) => this.log(`queue ${wf}: ${err.message}`),
       });
+      w.on("failed", (entry: BullJob<QueueData> | undefined, err: Error) => {
+        if (entry && failedAsStalled(err)) this.failStalled(entry.data.id).catch((e: unknown) => this.log(`job ${entry.data.id}: ${coerceError(e).message}`));
+      });
       this.workers.set(wf, w);
     }
+  }
+
+  /** A job whose queue entry BullMQ gave up on: its launchers died while they ran it, maxLeaseLapses times. */
+  private async failStalled(id: string): Promise<void> {
+    const job = await this.read(id);
+    if (!job || !isRunnable(job.state)) return;
+    await this.failUnclaimed(job, `its launcher was lost ${this.o.maxLeaseLapses} times while running it (maxLeaseLapses ${this.o.maxLeaseLapses}): not restarted; the job's output file may say why`);
   }
 
   /** Gives a queue entry back (delayed) instead of completing it: the job was not taken. */
@@ -582,6 +595,8 @@ export class Launcher {
     let handle: RunHandle;
     try {
       const { argv, shellCommand, env } = this.command(r.job, app, grant);
+      // Told to a job started ahead of its claim: the client's currentJob() waits that long to see it RUNNING.
+      if (!r.claimed) env.BALSAM_CLAIM_AFTER_MS = String(this.claimAfterMs);
       handle = this.supervisor!.run({ argv, shellCommand, cwd: r.job.workdir, env, outFile, mkdir });
     } catch (err) {
       handle = { pid: undefined, done: Promise.resolve({ exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message }), terminate: () => undefined };

@@ -3,7 +3,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import picomatch from "picomatch";
 import { jobDirName, type Job } from "../../libs/models/index.js";
-import { isValidWorkflow } from "../../libs/queue/index.js";
+import { isValidWorkflow } from "../../libs/queue/names.js";
 
 /** `<db>/data/<workflow>/<name>_<first 8 of id>`, as Balsam lays it out. */
 export function workdirFor(dbPath: string, job: Pick<Job, "_id" | "workflow" | "name">): string {

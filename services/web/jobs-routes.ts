@@ -5,7 +5,7 @@ import { JOB_STATES, isJobState, jobOutFileName, type Job, type JobFilter, type 
 import { pageJobs } from "../../libs/store/views.js";
 import { HttpError } from "./errors.js";
 import { statesOf } from "./live.js";
-import { BulkSchema, JobSpecSchema, KillSchema, MAX_BULK_JOBS, MAX_PAGE, ParentSchema, PatchManySchema, PatchOneSchema, parse } from "./schemas.js";
+import { BulkSchema, JobSpecSchema, KillSchema, RerunSchema, MAX_BULK_JOBS, MAX_PAGE, ParentSchema, PatchManySchema, PatchOneSchema, parse } from "./schemas.js";
 import type { WebContext } from "./context.js";
 
 type Query = Record<string, string | string[] | undefined>;
@@ -188,6 +188,13 @@ export function registerJobRoutes(app: FastifyInstance, ctx: WebContext): void {
     onlyKnown(req.query as Query, []);
     const b = parse(KillSchema, body(req.body), "body");
     return { killed: await balsam.jobs.kill((req.params as { id: string }).id, { recursive: b.recursive ?? true }) };
+  });
+
+  app.post("/api/jobs/:id/rerun", async (req) => {
+    onlyKnown(req.query as Query, []);
+    const b = parse(RerunSchema, body(req.body), "body");
+    const r = await balsam.jobs.rerun((req.params as { id: string }).id, { restart: b.restart === true, message: "rerun through the web API" });
+    return { rerun: r.rerun, rearmed: r.rearmed, skipped: r.skipped };
   });
 
   app.post("/api/jobs/:id/parents", async (req) => {

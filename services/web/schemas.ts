@@ -65,6 +65,7 @@ export const PatchOneSchema = z
 
 export const PatchManySchema = z.object({ set: SetSchema.omit({ name: true, application: true }) }).strict();
 
+export const RerunSchema = z.object({ restart: z.boolean().optional() }).strict();
 export const KillSchema = z.object({ recursive: z.boolean().optional() }).strict();
 export const ParentSchema = z.object({ parent: z.string().min(1) }).strict();
 

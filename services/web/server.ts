@@ -64,10 +64,14 @@ export interface WebServer {
   close(): Promise<void>;
 }
 
-/** Which requests need the token, and where it may come from. */
-function authorize(token: string, method: string, url: string, headers: Record<string, unknown>, query: unknown): boolean {
-  const path = url.split("?")[0] ?? "";
-  if (!(path.startsWith("/api/") || path === "/api" || path === "/metrics")) return true;
+/**
+ * Which requests need the token, and where it may come from. Decided on the
+ * route the router matched, not on the raw URL: `/%61pi/jobs` reaches
+ * `/api/jobs` and must not pass as a static file. Only the dashboard's own
+ * files, which hold no data, are served without the token.
+ */
+function authorize(token: string, method: string, route: string | undefined, headers: Record<string, unknown>, query: unknown): boolean {
+  if (route !== undefined && !route.startsWith("/api") && route !== "/metrics") return true;
   const auth = headers.authorization;
   const bearer = typeof auth === "string" && auth.startsWith("Bearer ") ? auth.slice(7).trim() : undefined;
   if (tokenMatches(token, bearer)) return true;
@@ -87,13 +91,25 @@ export async function createWebServer(opts: WebServerOptions): Promise<WebServer
 
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES, forceCloseConnections: true, routerOptions: { ignoreTrailingSlash: true } });
 
+  // An empty JSON body is no body (a client posting `kill` with its defaults sends none), not a 400.
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, text, done) => {
+    const raw = typeof text === "string" ? text : text.toString("utf8");
+    if (raw.trim() === "") return done(null, undefined);
+    try {
+      done(null, JSON.parse(raw));
+    } catch {
+      done(new HttpError(400, "BadRequest", "the body is not valid JSON"), undefined);
+    }
+  });
+
   app.addHook("onRequest", async (req, reply) => {
     reply.header("Content-Security-Policy", CONTENT_SECURITY_POLICY);
     reply.header("X-Content-Type-Options", "nosniff");
     // The token can be in the page's URL: never send it on as a referrer.
     reply.header("Referrer-Policy", "no-referrer");
     reply.header("X-Frame-Options", "DENY");
-    if (!authorize(ctx.token, req.method, req.url, req.headers, req.query)) {
+    if (!authorize(ctx.token, req.method, req.routeOptions.url, req.headers, req.query)) {
       const msg = req.method === "GET" || req.method === "HEAD" ? "missing or wrong token" : "missing or wrong token (state changes need the header Authorization: Bearer <token>)";
       return reply.code(401).send(errorBody(new HttpError(401, "Unauthorized", msg)));
     }

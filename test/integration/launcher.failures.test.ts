@@ -114,27 +114,35 @@ describe("launcher failure paths", () => {
     }
   });
 
-  test("a job that keeps losing its launcher is FAILED after maxLeaseLapses (settings.json), saying why", async () => {
-    const settingsFile = join(db.dir, "settings.json");
-    const settings = JSON.parse(readFileSync(settingsFile, "utf8")) as Record<string, unknown>;
-    writeFileSync(settingsFile, JSON.stringify({ ...settings, maxLeaseLapses: 2 }));
-    try {
-      const log = join(scripts, "crash.log");
-      // As a job that takes its node's memory down with the launcher would.
-      await balsam.apps.add({ name: "crasher", executable: script("crasher.sh", `echo "$BALSAM_JOB_ID" >> ${log}; kill -9 $PPID; exec sleep 60`) });
-      const j = await balsam.jobs.add({ name: "crasher", workflow: "CRASH", application: "crasher" });
-      for (let i = 0; i < 5 && !isFinal((await balsam.jobs.get(j._id)).state); i++) {
-        const l = launch("CRASH", { BALSAM_LEASE_TTL_MS: "1500" });
-        await l.exited;
+  // Two ways to lose a launcher: while the job runs ahead of its claim (its
+  // queue entry's lock lapses: BullMQ's stalled limit) or after the claim
+  // (its lease lapses). Either way the job stops coming back at the cap.
+  for (const v of [
+    { how: "before its claim", claimAfterMs: "1000", message: /^its launcher was lost 2 times while running it \(maxLeaseLapses 2\): not restarted/, restarts: 0 },
+    { how: "under its lease", claimAfterMs: "0", message: /^lease of launcher \S+ lapsed for the 2nd time \(maxLeaseLapses 2\): not restarted/, restarts: 1 },
+  ]) {
+    test(`a job that keeps losing its launcher ${v.how} is FAILED after maxLeaseLapses (settings.json), saying why`, async () => {
+      const settingsFile = join(db.dir, "settings.json");
+      const settings = JSON.parse(readFileSync(settingsFile, "utf8")) as Record<string, unknown>;
+      writeFileSync(settingsFile, JSON.stringify({ ...settings, maxLeaseLapses: 2 }));
+      try {
+        const log = join(scripts, `crash-${v.claimAfterMs}.log`);
+        // As a job that takes its node's memory down with the launcher would.
+        await balsam.apps.add({ name: `crasher${v.claimAfterMs}`, executable: script(`crasher${v.claimAfterMs}.sh`, `echo "$BALSAM_JOB_ID" >> ${log}; kill -9 $PPID; exec sleep 60`) });
+        const j = await balsam.jobs.add({ name: "crasher", workflow: `CRASH${v.claimAfterMs}`, application: `crasher${v.claimAfterMs}` });
+        for (let i = 0; i < 5 && !isFinal((await balsam.jobs.get(j._id)).state); i++) {
+          const l = launch(`CRASH${v.claimAfterMs}`, { BALSAM_LEASE_TTL_MS: "1500", BALSAM_CLAIM_AFTER_MS: v.claimAfterMs });
+          await l.exited;
+        }
+        const d = await balsam.jobs.get(j._id);
+        assert.equal(d.state, "FAILED", d.stateHistory.map((h) => `${h.state} ${h.message}`).join("\n"));
+        assert.match(d.stateHistory.at(-1)!.message, v.message);
+        assert.equal(d.stateHistory.filter((h) => h.state === "RESTART_READY").length, v.restarts);
+        assert.equal(runsOf(log, j._id), 2);
+        assert.equal(d.lock, null);
+      } finally {
+        writeFileSync(settingsFile, JSON.stringify(settings));
       }
-      const d = await balsam.jobs.get(j._id);
-      assert.equal(d.state, "FAILED", d.stateHistory.map((h) => `${h.state} ${h.message}`).join("\n"));
-      assert.match(d.stateHistory.at(-1)!.message, /^lease of launcher \S+ lapsed for the 2nd time \(maxLeaseLapses 2\): not restarted/);
-      assert.equal(d.stateHistory.filter((h) => h.state === "RESTART_READY").length, 1);
-      assert.equal(runsOf(log, j._id), 2);
-      assert.equal(d.lock, null);
-    } finally {
-      writeFileSync(settingsFile, JSON.stringify(settings));
-    }
-  });
+    });
+  }
 });

@@ -56,6 +56,11 @@ describe("balsam web: the REST API", () => {
       assert.equal((await api(web, "GET", "/api/jobs", { token })).status, 401);
       assert.equal((await api(web, "GET", "/metrics", { token })).status, 401);
     }
+    // The router decodes %61 to "a": the token check must see the route, not the raw path.
+    for (const [method, path] of [["POST", "/%61pi/jobs"], ["GET", "/%61pi/jobs"], ["GET", "/%6Detrics"], ["GET", "/api/nothing"]] as const) {
+      const r = await api(web, method, path, { body: method === "POST" ? spec : undefined, token: null });
+      assert.equal(r.status, 401, `${method} ${path}`);
+    }
     const viaQuery = await api(web, "POST", `/api/jobs?token=${web.token}`, { body: spec, token: null });
     assert.equal(viaQuery.status, 401);
     const viaCookie = await api(web, "POST", "/api/jobs/bulk", { body: { jobs: [spec] }, token: null, headers: { cookie: `token=${web.token}` } });
@@ -196,14 +201,24 @@ describe("balsam web: the REST API", () => {
     const noOut = await api(web, "GET", `/api/jobs/${b!._id}/output`);
     assert.equal(noOut.status, 404);
 
-    const kill = await api(web, "POST", `/api/jobs/${b!._id}/kill`);
+    const kill = await api(web, "POST", `/api/jobs/${b!._id}/kill`, { headers: { "content-type": "application/json" } });
     assert.deepEqual(new Set(kill.body.killed), new Set([b!._id, c!._id]));
     assert.equal((await balsam.jobs.get(c!._id)).state, "USER_KILLED");
     assert.equal((await api(web, "POST", `/api/jobs/${b!._id}/kill`, { body: {} })).status, 409);
 
-    const del = await api(web, "DELETE", "/api/jobs?workflow=EDIT&state=USER_KILLED");
-    assert.deepEqual(del.body, { deleted: 2 });
-    assert.equal(await count("EDIT"), 1);
+    const fresh = await balsam.jobs.add({ name: "fresh", workflow: "EDIT2", application: "echo" });
+    const notFinal = await api(web, "POST", `/api/jobs/${fresh._id}/rerun`);
+    assert.equal(notFinal.status, 409);
+    assert.match(notFinal.body.error.message, /only FAILED, USER_KILLED or JOB_FINISHED jobs can be rerun/);
+    const rerun = await api(web, "POST", `/api/jobs/${b!._id}/rerun`);
+    assert.equal(rerun.status, 200, JSON.stringify(rerun.body));
+    assert.deepEqual(rerun.body.rerun, [b!._id]);
+    assert.equal((await balsam.jobs.get(b!._id)).state, "READY");
+    assert.equal((await api(web, "POST", `/api/jobs/${b!._id}/rerun`, { body: { again: true } })).status, 400);
+
+    const del = await api(web, "DELETE", "/api/jobs?workflow=EDIT&name=c&state=USER_KILLED,AWAITING_PARENTS,FAILED");
+    assert.deepEqual(del.body, { deleted: 1 });
+    assert.equal(await count("EDIT"), 2);
   });
 
   test("a launcher runs jobs: output tail; results stream each one within 100 ms of the launcher recording it", async () => {

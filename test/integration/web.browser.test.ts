@@ -160,6 +160,12 @@ describe("balsam web: the dashboard in a real browser", () => {
     assert.equal((await balsam.jobs.get(job._id)).state, "USER_KILLED");
     await shot("6-killed");
     assert.equal(await exitedWithin(l, 30_000), 0, l.output());
+    // Rerun, from the same page: back to READY, its history kept (no launcher takes it here).
+    await page.click("#rerun");
+    await page.waitForFunction(() => document.querySelector("#job-state")?.textContent === "READY");
+    const again = await balsam.jobs.get(job._id);
+    assert.deepEqual([again.state, again.attempts], ["READY", 1]);
+    assert.ok(again.stateHistory.some((h) => h.state === "USER_KILLED"), "history kept");
   });
 
   test("a job named <img src=x onerror=alert(1)> is shown as text; errors are readable messages", async () => {

@@ -1,7 +1,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { useTestContext } from "../support/context.js";
@@ -134,6 +134,20 @@ describe("balsam web: starting it", () => {
       const p = await db2.run(["web", "--port", "70000"], { timeoutMs: 20_000 });
       assert.equal(p.code, 2);
       assert.match(p.stderr, /--port must be ≤ 65535/);
+
+      // With a token only its owner can read, --listen-all serves, and the token still guards it.
+      writeFileSync(tokenFile, "cd".repeat(24) + "\n");
+      chmodSync(tokenFile, 0o600);
+      const all = await startWeb(db2.env, ["--listen-all"]);
+      try {
+        assert.equal(all.token, "cd".repeat(24));
+        assert.equal(new URL(all.url).hostname, hostname().toLowerCase());
+        const local = { url: `http://127.0.0.1:${new URL(all.url).port}`, token: all.token };
+        assert.equal((await api(local, "GET", "/api/health")).status, 200);
+        assert.equal((await api(local, "GET", "/api/health", { token: null })).status, 401);
+      } finally {
+        assert.equal(await all.stop(), 0);
+      }
     } finally {
       db2.cleanup();
     }

@@ -29,9 +29,9 @@ describe("job state transitions", () => {
     for (const [a, b] of ALLOWED) assert.ok(canTransition(a, b), `${a} → ${b}`);
   });
 
-  test("every non-final state may be killed; final states go nowhere", () => {
+  test("every non-final state may be killed; final states go only back (a rerun)", () => {
     for (const s of JOB_STATES) {
-      if (isFinal(s)) assert.deepEqual(allowedTransitions(s), [], s);
+      if (isFinal(s)) assert.deepEqual([...allowedTransitions(s)].sort(), ["AWAITING_PARENTS", "READY", "RESTART_READY"], s);
       else assert.ok(canTransition(s, "USER_KILLED"), `${s} → USER_KILLED`);
     }
   });
@@ -39,8 +39,8 @@ describe("job state transitions", () => {
   test("a sample of forbidden transitions is refused", () => {
     const forbidden: Array<[JobState, JobState]> = [
       ["CREATED", "RUNNING"], ["READY", "JOB_FINISHED"], ["READY", "RUNNING"], ["AWAITING_PARENTS", "RUNNING"],
-      ["RUN_DONE", "JOB_FINISHED"], ["JOB_FINISHED", "READY"], ["FAILED", "RESTART_READY"],
-      ["USER_KILLED", "READY"], ["RUNNING", "READY"], ["RUN_DONE", "RUNNING"], ["POSTPROCESSED", "RUNNING"],
+      ["RUN_DONE", "JOB_FINISHED"], ["JOB_FINISHED", "RUNNING"], ["FAILED", "STAGED_IN"], ["FAILED", "CREATED"],
+      ["USER_KILLED", "JOB_FINISHED"], ["RUNNING", "READY"], ["RUN_DONE", "RUNNING"], ["POSTPROCESSED", "RUNNING"],
     ];
     for (const [a, b] of forbidden) assert.equal(canTransition(a, b), false, `${a} → ${b}`);
   });

@@ -291,6 +291,7 @@ async function loadJob(id) {
   $("job-fields").tBodies[0].replaceChildren(...keys.map((k) => el("tr", {}, el("th", {}, k), el("td", { dataset: { field: k } }, fieldText(job[k])))));
   $("job-history").tBodies[0].replaceChildren(...job.stateHistory.map((h) => el("tr", {}, el("td", {}, when(h.at)), el("td", { class: `state s-${h.state}` }, h.state), el("td", {}, h.message))));
   $("kill").disabled = FINAL.has(job.state);
+  $("rerun").disabled = !FINAL.has(job.state);
   try {
     const out = await api("GET", `/api/jobs/${job._id}/output?lines=200`);
     $("job-output-path").textContent = out.path;
@@ -312,6 +313,17 @@ $("kill").addEventListener("click", () =>
     clearError();
     if (killed.length === 0) showError("nothing to kill: already final");
     await loadJob(shownJob._id);
+  }),
+);
+
+$("rerun").addEventListener("click", () =>
+  guarded(async () => {
+    if (!shownJob || !confirm(`Run job ${shownJob.name} (${shownJob._id}) again?`)) return;
+    const r = await api("POST", `/api/jobs/${shownJob._id}/rerun`, {});
+    clearError();
+    if (r.skipped.length) showError(r.skipped.map((s) => `${s.id}: ${s.reason}`).join("\n"));
+    // A job running again is followed until it is final.
+    void route();
   }),
 );
 
