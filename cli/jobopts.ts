@@ -38,6 +38,7 @@ export interface JobOptionValues {
   postHandleError?: boolean;
   postHandleTimeout?: boolean;
   disableAutoTimeoutRetry?: boolean;
+  fastFailRetries?: number;
   yes?: boolean;
 }
 
@@ -69,6 +70,7 @@ export function addJobOptions(cmd: Command, opts: { workflowRequired: boolean })
     .option("--post-handle-error", "let the postprocess script handle RUN_ERROR")
     .option("--post-handle-timeout", "let the postprocess script handle RUN_TIMEOUT")
     .option("--disable-auto-timeout-retry", "do not restart a job that timed out")
+    .option("--fast-fail-retries <n>", "restart a run that fails within 20 s (exit code 1 or 255, or SIGSEGV) up to N times, as 0.x did (default 3; 0: fail at once)", intOption("--fast-fail-retries", 0))
     .option("--yes", "do not ask for confirmation");
 }
 
@@ -111,6 +113,7 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
     postErrorHandler: o.postHandleError,
     postTimeoutHandler: o.postHandleTimeout,
     autoTimeoutRetry: o.disableAutoTimeoutRetry ? false : undefined,
+    fastFailRetries: o.fastFailRetries,
     parents: extra.parents,
   };
   checkJobForLaunch(spec);

@@ -6,6 +6,7 @@ import {
   isRunnable,
   isActive,
   launchSnapshot,
+  transitionPath,
   FINAL_STATES,
   MAX_JOB_COUNT,
   RERUN_REQUESTS,
@@ -347,24 +348,41 @@ export class JobsApi {
   /**
    * Moves a job to `to` if the transition table allows it, recording it in
    * the history; READY/RESTART_READY enqueue it. A job under a launcher's
-   * lease is refused (the launcher is its only writer) except for kills.
+   * lease is refused (the launcher is its only writer) except for kills —
+   * and except for the job's own processes (DESIGN invariant 3): the
+   * launcher hands them its lease (`BALSAM_JOB_LEASE`, or `opts.lease`), and
+   * with it they may set any state, as 0.x scripts did, through the steps of
+   * the table; the lease is dropped and the launcher leaves the job be.
    */
-  async setState(idOrPrefix: string, to: JobState, message = "set by user"): Promise<Job> {
+  async setState(idOrPrefix: string, to: JobState, message = "set by user", opts: { lease?: string } = {}): Promise<Job> {
     const job = await this.get(idOrPrefix);
+    const lease = opts.lease ?? (process.env.BALSAM_JOB_ID === job._id ? process.env.BALSAM_JOB_LEASE : undefined);
+    const held = isActive(job.state) && job.lock !== null && job.lock.until > new Date();
+    const ownProcess = held && lease !== undefined && lease !== "" && job.lock!.owner === lease;
     if (isFinal(job.state) && RERUN_REQUESTS.includes(to)) {
       await this.rerun(job._id, { restart: to === "RESTART_READY", message: `${message} (${to})` });
       return this.get(job._id);
     }
-    if (!canTransition(job.state, to)) throw new InvalidTransitionError(job.state, to, allowedTransitions(job.state));
-    if (isActive(job.state) && job.lock && job.lock.until > new Date()) {
-      throw new ConflictError(`job ${job._id} is held by launcher ${job.lock.owner}`, { hint: "kill it with `balsam killjob`, or wait for it to finish" });
+    const path = ownProcess ? transitionPath(job.state, to) : canTransition(job.state, to) ? [to] : undefined;
+    if (!path) throw new InvalidTransitionError(job.state, to, allowedTransitions(job.state));
+    if (held && !ownProcess) {
+      throw new ConflictError(`job ${job._id} is held by launcher ${job.lock!.owner}`, { hint: "kill it with `balsam killjob`, or wait for it to finish" });
     }
-    const t: Transition = { id: job._id, from: job.state, path: [{ state: to, message }] };
+    const t: Transition = { id: job._id, from: job.state, path: path.map((state) => ({ state, message: state === to ? message : "" })) };
+    if (ownProcess) {
+      t.owner = lease;
+      t.set = { lock: null };
+    }
     if (to === "RESTART_READY") t.inc = { attempts: 1 };
     if (!(await transitionJob(this.store, t))) throw new ConflictError(`job ${job._id} changed state while being modified; try again`);
     const updated = await this.get(job._id);
     if (isRunnable(to)) await this.queues.enqueue([queueItem(updated)]);
     if (isRunnable(job.state)) await this.queues.remove([queueItem(job)]);
+    if (isFinal(to)) {
+      // Told as a launcher tells it: a search waiting on results() hears of it, and children move on.
+      await this.queues.publish(FINISHED_CHANNEL, JSON.stringify({ id: updated._id, workflow: updated.workflow, name: updated.name, state: to, result: updated.data?.result })).catch(() => undefined);
+      if (updated.hasChildren) await this.releaseChildren([updated._id]);
+    }
     return updated;
   }
 
@@ -659,6 +677,7 @@ function validateSpec(s: JobSpec): void {
     ["threads_per_core", s.threadsPerCore, 1],
     ["node_packing_count", s.nodePackingCount, 1],
     ["coschedule_num_nodes", s.coscheduleNumNodes, 0],
+    ["fast_fail_retries", s.fastFailRetries, 0],
   ];
   for (const [name, v, min] of counts) {
     if (v === undefined) continue;

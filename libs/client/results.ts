@@ -14,6 +14,21 @@ export interface FinishedJob {
   result: unknown;
 }
 
+/**
+ * The jobs a message on the finished channel announces: one object, or an
+ * array of them (a launcher announces the jobs of one write together).
+ * Anything else is not an announcement of ours.
+ */
+export function parseFinished(msg: string): FinishedJob[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(msg);
+  } catch {
+    return [];
+  }
+  return (Array.isArray(v) ? v : [v]).filter((f): f is FinishedJob => typeof (f as FinishedJob | null)?.id === "string");
+}
+
 export interface ResultsOptions {
   /** Give up after this long; the iterator then ends (wait() rejects). Default: no limit. */
   timeoutMs?: number;
@@ -104,13 +119,10 @@ export class ResultWatcher implements AsyncIterable<FinishedJob> {
   }
 
   private hear(msg: string): void {
-    let f: FinishedJob;
-    try {
-      f = JSON.parse(msg) as FinishedJob;
-    } catch {
-      return; // not an announcement of ours
-    }
-    if (typeof f?.id !== "string") return;
+    for (const f of parseFinished(msg)) this.heard(f);
+  }
+
+  private heard(f: FinishedJob): void {
     if (this.watched.has(f.id)) {
       this.deliver(f);
       return;

@@ -45,6 +45,7 @@ export const JOB_FIELDS: readonly FieldSpec[] = [
   f("post_error_handler", "postErrorHandler", "bool"),
   f("post_timeout_handler", "postTimeoutHandler", "bool"),
   f("auto_timeout_retry", "autoTimeoutRetry", "bool"),
+  f("fast_fail_retries", "fastFailRetries", "int"),
   f("wait_for_parents", "waitForParents", "bool"),
   f("preprocess", "preprocess", "string"),
   f("postprocess", "postprocess", "string"),

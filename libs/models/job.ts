@@ -57,6 +57,12 @@ export interface Job {
   postErrorHandler: boolean;
   postTimeoutHandler: boolean;
   autoTimeoutRetry: boolean;
+  /**
+   * Runs that fail fast (within 20 s, exit code 1 or 255, or SIGSEGV) are
+   * restarted up to this many times, as Balsam 0.x's launcher did for
+   * flaky starts (a node's first MPI init, a file system hiccup); 0 fails at once.
+   */
+  fastFailRetries: number;
   waitForParents: boolean;
   workdir: string;
   preprocess: string;
@@ -136,6 +142,7 @@ export const JOB_DEFAULTS = {
   postErrorHandler: false,
   postTimeoutHandler: false,
   autoTimeoutRetry: true,
+  fastFailRetries: 3,
   waitForParents: true,
   workdir: "",
   preprocess: "",

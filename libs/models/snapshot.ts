@@ -32,6 +32,7 @@ const LAUNCH_FIELDS = [
   "postErrorHandler",
   "postTimeoutHandler",
   "autoTimeoutRetry",
+  "fastFailRetries",
   "workdir",
   "preprocess",
   "postprocess",

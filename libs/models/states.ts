@@ -111,3 +111,26 @@ export function canTransitionPath(from: JobState, path: readonly JobState[]): bo
 }
 
 export { KILLABLE as KILLABLE_STATES };
+
+/**
+ * The shortest path of allowed steps from `from` to `to` (excluding
+ * `from`), or undefined when there is none: how a job's own script sets any
+ * state, as 0.x let it, while the history shows every step the table knows.
+ */
+export function transitionPath(from: JobState, to: JobState): JobState[] | undefined {
+  const prev = new Map<JobState, JobState>([[from, from]]);
+  const queue: JobState[] = [from];
+  while (queue.length) {
+    const cur = queue.shift()!;
+    if (cur === to && cur !== from) break;
+    for (const next of allowedTransitions(cur)) {
+      if (prev.has(next)) continue;
+      prev.set(next, cur);
+      queue.push(next);
+    }
+  }
+  if (!prev.has(to) || to === from) return undefined;
+  const path: JobState[] = [];
+  for (let s = to; s !== from; s = prev.get(s)!) path.unshift(s);
+  return path;
+}

@@ -32,7 +32,7 @@ import { DelayedError, failedAsStalled, type BullJob, type Worker, type QueueDat
 import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
 import { NodePool, type Grant } from "./pool.js";
 import { TransitionWriter, isTransient } from "./writer.js";
-import { ProcessSupervisor, readResult, type RunHandle, type RunOutcome } from "./runner.js";
+import { ProcessSupervisor, findOnPath, readResult, outputTail, type RunHandle, type RunOutcome } from "./runner.js";
 import { stageIn, stageOut, workdirFor } from "./stage.js";
 
 export interface LauncherOptions {
@@ -67,6 +67,9 @@ export interface LauncherOptions {
 }
 
 const PREPROCESS_LIMIT_MS = 300_000;
+/** 0.x's launcher: a run failing within this is a flaky start, worth a retry (job option fastFailRetries). */
+const FAST_FAIL_SECONDS = 20;
+const FAST_FAIL_MESSAGE = "failed fast: retry";
 const SECOND = 1000;
 
 interface Running {
@@ -119,6 +122,8 @@ export class Launcher {
   private unsubscribeKill: (() => Promise<void>) | undefined;
   private supervisor: ProcessSupervisor | undefined;
   private releaseBuffer: string[] = [];
+  private announcements: Array<{ id: string; workflow: string; name: string; state: JobState; result?: unknown }> = [];
+  private announceTimer: NodeJS.Timeout | undefined;
   private releaseTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
   private reconciledAt = 0;
@@ -130,6 +135,9 @@ export class Launcher {
   private readonly lockDurationMs: number;
   private readonly claimAfterMs: number;
   private readonly cpuAtStart = process.cpuUsage();
+  /** Packed jobs started per host so far: GPUs and cores go round robin. */
+  private readonly turns = new Map<string, number>();
+  private readonly taskset = findOnPath("taskset");
 
   constructor(opts: LauncherOptions) {
     // An option given as undefined takes its default.
@@ -239,6 +247,7 @@ export class Launcher {
     await Promise.all([...this.workers.values()].map((w) => w.close().catch(() => undefined)));
     while (this.tasks.size > 0) await Promise.all([...this.tasks]);
     await this.flushReleases();
+    await this.flushAnnouncements();
     await this.writer.close();
     await this.supervisor?.close();
     await this.unsubscribeKill?.();
@@ -337,8 +346,10 @@ export class Launcher {
       return this.giveBack(entry, token, Math.max(1000, (this.deadline ?? Date.now()) - Date.now()));
     }
     const size = this.o.jobMode === "serial" ? 1 / Math.max(1, job.nodePackingCount) : job.numNodes;
-    if (this.o.jobMode === "serial" && job.numNodes > 1) {
-      this.log(`job ${id} needs ${job.numNodes} nodes: serial launchers run single-node jobs; left for an mpi launcher`);
+    if (this.o.jobMode === "serial" && (job.numNodes > 1 || job.ranksPerNode > 1)) {
+      // As 0.x: a serial launcher runs single-process jobs; several ranks, even on one node, need mpirun.
+      const needs = job.numNodes > 1 ? `${job.numNodes} nodes` : `${job.ranksPerNode} ranks`;
+      this.log(`job ${id} needs ${needs}: serial launchers run single-process jobs; left for an mpi launcher`);
       return this.giveBack(entry, token, 30 * SECOND);
     }
     if (!this.pool.fits(size)) {
@@ -462,8 +473,9 @@ export class Launcher {
         }
       } else {
         const why = describe(outcome);
+        const retry = await this.fastFailRetry(r.job, outcome, runtimeSeconds);
         const reason = job.postErrorHandler ? `${why}; post_error_handler is set but the app has no postprocess script` : why;
-        tail = [{ state: "RUN_ERROR", message: why }, { state: "FAILED", message: reason }];
+        tail = [{ state: "RUN_ERROR", message: withTail(why, outFile) }, retry ?? { state: "FAILED", message: reason }];
       }
       for (let attempt = 0; attempt < 3; attempt++) {
         if (await this.finish(r, [...steps, ...tail], set, job.state, result)) return "done";
@@ -531,9 +543,7 @@ export class Launcher {
     this.log(`job ${job._id}: ${message}`);
     if (!(await this.writer.write({ id: job._id, from: job.state, path: [{ state: "FAILED", message }] }))) return;
     this.summary.failed++;
-    await this.o.client.queues
-      .publish(FINISHED_CHANNEL, JSON.stringify({ id: job._id, workflow: job.workflow, name: job.name, state: "FAILED" }))
-      .catch(() => undefined);
+    this.announce({ id: job._id, workflow: job.workflow, name: job.name, state: "FAILED" });
     if (job.hasChildren) this.queueRelease(job._id);
   }
 
@@ -569,7 +579,7 @@ export class Launcher {
           return;
         }
         if (pre) {
-          const out = await this.script("preprocess", pre, job, workdir, outFile, PREPROCESS_LIMIT_MS);
+          const out = await this.script("preprocess", pre, job, workdir, PREPROCESS_LIMIT_MS);
           if (out.exitCode !== 0) {
             await this.finish(r, [{ state: "FAILED", message: `preprocess ${describe(out)}` }], {});
             return;
@@ -642,7 +652,7 @@ export class Launcher {
         if (result !== undefined) set["data.result"] = result;
         if (post) {
           if (!(await this.advance(r, { id, from: "RUNNING", path: [{ state: "RUN_DONE" }], set: set as Partial<Job> }))) return this.lostLease(r);
-          const p = await this.script("postprocess", post, job, workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_DONE");
+          const p = await this.script("postprocess", post, job, workdir, PREPROCESS_LIMIT_MS, "RUN_DONE");
           if (p.exitCode !== 0) return await this.finish(r, [{ state: "FAILED", message: `postprocess ${describe(p)}` }], {}, "RUN_DONE");
           return await this.stageOutAndFinish(r, [{ state: "POSTPROCESSED" }, { state: "JOB_FINISHED" }], {}, "RUN_DONE", result);
         }
@@ -650,15 +660,32 @@ export class Launcher {
       }
       const why = outcome.spawnError ? `could not start: ${outcome.spawnError}` : describe(outcome);
       const set = { exitCode: outcome.exitCode, runtimeSeconds } as Partial<Job>;
+      const retry = await this.fastFailRetry(job, outcome, runtimeSeconds);
+      if (retry) return await this.finish(r, [{ state: "RUN_ERROR", message: withTail(why, outFile) }, retry], set);
       if (job.postErrorHandler && post) {
-        if (!(await this.advance(r, { id, from: "RUNNING", path: [{ state: "RUN_ERROR", message: why }], set }))) return this.lostLease(r);
-        const p = await this.script("postprocess", post, job, workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_ERROR");
+        if (!(await this.advance(r, { id, from: "RUNNING", path: [{ state: "RUN_ERROR", message: withTail(why, outFile) }], set }))) return this.lostLease(r);
+        const p = await this.script("postprocess", post, job, workdir, PREPROCESS_LIMIT_MS, "RUN_ERROR");
         if (p.exitCode !== 0) return await this.finish(r, [{ state: "FAILED", message: `error handler ${describe(p)}` }], {}, "RUN_ERROR");
         return await this.stageOutAndFinish(r, [{ state: "POSTPROCESSED", message: "error handled by postprocess" }, { state: "JOB_FINISHED" }], {}, "RUN_ERROR");
       }
       const reason = job.postErrorHandler ? `${why}; post_error_handler is set but the app has no postprocess script` : why;
-      await this.finish(r, [{ state: "RUN_ERROR", message: why }, { state: "FAILED", message: reason }], set);
+      await this.finish(r, [{ state: "RUN_ERROR", message: withTail(why, outFile) }, { state: "FAILED", message: reason }], set);
     }
+  }
+
+  /**
+   * A run that failed fast, as 0.x's launcher retried it (exit code 1 or
+   * 255, or SIGSEGV, within 20 s): the RESTART_READY step, while the job
+   * has retries left; undefined otherwise. The retries so far are counted in
+   * its history (read: this path is rare and a snapshot has none).
+   */
+  private async fastFailRetry(job: Job, o: RunOutcome, runtimeSeconds: number): Promise<{ state: JobState; message: string } | undefined> {
+    const fast = runtimeSeconds < FAST_FAIL_SECONDS && (o.exitCode === 1 || o.exitCode === 255 || o.signal === "SIGSEGV");
+    if (!fast || job.fastFailRetries <= 0) return undefined;
+    const doc = await this.read(job._id);
+    const done = (doc?.stateHistory ?? []).filter((h) => h.state === "RESTART_READY" && h.message.startsWith(FAST_FAIL_MESSAGE)).length;
+    if (done >= job.fastFailRetries) return undefined;
+    return { state: "RESTART_READY", message: `${FAST_FAIL_MESSAGE} ${done + 1} of ${job.fastFailRetries}` };
   }
 
   /**
@@ -679,54 +706,90 @@ export class Launcher {
     }
   }
 
-  private command(job: Job, app: App, grant: Grant): { argv: string[]; shellCommand?: string; env: Record<string, string> } {
-    const jobEnv: Record<string, string> = {
+  /**
+   * The variables every process of a job sees, as 0.x's launcher set them:
+   * its id, its parents as a JSON list, the launcher's node count and mode,
+   * the database; and the lease, so the job's own scripts may set its state
+   * (DESIGN invariant 3).
+   */
+  private jobEnv(job: Job): Record<string, string> {
+    return {
       ...job.environVars,
       BALSAM_JOB_ID: job._id,
-      BALSAM_PARENT_IDS: job.parents.join(","),
+      BALSAM_PARENT_IDS: JSON.stringify(job.parents),
       BALSAM_DB_PATH: this.o.dbPath,
+      BALSAM_LAUNCHER_NODES: String(this.o.nodes.length),
+      BALSAM_JOB_MODE: this.o.jobMode,
+      BALSAM_JOB_LEASE: this.owner,
     };
-    const exe = splitCommandLine(app.executable, "executable");
-    const args = splitCommandLine(job.args, "args");
-    if (app.envscript) {
-      // Only apps with an envscript go through a shell: it has to be sourced.
-      return {
-        argv: [],
-        shellCommand: `source ${shellQuote([app.envscript])} && exec ${shellQuote([...exe, ...args])}`,
-        env: jobEnv,
-      };
-    }
-    if (this.o.jobMode === "serial") return { argv: [...exe, ...args], env: jobEnv };
-    const mpi = buildMpiCommand(this.o.mpiKind ?? "openmpi", {
-      hosts: grant.hosts,
-      ranksPerNode: job.ranksPerNode,
-      threadsPerRank: job.threadsPerRank,
-      threadsPerCore: job.threadsPerCore,
-      cpuAffinity: job.cpuAffinity,
-      mpiFlags: splitCommandLine(job.mpiFlags, "mpi_flags"),
-      command: [...exe, ...args],
-      env: jobEnv,
-      asRoot: process.getuid?.() === 0,
-    });
-    return { argv: mpi.argv, env: { ...jobEnv, ...mpi.env } };
   }
 
-  /** Runs a pre/postprocess script in the working directory, with the job's environment. */
-  private async script(what: "preprocess" | "postprocess", cmd: string, job: Job, workdir: string, outFile: string, timeoutMs: number, state: JobState = job.state): Promise<RunOutcome> {
-    appendFileSync(outFile, `# balsam: running ${cmd}\n`);
+  private command(job: Job, app: App, grant: Grant): { argv: string[]; shellCommand?: string; env: Record<string, string> } {
+    const jobEnv = this.jobEnv(job);
+    const exe = splitCommandLine(app.executable, "executable");
+    const args = splitCommandLine(job.args, "args");
+    let argv: string[];
+    let env: Record<string, string>;
+    if (this.o.jobMode === "serial") {
+      ({ argv, env } = this.packed(job, grant.hosts[0]!, [...exe, ...args], jobEnv));
+    } else {
+      const mpi = buildMpiCommand(this.o.mpiKind ?? "openmpi", {
+        hosts: grant.hosts,
+        ranksPerNode: job.ranksPerNode,
+        threadsPerRank: job.threadsPerRank,
+        threadsPerCore: job.threadsPerCore,
+        cpuAffinity: job.cpuAffinity,
+        mpiFlags: splitCommandLine(job.mpiFlags, "mpi_flags"),
+        command: [...exe, ...args],
+        env: jobEnv,
+        asRoot: process.getuid?.() === 0,
+      });
+      argv = mpi.argv;
+      env = { ...jobEnv, ...mpi.env };
+    }
+    // Only apps with an envscript go through a shell: it has to be sourced, before the MPI launch too.
+    if (app.envscript) return { argv: [], shellCommand: `source ${shellQuote([app.envscript])} && exec ${shellQuote(argv)}`, env };
+    return { argv, env };
+  }
+
+  /**
+   * A packed serial job's share of its node, as 0.x's serial mode gave it:
+   * OMP_NUM_THREADS, a GPU (round robin over `--gpus-per-node`), and with
+   * `cpu_affinity depth` its own cores through taskset.
+   */
+  private packed(job: Job, host: string, command: string[], jobEnv: Record<string, string>): { argv: string[]; env: Record<string, string> } {
+    const env: Record<string, string> = { OMP_NUM_THREADS: String(job.threadsPerRank), ...jobEnv };
+    const node = this.o.nodes.find((n) => n.host === host);
+    const turn = this.turns.get(host) ?? 0;
+    this.turns.set(host, turn + 1);
+    if (node && node.gpus > 0) {
+      env.CUDA_DEVICE_ORDER = "PCI_BUS_ID";
+      env.CUDA_VISIBLE_DEVICES = String(turn % node.gpus);
+    }
+    if (job.cpuAffinity === "depth" && node && node.cores > 0 && this.taskset) {
+      const slots = Math.max(1, Math.min(job.nodePackingCount, node.cores));
+      const width = Math.max(1, Math.floor(node.cores / slots));
+      const first = (turn % slots) * width;
+      return { argv: [this.taskset, "-c", `${first}-${first + width - 1}`, ...command], env };
+    }
+    return { argv: command, env };
+  }
+
+  /** Runs a pre/postprocess script in the working directory, with the job's environment; its output goes to `<what>.log` there. */
+  private async script(what: "preprocess" | "postprocess", cmd: string, job: Job, workdir: string, timeoutMs: number, state: JobState = job.state): Promise<RunOutcome> {
+    const log = join(workdir, `${what}.log`);
+    appendFileSync(log, `# balsam: running ${cmd}\n`);
     let argv: string[];
     try {
       argv = splitCommandLine(cmd, what);
     } catch (err) {
       return { exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message };
     }
-    const h = this.supervisor!.run({
-      argv,
-      cwd: workdir,
-      outFile,
-      timeoutMs,
-      env: { ...job.environVars, BALSAM_JOB_ID: job._id, BALSAM_PARENT_IDS: job.parents.join(","), BALSAM_DB_PATH: this.o.dbPath, BALSAM_JOB_STATE: state },
-    });
+    const env: Record<string, string> = { ...this.jobEnv(job), BALSAM_JOB_STATE: state };
+    // 0.x's handler flags: the same script can tell an error or a timeout from a normal end.
+    if (state === "RUN_ERROR") env.BALSAM_JOB_ERROR = "TRUE";
+    if (state === "RUN_TIMEOUT") env.BALSAM_JOB_TIMEOUT = "TRUE";
+    const h = this.supervisor!.run({ argv, cwd: workdir, outFile: log, timeoutMs, env });
     return h.done;
   }
 
@@ -760,9 +823,7 @@ export class Launcher {
     if (last === "JOB_FINISHED") this.summary.finished++;
     else if (last === "FAILED") this.summary.failed++;
     else if (last === "USER_KILLED") this.summary.killed++;
-    await queues
-      .publish(FINISHED_CHANNEL, JSON.stringify({ id: r.job._id, workflow: r.job.workflow, name: r.job.name, state: last, result }))
-      .catch(() => undefined);
+    this.announce({ id: r.job._id, workflow: r.job.workflow, name: r.job.name, state: last, result });
     // Children added while this job ran are released by the idle check or `balsam service`.
     if (r.job.hasChildren) this.queueRelease(r.job._id);
     return true;
@@ -783,7 +844,7 @@ export class Launcher {
     const post = job.postprocess || app.postprocess || "";
     if (job.postTimeoutHandler && post) {
       if (!(await this.advance(r, { id: job._id, from, path: [{ state: "RUN_TIMEOUT", message: this.stopReason }], set: set as Partial<Job> }))) return this.lostLease(r);
-      const p = await this.script("postprocess", post, job, job.workdir, outFile, PREPROCESS_LIMIT_MS, "RUN_TIMEOUT");
+      const p = await this.script("postprocess", post, job, job.workdir, PREPROCESS_LIMIT_MS, "RUN_TIMEOUT");
       if (p.exitCode !== 0) return this.finish(r, [{ state: "FAILED", message: `timeout handler ${describe(p)}` }], {}, "RUN_TIMEOUT");
       return this.stageOutAndFinish(r, [{ state: "POSTPROCESSED", message: "timeout handled by postprocess" }, { state: "JOB_FINISHED" }], {}, "RUN_TIMEOUT", readResult(outFile));
     }
@@ -803,6 +864,25 @@ export class Launcher {
     r.killed = true;
     this.log(`job ${id}: kill requested`);
     r.handle?.terminate(this.o.killGraceMs);
+  }
+
+  /**
+   * Tells the finished channel, the jobs of one write in one message (one
+   * Redis command instead of one a job); a search hears them within
+   * milliseconds either way.
+   */
+  private announce(f: { id: string; workflow: string; name: string; state: JobState; result?: unknown }): void {
+    this.announcements.push(f);
+    this.announceTimer ??= setTimeout(() => void this.flushAnnouncements(), 2);
+  }
+
+  private async flushAnnouncements(): Promise<void> {
+    if (this.announceTimer) clearTimeout(this.announceTimer);
+    this.announceTimer = undefined;
+    const list = this.announcements;
+    this.announcements = [];
+    if (list.length === 0) return;
+    await this.o.client.queues.publish(FINISHED_CHANNEL, JSON.stringify(list.length === 1 ? list[0] : list)).catch(() => undefined);
   }
 
   private queueRelease(id: string): void {
@@ -864,7 +944,10 @@ export class Launcher {
     const fit: Record<string, unknown> = { ...wf, state: { $in: [...RUNNABLE_STATES] } };
     if (Number.isFinite(left)) fit.wallTimeMinutes = { $lte: left };
     if (this.o.jobMode === "mpi") fit.numNodes = { $lte: this.pool.size };
-    else fit.numNodes = { $lte: 1 };
+    else {
+      fit.numNodes = { $lte: 1 };
+      fit.ranksPerNode = { $lte: 1 };
+    }
     // Existence, not counts: a scan stops at the first match.
     const exists = async (q: Record<string, unknown>) => (await store.jobs.findOne(q as never, { projection: { _id: 1 } })) !== null;
     if (await exists(fit)) {
@@ -887,6 +970,12 @@ export class Launcher {
     }
     this.stop("nothing left to run");
   }
+}
+
+/** A RUN_ERROR's message: how the process ended, then the last lines of its output. */
+function withTail(why: string, outFile: string): string {
+  const tail = outputTail(outFile);
+  return tail ? `${why}; output ends: ${tail}` : why;
 }
 
 function describe(o: RunOutcome): string {

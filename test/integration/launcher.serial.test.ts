@@ -62,7 +62,7 @@ describe("serial launcher", () => {
     assert.equal(code, 0, out);
     const p = await balsam.jobs.get(plain._id);
     assert.equal(p.state, "FAILED");
-    assert.deepEqual(p.stateHistory.slice(-2).map((h) => [h.state, h.message]), [["RUN_ERROR", "exit code 3"], ["FAILED", "exit code 3"]]);
+    assert.deepEqual(p.stateHistory.slice(-2).map((h) => [h.state, h.message]), [["RUN_ERROR", "exit code 3; output ends: failing"], ["FAILED", "exit code 3"]]);
     assert.equal(p.exitCode, 3);
     const h = await balsam.jobs.get(handled._id);
     assert.equal(h.state, "JOB_FINISHED");
@@ -82,8 +82,8 @@ describe("serial launcher", () => {
     assert.equal(cj.state, "JOB_FINISHED", JSON.stringify(cj.stateHistory));
     assert.ok(lstatSync(join(cj.workdir, "b.txt")).isSymbolicLink());
     const text = readFileSync(join(cj.workdir, "c.txt"), "utf8");
-    assert.match(text, /^a parents=\nb parents=.+\nc parents=.+$/m);
-    assert.ok(text.includes(`c parents=${b._id}`));
+    assert.match(text, /^a parents=\[\]\nb parents=.+\nc parents=.+$/m);
+    assert.ok(text.includes(`c parents=${JSON.stringify([b._id])}`));
   });
 
   test("a failed parent fails its children with the reason", async () => {
