@@ -36,18 +36,20 @@ import balsam.launcher.dag as dag
 job = dag.current_job
 output = open(job.name + ".out").read()
 if "CONVERGED" not in output:
+    job.update_state("FAILED", "postprocess: the output did not converge")
+    # The state set, the launcher has let go of the job: the script may note why.
     job.data["checked"] = True
     job.save()
-    job.update_state("FAILED", "postprocess: the output did not converge")
 '''
 
 # 0.x's error handler idiom: a rescue action, then run again.
 RESCUE = '''
 import balsam.launcher.dag as dag
 
-assert dag.ERROR, "run as the error handler"
-open("fixed", "w").close()
-dag.current_job.update_state("RESTART_READY", "rescued by the error handler")
+# The postprocess runs after every run; as the error handler only after a failed one.
+if dag.ERROR:
+    open("fixed", "w").close()
+    dag.current_job.update_state("RESTART_READY", "rescued by the error handler")
 '''
 
 
