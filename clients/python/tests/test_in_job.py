@@ -61,8 +61,9 @@ def held_note(output: str) -> str:
     if HELD not in output:
         return ""
     return ("\nthe server refused the script's write with 409 'held by launcher': a job's own pre/postprocess "
-            "script counts as its launcher (DESIGN.md invariant 3), which needs the launcher to hand the script "
-            "its lease and `balsam web` to accept a write carrying it\n")
+            "script counts as its launcher (DESIGN.md invariant 3); the launcher hands it BALSAM_JOB_LEASE, the "
+            "client sends it as X-Balsam-Lease, and `balsam web` must pass it to jobs.setState(id, state, message, "
+            "{ lease })\n")
 
 
 class InJobTest(unittest.TestCase):
