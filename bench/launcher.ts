@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { makeCliDb } from "../test/support/cli.js";
+import { spawn } from "node:child_process";
 import { startLauncher, type LauncherProc } from "../test/support/launcher.js";
 import { connect, type Balsam } from "../libs/client/index.js";
 import { waitFor } from "../services/dbserver/servers.js";
@@ -42,6 +43,21 @@ async function addNoops(b: Balsam, workflow: string, n: number, app: string, pac
   }
 }
 
+/**
+ * `BENCH_LAUNCHER_BIN=/path/to/older/bin/balsam.js` runs that build's
+ * launcher instead, on the same jobs and servers: before and after in one run.
+ */
+function benchLauncherProc(args: string[], env: NodeJS.ProcessEnv): LauncherProc {
+  const bin = process.env.BENCH_LAUNCHER_BIN;
+  if (!bin) return startLauncher(args, env);
+  const child = spawn(process.execPath, [bin, "launcher", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number>((r) => child.on("close", (code) => r(code ?? 1)));
+  return { child, output: () => out, exited };
+}
+
 /** The launcher's own account of its costs, from the line it logs when it stops. */
 function costsLine(l: LauncherProc): string {
   const m = /killed; (\d+ database commands .*)$/m.exec(l.output());
@@ -60,13 +76,15 @@ export async function benchLauncher(mongoUrl: string, redisUrl: string, mongoPid
     await addNoops(b, "BENCH", n, "true", packing);
     const serverCpu0 = cpuMsOf(mongoPid);
     const t = performance.now();
-    const l = startLauncher(["--wf-filter", "BENCH", "--job-mode", "serial"], env);
+    const l = benchLauncherProc(["--wf-filter", "BENCH", "--job-mode", "serial"], env);
     let peak = 0;
+    let launcherCpu = 0;
     const samples: number[] = [];
     const sampler = setInterval(() => {
       const r = rssOf(l.child.pid ?? 0);
       if (r > 0) samples.push(r);
       peak = Math.max(peak, r);
+      launcherCpu = Math.max(launcherCpu, cpuMsOf(l.child.pid));
     }, 200);
     const code = await l.exited;
     clearInterval(sampler);
@@ -76,7 +94,7 @@ export async function benchLauncher(mongoUrl: string, redisUrl: string, mongoPid
     const raw = await rawSpawnRate("/bin/true", Math.min(n, 3000), packing);
     console.log(`launcher exit ${code}, states ${JSON.stringify(counts)}`);
     console.log(`end to end: ${f1(n / s)} jobs/s (${f1(s)} s incl. start-up); raw /bin/true spawn from Node at ${packing} in flight: ${f1(raw)}/s; ratio ${(n / s / raw).toFixed(3)}`);
-    console.log(`launcher: ${costsLine(l)}`);
+    console.log(`launcher: ${costsLine(l)}; from /proc (sampled every 200 ms, so a little low): ${(launcherCpu / n).toFixed(2)} ms CPU per job`);
     if (mongoPid) console.log(`database server CPU: ${f1(serverCpu)} ms (${(serverCpu / n).toFixed(2)} ms per job)`);
     const third = Math.max(1, Math.floor(samples.length / 3));
     const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / Math.max(1, xs.length);
@@ -86,22 +104,24 @@ export async function benchLauncher(mongoUrl: string, redisUrl: string, mongoPid
     // launcher; the job prints the time it started, so READY → process
     // started is measured whether or not the job was recorded RUNNING.
     const m = num("BENCH_LATENCY_JOBS", 100);
-    await b.apps.add({ name: "stamp", executable: "/bin/sh -c 'echo BALSAM-RESULT: $(date +%s%3N)'" });
-    const lp = startLauncher(["--wf-filter", "LAT", "--job-mode", "serial", "--persistent"], env);
-    await waitFor(() => lp.output().includes("started:"), 30_000, "the launcher to start");
-    const lats: number[] = [];
-    const results: number[] = [];
-    for (let i = 0; i < m; i++) {
-      const t0 = Date.now();
-      const j = await b.jobs.add({ name: `lat${i}`, workflow: "LAT", application: "stamp" });
-      const [done] = await b.wait([j._id], { timeoutMs: 30_000 });
-      results.push(Date.now() - t0);
-      const ready = j.stateHistory.find((x) => x.state === "READY")!.at.getTime();
-      lats.push(Number(done!.result) - ready);
+    if (m > 0) {
+      await b.apps.add({ name: "stamp", executable: "/bin/sh -c 'echo BALSAM-RESULT: $(date +%s%3N)'" });
+      const lp = benchLauncherProc(["--wf-filter", "LAT", "--job-mode", "serial", "--persistent"], env);
+      await waitFor(() => lp.output().includes("started:"), 30_000, "the launcher to start");
+      const lats: number[] = [];
+      const results: number[] = [];
+      for (let i = 0; i < m; i++) {
+        const t0 = Date.now();
+        const j = await b.jobs.add({ name: `lat${i}`, workflow: "LAT", application: "stamp" });
+        const [done] = await b.wait([j._id], { timeoutMs: 30_000 });
+        results.push(Date.now() - t0);
+        const ready = j.stateHistory.find((x) => x.state === "READY")!.at.getTime();
+        lats.push(Number(done!.result) - ready);
+      }
+      lp.child.kill("SIGTERM");
+      await lp.exited;
+      console.log(`dispatch READY → process started, ${m} jobs added one at a time: p50 ${pct(lats, 50)} ms, p99 ${pct(lats, 99)} ms; add → result in hand: p50 ${pct(results, 50)} ms, p99 ${pct(results, 99)} ms`);
     }
-    lp.child.kill("SIGTERM");
-    await lp.exited;
-    console.log(`dispatch READY → process started, ${m} jobs added one at a time: p50 ${pct(lats, 50)} ms, p99 ${pct(lats, 99)} ms; add → result in hand: p50 ${pct(results, 50)} ms, p99 ${pct(results, 99)} ms`);
     await b.store.db.dropDatabase();
   } finally {
     await b.close();
@@ -113,6 +133,7 @@ export async function benchLauncher(mongoUrl: string, redisUrl: string, mongoPid
 /** Several launchers pulling from shared queues: one workflow for four, and two workflows for two each. */
 async function benchManyLaunchers(mongoUrl: string, redisUrl: string, mongoPid: number | undefined): Promise<void> {
   const n = num("BENCH_MANY_JOBS", 20_000);
+  if (n <= 0) return;
   for (const shape of [{ wfs: ["MANY"], per: 4 }, { wfs: ["MANY_A", "MANY_B"], per: 2 }]) {
     const count = shape.wfs.length * shape.per;
     console.log(`\n## ${n} no-op jobs in ${shape.wfs.length} workflow(s), ${count} serial launchers (${shape.per} per workflow), node_packing_count 4`);
@@ -123,7 +144,7 @@ async function benchManyLaunchers(mongoUrl: string, redisUrl: string, mongoPid: 
       for (const wf of shape.wfs) await addNoops(b, wf, Math.floor(n / shape.wfs.length), "true", 4);
       const serverCpu0 = cpuMsOf(mongoPid);
       const t = performance.now();
-      const ls = shape.wfs.flatMap((wf) => Array.from({ length: shape.per }, () => startLauncher(["--wf-filter", wf, "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" })));
+      const ls = shape.wfs.flatMap((wf) => Array.from({ length: shape.per }, () => benchLauncherProc(["--wf-filter", wf, "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" })));
       await Promise.all(ls.map((l) => l.exited));
       const s = (performance.now() - t) / 1000;
       const total = Math.floor(n / shape.wfs.length) * shape.wfs.length;

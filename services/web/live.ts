@@ -1,4 +1,4 @@
-import { FINISHED_CHANNEL, coerceError, type Balsam, type JobState } from "../../libs/client/index.js";
+import { FINISHED_CHANNEL, coerceError, parseFinished, type Balsam, type JobState } from "../../libs/client/index.js";
 import { finishFacts, finishTimesSince } from "../../libs/store/views.js";
 
 const MINUTE_MS = 60_000;
@@ -64,17 +64,12 @@ export class FinishedFeed {
   }
 
   private hear(msg: string): void {
-    let a: { id?: unknown; state?: unknown };
-    try {
-      a = JSON.parse(msg) as typeof a;
-    } catch {
-      return;
-    }
-    if (typeof a.id !== "string") return;
     const now = Date.now();
-    if (a.state === "JOB_FINISHED") this.count(now);
-    this.pending.set(a.id, now);
-    if (this.listeners.length && !this.flushing) this.flushing = this.flush();
+    for (const a of parseFinished(msg)) {
+      if (a.state === "JOB_FINISHED") this.count(now);
+      this.pending.set(a.id, now);
+    }
+    if (this.pending.size && this.listeners.length && !this.flushing) this.flushing = this.flush();
   }
 
   private async flush(): Promise<void> {

@@ -33,6 +33,7 @@ const jobFields = {
   postErrorHandler: z.boolean(),
   postTimeoutHandler: z.boolean(),
   autoTimeoutRetry: z.boolean(),
+  fastFailRetries: z.number().int().min(0),
   waitForParents: z.boolean(),
   preprocess: str,
   postprocess: str,
