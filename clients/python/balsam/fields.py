@@ -38,6 +38,7 @@ SNAKE_TO_KEY: Dict[str, str] = {
     "post_error_handler": "postErrorHandler",
     "post_timeout_handler": "postTimeoutHandler",
     "auto_timeout_retry": "autoTimeoutRetry",
+    "fast_fail_retries": "fastFailRetries",
     "wait_for_parents": "waitForParents",
     "preprocess": "preprocess",
     "postprocess": "postprocess",
@@ -64,7 +65,8 @@ SETTABLE = frozenset(
         "name", "workflow", "application", "args", "description", "parents", "data", "numNodes", "ranksPerNode",
         "threadsPerRank", "threadsPerCore", "cpuAffinity", "nodePackingCount", "coscheduleNumNodes",
         "wallTimeMinutes", "mpiFlags", "environVars", "inputFiles", "stageInUrl", "stageOutFiles", "stageOutUrl",
-        "postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry", "waitForParents", "preprocess", "postprocess",
+        "postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry", "fastFailRetries", "waitForParents", "preprocess",
+        "postprocess",
     ]
 )
 #: What save()/update() may change in place (as `balsam modify`); workflow and parents have their own paths.

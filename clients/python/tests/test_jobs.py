@@ -50,7 +50,7 @@ class JobsTest(unittest.TestCase):
         j = self.add(
             name="fields", workflow=wf, application_args="--x 1", num_nodes=2, ranks_per_node=4, threads_per_rank=2,
             environ_vars="A=1:PATH=/a:/b", wall_time_minutes=7, node_packing_count=3, post_error_handler=True,
-            auto_timeout_retry=False, data={"k": [1, 2]}, description="d",
+            auto_timeout_retry=False, fast_fail_retries=0, data={"k": [1, 2]}, description="d",
         )
         got = self.b.jobs.get(j.job_id)
         raw = got.to_dict()
@@ -61,6 +61,7 @@ class JobsTest(unittest.TestCase):
         self.assertEqual((got.wall_time_minutes, got.node_packing_count), (7, 3))
         self.assertIs(got.post_error_handler, True)
         self.assertIs(got.auto_timeout_retry, False)
+        self.assertEqual(raw["fastFailRetries"], 0)
         self.assertEqual(got.data, {"k": [1, 2]})
         self.assertEqual(got.state, "READY")
         self.assertEqual(got.created_at.tzinfo is not None, True)
