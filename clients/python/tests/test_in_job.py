@@ -132,7 +132,10 @@ class InJobTest(unittest.TestCase):
         post = support.script(app + "_rescue.py", RESCUE, python=True)
         self.b.apps.add(app, support.script(app, 'if [ -e fixed ]; then echo "DH-OUTPUT: 1"; else echo broken; exit 3; fi\n'), postprocess=post)
         job = self.b.jobs.add(name="fragile", workflow=wf, application=app, post_error_handler=True)
-        out = support.Launcher(wf).wait(timeout=90)
+        try:
+            out = support.Launcher(wf).wait(timeout=90)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- the job ---\n{self.b.jobs.get(job.job_id).to_dict()}") from None
         j = self.b.jobs.get(job.job_id)
         states = [h["state"] for h in j.state_history]
         text = self.b.jobs.output(j)
