@@ -1,9 +1,10 @@
 # The project's image: the balsam CLI, the launcher, the examples and the
-# tests, built. Open MPI is installed for the launcher's mpi job mode.
+# tests, built. Open MPI is installed for the launcher's mpi job mode, Python 3
+# for the Python client (clients/python) and searches written with it.
 FROM node:20-bookworm
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openmpi-bin \
+ && apt-get install -y --no-install-recommends openmpi-bin python3 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -19,10 +20,12 @@ COPY libs ./libs
 COPY services ./services
 COPY cli ./cli
 COPY examples ./examples
+COPY clients ./clients
 COPY bench ./bench
 COPY test ./test
 COPY scripts ./scripts
 RUN npx tsc -p tsconfig.json \
  && ln -s /app/bin/balsam.js /usr/local/bin/balsam
+ENV PYTHONPATH=/app/clients/python
 
 CMD ["balsam", "--help"]

@@ -15,6 +15,10 @@
  * Run it again and it reuses the database: the previous TEST jobs are deleted
  * first with the seed's workflow-scoped filter-delete. The servers are
  * stopped at the end unless `--keep-servers` (or BALSAM_DEMO_KEEP=1).
+ *
+ * `--python`: the search is examples/polynome2/search.py on the Python
+ * client, which talks to `balsam web` — started here for the run and stopped
+ * after it.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -39,6 +43,7 @@ const PACKING = IN_FLIGHT + 1;
 
 const dir = resolve(process.env.BALSAM_DEMO_DIR ?? join(ROOT, "demo-db"));
 const keepServers = process.argv.includes("--keep-servers") || process.env.BALSAM_DEMO_KEEP === "1";
+const python = process.argv.includes("--python");
 const timeoutMs = Number(process.env.BALSAM_DEMO_TIMEOUT_MS ?? 10 * 60_000);
 const env: NodeJS.ProcessEnv = { ...process.env, BALSAM_DB_PATH: dir };
 
@@ -92,12 +97,68 @@ async function removePreviousRun(b: Balsam): Promise<void> {
   if (before === 0) return;
   say(`\n# ${WORKFLOW} holds ${before} job(s) from a previous run; deleting them as the seed advises, scoped to the`);
   say(`# workflow like its BalsamJob.objects.filter(name__contains=..., workflow="${WORKFLOW}").delete():`);
-  for (const name of ["task", "test"]) {
+  if (python) {
+    // The seed's script_with_django_model.py itself, on the Python client.
+    for (const name of ["task", "test"]) {
+      const n0 = await b.jobs.filter({ workflow: WORKFLOW }).count();
+      await seedScript(name);
+      say(`#   python script_with_django_model.py ${WORKFLOW} ${name}  → ${n0 - (await b.jobs.filter({ workflow: WORKFLOW }).count())} deleted`);
+    }
+  }
+  for (const name of python ? [] : ["task", "test"]) {
     const n = await b.jobs.filter({ name, workflow: WORKFLOW }).delete();
     say(`#   balsam.jobs.filter({ name: "${name}", workflow: "${WORKFLOW}" }).delete()  → ${n} deleted`);
   }
   const left = await b.jobs.filter({ workflow: WORKFLOW }).count();
   if (left > 0) say(`# ${left} other job(s) remain in ${WORKFLOW}; the launcher will run them too`);
+}
+
+/**
+ * `balsam web` in the background, for the Python search; resolves once it
+ * has written web.json and printed its address, with a function stopping it.
+ */
+async function startWeb(): Promise<() => Promise<void>> {
+  const args = ["web", "--port", "0"];
+  say(`\n$ balsam ${quote(args)} &     # the Python client talks to its API`);
+  const child = spawn(process.execPath, [BALSAM_BIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<number>((r) => child.on("close", (c) => r(c ?? 1)));
+  await new Promise<void>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error("balsam web did not start within 60 s")), 60_000);
+    createInterface({ input: child.stderr }).on("line", (l) => say(`  web| ${l}`));
+    createInterface({ input: child.stdout }).on("line", (l) => {
+      // The address line carries the token: say where it is instead of printing it.
+      say(`  web| ${l.replace(/token=[0-9a-f]+/, "token=… (in web.json)")}`);
+      if (l.includes("?token=")) {
+        clearTimeout(timer);
+        res();
+      }
+    });
+    void exited.then((c) => {
+      clearTimeout(timer);
+      rej(new Error(`balsam web exited with ${c}`));
+    });
+  });
+  return async () => {
+    child.kill("SIGTERM");
+    await exited;
+  };
+}
+
+const SEED_SCRIPT = `import sys
+from balsam.launcher.dag import BalsamJob
+
+BalsamJob.objects.filter(name__contains=sys.argv[2], workflow=sys.argv[1]).delete()
+`;
+
+/** `python script_with_django_model.py TEST <name>`, the seed's script verbatim (through `python3 -c`). */
+async function seedScript(name: string): Promise<void> {
+  const pyEnv = { ...env, PYTHONPATH: [join(ROOT, "clients", "python"), process.env.PYTHONPATH].filter(Boolean).join(":") };
+  const child = spawn("python3", ["-c", SEED_SCRIPT, WORKFLOW, name], { env: pyEnv, stdio: ["ignore", "inherit", "inherit"] });
+  const code = await new Promise<number>((r) => {
+    child.on("error", () => r(127));
+    child.on("close", (c) => r(c ?? 1));
+  });
+  if (code !== 0) throw new Error(`the seed's Python delete exited with ${code}`);
 }
 
 /** A serial launcher on TEST, its log lines indented; stopped if it outlives the time limit. */
@@ -134,10 +195,13 @@ async function main(): Promise<void> {
 
   const b = await connect({ dbPath: dir });
   let ok = false;
+  let stopWeb: (() => Promise<void>) | undefined;
   try {
+    if (python) stopWeb = await startWeb();
     await removePreviousRun(b);
     const js = (f: string) => `node ${join(ROOT, "dist", "examples", "polynome2", f)}`;
-    await ensureApp(b, "AMBS", js("ambs.js"), "asynchronous model-based search (polynome2 example)");
+    const searchExe = python ? `python3 ${join(ROOT, "examples", "polynome2", "search.py")}` : js("ambs.js");
+    await ensureApp(b, "AMBS", searchExe, `asynchronous model-based search (polynome2 example${python ? ", in Python" : ""})`);
     await ensureApp(b, "polynome2.run", js("run.js"), "evaluates one polynome2 configuration");
 
     say(`\n# The seed's search job. --node-packing-count ${PACKING}: the search and its ${IN_FLIGHT} evaluations share one node`);
@@ -165,8 +229,12 @@ async function main(): Promise<void> {
       say(`  ${String(seen).padStart(3)}/${MAX_EVALS} ${f.name.padEnd(7)} ${String(f.state).padEnd(12)} ${String(f.result).padStart(5)}   best so far ${bestSoFar}`);
     });
     const t0 = Date.now();
-    const code = await runLauncher();
-    await unsubscribe();
+    let code: number;
+    try {
+      code = await runLauncher();
+    } finally {
+      await unsubscribe();
+    }
     const secs = ((Date.now() - t0) / 1000).toFixed(1);
     if (code !== 0) throw new Error(`the launcher exited with ${code}`);
 
@@ -178,12 +246,13 @@ async function main(): Promise<void> {
     const r = search.data.result as SearchResult | undefined;
     if (!r || typeof r.objective !== "number") throw new Error(`the search job recorded no result: see ${search.workdir}`);
     const random = simulate(randomSearch(Problem.dimensions, 0), Problem.objective, { maxEvals: r.evaluations, inFlight: IN_FLIGHT, seed: 0 });
-    say(`\nsearch finished in ${secs} s: ${r.evaluations} evaluations, by state ${JSON.stringify(counts)}`);
+    say(`\n${python ? "the Python search" : "search"} finished in ${secs} s: ${r.evaluations} evaluations, by state ${JSON.stringify(counts)}`);
     say(`best: ${r.job} ${encodeConfig(Problem, r.config)}  objective ${r.objective}  (optimum 0)`);
     say(`for comparison, random search with the same ${r.evaluations} evaluations (simulated, seed 0) reaches ${random?.objective}`);
     say(`the search's own output: ${join(search.workdir, "test.out")}`);
     ok = true;
   } finally {
+    await stopWeb?.();
     await b.close();
     say(`\n# Clean up:`);
     if (local && !keepServers) {

@@ -102,6 +102,17 @@ if ! command -v ip >/dev/null 2>&1 && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]
   apt_install iproute2 || fail "the ip command is missing and could not be installed (apt-get install iproute2)"
 fi
 
+# Python 3 and pip: the Python client (clients/python) and its tests, which
+# also check that `pip install ./clients/python` works without a package index.
+if ! command -v python3 >/dev/null 2>&1; then
+  say "installing python3"
+  apt_install python3 || fail "python3 is missing and could not be installed (apt-get install python3)"
+fi
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  say "installing python3-pip"
+  apt_install python3-pip || fail "pip is missing for python3 and could not be installed (apt-get install python3-pip)"
+fi
+
 # chromium: the dashboard's browser tests drive Debian's build through
 # playwright-core, which downloads no browser of its own.
 if ! command -v chromium >/dev/null 2>&1; then
