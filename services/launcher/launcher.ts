@@ -348,6 +348,8 @@ export class Launcher {
   private async take(entry: BullJob<QueueData>, token: string | undefined, job: Job): Promise<Taken> {
     const id = job._id;
     if (this.state !== "running") return this.giveBack(entry, token, 0);
+    // An earlier attempt still winding down here (its script restarted the job): never two at once.
+    if (this.running.has(id)) return this.giveBack(entry, token, SECOND);
     if (job.wallTimeMinutes > this.minutesLeft()) {
       this.log(`job ${id} needs ${job.wallTimeMinutes} min, ${this.minutesLeft().toFixed(1)} min left: left in the queue for the next launcher`);
       return this.giveBack(entry, token, Math.max(1000, (this.deadline ?? Date.now()) - Date.now()));
@@ -403,6 +405,15 @@ export class Launcher {
     } finally {
       if (!started) grant.release();
     }
+  }
+
+  /**
+   * Forgets a run, unless a newer attempt of the same job has taken its
+   * place: a job's own script may restart it (RESTART_READY) while its run
+   * is still winding down here.
+   */
+  private untrack(r: Running): void {
+    if (this.running.get(r.job._id) === r) this.running.delete(r.job._id);
   }
 
   private track(task: Promise<void>, id: string): void {
@@ -493,7 +504,7 @@ export class Launcher {
     } finally {
       if (!handedOff) {
         release();
-        this.running.delete(id);
+        this.untrack(r);
         this.lastActivity = Date.now();
       }
       this.setAhead(job.workflow, -1);
@@ -602,7 +613,7 @@ export class Launcher {
       await this.failUnexpected(r, err);
     } finally {
       release();
-      this.running.delete(id);
+      this.untrack(r);
       this.lastActivity = Date.now();
     }
   }
@@ -636,7 +647,7 @@ export class Launcher {
       await this.failUnexpected(r, err);
     } finally {
       release();
-      this.running.delete(r.job._id);
+      this.untrack(r);
       this.lastActivity = Date.now();
     }
   }
