@@ -310,12 +310,15 @@ export class JobsApi {
    * state goes through setState, and a job under a live launcher lease is
    * refused: the launcher is its only writer (DESIGN invariant 3).
    */
-  async modify(idOrPrefix: string, set: Partial<Omit<Job, "_id" | "state" | "stateHistory" | "workflow">>): Promise<Job> {
+  async modify(idOrPrefix: string, set: Partial<Omit<Job, "_id" | "state" | "stateHistory" | "workflow">>, opts: { lease?: string } = {}): Promise<Job> {
     for (const k of ["_id", "state", "stateHistory", "workflow"]) {
       if (k in set) throw new UsageError(`modify() does not change ${k}${k === "state" ? "; use jobs.setState(id, state)" : ""}`);
     }
     const job = await this.get(idOrPrefix);
-    if (isActive(job.state) && job.lock && job.lock.until > new Date()) {
+    // The job's own scripts hold its launcher's lease (see setState) and may edit it, as 0.x's `job.save()`.
+    const lease = opts.lease ?? (process.env.BALSAM_JOB_ID === job._id ? process.env.BALSAM_JOB_LEASE : undefined);
+    const ownProcess = Boolean(lease) && job.lock?.owner === lease;
+    if (isActive(job.state) && job.lock && job.lock.until > new Date() && !ownProcess) {
       throw new ConflictError(`job ${job._id} is held by launcher ${job.lock.owner}`, { hint: "kill it with `balsam killjob`, or wait for it to finish" });
     }
     if (set.application !== undefined && set.application !== job.application) {
@@ -325,7 +328,9 @@ export class JobsApi {
     }
     validateSpec({ ...job, ...set } as JobSpec);
     // Conditioned on the state read above, so a launcher claiming the job meanwhile wins.
-    const res = await this.store.jobs.updateOne({ _id: job._id, state: job.state }, { $set: { ...set, updatedAt: new Date() } });
+    const cond: Record<string, unknown> = { _id: job._id, state: job.state };
+    if (ownProcess) cond["lock.owner"] = lease;
+    const res = await this.store.jobs.updateOne(cond as never, { $set: { ...set, updatedAt: new Date() } });
     if (res.matchedCount !== 1) throw new ConflictError(`job ${job._id} changed state while being modified; try again`);
     const updated = await this.get(job._id);
     if (isRunnable(updated.state)) {

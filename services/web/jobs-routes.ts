@@ -171,10 +171,11 @@ export function registerJobRoutes(app: FastifyInstance, ctx: WebContext): void {
     const b = parse(PatchOneSchema, body(req.body), "body");
     const id = (req.params as { id: string }).id;
     let job = await balsam.jobs.get(id);
-    if (b.set && Object.keys(b.set).length) job = await balsam.jobs.modify(job._id, b.set as Partial<Job>);
-    // A job's own script carries the lease its launcher handed it (BALSAM_JOB_LEASE): with it, it may set its job's state (DESIGN invariant 3).
-    const lease = req.headers["x-balsam-lease"];
-    if (b.state) job = await balsam.jobs.setState(job._id, b.state, b.message ?? "set through the web API", { lease: typeof lease === "string" ? lease : "" });
+    // A job's own script carries the lease its launcher handed it (BALSAM_JOB_LEASE): with it, it may edit its job and set its state (DESIGN invariant 3).
+    const header = req.headers["x-balsam-lease"];
+    const lease = typeof header === "string" ? header : "";
+    if (b.set && Object.keys(b.set).length) job = await balsam.jobs.modify(job._id, b.set as Partial<Job>, { lease });
+    if (b.state) job = await balsam.jobs.setState(job._id, b.state, b.message ?? "set through the web API", { lease });
     return jobView(job);
   });
 

@@ -87,14 +87,16 @@ describe("a Balsam 0.x job's view of its launcher", () => {
     assert.match(ls.stdout, /last words/);
   });
 
-  test("a postprocess script sets its own job's state through the CLI, and that state is kept", async () => {
-    const post = script("judge.sh", `"${process.execPath}" "${BALSAM_BIN}" modify "$BALSAM_JOB_ID" state FAILED >> judged.txt 2>&1; echo "exit $?" >> judged.txt`);
+  test("a postprocess script edits its own job and sets its state through the CLI, and both are kept", async () => {
+    const balsamCmd = `"${process.execPath}" "${BALSAM_BIN}"`;
+    const post = script("judge.sh", `${balsamCmd} modify "$BALSAM_JOB_ID" description judged >> judged.txt 2>&1; ${balsamCmd} modify "$BALSAM_JOB_ID" state FAILED >> judged.txt 2>&1; echo "exit $?" >> judged.txt`);
     await balsam.apps.add({ name: "judged", executable: "/bin/true", postprocess: post });
     const j = await balsam.jobs.add({ name: "judged", workflow: "JUDGE", application: "judged" });
     const out = await launch("JUDGE", "serial");
     const doc = await balsam.jobs.get(j._id);
     assert.equal(doc.state, "FAILED", `${JSON.stringify(doc.stateHistory)}\n${readFileSync(join(doc.workdir, "judged.txt"), "utf8")}\n${out}`);
     assert.equal(doc.lock, null);
+    assert.equal(doc.description, "judged", "a field edited by the job's own script, under its launcher's lease");
     assert.ok(!doc.stateHistory.some((h) => h.state === "JOB_FINISHED"));
   });
 
