@@ -191,7 +191,8 @@ export class Launcher {
       host: hostname(),
       pid: process.pid,
       mode: this.o.jobMode,
-      workflows: this.o.workflows ?? null,
+      // The exact names, or the parts of names it matches (0.x's --wf-filter).
+      workflows: this.o.workflows ?? this.o.workflowParts ?? null,
       nodes: this.o.nodes.map((n) => n.host),
       startedAt: new Date(),
       heartbeat: new Date(),

@@ -61,7 +61,7 @@ describe("launchers submitted to a real Slurm", () => {
     assert.match(table.stdout, new RegExp(`^${launchId} \\| ${doc.schedulerId}\\s+\\| debug \\| test\\s+\\| 1\\s+\\| 5\\s+\\| serial \\| SLURM_WF\\s+\\| finished \\| \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d$`, "m"));
 
     const output = readFileSync(join(doc.launchDir!, "output.txt"), "utf8");
-    assert.match(output, /started: serial mode on 1 node\(s\), workflows SLURM_WF, time limit 4 min/);
+    assert.match(output, /started: serial mode on 1 node\(s\), workflows containing SLURM_WF, time limit 4 min/);
     assert.equal(readFileSync(join(doc.launchDir!, "exit-code"), "utf8").trim(), "0");
     assert.match(readFileSync(doc.scriptPath, "utf8"), /srun --ntasks-per-node=1 -N 1 -n 1 /);
   });

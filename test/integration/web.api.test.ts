@@ -149,7 +149,7 @@ describe("balsam web: the REST API", () => {
       ["GET", "/api/jobs?wf=BAD", undefined, 400, /unknown query parameter 'wf'/],
       ["GET", "/api/jobs?limit=5000", undefined, 400, /limit must be from 1 to 1000/],
       ["GET", "/api/jobs?after=garbage", undefined, 400, /not a cursor/],
-      ["GET", "/api/jobs/zzzz-not-an-id", undefined, 404, /no job with id or id prefix 'zzzz-not-an-id'/],
+      ["GET", "/api/jobs/zzzz-not-an-id", undefined, 404, /no job whose id contains 'zzzz-not-an-id'/],
       ["DELETE", "/api/jobs", undefined, 400, /at least one selector/],
       ["DELETE", "/api/jobs?wf=BAD", undefined, 400, /unknown query parameter 'wf'/],
       ["PATCH", "/api/jobs", { set: { description: "x" } }, 400, /at least one selector/],
@@ -170,7 +170,7 @@ describe("balsam web: the REST API", () => {
     const prefix = [..."0123456789abcdef"].find((c) => ids.filter((id) => id.startsWith(c)).length >= 2)!;
     const amb = await api(web, "GET", `/api/jobs/${prefix}`);
     assert.equal(amb.status, 409);
-    assert.match(amb.body.error.message, new RegExp(`id prefix '${prefix}' matches`));
+    assert.match(amb.body.error.message, new RegExp(`id '${prefix}' matches`));
     const ambKill = await api(web, "POST", `/api/jobs/${prefix}/kill`, { body: {} });
     assert.equal(ambKill.status, 409);
     assert.equal(await balsam.jobs.filter({ workflow: "PAGE", state: "USER_KILLED" }).count(), 0);

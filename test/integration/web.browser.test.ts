@@ -187,7 +187,7 @@ describe("balsam web: the dashboard in a real browser", () => {
 
     await page.goto(`${web.url}/#/job/${job._id.slice(0, 0)}no-such-job`);
     await page.waitForSelector("#error:not([hidden])");
-    assert.match((await page.textContent("#error")) ?? "", /no job with id or id prefix 'no-such-job'/);
+    assert.match((await page.textContent("#error")) ?? "", /no job whose id contains 'no-such-job'/);
     await shot("8-error");
     assert.deepEqual(pageErrors, [], "no uncaught error in the page");
   });
