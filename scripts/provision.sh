@@ -4,7 +4,9 @@
 # through the Go module proxy), and an MPI implementation. Safe to run often:
 # each step checks first and does nothing when its tool is already there.
 #
-# Usage: scripts/provision.sh [--with-slurm]
+# Usage: scripts/provision.sh [--for-tests | --with-slurm]
+#   --for-tests: also what only the tests need (a one-node Slurm cluster,
+#   chromium for the dashboard's browser tests); --with-slurm: Slurm alone.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,9 +19,11 @@ ferret_patches=("$here"/scripts/ferretdb/0*.patch)
 ferret_build="$ferret_version-$(cat "${ferret_patches[@]}" | sha256sum | cut -c1-12)"
 ferret_bin="$cache/ferretdb-$ferret_build/ferretdb"
 with_slurm=0
+for_tests=0
 for a in "$@"; do
   case "$a" in
     --with-slurm) with_slurm=1 ;;
+    --for-tests) with_slurm=1; for_tests=1 ;;
     *) echo "provision: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -114,8 +118,9 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
 fi
 
 # chromium: the dashboard's browser tests drive Debian's build through
-# playwright-core, which downloads no browser of its own.
-if ! command -v chromium >/dev/null 2>&1; then
+# playwright-core, which downloads no browser of its own. Tests only: the
+# demo and users need no browser here.
+if [ "$for_tests" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   say "installing chromium"
   apt_install chromium || fail "chromium is missing and could not be installed (apt-get install chromium)"
 fi
