@@ -18,6 +18,9 @@ export function bullJobId(id: string, attempt: number): string {
   return `${id}_${attempt}`;
 }
 
+/** Told when a workflow gets its first queue entry. */
+export const WORKFLOWS_CHANNEL = "workflows";
+
 export interface QueueItem {
   id: string;
   workflow: string;
@@ -138,7 +141,8 @@ export class JobQueues {
       list.push(it);
       byWf.set(it.workflow, list);
     }
-    await this.connection.sadd(this.workflowsKey(), ...byWf.keys());
+    // A new workflow is told at once, so launchers that match it by name start on it without waiting for their next look.
+    if ((await this.connection.sadd(this.workflowsKey(), ...byWf.keys())) > 0) await this.publish(WORKFLOWS_CHANNEL, "new").catch(() => 0);
     let n = 0;
     for (const [wf, list] of byWf) {
       const q = this.queue(wf);

@@ -28,7 +28,7 @@ import {
   type Balsam,
 } from "../../libs/client/index.js";
 import { renewLeases, type Transition } from "../../libs/store/index.js";
-import { DelayedError, failedAsStalled, type BullJob, type Worker, type QueueData } from "../../libs/queue/index.js";
+import { DelayedError, WORKFLOWS_CHANNEL, failedAsStalled, type BullJob, type Worker, type QueueData } from "../../libs/queue/index.js";
 import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
 import { NodePool, type Grant } from "./pool.js";
 import { TransitionWriter, isTransient } from "./writer.js";
@@ -126,6 +126,7 @@ export class Launcher {
   private stopReason = "";
   private stopResolve: (() => void) | undefined;
   private unsubscribeKill: (() => Promise<void>) | undefined;
+  private unsubscribeWorkflows: (() => Promise<void>) | undefined;
   private supervisor: ProcessSupervisor | undefined;
   private releaseBuffer: string[] = [];
   private announcements: Array<{ id: string; workflow: string; name: string; state: JobState; result?: unknown }> = [];
@@ -224,7 +225,12 @@ export class Launcher {
     // Jittered so many launchers do not sweep in step.
     every(Math.max(500, Math.floor(this.o.leaseTtlMs / 2 + Math.random() * 1000)), () => this.recoverLeases());
     every(this.o.idleCheckMs, () => this.checkIdle());
-    if (this.o.workflows === undefined) every(2 * SECOND, () => this.refreshWorkers());
+    if (this.o.workflows === undefined) {
+      every(2 * SECOND, () => this.refreshWorkers());
+      this.unsubscribeWorkflows = await queues.subscribe(WORKFLOWS_CHANNEL, () => {
+        this.refreshWorkers().catch((err: unknown) => this.log(`discovering workflows failed: ${coerceError(err).message}`));
+      });
+    }
     if (this.deadline !== undefined) {
       const t = setTimeout(() => this.stop("time limit reached"), Math.max(0, this.deadline - Date.now()));
       this.timers.push(t);
@@ -259,6 +265,7 @@ export class Launcher {
     await this.writer.close();
     await this.supervisor?.close();
     await this.unsubscribeKill?.();
+    await this.unsubscribeWorkflows?.();
     await this.o.client.store.launchers.updateOne({ _id: this.owner }, { $set: { state: "exited", heartbeat: new Date() } }).catch(() => undefined);
     this.state = "stopped";
     this.log(`stopped (${this.stopReason}): ${this.summary.finished} finished, ${this.summary.failed} failed, ${this.summary.restarted} to restart, ${this.summary.killed} killed; ${this.costs()}`);
