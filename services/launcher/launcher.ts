@@ -456,11 +456,7 @@ export class Launcher {
     this.running.set(id, r);
     this.setAhead(job.workflow, +1);
     let handedOff = false;
-    let released = false;
-    const release = () => {
-      if (!released) grant.release();
-      released = true;
-    };
+    const release = once(() => grant.release());
     try {
       const t0 = Date.now();
       const handle = this.start(r, app, grant, outFile, true);
@@ -578,12 +574,8 @@ export class Launcher {
     const id = job._id;
     const workdir = job.workdir;
     const outFile = join(workdir, jobOutFileName(job.name));
-    let released = false;
-    const release = () => {
-      if (!released) grant.release();
-      released = true;
-    };
-    try {
+    const release = once(() => grant.release());
+    await this.guarded(r, release, async () => {
       if (!app) {
         await this.finish(r, [{ state: "FAILED", message: `app '${job.application}' does not exist` }], {});
         return;
@@ -617,6 +609,13 @@ export class Launcher {
       if (r.killed) return void (await this.finishKilled(r));
       if (r.timedOut) return void (await this.finishTimedOut(r, app, outFile));
       await this.afterStart(r, app, this.start(r, app, grant, outFile), Date.now(), outFile, release);
+    });
+  }
+
+  /** Runs one of a job's stretches on this launcher; whatever happens, its share of the nodes and its place in `running` are given back. */
+  private async guarded(r: Running, release: () => void, body: () => Promise<unknown>): Promise<void> {
+    try {
+      await body();
     } catch (err) {
       await this.failUnexpected(r, err);
     } finally {
@@ -644,20 +643,8 @@ export class Launcher {
 
   /** A job claimed while it ran ahead: from RUNNING on, as any job. */
   private async complete(r: Running, app: App, grant: Grant, handle: RunHandle, t0: number, outFile: string): Promise<void> {
-    let released = false;
-    const release = () => {
-      if (!released) grant.release();
-      released = true;
-    };
-    try {
-      await this.afterStart(r, app, handle, t0, outFile, release);
-    } catch (err) {
-      await this.failUnexpected(r, err);
-    } finally {
-      release();
-      this.untrack(r);
-      this.lastActivity = Date.now();
-    }
+    const release = once(() => grant.release());
+    await this.guarded(r, release, () => this.afterStart(r, app, handle, t0, outFile, release));
   }
 
   /** Waits for the job's process and records how it ended (postprocess and handlers included). */
@@ -1014,6 +1001,15 @@ export class Launcher {
     }
     this.stop("nothing left to run");
   }
+}
+
+/** `fn`, called at most once however often the result is. */
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (!done) fn();
+    done = true;
+  };
 }
 
 /** A RUN_ERROR's message: how the process ended, then the last lines of its output. */
