@@ -6,6 +6,8 @@ import {
   isRunnable,
   isActive,
   launchSnapshot,
+  isLaunchField,
+  RUNNABLE_STATES,
   transitionPath,
   FINAL_STATES,
   MAX_JOB_COUNT,
@@ -111,7 +113,19 @@ export class JobQuery {
     if ("state" in set) throw new UsageError("update() does not change states; use jobs.setState(id, state)");
     const f = await resolveJobFilter(this.api.store, this.filter);
     if (!f) return 0;
-    const res = await this.api.store.jobs.updateMany(jobFilterQuery(f), { $set: { ...set, updatedAt: new Date() } });
+    const query = jobFilterQuery(f);
+    const res = await this.api.store.jobs.updateMany(query, { $set: { ...set, updatedAt: new Date() } });
+    if (res.modifiedCount > 0 && Object.keys(set).some((k) => isLaunchField(k.split(".")[0]!))) {
+      // Queued jobs' entries carry them as they were (launch snapshots): replaced,
+      // as jobs.modify does, so launchers run them as they now are.
+      // The selection's own state, if any, stands; otherwise only runnable jobs are read.
+      const q = "state" in query ? query : { ...query, state: { $in: [...RUNNABLE_STATES] } };
+      const queued = (await this.api.store.jobs.find(q as never).toArray()).filter((j) => isRunnable(j.state));
+      for (const chunk of chunked(queued, MAX_IN_IDS)) {
+        await this.api.queues.remove(chunk.map(queueItem));
+        await this.api.queues.enqueue(chunk.map(queueItem));
+      }
+    }
     return res.modifiedCount;
   }
 }

@@ -40,6 +40,11 @@ const LAUNCH_FIELDS = [
 
 type LaunchField = (typeof LAUNCH_FIELDS)[number];
 
+/** Whether changing this field changes how a queued job runs (its queue entry's snapshot then needs replacing). */
+export function isLaunchField(key: string): boolean {
+  return (LAUNCH_FIELDS as readonly string[]).includes(key);
+}
+
 /**
  * A job as its queue entry carries it: the launch fields that differ from
  * their defaults, `v` its `updatedAt` in ms, `pre` whether it was

@@ -153,6 +153,19 @@ describe("jobs running ahead of their claim", () => {
     assert.equal((await balsam.jobs.get(job._id)).state, "JOB_FINISHED");
   });
 
+  test("filter().update() of queued jobs' launch fields: the launcher runs them as updated, once", async () => {
+    const log = join(dir, "bulk-args.log");
+    const app = join(dir, "say2.sh");
+    writeFileSync(app, `#!/bin/sh\necho "$BALSAM_JOB_ID $1" >> ${log}\n`, { mode: 0o755 });
+    await balsam.apps.add({ name: "say2", executable: app });
+    const jobs = await balsam.jobs.addMany(Array.from({ length: 5 }, (_, i) => ({ name: `u${i}`, workflow: "UPD", application: "say2", args: "old" })));
+    assert.equal(await balsam.jobs.filter({ workflow: "UPD" }).update({ args: "new" }), 5);
+    const l = startLauncher(["--wf-filter", "UPD", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" });
+    assert.equal(await exitedWithin(l, 60_000), 0, l.output());
+    assert.deepEqual(lines(log).map((x) => x.split(" ")[1]), ["new", "new", "new", "new", "new"]);
+    assert.deepEqual(new Set(lines(log).map((x) => x.split(" ")[0])), new Set(jobs.map((j) => j._id)));
+  });
+
   test("a job changed after its launcher took it: the write conditioned on its old version misses, and it runs again as it now is", async () => {
     const log = join(dir, "race.log");
     const gate = join(dir, "gate");
