@@ -330,8 +330,8 @@ export class JobsApi {
     }
     const job = await this.get(idOrPrefix);
     // The job's own scripts hold its launcher's lease (see setState) and may edit it, as 0.x's `job.save()`.
-    const lease = opts.lease ?? (process.env.BALSAM_JOB_ID === job._id ? process.env.BALSAM_JOB_LEASE : undefined);
-    const ownProcess = Boolean(lease) && job.lock?.owner === lease;
+    const lease = leaseHeld(job, opts.lease);
+    const ownProcess = lease !== undefined;
     if (isActive(job.state) && job.lock && job.lock.until > new Date() && !ownProcess) {
       throw new ConflictError(`job ${job._id} is held by launcher ${job.lock.owner}`, { hint: "kill it with `balsam killjob`, or wait for it to finish" });
     }
@@ -414,9 +414,9 @@ export class JobsApi {
    */
   async setState(idOrPrefix: string, to: JobState, message = "set by user", opts: { lease?: string } = {}): Promise<Job> {
     const job = await this.get(idOrPrefix);
-    const lease = opts.lease ?? (process.env.BALSAM_JOB_ID === job._id ? process.env.BALSAM_JOB_LEASE : undefined);
+    const lease = leaseHeld(job, opts.lease);
     const held = isActive(job.state) && job.lock !== null && job.lock.until > new Date();
-    const ownProcess = held && lease !== undefined && lease !== "" && job.lock!.owner === lease;
+    const ownProcess = held && lease !== undefined;
     if (isFinal(job.state) && RERUN_REQUESTS.includes(to)) {
       await this.rerun(job._id, { restart: to === "RESTART_READY", message: `${message} (${to})` });
       return this.get(job._id);
@@ -725,6 +725,16 @@ export interface ProgressOptions {
   signal?: AbortSignal;
   /** After each chunk: how many jobs have been dealt with, of how many. */
   onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * The lease the caller holds on `job`: the one given, or — inside the job's
+ * own process — the one its launcher handed it (`BALSAM_JOB_LEASE`); only
+ * when it is the job's current lock owner.
+ */
+function leaseHeld(job: Job, given: string | undefined): string | undefined {
+  const lease = given ?? (process.env.BALSAM_JOB_ID === job._id ? process.env.BALSAM_JOB_LEASE : undefined);
+  return lease && job.lock?.owner === lease ? lease : undefined;
 }
 
 function validateSpec(s: JobSpec): void {

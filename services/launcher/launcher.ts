@@ -397,14 +397,7 @@ export class Launcher {
         started = true;
         return await this.runAhead(entry, token, job, app, grant, steps, workdir);
       }
-      const ok = await this.writer.write({
-        id,
-        from: job.state,
-        version: job.updatedAt,
-        path: steps,
-        set: { lock: { owner: this.owner, until: new Date(Date.now() + this.o.leaseTtlMs) }, workdir },
-      });
-      if (!ok) return "changed";
+      if (!(await this.writer.write(this.claim(job, job.updatedAt, steps, workdir)))) return "changed";
       started = true;
       const r: Running = { job: { ...job, workdir, state: path[path.length - 1]! }, killed: false, timedOut: false, claimed: true };
       this.running.set(id, r);
@@ -515,18 +508,16 @@ export class Launcher {
     }
   }
 
+  /** The claim of a queued job: its steps to RUNNING (or STAGED_IN), a lease, its working directory; conditioned on the version it was queued with. */
+  private claim(job: Job, version: Date | undefined, steps: Array<{ state: JobState; message: string }>, workdir: string): Transition {
+    return { id: job._id, from: job.state, version, path: steps, set: { lock: { owner: this.owner, until: new Date(Date.now() + this.o.leaseTtlMs) }, workdir } };
+  }
+
   /** Records a job that runs ahead of its claim as RUNNING under a lease. */
   private async claimAhead(r: Running, steps: Array<{ state: JobState; message: string }>): Promise<"claimed" | Taken> {
     const queued = r.job.state;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const ok = await this.writer.write({
-        id: r.job._id,
-        from: queued,
-        version: r.version,
-        path: steps,
-        set: { lock: { owner: this.owner, until: new Date(Date.now() + this.o.leaseTtlMs) }, workdir: r.job.workdir },
-      });
-      if (ok) {
+      if (await this.writer.write(this.claim({ ...r.job, state: queued }, r.version, steps, r.job.workdir))) {
         r.claimed = true;
         r.job.state = "RUNNING";
         return "claimed";

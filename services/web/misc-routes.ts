@@ -52,7 +52,7 @@ export function registerMiscRoutes(app: FastifyInstance, ctx: WebContext): void 
         mode: l.mode,
         workflows: l.workflows,
         nodes: l.nodes,
-        inFlight: (l as { inFlight?: number }).inFlight ?? null,
+        inFlight: l.inFlight ?? null,
         startedAt: l.startedAt,
         lastHeartbeat: l.heartbeat,
         alive: l.heartbeat.getTime() >= cutoff,
@@ -68,7 +68,6 @@ export function registerMiscRoutes(app: FastifyInstance, ctx: WebContext): void 
       lastRefresh.at = Date.now();
       lastRefresh.errors = (await refreshLaunchStates(balsam.store)).errors;
     }
-    const refreshed = { errors: lastRefresh.errors };
     const docs = await listQueuedLaunches(balsam.store);
     return {
       launches: docs.map((d) => ({
@@ -86,7 +85,7 @@ export function registerMiscRoutes(app: FastifyInstance, ctx: WebContext): void 
         updatedAt: d.updatedAt,
         scriptPath: d.scriptPath,
       })),
-      errors: refreshed.errors,
+      errors: lastRefresh.errors,
     };
   });
 
