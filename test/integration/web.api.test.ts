@@ -7,7 +7,7 @@ import { useTestContext, waitFor } from "../support/context.js";
 import { makeCliDb, type CliDb } from "../support/cli.js";
 import { startLauncher } from "../support/launcher.js";
 import { api, readSse, startWeb, type SseEvent, type WebProc } from "../support/web.js";
-import { connect, FINISHED_CHANNEL, type Balsam, type Job } from "../../libs/client/index.js";
+import { connect, FINISHED_CHANNEL, parseFinished, type Balsam, type Job } from "../../libs/client/index.js";
 
 const ctx = useTestContext("webapi");
 let db: CliDb;
@@ -233,8 +233,8 @@ describe("balsam web: the REST API", () => {
     // The launcher announces each job right after its record is written: hearing that here is "recorded".
     const announced = new Map<string, number>();
     const unsubscribe = await balsam.queues.subscribe(FINISHED_CHANNEL, (msg) => {
-      const id = (JSON.parse(msg) as { id: string }).id;
-      if (!announced.has(id)) announced.set(id, Date.now());
+      // One message may announce several jobs (those of one launcher write).
+      for (const { id } of parseFinished(msg)) if (!announced.has(id)) announced.set(id, Date.now());
     });
     const events: SseEvent[] = [];
     const reading = readSse(res, (e) => {
