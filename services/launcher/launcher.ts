@@ -283,7 +283,9 @@ export class Launcher {
     const cpuMs = (cpu.user + cpu.system) / 1000;
     const per = (x: number) => (n > 0 ? (x / n).toFixed(2) : "-");
     const byName = [...store.commands.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ");
-    return `${store.commandCount()} database commands (${per(store.commandCount())} per job: ${byName || "none"}), CPU ${cpuMs.toFixed(0)} ms (${per(cpuMs)} ms per job)`;
+    const helper = this.supervisor?.spawnCpuMs() ?? 0;
+    const spawn = helper > 0 ? `; spawn helper CPU ${helper.toFixed(0)} ms (${per(helper)} ms per job)` : "";
+    return `${store.commandCount()} database commands (${per(store.commandCount())} per job: ${byName || "none"}), CPU ${cpuMs.toFixed(0)} ms (${per(cpuMs)} ms per job)${spawn}`;
   }
 
   private async refreshWorkers(): Promise<void> {
@@ -471,8 +473,8 @@ export class Launcher {
       release();
       // killjob recorded USER_KILLED itself: the job was queued, not leased.
       if (r.killed) return "done";
-      // Stopping: nothing was recorded, so the entry simply goes back for the next launcher.
-      if (r.timedOut) return this.giveBack(entry, token, 0);
+      // Stopping, or its process lost with the spawn helper: nothing was recorded, so the entry simply goes back.
+      if (r.timedOut || outcome.lost) return this.giveBack(entry, token, 0);
       const runtimeSeconds = (Date.now() - t0) / 1000;
       const set: Record<string, unknown> = { exitCode: outcome.exitCode, runtimeSeconds, workdir };
       let tail: Array<{ state: JobState; message?: string }>;
@@ -649,6 +651,7 @@ export class Launcher {
       const runtimeSeconds = (Date.now() - t0) / 1000;
       if (r.killed) return await this.finishKilled(r);
       if (r.timedOut) return await this.finishTimedOut(r, app, outFile, runtimeSeconds);
+      if (outcome.lost) return await this.finish(r, [{ state: "RESTART_READY", message: outcome.lost }], { runtimeSeconds });
       const post = job.postprocess || app.postprocess || "";
       if (outcome.exitCode === 0) {
         const result = readResult(outFile);
@@ -1011,6 +1014,7 @@ function withTail(why: string, outFile: string): string {
 
 function describe(o: RunOutcome): string {
   if (o.spawnError) return `could not start: ${o.spawnError}`;
+  if (o.lost) return o.lost;
   if (o.timedOut) return "timed out";
   if (o.signal) return `killed by ${o.signal}`;
   return `exit code ${o.exitCode}`;

@@ -1,6 +1,4 @@
-import { Worker } from "node:worker_threads";
-import { availableParallelism } from "node:os";
-import { startProcess, type SpawnReply, type SpawnRequest } from "./spawner.js";
+import { HelperSpawner, InProcessSpawner, helperPath, type Spawner } from "./spawner.js";
 import { execa, execaSync, type ResultPromise } from "execa";
 import { accessSync, closeSync, constants, openSync, readSync, fstatSync, statSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
@@ -19,7 +17,7 @@ export interface RunSpec {
   /** Added to the launcher's own environment (read once, when the supervisor starts). */
   env: Record<string, string>;
   outFile: string;
-  /** Make `cwd` first (in the spawning thread: the main thread's time is the launcher's throughput). */
+  /** Make `cwd` first (in the helper when there is one: the launcher's time is its throughput). */
   mkdir?: boolean;
   /** Kill after this long (preprocess/postprocess scripts). */
   timeoutMs?: number;
@@ -38,6 +36,8 @@ export interface RunOutcome {
   timedOut: boolean;
   /** Could not start at all (missing executable …). */
   spawnError?: string;
+  /** Killed with the helper that started it: not the job's doing, so it runs again. */
+  lost?: string;
 }
 
 /**
@@ -117,10 +117,10 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 export class ProcessSupervisor {
   private state: "running" | "closed" = "running";
   private reaperBroken = false;
-  private readonly foundCache = new Map<string, boolean>();
-
-  private readonly threads: SpawnThreads;
+  private readonly foundCache = new Map<string, string>();
   private readonly baseEnv: Record<string, string>;
+  private spawner: Spawner;
+  private helperDeaths = 0;
 
   private constructor(
     private readonly deathSignalPrefix: readonly string[],
@@ -128,10 +128,8 @@ export class ProcessSupervisor {
     private readonly log: (line: string) => void,
   ) {
     this.baseEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
-    // Off by default: measured on 2 cores, a spawning thread saved no time and cost 1.6 ms of CPU a
-    // job — fork() from any thread copies the whole process and stalls the others' page faults.
-    const n = process.env.BALSAM_SPAWN_THREADS;
-    this.threads = new SpawnThreads(n !== undefined && /^\d+$/.test(n) ? Math.min(Number(n), availableParallelism()) : 0, this.baseEnv);
+    const helper = helperPath();
+    this.spawner = helper ? new HelperSpawner(helper, log) : new InProcessSpawner(this.baseEnv, deathSignalPrefix);
   }
 
   static start(log: (line: string) => void): ProcessSupervisor {
@@ -147,13 +145,15 @@ export class ProcessSupervisor {
       reaper = execa(bash, ["-c", WATCHDOG], { stdin: "pipe", stdout: "ignore", stderr: "ignore", detached: true, cleanup: false, reject: false, buffer: false });
       if (reaper.pid === undefined) reaper = undefined;
     }
+    const s = new ProcessSupervisor(prefix, reaper, log);
+    // The helper gives each job its parent-death signal itself.
+    const deathSignal = s.spawner instanceof HelperSpawner || prefix.length > 0;
     const missing = [
-      prefix.length ? "" : "no setpriv with --pdeathsig (util-linux ≥ 2.33) to end a job's main process",
+      deathSignal ? "" : "no setpriv with --pdeathsig (util-linux ≥ 2.33) to end a job's main process",
       reaper ? "" : "no bash for the watchdog that ends a job's other processes",
     ].filter(Boolean);
     if (missing.length) log(`job processes may outlive this launcher if it is killed: ${missing.join("; ")}`);
-    else log(`job processes end with this launcher: setpriv --pdeathsig SIGKILL, watchdog pid ${reaper!.pid}`);
-    const s = new ProcessSupervisor(prefix, reaper, log);
+    else log(`job processes start through ${s.spawner.how} and end with this launcher (parent-death signal, watchdog pid ${reaper!.pid})`);
     reaper?.stdin?.on("error", (err: Error) => s.reaperFailed(err));
     return s;
   }
@@ -172,11 +172,11 @@ export class ProcessSupervisor {
 
   run(spec: RunSpec): RunHandle {
     if (this.state !== "running") throw new Error("the process supervisor is closed");
-    const command = spec.shellCommand ? ["bash", "-c", spec.shellCommand] : spec.argv;
-    if (this.deathSignalPrefix.length && !this.found(command[0]!, spec.env.PATH ?? this.baseEnv.PATH, spec.cwd)) {
-      // setpriv would exec it and exit 127; say it as a failed start, as without setpriv.
-      return failedStart(`${command[0]}: command not found`);
-    }
+    const command = spec.shellCommand ? ["bash", "-c", spec.shellCommand] : [...spec.argv];
+    // Resolved here, on the job's PATH, as a shell would: the helper and setpriv exec a path.
+    const path = this.found(command[0]!, spec.env.PATH ?? this.baseEnv.PATH, spec.cwd);
+    if (path === undefined) return failedStart(`${command[0]}: command not found`);
+    command[0] = path;
     let pid: number | undefined;
     let exited = false;
     let terminated = false;
@@ -205,8 +205,8 @@ export class ProcessSupervisor {
         else kill(graceMs);
       },
     };
-    this.threads.run(
-      { argv: [...this.deathSignalPrefix, ...command], cwd: spec.cwd, env: spec.env, outFile: spec.outFile, mkdir: Boolean(spec.mkdir) },
+    this.spawnerFor().run(
+      { argv: command, cwd: spec.cwd, env: spec.env, outFile: spec.outFile, mkdir: Boolean(spec.mkdir) },
       (m) => {
         if (m.t === "started") {
           pid = m.pid;
@@ -223,7 +223,10 @@ export class ProcessSupervisor {
           this.tell(`- ${pid}\n`);
         }
         if (m.t === "failed") settle({ exitCode: null, signal: null, timedOut: false, spawnError: m.message });
-        else settle({ exitCode: m.code, signal: m.signal, timedOut });
+        else if (m.t === "lost") {
+          this.helperDeaths++;
+          settle({ exitCode: null, signal: "SIGKILL", timedOut, lost: m.message });
+        } else settle({ exitCode: m.code, signal: m.signal, timedOut });
       },
     );
     if (spec.timeoutMs) {
@@ -235,15 +238,31 @@ export class ProcessSupervisor {
     return handle;
   }
 
+  /** A helper that keeps dying (a broken build, a hostile kill) is given up for spawning from the launcher. */
+  private spawnerFor(): Spawner {
+    if (this.helperDeaths >= 3 && this.spawner instanceof HelperSpawner) {
+      const old = this.spawner;
+      this.spawner = new InProcessSpawner(this.baseEnv, this.deathSignalPrefix);
+      this.log(`the spawn helper died ${this.helperDeaths} times: job processes now start through ${this.spawner.how}`);
+      void old.close();
+    }
+    return this.spawner;
+  }
+
+  /** CPU used by the spawn helper (a process of its own), in ms. */
+  spawnCpuMs(): number {
+    return this.spawner.cpuMs();
+  }
+
   /** findExecutable, remembered per PATH for bare names: every job of an app names the same one. */
-  private found(cmd: string, path: string | undefined, cwd: string): boolean {
-    if (cmd.includes("/")) return findExecutable(cmd, path, cwd) !== undefined;
+  private found(cmd: string, path: string | undefined, cwd: string): string | undefined {
+    if (cmd.includes("/")) return findExecutable(cmd, path, cwd);
     const key = `${path ?? ""}\0${cmd}`;
     let hit = this.foundCache.get(key);
     if (hit === undefined) {
-      hit = findExecutable(cmd, path, cwd) !== undefined;
+      hit = findExecutable(cmd, path, cwd);
       // Only a hit is kept: an executable installed while the launcher runs is found next time.
-      if (hit) this.foundCache.set(key, hit);
+      if (hit !== undefined) this.foundCache.set(key, hit);
     }
     return hit;
   }
@@ -252,8 +271,8 @@ export class ProcessSupervisor {
   async close(): Promise<void> {
     if (this.state === "closed") return;
     this.state = "closed";
-    // After the jobs: a thread's exit would SIGKILL the children it forked (their parent-death signal).
-    await this.threads.close();
+    // After the jobs: the helper's exit SIGKILLs the processes it started (their parent-death signal).
+    await this.spawner.close();
     const reaper = this.reaper;
     if (!reaper) return;
     (reaper.stdin as Writable | null)?.end();
@@ -309,55 +328,6 @@ export function readResult(outFile: string): unknown {
     }
   }
   return undefined;
-}
-
-/**
- * Threads that start job processes (spawner.ts), round robin: `spawn`
- * blocks the thread that calls it until the child has exec'd, so off the
- * main thread a launcher starts jobs while it records others.
- */
-class SpawnThreads {
-  private readonly workers: Worker[];
-  private readonly pending = new Map<number, (m: SpawnReply) => void>();
-  private next = 0;
-  private seq = 0;
-
-  constructor(
-    count: number,
-    private readonly baseEnv: Record<string, string>,
-  ) {
-    this.workers = Array.from({ length: count }, () => {
-      const w = new Worker(new URL("./spawner.js", import.meta.url));
-      w.postMessage({ t: "base", env: baseEnv } satisfies SpawnRequest);
-      w.on("message", (m: SpawnReply) => {
-        const cb = this.pending.get(m.id);
-        if (!cb) return;
-        if (m.t !== "started") this.pending.delete(m.id);
-        cb(m);
-      });
-      // A thread that dies takes its children with it (parent-death signal): say so for each.
-      w.on("error", (err: Error) => this.failAll(`the spawning thread failed: ${err.message}`));
-      return w;
-    });
-  }
-
-  run(req: Omit<Extract<SpawnRequest, { t: "run" }>, "t" | "id">, onReply: (m: SpawnReply) => void): void {
-    const id = ++this.seq;
-    // No threads: on the main thread, as before they existed (BALSAM_SPAWN_THREADS=0).
-    if (this.workers.length === 0) return startProcess({ t: "run", id, ...req }, this.baseEnv, onReply);
-    this.pending.set(id, onReply);
-    const w = this.workers[this.next++ % this.workers.length]!;
-    w.postMessage({ t: "run", id, ...req } satisfies SpawnRequest);
-  }
-
-  private failAll(message: string): void {
-    for (const [id, cb] of this.pending) cb({ t: "failed", id, message });
-    this.pending.clear();
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
-  }
 }
 
 /** Where `cmd` is on the launcher's PATH; undefined when it is not there. */

@@ -1,38 +1,56 @@
-import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync } from "node:fs";
-import { parentPort } from "node:worker_threads";
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import { fileURLToPath } from "node:url";
+import type { Readable, Writable } from "node:stream";
 
 /**
- * A spawning thread of the launcher (see SpawnThreads in runner.ts).
- * `child_process.spawn` blocks its thread until the child has exec'd —
- * 2.6–3 ms here, whatever the launcher's size (measured) — so on the main
- * thread it was most of a short job's cost. Here it blocks only this thread.
- *
- * A child's parent-death signal (setpriv --pdeathsig) fires when the
- * *thread* that forked it exits: these threads live as long as the launcher.
+ * How a launcher starts job processes. Two ways, the same replies:
+ * - `HelperSpawner`: native/balsam-spawn.c, a small process that vfork()s.
+ *   The launcher only writes a request and reads a line: measured here, 0.07
+ *   ms of launcher CPU a job against 0.4–1.2 ms for `child_process.spawn`,
+ *   whose fork() copies the launcher's page tables (the more heap, the
+ *   slower) and blocks the event loop until the child has exec'd.
+ * - `startProcess`: `child_process.spawn` in the launcher, when the helper is
+ *   not built (no C compiler at `npm run build`) or BALSAM_SPAWN_HELPER=0.
  */
-
-export type SpawnRequest =
-  | { t: "base"; env: Record<string, string> }
-  | { t: "run"; id: number; argv: string[]; cwd: string; env: Record<string, string>; outFile: string; mkdir: boolean };
+export interface StartRequest {
+  /** argv[0] is a path: resolved on the job's PATH by the caller. */
+  argv: string[];
+  cwd: string;
+  /** Added to (or replacing) the launcher's environment. */
+  env: Record<string, string>;
+  outFile: string;
+  mkdir: boolean;
+}
 
 export type SpawnReply =
-  | { t: "started"; id: number; pid: number }
-  | { t: "exit"; id: number; code: number | null; signal: string | null }
-  | { t: "failed"; id: number; message: string };
+  | { t: "started"; pid: number }
+  | { t: "exit"; code: number | null; signal: string | null }
+  | { t: "failed"; message: string }
+  /** The process was lost with the helper that started it (SIGKILLed by its parent-death signal). */
+  | { t: "lost"; message: string };
 
-/** Starts one process; what becomes of it is told through `reply`. */
-export function startProcess(m: Extract<SpawnRequest, { t: "run" }>, base: Record<string, string>, reply: (m: SpawnReply) => void): void {
+export interface Spawner {
+  readonly how: string;
+  run(req: StartRequest, reply: (m: SpawnReply) => void): void;
+  /** CPU the spawner used outside the launcher's own process, in ms. */
+  cpuMs(): number;
+  close(): Promise<void>;
+}
+
+/** Starts one process from the launcher itself; what becomes of it is told through `reply`. */
+export function startProcess(m: StartRequest, base: Record<string, string>, reply: (m: SpawnReply) => void): void {
   let fd: number;
   try {
     if (m.mkdir) mkdirSync(m.cwd, { recursive: true });
   } catch (err) {
-    return reply({ t: "failed", id: m.id, message: `cannot make the working directory: ${(err as Error).message}` });
+    return reply({ t: "failed", message: `cannot make the working directory: ${(err as Error).message}` });
   }
   try {
     fd = openSync(m.outFile, "a");
   } catch (err) {
-    return reply({ t: "failed", id: m.id, message: `cannot open the output file: ${(err as Error).message}` });
+    return reply({ t: "failed", message: `cannot open the output file: ${(err as Error).message}` });
   }
   try {
     const child = spawn(m.argv[0]!, m.argv.slice(1), { cwd: m.cwd, env: { ...base, ...m.env }, stdio: ["ignore", fd, fd], detached: true });
@@ -41,24 +59,165 @@ export function startProcess(m: Extract<SpawnRequest, { t: "run" }>, base: Recor
     child.once("error", (err: Error) => {
       if (over) return;
       over = true;
-      reply({ t: "failed", id: m.id, message: `${m.argv[0]}: ${err.message}` });
+      reply({ t: "failed", message: `${m.argv[0]}: ${err.message}` });
     });
     child.once("exit", (code, signal) => {
       if (over) return;
       over = true;
-      reply({ t: "exit", id: m.id, code, signal });
+      reply({ t: "exit", code, signal });
     });
-    if (child.pid !== undefined) reply({ t: "started", id: m.id, pid: child.pid });
+    if (child.pid !== undefined) reply({ t: "started", pid: child.pid });
   } catch (err) {
-    reply({ t: "failed", id: m.id, message: (err as Error).message });
+    reply({ t: "failed", message: (err as Error).message });
   } finally {
     // The child holds its own copy.
     closeSync(fd);
   }
 }
 
-let base: Record<string, string> = {};
-parentPort?.on("message", (m: SpawnRequest) => {
-  if (m.t === "base") base = m.env;
-  else startProcess(m, base, (r) => parentPort!.postMessage(r));
-});
+export class InProcessSpawner implements Spawner {
+  readonly how: string;
+  constructor(
+    private readonly base: Record<string, string>,
+    /** `setpriv --pdeathsig SIGKILL --` when util-linux has it: the job dies with the launcher. */
+    private readonly prefix: readonly string[],
+  ) {
+    this.how = `child_process.spawn${prefix.length ? " under setpriv --pdeathsig SIGKILL" : ""}`;
+  }
+  run(req: StartRequest, reply: (m: SpawnReply) => void): void {
+    startProcess({ ...req, argv: [...this.prefix, ...req.argv] }, this.base, reply);
+  }
+  cpuMs(): number {
+    return 0;
+  }
+  async close(): Promise<void> {}
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
+
+/** The built helper (`npm run build` compiles it when a C compiler is there); undefined when absent or turned off. */
+export function helperPath(): string | undefined {
+  const want = process.env.BALSAM_SPAWN_HELPER;
+  if (want === "0" || want === "off") return undefined;
+  const path = want || fileURLToPath(new URL("../../native/balsam-spawn", import.meta.url));
+  try {
+    accessSync(path, fsConstants.X_OK);
+    return path;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Jobs started by balsam-spawn (see the header of native/balsam-spawn.c for
+ * its protocol). If the helper dies, its jobs' processes die with it (their
+ * parent-death signal): each is told "lost", and the next job starts a new
+ * helper.
+ */
+export class HelperSpawner implements Spawner {
+  readonly how: string;
+  private child: ChildProcessByStdio<Writable, Readable, null> | undefined;
+  private readonly pending = new Map<number, (m: SpawnReply) => void>();
+  private seq = 0;
+  private rest = "";
+  private closing = false;
+  private spentMs = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly log: (line: string) => void,
+  ) {
+    this.how = `${path} (vfork)`;
+    this.child = this.startHelper();
+  }
+
+  private startHelper(): ChildProcessByStdio<Writable, Readable, null> {
+    const child = spawn(this.path, [String(process.pid)], { stdio: ["pipe", "pipe", "inherit"] });
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (d: string) => this.onData(d));
+    // EPIPE after the helper died: told through "exit".
+    child.stdin.on("error", () => undefined);
+    child.once("error", (err: Error) => this.onExit(child, `cannot run ${this.path}: ${err.message}`));
+    // "close", not "exit": the replies it wrote before it died are read first.
+    child.once("close", (code, signal) => this.onExit(child, `${this.path} exited (${signal ?? `code ${code}`})`));
+    return child;
+  }
+
+  private onData(d: string): void {
+    const lines = (this.rest + d).split("\n");
+    this.rest = lines.pop()!;
+    for (const line of lines) {
+      // "s ID PID", "x ID CODE SIGNAL", "f ID MESSAGE"
+      const a = line.indexOf(" ");
+      const b = line.indexOf(" ", a + 1);
+      const id = Number(line.slice(a + 1, b));
+      const cb = this.pending.get(id);
+      if (!cb) continue;
+      const rest = line.slice(b + 1);
+      if (line[0] === "s") {
+        cb({ t: "started", pid: Number(rest) });
+        continue;
+      }
+      this.pending.delete(id);
+      if (line[0] === "f") cb({ t: "failed", message: rest });
+      else {
+        const [code, sig] = rest.split(" ").map(Number) as [number, number];
+        cb(code < 0 ? { t: "exit", code: null, signal: SIGNAL_NAMES.get(sig) ?? `signal ${sig}` } : { t: "exit", code, signal: null });
+      }
+    }
+  }
+
+  private onExit(child: ChildProcessByStdio<Writable, Readable, null>, why: string): void {
+    if (this.child !== child) return;
+    this.child = undefined;
+    if (this.closing) return;
+    const lost = [...this.pending.values()];
+    this.pending.clear();
+    this.log(`${why}: ${lost.length} job process(es) lost with it; the next job starts a new one`);
+    for (const cb of lost) cb({ t: "lost", message: `its process was lost: ${why}` });
+  }
+
+  run(req: StartRequest, reply: (m: SpawnReply) => void): void {
+    if (this.closing) return reply({ t: "failed", message: "the launcher is stopping" });
+    this.child ??= this.startHelper();
+    const id = ++this.seq;
+    const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
+    const fields = [String(id), req.cwd, req.outFile, req.mkdir ? "m" : "-", String(req.argv.length), ...req.argv, String(env.length), ...env];
+    // execve takes C strings: a NUL inside one would cut it (and here, the request).
+    if (fields.some((f) => f.includes("\0"))) return reply({ t: "failed", message: "an argument or environment value contains a NUL byte" });
+    const body = Buffer.from(fields.join("\0") + "\0");
+    this.pending.set(id, reply);
+    this.child.stdin.write(`${body.length}\n`);
+    this.child.stdin.write(body);
+  }
+
+  cpuMs(): number {
+    return this.spentMs + cpuOf(this.child?.pid);
+  }
+
+  /** Ends the helper; it kills the process groups of jobs still running. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const child = this.child;
+    if (!child) return;
+    const exited = new Promise<void>((res) => child.once("close", () => res()));
+    this.spentMs += cpuOf(child.pid);
+    child.stdin.end();
+    const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+/** User + system CPU of a live process in ms (/proc; 0 when unreadable). */
+function cpuOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const s = f.slice(f.lastIndexOf(")") + 2).split(" ");
+    // utime and stime, fields 14 and 15, in clock ticks (100 a second on Linux).
+    return (Number(s[11]) + Number(s[12])) * 10;
+  } catch {
+    return 0;
+  }
+}

@@ -57,6 +57,12 @@ async function untilFinal(ids: string[], timeoutMs: number): Promise<Job[]> {
   return Promise.all(ids.map((id) => balsam.jobs.get(id)));
 }
 
+/**
+ * Shell that SIGKILLs the job's launcher: the nearest node process above it
+ * (its parent is the spawn helper, or the launcher itself without one).
+ */
+const KILL_LAUNCHER = `p=$PPID; while [ "$(cat /proc/$p/comm)" != node ]; do p=$(cut -d' ' -f4 /proc/$p/stat); done; kill -9 $p`;
+
 function runsOf(log: string, id: string): number {
   return existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l === id).length : 0;
 }
@@ -128,7 +134,7 @@ describe("launcher failure paths", () => {
       try {
         const log = join(scripts, `crash-${v.claimAfterMs}.log`);
         // As a job that takes its node's memory down with the launcher would.
-        await balsam.apps.add({ name: `crasher${v.claimAfterMs}`, executable: script(`crasher${v.claimAfterMs}.sh`, `echo "$BALSAM_JOB_ID" >> ${log}; kill -9 $PPID; exec sleep 60`) });
+        await balsam.apps.add({ name: `crasher${v.claimAfterMs}`, executable: script(`crasher${v.claimAfterMs}.sh`, `echo "$BALSAM_JOB_ID" >> ${log}; ${KILL_LAUNCHER}; exec sleep 60`) });
         const j = await balsam.jobs.add({ name: "crasher", workflow: `CRASH${v.claimAfterMs}`, application: `crasher${v.claimAfterMs}` });
         for (let i = 0; i < 5 && !isFinal((await balsam.jobs.get(j._id)).state); i++) {
           const l = launch(`CRASH${v.claimAfterMs}`, { BALSAM_LEASE_TTL_MS: "1500", BALSAM_CLAIM_AFTER_MS: v.claimAfterMs });
@@ -143,6 +149,40 @@ describe("launcher failure paths", () => {
       } finally {
         writeFileSync(settingsFile, JSON.stringify(settings));
       }
+    });
+  }
+
+  // The spawn helper (native/balsam-spawn.c) is the parent of the jobs'
+  // processes: killed, it takes them down (their parent-death signal). The
+  // launcher must see them lost, not failed, and run them again — ahead of
+  // the claim (the entry goes back) or under the lease (RESTART_READY).
+  for (const v of [
+    { how: "before its claim", claimAfterMs: "1000", restarts: 0 },
+    { how: "under its lease", claimAfterMs: "0", restarts: 1 },
+  ]) {
+    test(`a spawn helper killed -9 ${v.how} loses its jobs' processes, and the launcher runs them again`, async () => {
+      const log = join(scripts, `helper-${v.claimAfterMs}.log`);
+      const mark = join(scripts, `helper-${v.claimAfterMs}.killed`);
+      // The first run kills its parent (the helper) and waits to be killed with it.
+      const exe = script(`helperkill${v.claimAfterMs}.sh`, `echo "$BALSAM_JOB_ID" >> ${log}; if [ ! -e ${mark} ]; then touch ${mark}; kill -9 $PPID; exec sleep 60; fi; echo BALSAM-RESULT: 7`);
+      await balsam.apps.add({ name: `helperkill${v.claimAfterMs}`, executable: exe });
+      await balsam.apps.add({ name: `true${v.claimAfterMs}`, executable: "/bin/true" });
+      const wf = `HELPER${v.claimAfterMs}`;
+      const j = await balsam.jobs.add({ name: "victim", workflow: wf, application: `helperkill${v.claimAfterMs}` });
+      const others = await balsam.jobs.addMany(Array.from({ length: 5 }, (_, i) => ({ name: `other${i}`, workflow: wf, application: `true${v.claimAfterMs}` })));
+      const l = launch(wf, { BALSAM_CLAIM_AFTER_MS: v.claimAfterMs });
+      const [d, ...rest] = await untilFinal([j._id, ...others.map((o) => o._id)], 60_000);
+      assert.match(l.output(), /job processes start through \S+balsam-spawn \(vfork\)/);
+      assert.match(l.output(), /balsam-spawn exited \(SIGKILL\): 1 job process\(es\) lost with it/);
+      assert.equal(d!.state, "JOB_FINISHED", d!.stateHistory.map((h) => `${h.state} ${h.message}`).join("\n"));
+      assert.equal(d!.data.result, 7);
+      assert.equal(runsOf(log, j._id), 2);
+      const restarts = d!.stateHistory.filter((h) => h.state === "RESTART_READY");
+      assert.equal(restarts.length, v.restarts);
+      if (v.restarts) assert.match(restarts[0]!.message, /its process was lost: \S+balsam-spawn exited \(SIGKILL\)/);
+      assert.equal(d!.stateHistory.filter((h) => h.state === "JOB_FINISHED").length, 1);
+      for (const o of rest) assert.equal(o.state, "JOB_FINISHED");
+      await l.exited;
     });
   }
 });

@@ -1,0 +1,267 @@
+/*
+ * balsam-spawn: starts a launcher's job processes so that the launcher does
+ * not fork. A Node launcher's fork() copies its page tables (1+ ms of system
+ * CPU a job at a launcher's 100-300 MiB, measured) and blocks its event loop
+ * until the child has exec'd; this small process vfork()s instead, which
+ * copies nothing, and the launcher only writes a request and reads a line.
+ *
+ * Requests on stdin, one after another: a decimal byte count and '\n', then
+ * that many bytes of NUL-terminated fields:
+ *   id, cwd, output file, flags ("m" = make cwd first), argc, argv...,
+ *   envc, NAME=value... (added to or replacing this process's environment).
+ * argv[0] must be a path (the launcher resolves it on the job's PATH).
+ * Replies on stdout, one line each:
+ *   s ID PID          started
+ *   f ID MESSAGE      could not start (nothing runs)
+ *   x ID CODE SIGNAL  exited (CODE -1 when killed by SIGNAL, SIGNAL 0 otherwise)
+ *
+ * Each job gets its own session (its process group is its own, so a group
+ * kill reaches its children) and SIGKILL as parent-death signal: when this
+ * process dies, the jobs' main processes die. This process has the same
+ * signal for the launcher's death, and stops when its stdin closes, killing
+ * the groups of jobs still running: no job outlives its launcher.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct job { pid_t pid; char *id; };
+static struct job *jobs;
+static size_t njobs, capjobs;
+
+static char out[1 << 16];
+static size_t outlen;
+
+static void flush_out(void) {
+  size_t off = 0;
+  while (off < outlen) {
+    ssize_t w = write(1, out + off, outlen - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      _exit(1); /* the launcher is gone */
+    }
+    off += (size_t)w;
+  }
+  outlen = 0;
+}
+
+static void reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void reply(const char *fmt, ...) {
+  va_list ap;
+  char line[1024];
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof line) { n = sizeof line - 1; line[n - 1] = '\n'; }
+  if (outlen + (size_t)n > sizeof out) flush_out();
+  memcpy(out + outlen, line, (size_t)n);
+  outlen += (size_t)n;
+}
+
+static int mkdirs(char *path) {
+  struct stat st;
+  if (stat(path, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : (errno = ENOTDIR, -1);
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    int r = mkdir(path, 0777);
+    int e = errno;
+    *p = '/';
+    if (r < 0 && e != EEXIST) return errno = e, -1;
+  }
+  if (mkdir(path, 0777) < 0 && errno != EEXIST) return -1;
+  return 0;
+}
+
+/* environ with each of add[] (NAME=value) added or replacing its NAME. */
+static char **merged_env(char **add, size_t nadd) {
+  size_t nbase = 0;
+  while (environ[nbase]) nbase++;
+  char **env = malloc((nbase + nadd + 1) * sizeof *env);
+  if (!env) return NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < nbase; i++) {
+    const char *eq = strchr(environ[i], '=');
+    size_t klen = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+    int replaced = 0;
+    for (size_t j = 0; j < nadd && !replaced; j++)
+      if (strncmp(add[j], environ[i], klen) == 0 && add[j][klen] == '=') replaced = 1;
+    if (!replaced) env[n++] = environ[i];
+  }
+  for (size_t j = 0; j < nadd; j++) env[n++] = add[j];
+  env[n] = NULL;
+  return env;
+}
+
+static sigset_t chld;
+
+static void start(char **f, size_t nf) {
+  /* id, cwd, out, flags, argc, argv..., envc, env... */
+  if (nf < 6) { reply("f ? malformed request\n"); return; }
+  char *id = f[0], *cwd = f[1], *outfile = f[2], *flags = f[3];
+  size_t argc = strtoul(f[4], NULL, 10);
+  if (argc == 0 || 5 + argc >= nf) { reply("f %s malformed request\n", id); return; }
+  char **argv = &f[5];
+  size_t envc = strtoul(f[5 + argc], NULL, 10);
+  if (6 + argc + envc != nf) { reply("f %s malformed request\n", id); return; }
+  char **add = &f[6 + argc];
+
+  if (strchr(flags, 'm') && mkdirs(cwd) < 0) {
+    reply("f %s cannot make the working directory: %s\n", id, strerror(errno));
+    return;
+  }
+  int fd = open(outfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+  if (fd < 0) { reply("f %s cannot open the output file: %s\n", id, strerror(errno)); return; }
+  char **env = merged_env(add, envc);
+  if (!env) { close(fd); reply("f %s out of memory\n", id); return; }
+  char *saved = argv[argc];
+  argv[argc] = NULL;
+
+  pid_t parent = getpid();
+  volatile int err = 0;
+  volatile const char *step = "";
+  pid_t pid = vfork();
+  if (pid == 0) {
+    /* Only system calls here: the child shares this process's memory until it execs. */
+    sigset_t none;
+    sigemptyset(&none);
+    if (setsid() < 0) { err = errno; step = "setsid"; _exit(127); }
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) { err = errno; step = "prctl"; _exit(127); }
+    if (getppid() != parent) _exit(127);
+    if (chdir(cwd) < 0) { err = errno; step = "chdir"; _exit(127); }
+    if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0) { err = errno; step = "dup2"; _exit(127); }
+    int nul = open("/dev/null", O_RDONLY);
+    if (nul >= 0 && nul != 0) { dup2(nul, 0); close(nul); }
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(argv[0], argv, env);
+    err = errno;
+    step = "exec";
+    _exit(127);
+  }
+  int e = errno;
+  argv[argc] = saved;
+  free(env);
+  close(fd);
+  if (pid < 0) { reply("f %s fork: %s\n", id, strerror(e)); return; }
+  if (err) {
+    /* The child exited without exec'ing: reap it here, it was never a job. */
+    waitpid(pid, NULL, 0);
+    if (strcmp((const char *)step, "exec") == 0) reply("f %s %s: %s\n", id, argv[0], strerror(err));
+    else reply("f %s %s: %s\n", id, (const char *)step, strerror(err));
+    return;
+  }
+  if (njobs == capjobs) {
+    capjobs = capjobs ? capjobs * 2 : 64;
+    jobs = realloc(jobs, capjobs * sizeof *jobs);
+    if (!jobs) _exit(1);
+  }
+  jobs[njobs].pid = pid;
+  jobs[njobs].id = strdup(id);
+  njobs++;
+  reply("s %s %d\n", id, (int)pid);
+}
+
+static void reap(void) {
+  for (;;) {
+    int status;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    for (size_t i = 0; i < njobs; i++) {
+      if (jobs[i].pid != pid) continue;
+      if (WIFSIGNALED(status)) reply("x %s -1 %d\n", jobs[i].id, WTERMSIG(status));
+      else reply("x %s %d 0\n", jobs[i].id, WEXITSTATUS(status));
+      free(jobs[i].id);
+      jobs[i] = jobs[--njobs];
+      break;
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  /* argv[1]: the launcher's pid; this process dies with it. */
+  if (argc < 2) { fprintf(stderr, "usage: balsam-spawn LAUNCHER_PID\n"); return 2; }
+  pid_t launcher = (pid_t)atoi(argv[1]);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != launcher) return 1;
+  signal(SIGPIPE, SIG_DFL);
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) { perror("balsam-spawn: signalfd"); return 1; }
+
+  size_t cap = 1 << 16, len = 0;
+  char *buf = malloc(cap);
+  char **fields = NULL;
+  size_t capf = 0;
+  if (!buf) return 1;
+  int open_in = 1;
+  while (open_in || njobs) {
+    struct pollfd p[2] = { { sfd, POLLIN, 0 }, { 0, POLLIN, 0 } };
+    int np = open_in ? 2 : 1;
+    if (poll(p, (nfds_t)np, -1) < 0) { if (errno == EINTR) continue; return 1; }
+    if (p[0].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) > 0) {}
+      reap();
+    }
+    if (np == 2 && p[1].revents) {
+      if (len == cap) { cap *= 2; buf = realloc(buf, cap); if (!buf) return 1; }
+      ssize_t r = read(0, buf + len, cap - len);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        /* The launcher stopped or died: end every job still running. */
+        open_in = 0;
+        for (size_t i = 0; i < njobs; i++) kill(-jobs[i].pid, SIGKILL);
+      } else {
+        len += (size_t)r;
+        size_t off = 0;
+        for (;;) {
+          char *nl = memchr(buf + off, '\n', len - off);
+          if (!nl) break;
+          size_t size = strtoul(buf + off, NULL, 10);
+          size_t body = (size_t)(nl - buf) + 1;
+          if (len - body < size) {
+            if (body + size > cap) {
+              /* Make room for the whole request. */
+              memmove(buf, buf + off, len - off);
+              len -= off; body -= off; off = 0;
+              while (body + size > cap) cap *= 2;
+              buf = realloc(buf, cap);
+              if (!buf) return 1;
+            }
+            break;
+          }
+          size_t nf = 0;
+          for (size_t i = body; i < body + size; i++) if (buf[i] == 0) nf++;
+          if (nf + 1 > capf) { capf = nf + 16; fields = realloc(fields, capf * sizeof *fields); if (!fields) return 1; }
+          size_t k = 0;
+          for (size_t i = body; i < body + size; ) { fields[k++] = buf + i; i += strlen(buf + i) + 1; }
+          fields[k] = NULL;
+          start(fields, nf);
+          off = body + size;
+        }
+        memmove(buf, buf + off, len - off);
+        len -= off;
+      }
+    }
+    flush_out();
+  }
+  flush_out();
+  return 0;
+}
