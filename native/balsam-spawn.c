@@ -2,8 +2,9 @@
  * balsam-spawn: starts a launcher's job processes so that the launcher does
  * not fork. A Node launcher's fork() copies its page tables (1+ ms of system
  * CPU a job at a launcher's 100-300 MiB, measured) and blocks its event loop
- * until the child has exec'd; this small process vfork()s instead, which
- * copies nothing, and the launcher only writes a request and reads a line.
+ * until the child has exec'd; this small process starts jobs as vfork() does
+ * (clone with CLONE_VM|CLONE_VFORK: nothing is copied), and the launcher only
+ * writes a request and reads a line.
  *
  * Requests on stdin, one after another: a decimal byte count and '\n', then
  * that many bytes of NUL-terminated fields:
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -110,6 +112,42 @@ static char **merged_env(char **add, size_t nadd) {
 
 static sigset_t chld;
 
+struct child {
+  char **argv, **env;
+  const char *cwd;
+  int fd;
+  pid_t parent;
+  /* Set by the child when it could not exec; read once it is gone. */
+  int err;
+  const char *step;
+};
+
+/*
+ * The child, on a stack of its own (clone with CLONE_VM|CLONE_VFORK, as
+ * glibc's posix_spawn does, which has no parent-death signal): it shares this
+ * process's memory until it execs, so it makes system calls only.
+ */
+static int child_main(void *p) {
+  struct child *c = p;
+  sigset_t none;
+  sigemptyset(&none);
+  if (setsid() < 0) { c->err = errno; c->step = "setsid"; _exit(127); }
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) { c->err = errno; c->step = "prctl"; _exit(127); }
+  /* The helper died before the signal was set: the job must not run orphaned. */
+  if (getppid() != c->parent) _exit(127);
+  if (chdir(c->cwd) < 0) { c->err = errno; c->step = "chdir"; _exit(127); }
+  if (dup2(c->fd, 1) < 0 || dup2(c->fd, 2) < 0) { c->err = errno; c->step = "dup2"; _exit(127); }
+  int nul = open("/dev/null", O_RDONLY);
+  if (nul >= 0 && nul != 0) { dup2(nul, 0); close(nul); }
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  execve(c->argv[0], c->argv, c->env);
+  c->err = errno;
+  c->step = "exec";
+  _exit(127);
+}
+
+static char child_stack[256 * 1024] __attribute__((aligned(16)));
+
 static void start(char **f, size_t nf) {
   /* id, cwd, out, flags, argc, argv..., envc, env... */
   if (nf < 6) { reply("f ? malformed request\n"); return; }
@@ -132,37 +170,18 @@ static void start(char **f, size_t nf) {
   char *saved = argv[argc];
   argv[argc] = NULL;
 
-  pid_t parent = getpid();
-  volatile int err = 0;
-  volatile const char *step = "";
-  pid_t pid = vfork();
-  if (pid == 0) {
-    /* Only system calls here: the child shares this process's memory until it execs. */
-    sigset_t none;
-    sigemptyset(&none);
-    if (setsid() < 0) { err = errno; step = "setsid"; _exit(127); }
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) { err = errno; step = "prctl"; _exit(127); }
-    if (getppid() != parent) _exit(127);
-    if (chdir(cwd) < 0) { err = errno; step = "chdir"; _exit(127); }
-    if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0) { err = errno; step = "dup2"; _exit(127); }
-    int nul = open("/dev/null", O_RDONLY);
-    if (nul >= 0 && nul != 0) { dup2(nul, 0); close(nul); }
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execve(argv[0], argv, env);
-    err = errno;
-    step = "exec";
-    _exit(127);
-  }
+  struct child c = { argv, env, cwd, fd, getpid(), 0, "" };
+  pid_t pid = clone(child_main, child_stack + sizeof child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
   int e = errno;
   argv[argc] = saved;
   free(env);
   close(fd);
-  if (pid < 0) { reply("f %s fork: %s\n", id, strerror(e)); return; }
-  if (err) {
-    /* The child exited without exec'ing: reap it here, it was never a job. */
+  if (pid < 0) { reply("f %s clone: %s\n", id, strerror(e)); return; }
+  if (c.err) {
+    /* It exited without exec'ing: reap it here, it was never a job. */
     waitpid(pid, NULL, 0);
-    if (strcmp((const char *)step, "exec") == 0) reply("f %s %s: %s\n", id, argv[0], strerror(err));
-    else reply("f %s %s: %s\n", id, (const char *)step, strerror(err));
+    if (strcmp(c.step, "exec") == 0) reply("f %s %s: %s\n", id, argv[0], strerror(c.err));
+    else reply("f %s %s: %s\n", id, c.step, strerror(c.err));
     return;
   }
   if (njobs == capjobs) {
@@ -247,6 +266,11 @@ int main(int argc, char **argv) {
             }
             break;
           }
+          off = body + size;
+          if (size == 0 || buf[body + size - 1] != 0) {
+            reply("f ? malformed request\n");
+            continue;
+          }
           size_t nf = 0;
           for (size_t i = body; i < body + size; i++) if (buf[i] == 0) nf++;
           if (nf + 1 > capf) { capf = nf + 16; fields = realloc(fields, capf * sizeof *fields); if (!fields) return 1; }
@@ -254,7 +278,6 @@ int main(int argc, char **argv) {
           for (size_t i = body; i < body + size; ) { fields[k++] = buf + i; i += strlen(buf + i) + 1; }
           fields[k] = NULL;
           start(fields, nf);
-          off = body + size;
         }
         memmove(buf, buf + off, len - off);
         len -= off;

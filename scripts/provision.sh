@@ -106,6 +106,13 @@ if ! command -v ip >/dev/null 2>&1 && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]
   apt_install iproute2 || fail "the ip command is missing and could not be installed (apt-get install iproute2)"
 fi
 
+# A C compiler: `npm run build` compiles native/balsam-spawn.c, through which
+# launchers start job processes (without it they fork from Node, slower).
+if ! command -v cc >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1; then
+  say "installing gcc"
+  apt_install gcc libc6-dev || fail "no C compiler and none could be installed (apt-get install gcc libc6-dev)"
+fi
+
 # Python 3 and pip: the Python client (clients/python) and its tests, which
 # also check that `pip install ./clients/python` works without a package index.
 if ! command -v python3 >/dev/null 2>&1; then

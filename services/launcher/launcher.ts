@@ -202,8 +202,14 @@ export class Launcher {
     this.unsubscribeKill = await queues.subscribe(KILL_CHANNEL, (id) => this.onKill(id));
     this.supervisor = ProcessSupervisor.start((l) => this.log(l));
     const which = this.o.workflows?.join(",") ?? (this.o.workflowParts ? `containing ${this.o.workflowParts.join(" or ")}` : "(all)");
-    this.log(`started: ${this.o.jobMode} mode on ${this.o.nodes.length} node(s), workflows ${which}, time limit ${this.o.timeLimitMinutes === undefined ? "none" : `${this.o.timeLimitMinutes} min`}`);
     const stopped = new Promise<void>((r) => (this.stopResolve = r));
+    // Before the first look: a workflow queued in between is heard of, not found at the next poll.
+    if (this.o.workflows === undefined) {
+      this.unsubscribeWorkflows = await queues.subscribe(WORKFLOWS_CHANNEL, () => {
+        this.refreshWorkers().catch((err: unknown) => this.log(`discovering workflows failed: ${coerceError(err).message}`));
+      });
+    }
+    this.log(`started: ${this.o.jobMode} mode on ${this.o.nodes.length} node(s), workflows ${which}, time limit ${this.o.timeLimitMinutes === undefined ? "none" : `${this.o.timeLimitMinutes} min`}`);
     await this.refreshWorkers();
     await this.recoverLeases();
     const every = (ms: number, fn: () => Promise<void>) => {
@@ -225,12 +231,7 @@ export class Launcher {
     // Jittered so many launchers do not sweep in step.
     every(Math.max(500, Math.floor(this.o.leaseTtlMs / 2 + Math.random() * 1000)), () => this.recoverLeases());
     every(this.o.idleCheckMs, () => this.checkIdle());
-    if (this.o.workflows === undefined) {
-      every(2 * SECOND, () => this.refreshWorkers());
-      this.unsubscribeWorkflows = await queues.subscribe(WORKFLOWS_CHANNEL, () => {
-        this.refreshWorkers().catch((err: unknown) => this.log(`discovering workflows failed: ${coerceError(err).message}`));
-      });
-    }
+    if (this.o.workflows === undefined) every(2 * SECOND, () => this.refreshWorkers());
     if (this.deadline !== undefined) {
       const t = setTimeout(() => this.stop("time limit reached"), Math.max(0, this.deadline - Date.now()));
       this.timers.push(t);

@@ -185,10 +185,10 @@ export class HelperSpawner implements Spawner {
     const fields = [String(id), req.cwd, req.outFile, req.mkdir ? "m" : "-", String(req.argv.length), ...req.argv, String(env.length), ...env];
     // execve takes C strings: a NUL inside one would cut it (and here, the request).
     if (fields.some((f) => f.includes("\0"))) return reply({ t: "failed", message: "an argument or environment value contains a NUL byte" });
-    const body = Buffer.from(fields.join("\0") + "\0");
+    const body = fields.join("\0") + "\0";
     this.pending.set(id, reply);
-    this.child.stdin.write(`${body.length}\n`);
-    this.child.stdin.write(body);
+    // One write, one system call.
+    this.child.stdin.write(`${Buffer.byteLength(body)}\n${body}`);
   }
 
   cpuMs(): number {

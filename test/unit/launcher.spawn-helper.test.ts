@@ -1,0 +1,130 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { waitFor } from "../support/context.js";
+import { HelperSpawner, InProcessSpawner, helperPath, type SpawnReply, type Spawner, type StartRequest } from "../../services/launcher/spawner.js";
+
+/**
+ * native/balsam-spawn.c, driven through HelperSpawner as the launcher drives
+ * it, beside the in-process spawner: both must start, report and fail alike.
+ * `npm run build` compiles the helper (provisioning installs a C compiler), so
+ * a missing helper fails here rather than passing on the fallback alone.
+ */
+let dir: string;
+const logs: string[] = [];
+
+function run(s: Spawner, req: Partial<StartRequest> & { argv: string[] }): Promise<{ started?: number; end: SpawnReply }> {
+  return new Promise((resolve) => {
+    let started: number | undefined;
+    s.run({ cwd: dir, env: {}, outFile: join(dir, "out.txt"), mkdir: false, ...req }, (m) => {
+      if (m.t === "started") started = m.pid;
+      else resolve({ started, end: m });
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("the spawn helper", () => {
+  const path = helperPath();
+  let helper: HelperSpawner;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "balsam-spawn-"));
+    assert.ok(path, "dist/native/balsam-spawn is built by `npm run build`");
+    helper = new HelperSpawner(path, (l) => logs.push(l));
+  });
+  after(async () => {
+    await helper.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const both = (): Array<[string, Spawner]> => [
+    ["helper", helper],
+    ["in-process", new InProcessSpawner(Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)), [])],
+  ];
+
+  test("a job gets its argv byte for byte, its environment over the launcher's, a made cwd, and its output appended", async () => {
+    for (const [how, s] of both()) {
+      const cwd = join(dir, how, "a", "b");
+      const out = join(dir, `${how}.out`);
+      writeFileSync(out, "before\n");
+      const odd = "line one\nline two — ünïcode 'quoted' \"double\" $HOME *";
+      const { started, end } = await run(s, {
+        argv: ["/bin/sh", "-c", 'printf "%s|%s|%s|%s\\n" "$1" "$JOBVAR" "$(pwd)" "$HOME"; echo err >&2; exit 3', "sh", odd],
+        cwd,
+        env: { JOBVAR: "x=y", HOME: "/job/home" },
+        outFile: out,
+        mkdir: true,
+      });
+      assert.ok(started && started > 0, how);
+      assert.deepEqual(end, { t: "exit", code: 3, signal: null }, how);
+      assert.equal(readFileSync(out, "utf8"), `before\n${odd}|x=y|${cwd}|/job/home\nerr\n`, how);
+    }
+  });
+
+  test("each job leads its own session and process group, with no stdin", async () => {
+    const out = join(dir, "session.out");
+    const { started, end } = await run(helper, { argv: ["/bin/sh", "-c", "cut -d' ' -f5,6 /proc/$$/stat; cat; echo eof"], outFile: out });
+    assert.equal(end.t, "exit");
+    // pgrp and session are the job's own pid; stdin is /dev/null, so cat ends at once.
+    assert.equal(readFileSync(out, "utf8"), `${started} ${started}\neof\n`);
+  });
+
+  test("a job killed by a signal is reported by the signal's name", async () => {
+    for (const [how, s] of both()) {
+      const { end } = await run(s, { argv: ["/bin/sh", "-c", "kill -SEGV $$"] });
+      assert.deepEqual(end, { t: "exit", code: null, signal: "SIGSEGV" }, how);
+    }
+  });
+
+  test("what cannot start says why in one line, and nothing runs", async () => {
+    const file = join(dir, "plainfile");
+    writeFileSync(file, "not a directory\n");
+    const noexec = join(dir, "noexec.sh");
+    writeFileSync(noexec, "#!/bin/sh\n", { mode: 0o644 });
+    const cases: Array<[Partial<StartRequest> & { argv: string[] }, RegExp]> = [
+      [{ argv: ["/nonexistent/prog"] }, /^\/nonexistent\/prog: .*(No such file|ENOENT)/],
+      [{ argv: [noexec] }, /noexec\.sh: .*(Permission denied|EACCES)/],
+      [{ argv: ["/bin/true"], cwd: join(file, "sub"), mkdir: true }, /^cannot make the working directory: .*(Not a directory|ENOTDIR)/],
+      [{ argv: ["/bin/true"], outFile: join(dir, "missing", "out.txt") }, /^cannot open the output file: .*(No such file|ENOENT)/],
+    ];
+    for (const [req, why] of cases) {
+      const { started, end } = await run(helper, req);
+      assert.equal(started, undefined, JSON.stringify(req));
+      assert.equal(end.t, "failed");
+      assert.match((end as { message: string }).message, why);
+    }
+    // The helper is still there and well.
+    assert.deepEqual((await run(helper, { argv: ["/bin/true"] })).end, { t: "exit", code: 0, signal: null });
+  });
+
+  test("many jobs at once are each told their own end", async () => {
+    const ends = await Promise.all(Array.from({ length: 200 }, (_, i) => run(helper, { argv: ["/bin/sh", "-c", `exit ${i % 7}`] })));
+    assert.deepEqual(
+      ends.map((e) => (e.end as { code: number }).code),
+      Array.from({ length: 200 }, (_, i) => i % 7),
+    );
+  });
+
+  test("when its launcher closes it, the jobs still running are killed with their process groups", async () => {
+    const h = new HelperSpawner(path!, (l) => logs.push(l));
+    const pids = join(dir, "pids");
+    const ended = run(h, { argv: ["/bin/sh", "-c", `sleep 300 & echo $! > ${pids}; exec sleep 300`] });
+    await waitFor(() => existsSync(pids) && readFileSync(pids, "utf8").endsWith("\n"), 10_000, "the job to start");
+    const bg = Number(readFileSync(pids, "utf8"));
+    assert.ok(alive(bg));
+    await h.close();
+    await waitFor(() => !alive(bg), 10_000, "the job's background process to be killed");
+    // Its end is still told, as a kill, not as a loss.
+    assert.deepEqual((await ended).end, { t: "exit", code: null, signal: "SIGKILL" });
+  });
+});
