@@ -385,6 +385,8 @@ export class Launcher {
       return "done";
     }
     const app = await this.appOf(job.application);
+    // Jobs finish faster than the database records them: take no more until it catches up.
+    await this.writer.room();
     const grant = await this.pool.acquire(size);
     if (!grant) return this.giveBack(entry, token, 0);
     let started = false;

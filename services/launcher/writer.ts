@@ -12,6 +12,12 @@ export function isTransient(err: unknown): boolean {
   return name === "MongoBulkWriteError" && !e?.writeErrors?.length && typeof e?.code !== "number" && e !== null && ("beforeHandshake" in e || "reason" in e);
 }
 
+interface Pending {
+  t: Transition;
+  resolve: (ok: boolean) => void;
+  reject: (e: Error) => void;
+}
+
 /**
  * Batches state writes: transitions queued within `flushMs` (or up to
  * `maxBatch`) go to MongoDB in one unordered bulkWrite. Each caller gets its
@@ -19,10 +25,13 @@ export function isTransient(err: unknown): boolean {
  * turns ~2000 single updates a second into a few hundred bulk writes.
  */
 export class TransitionWriter {
-  private pending: Array<{ t: Transition; resolve: (ok: boolean) => void; reject: (e: Error) => void }> = [];
+  private pending: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Transitions handed to a flush that has not answered yet. */
+  private inFlight = 0;
+  private roomWaiters: Array<() => void> = [];
 
   constructor(
     private readonly store: Store,
@@ -45,26 +54,53 @@ export class TransitionWriter {
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
+    this.inFlight += batch.length;
     // Flushes run one after another so a job's writes land in order.
     this.flushing = this.flushing.then(async () => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const lost = new Set(await recordTransitions(this.store, batch.map((b) => b.t)));
-          for (const b of batch) b.resolve(!lost.has(b.t.id));
-          return;
-        } catch (err) {
-          // A restarting server is waited for (about a minute in all); a write
-          // it did apply before dropping the answer then reads as a lost race,
-          // and that job's lease simply lapses and is recovered.
-          if (isTransient(err) && attempt < 12) {
-            await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt) * (0.5 + Math.random())));
-            continue;
-          }
-          for (const b of batch) b.reject(coerceError(err));
-          return;
-        }
+      try {
+        await this.flush(batch);
+      } finally {
+        this.inFlight -= batch.length;
+        const waiters = this.roomWaiters;
+        this.roomWaiters = [];
+        for (const w of waiters) w();
       }
     });
+  }
+
+  /** Transitions waiting for the database: queued or in a bulk it has not answered. */
+  get backlog(): number {
+    return this.pending.length + this.inFlight;
+  }
+
+  /**
+   * Resolves once fewer than `limit` transitions wait for the database. A
+   * launcher waits here before it takes another job: jobs that run faster
+   * than the database records them would otherwise pile up, finished and
+   * unrecorded, in its memory (measured: 9,500 of them, 600 MiB, at 100k jobs).
+   */
+  async room(limit: number = this.maxBatch): Promise<void> {
+    while (!this.closed && this.backlog >= limit) await new Promise<void>((r) => this.roomWaiters.push(r));
+  }
+
+  private async flush(batch: Pending[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const lost = new Set(await recordTransitions(this.store, batch.map((b) => b.t)));
+        for (const b of batch) b.resolve(!lost.has(b.t.id));
+        return;
+      } catch (err) {
+        // A restarting server is waited for (about a minute in all); a write
+        // it did apply before dropping the answer then reads as a lost race,
+        // and that job's lease simply lapses and is recovered.
+        if (isTransient(err) && attempt < 12) {
+          await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt) * (0.5 + Math.random())));
+          continue;
+        }
+        for (const b of batch) b.reject(coerceError(err));
+        return;
+      }
+    }
   }
 
   /** Writes what is pending, then refuses new writes. */
@@ -72,6 +108,7 @@ export class TransitionWriter {
     this.kick();
     await this.flushing;
     this.closed = true;
+    for (const w of this.roomWaiters.splice(0)) w();
   }
 
   async drain(): Promise<void> {
