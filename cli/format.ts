@@ -106,6 +106,15 @@ export function toJsonRecord(doc: object, specs: readonly FieldSpec[]): Record<s
  * rows, columns separated by ` | ` as in the seed's `balsam ls` output.
  */
 export function table(columns: readonly string[], rows: ReadonlyArray<Record<string, string>>): string[] {
+  const lines = plainTable(columns, rows) ?? columnifyTable(columns, rows);
+  let width = 0;
+  for (const l of lines) if (l.length > width) width = l.length;
+  lines.splice(1, 0, "-".repeat(width));
+  return lines;
+}
+
+/** The table as columnify draws it (any cell: wide characters, escape sequences). */
+export function columnifyTable(columns: readonly string[], rows: ReadonlyArray<Record<string, string>>): string[] {
   // Required here, not imported: only commands that print a table pay its load.
   const columnify = createRequire(import.meta.url)("columnify") as typeof import("columnify");
   const text = columnify([...rows], {
@@ -114,10 +123,43 @@ export function table(columns: readonly string[], rows: ReadonlyArray<Record<str
     headingTransform: (h: string) => h,
     preserveNewLines: false,
   });
-  const lines = text.split("\n").map((l) => l.trimEnd());
-  const width = Math.max(0, ...lines.map((l) => l.length));
-  lines.splice(1, 0, "-".repeat(width));
-  return lines;
+  return text.split("\n").map((l) => l.trimEnd());
+}
+
+/** Printable ASCII only: one character, one column, and no whitespace but the space. */
+const PLAIN = /^[\x20-\x7e]*$/;
+
+/**
+ * The lines columnify gives (header and rows, right-trimmed) when every cell
+ * is printable ASCII, which is what job listings hold; `undefined` otherwise,
+ * and columnify, which measures wide characters and escape sequences, draws
+ * the table. Columnify spent ~60 µs per row (a new RegExp per cell to strip
+ * ANSI, a width lookup per character): 0.3 s of a 5,000-row `ls`, against
+ * ~2 ms here. For such cells columnify trims each one, pads it to its
+ * column's widest and joins with the splitter; unit tests compare both.
+ */
+export function plainTable(columns: readonly string[], rows: ReadonlyArray<Record<string, string>>): string[] | undefined {
+  const n = columns.length;
+  const grid: string[][] = [];
+  const widths = new Array<number>(n).fill(0);
+  const add = (cells: string[]): boolean => {
+    for (let i = 0; i < n; i++) {
+      const c = cells[i] as string;
+      if (!PLAIN.test(c)) return false;
+      const t = c.trim();
+      cells[i] = t;
+      if (t.length > (widths[i] as number)) widths[i] = t.length;
+    }
+    grid.push(cells);
+    return true;
+  };
+  if (!add([...columns])) return undefined;
+  for (const r of rows) {
+    const cells = new Array<string>(n);
+    for (let i = 0; i < n; i++) cells[i] = String(r[columns[i] as string] ?? "");
+    if (!add(cells)) return undefined;
+  }
+  return grid.map((cells) => cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ").trimEnd());
 }
 
 export function printLines(lines: readonly string[]): void {
