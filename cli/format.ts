@@ -6,8 +6,14 @@ import { UsageError } from "../libs/errors/index.js";
 /** The columns every job listing starts with, as in the seed's `balsam ls`. */
 export const LS_BASE_FIELDS = ["job_id", "name", "workflow", "application", "state"] as const;
 
-/** Rows `balsam ls` prints when BALSAM_LS_LIMIT is unset. */
-export const DEFAULT_LS_LIMIT = 5000;
+/**
+ * Rows `balsam ls` prints when BALSAM_LS_LIMIT is unset: a first page, with
+ * a note on stderr when more match. 1,000 rows are twenty screens, and keep
+ * `ls --wf X` near 0.3 s on a workflow of 10,000+ jobs: the embedded server
+ * spends ~70 µs per job it returns (370 ms for 5,000, the previous default,
+ * which took 1.3 s in all), the client ~30 µs more.
+ */
+export const DEFAULT_LS_LIMIT = 1000;
 
 function fieldNames(specs: readonly FieldSpec[]): string {
   return specs.map((f) => f.snake).join(", ");
