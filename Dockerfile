@@ -24,7 +24,7 @@ COPY clients ./clients
 COPY bench ./bench
 COPY test ./test
 COPY scripts ./scripts
-RUN npx tsc -p tsconfig.json \
+RUN npx tsc -p tsconfig.json && node scripts/bundle-cli.mjs \
  && ln -s /app/bin/balsam.js /usr/local/bin/balsam
 ENV PYTHONPATH=/app/clients/python
 

@@ -4,6 +4,7 @@ import { BALSAM_BIN, makeCliDb, type CliDb } from "../test/support/cli.js";
 import { connect } from "../libs/client/index.js";
 import { buildJob } from "../libs/store/index.js";
 import { num, pct } from "./measure.js";
+import { DEFAULT_LS_LIMIT } from "../cli/format.js";
 
 const f0 = (x: number) => x.toFixed(0);
 const f1 = (x: number) => x.toFixed(1);
@@ -19,9 +20,9 @@ function bareNodeMs(): number {
   return pct(runs, 50);
 }
 
-async function timed(db: CliDb, args: string[], input?: string): Promise<{ ms: number; out: string }> {
+async function timed(db: CliDb, args: string[], input?: string, env?: NodeJS.ProcessEnv): Promise<{ ms: number; out: string }> {
   const t = performance.now();
-  const r = await db.run(args, { timeoutMs: 3_600_000, ...(input === undefined ? {} : { input }) });
+  const r = await db.run(args, { timeoutMs: 3_600_000, ...(input === undefined ? {} : { input }), ...(env ? { env } : {}) });
   const ms = performance.now() - t;
   if (r.code !== 0) throw new Error(`balsam ${args.join(" ")}: ${r.stderr}`);
   return { ms, out: r.stdout };
@@ -80,7 +81,8 @@ export async function benchCli(mongoUrl: string, redisUrl: string): Promise<void
     console.log(`(filled ${n} in ${f0((performance.now() - t) / 1000)} s)`);
     const some = (await b.store.jobs.find({ workflow: "WF7" }, { projection: { _id: 1 } }).limit(1).toArray())[0]?._id ?? "";
 
-    line(`balsam ls --wf WF3 (first page of ${Math.min(5000, perWf)} of ${perWf})`, (await timed(db, ["ls", "--wf", "WF3"])).ms);
+    line(`balsam ls --wf WF3 (first page of ${Math.min(DEFAULT_LS_LIMIT, perWf)} of ${perWf})`, (await timed(db, ["ls", "--wf", "WF3"])).ms);
+    line(`BALSAM_LS_LIMIT=5000 balsam ls --wf WF3 (a page of ${Math.min(5000, perWf)}, the default before)`, (await timed(db, ["ls", "--wf", "WF3"], undefined, { BALSAM_LS_LIMIT: "5000" })).ms);
     line(`balsam ls --wf-exact WF3`, (await timed(db, ["ls", "--wf-exact", "WF3"])).ms);
     line(`balsam ls --state READY (first page of ${n})`, (await timed(db, ["ls", "--state", "READY"])).ms);
     line(`balsam ls --name task12345 (substring, all ${n})`, (await timed(db, ["ls", "--name", "task12345"])).ms);

@@ -5,6 +5,7 @@ import type { Balsam, JobFilter } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, withClient } from "./common.js";
 import {
+  DEFAULT_LS_LIMIT,
   cell,
   lsFields,
   lsLimit,
@@ -256,7 +257,7 @@ export function register(program: Command): Command {
     .option("--json", "machine-readable output")
     .addHelpText(
       "after",
-      "\nEnvironment:\n  BALSAM_LS_FIELDS  extra job columns, colon-separated snake_case names (e.g. num_nodes:args)\n  BALSAM_LS_LIMIT   at most this many jobs are listed (default 5000)",
+      `\nEnvironment:\n  BALSAM_LS_FIELDS  extra job columns, colon-separated snake_case names (e.g. num_nodes:args)\n  BALSAM_LS_LIMIT   at most this many jobs are listed (default ${DEFAULT_LS_LIMIT})`,
     )
     .action(
       action(async (objects: Objects, o: LsOptions) => {

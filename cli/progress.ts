@@ -33,7 +33,8 @@ export async function withProgress<T>(fn: (p: Required<ProgressOptions>) => Prom
 }
 
 async function makeBar() {
-  const { SingleBar, Presets } = await import("cli-progress");
+  // The CommonJS module itself (its default export): a bundled dynamic import has no named exports.
+  const { SingleBar, Presets } = (await import("cli-progress")).default;
   // The cursor stays shown: a second Ctrl-C ends the process before the bar could show it again.
   return new SingleBar({ stream: process.stderr, clearOnComplete: false, hideCursor: false }, Presets.shades_classic);
 }

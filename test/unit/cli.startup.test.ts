@@ -1,6 +1,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runBalsam } from "../support/cli.js";
@@ -11,12 +12,32 @@ import { runBalsam } from "../support/cli.js";
  * one fails loudly instead of merely being slow.
  */
 const HEAVY = ["mongodb", "bullmq", "ioredis", "zod", "execa", "cli-progress", "columnify"];
+/**
+ * The bundled CLI (scripts/bundle-cli.mjs) imports no package by name: its
+ * manifest says which of its chunks hold a driver, and importing one of
+ * those counts as loading that driver.
+ */
+const MANIFEST = fileURLToPath(new URL("../../bundle/manifest.json", import.meta.url));
+const heavyChunks: Record<string, string> = {};
+if (existsSync(MANIFEST)) {
+  for (const [file, pkgs] of Object.entries(JSON.parse(readFileSync(MANIFEST, "utf8")) as Record<string, string[]>)) {
+    const heavy = pkgs.find((p) => HEAVY.includes(p));
+    if (heavy) heavyChunks[file] = heavy;
+  }
+}
 const HOOK =
   "data:text/javascript," +
   encodeURIComponent(
     `import { register } from "node:module";
 register("data:text/javascript," + encodeURIComponent(${JSON.stringify(
-      `export async function resolve(s, c, n) { if (/^(${HEAVY.join("|")})(\\/|$)/.test(s)) throw new Error("loaded a driver: " + s); return n(s, c); }`,
+      `const chunks = ${JSON.stringify(heavyChunks)};
+export async function resolve(s, c, n) {
+  if (/^(${HEAVY.join("|")})(\\/|$)/.test(s)) throw new Error("loaded a driver: " + s);
+  const r = await n(s, c);
+  const m = /\\/dist\\/bundle\\/([^/]+)$/.exec(r.url);
+  if (m && chunks[m[1]]) throw new Error("loaded a driver: " + chunks[m[1]] + " (bundled in " + m[1] + ")");
+  return r;
+}`,
     )}));`,
   );
 
