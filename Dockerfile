@@ -1,6 +1,7 @@
 # The project's image: the balsam CLI, the launcher, the examples and the
 # tests, built. Open MPI is installed for the launcher's mpi job mode, Python 3
-# for the Python client (clients/python) and searches written with it.
+# for the Python client (clients/python) and searches written with it; the
+# node image has gcc, which builds native/balsam-spawn.c (the launcher's job starter).
 FROM node:20-bookworm
 
 RUN apt-get update \
@@ -24,7 +25,8 @@ COPY clients ./clients
 COPY bench ./bench
 COPY test ./test
 COPY scripts ./scripts
-RUN npx tsc -p tsconfig.json && node scripts/bundle-cli.mjs \
+COPY native ./native
+RUN npm run build \
  && ln -s /app/bin/balsam.js /usr/local/bin/balsam
 ENV PYTHONPATH=/app/clients/python
 
