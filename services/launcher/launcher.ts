@@ -77,6 +77,9 @@ const PREPROCESS_LIMIT_MS = 300_000;
 const FAST_FAIL_SECONDS = 20;
 const FAST_FAIL_MESSAGE = "failed fast: retry";
 const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+/** State writes that may wait for the database before a launcher starts no more jobs: one bulk's worth. */
+const WRITE_BACKLOG = 500;
 
 interface Running {
   job: Job;
@@ -133,6 +136,8 @@ export class Launcher {
   private announceTimer: NodeJS.Timeout | undefined;
   private releaseTimer: NodeJS.Timeout | undefined;
   private lastActivity = Date.now();
+  /** When the launcher last said the database was behind. */
+  private behindSaid = 0;
   private reconciledAt = 0;
   private nextStoreCheck = 0;
   private readonly summary: LauncherSummary = { finished: 0, failed: 0, restarted: 0, killed: 0, reason: "" };
@@ -385,12 +390,12 @@ export class Launcher {
       return "done";
     }
     const app = await this.appOf(job.application);
-    // Jobs finish faster than the database records them: take no more until it catches up.
-    await this.writer.room();
     const grant = await this.pool.acquire(size);
     if (!grant) return this.giveBack(entry, token, 0);
     let started = false;
     try {
+      await this.roomToWrite();
+      if (this.state !== "running") return this.giveBack(entry, token, 0);
       const pre = job.preprocess || app?.preprocess || "";
       const post = job.postprocess || app?.postprocess || "";
       const needsStage = Boolean(job.stageInUrl) || (job.parents.length > 0 && job.inputFiles.trim() !== "");
@@ -411,6 +416,23 @@ export class Launcher {
     } finally {
       if (!started) grant.release();
     }
+  }
+
+  /**
+   * Jobs that end faster than the database records them would pile up here,
+   * finished and unrecorded: past a bulk's worth of waiting writes, a slot
+   * that is free waits for the database before it starts another job.
+   * Holding the slot while waiting keeps the rest of the processors in the
+   * pool's queue, so at most one job per slot starts past the limit.
+   */
+  private async roomToWrite(): Promise<void> {
+    if (this.writer.backlog < WRITE_BACKLOG) return;
+    const now = Date.now();
+    if (now - this.behindSaid > MINUTE) {
+      this.behindSaid = now;
+      this.log(`the database is behind: ${this.writer.backlog} state writes wait for it; no new job starts until it catches up`);
+    }
+    await this.writer.room(WRITE_BACKLOG);
   }
 
   /**
