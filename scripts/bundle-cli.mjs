@@ -13,10 +13,21 @@
 //   these long-running commands do not need a fast start;
 // - libs/errors: one copy of the error classes for both, so the CLI's
 //   `instanceof UsageError` (exit code 2) holds for errors the services throw.
+//
+// The drivers (the mongodb driver; bullmq with ioredis) are bundled apart,
+// as CommonJS files dist/bundle/drivers/<group>-<hash>.cjs, which the CLI
+// loads through V8's code cache (cli/code-cache.ts): compiling the mongodb
+// driver was most of what a small `balsam ls` did. In the ESM bundle,
+// `import ... from "mongodb"` resolves to a small module that loads that
+// file and re-exports its names; the chunk holding it is the one a command
+// imports when it needs the driver.
+//
 // dist/bundle/manifest.json says which packages each output file holds, so
 // test/unit/cli.startup.test.ts can tell that `--help` loads no driver.
 import { build } from "esbuild";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -42,6 +53,81 @@ const keepOnDisk = {
 };
 
 rmSync(outdir, { recursive: true, force: true });
+
+/** Packages bundled apart, by group: one CommonJS file per group, so bullmq and ioredis share one ioredis. */
+const DRIVER_GROUPS = { mongodb: ["mongodb"], queue: ["bullmq", "ioredis"] };
+const driverFile = {};
+const driverPackages = {};
+function packagesOf(inputs) {
+  const packages = new Set();
+  for (const input of inputs) {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input) ?? /^balsam-driver:(.+)$/.exec(input);
+    if (m) packages.add(m[1]);
+  }
+  return [...packages].sort();
+}
+const loader = join(root, "dist", "cli", "code-cache.js");
+/**
+ * whatwg-url (with tr46's Unicode tables: a quarter of the mongodb driver's
+ * bundle) is what mongodb-connection-string-url parses URLs with; Node's own
+ * URL implements the same WHATWG standard. test/unit/driver-url.test.ts
+ * checks both parse connection strings alike.
+ */
+const nodeUrl = {
+  name: "node-url",
+  setup(b) {
+    b.onResolve({ filter: /^whatwg-url$/ }, () => ({ path: "whatwg-url", namespace: "node-url" }));
+    b.onLoad({ filter: /.*/, namespace: "node-url" }, () => ({ loader: "js", contents: "module.exports = { URL: globalThis.URL, URLSearchParams: globalThis.URLSearchParams };" }));
+  },
+};
+mkdirSync(join(outdir, "drivers"), { recursive: true });
+for (const [group, pkgs] of Object.entries(DRIVER_GROUPS)) {
+  const r = await build({
+    stdin: { contents: `module.exports = { ${pkgs.map((p) => `${JSON.stringify(p)}: require(${JSON.stringify(p)})`).join(", ")} };`, resolveDir: root, loader: "js" },
+    bundle: true,
+    format: "cjs",
+    platform: "node",
+    target: "node20",
+    write: false,
+    outfile: join(outdir, "drivers", `${group}.cjs`),
+    logLevel: "warning",
+    legalComments: "none",
+    metafile: true,
+    plugins: [nodeUrl],
+  });
+  const text = r.outputFiles[0].text;
+  // The hash names the cache too, so a rebuilt driver never meets an old cache.
+  const name = `${group}-${createHash("sha256").update(text).digest("hex").slice(0, 12)}.cjs`;
+  writeFileSync(join(outdir, "drivers", name), text);
+  for (const p of pkgs) driverFile[p] = `drivers/${name}`;
+  driverPackages[`drivers/${name}`] = packagesOf(Object.keys(r.metafile.inputs));
+}
+
+/** Each driver package, in the ESM bundle, is a module re-exporting what its CommonJS file exports. */
+const requireHere = createRequire(join(root, "package.json"));
+const driverShims = {
+  name: "driver-shims",
+  setup(b) {
+    const filter = new RegExp(`^(${Object.keys(driverFile).join("|")})$`);
+    b.onResolve({ filter }, (args) => ({ path: args.path, namespace: "balsam-driver" }));
+    b.onLoad({ filter: /.*/, namespace: "balsam-driver" }, (args) => {
+      const pkg = args.path;
+      const names = Object.keys(requireHere(pkg)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== "default");
+      return {
+        resolveDir: root,
+        loader: "js",
+        contents: [
+          `import { requireCached } from ${JSON.stringify(loader)};`,
+          `import { fileURLToPath } from "node:url";`,
+          `const m = requireCached(fileURLToPath(new URL(${JSON.stringify("./" + driverFile[pkg])}, import.meta.url)))[${JSON.stringify(pkg)}];`,
+          `export default m;`,
+          ...names.map((n) => `export const ${n} = m.${n};`),
+        ].join("\n"),
+      };
+    });
+  },
+};
+
 const result = await build({
   entryPoints: { balsam: entry },
   outdir,
@@ -53,19 +139,13 @@ const result = await build({
   chunkNames: "chunk-[hash]",
   // CommonJS packages (the mongodb driver) call require() for Node's own modules.
   banner: { js: "import { createRequire as __balsamRequire } from 'node:module'; const require = __balsamRequire(import.meta.url);" },
-  plugins: [keepOnDisk],
+  plugins: [keepOnDisk, driverShims],
   metafile: true,
   logLevel: "warning",
   legalComments: "none",
 });
 
 const manifest = {};
-for (const [file, out] of Object.entries(result.metafile.outputs)) {
-  const packages = new Set();
-  for (const input of Object.keys(out.inputs)) {
-    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input);
-    if (m) packages.add(m[1]);
-  }
-  manifest[relative(outdir, join(root, file))] = [...packages].sort();
-}
+for (const [file, out] of Object.entries(result.metafile.outputs)) manifest[relative(outdir, join(root, file))] = packagesOf(Object.keys(out.inputs));
+Object.assign(manifest, driverPackages);
 writeFileSync(join(outdir, "manifest.json"), JSON.stringify(manifest, null, 1) + "\n");

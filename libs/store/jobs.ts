@@ -165,7 +165,8 @@ export async function findJobs(store: Store, f: JobFilter, opts: FindOptions = {
   if (opts.projection) cur = cur.project(opts.projection);
   if (opts.sort) cur = cur.sort(opts.sort);
   if (opts.skip) cur = cur.skip(opts.skip);
-  if (opts.limit) cur = cur.limit(opts.limit);
+  // One batch of `limit`: the driver's default first batch (101) cost a getMore round trip on every `ls`.
+  if (opts.limit) cur = cur.limit(opts.limit).batchSize(opts.limit);
   return cur.toArray();
 }
 
