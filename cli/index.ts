@@ -8,6 +8,11 @@ import { SUBCOMMANDS } from "./registry.js";
  * `balsam`: one file per subcommand under cli/, each a thin layer over libs/.
  * The order and the one-line descriptions are the seed's `balsam --help`.
  */
+// `balsam ls | head`: the reader has what it wanted; end quietly instead of a stack trace.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EPIPE") throw err;
+  process.exit(0);
+});
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
 const program = new Command("balsam").description("Balsam command line interface").showHelpAfterError(false);
 program.version(version, "-V, --version", "print the version");

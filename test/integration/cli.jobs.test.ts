@@ -1,7 +1,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { useTestContext } from "../support/context.js";
-import { makeCliDb, type CliDb, type RunResult } from "../support/cli.js";
+import { spawnSync } from "node:child_process";
+import { BALSAM_BIN, makeCliDb, type CliDb, type RunResult } from "../support/cli.js";
 
 /**
  * The job and app subcommands run as a user runs them: the built `balsam`
@@ -304,6 +305,13 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
     assert.equal(await ctx.store.jobs.countDocuments({ workflow: "DUM" }), 30);
     const names = parseTable((await ok(["ls", "--wf", "DUM"], { BALSAM_LS_LIMIT: "3" })).stdout).rows.map((row) => row[1]);
     assert.deepEqual(names, ["dummy0", "dummy1", "dummy2"]);
+    // A reader that stops early (`| head`; here `| true`, gone before the first write) ends the listing quietly.
+    const piped = spawnSync("bash", ["-c", `"${process.execPath}" "${BALSAM_BIN}" ls --wf DUM | true; echo "\${PIPESTATUS[0]}"`], {
+      env: { ...process.env, ...db.env },
+      encoding: "utf8",
+    });
+    assert.equal(piped.stdout.trim(), "0", piped.stderr);
+    assert.equal(piped.stderr, "");
   });
 
   test("rm apps and rm jobs --wf W --all", async () => {
