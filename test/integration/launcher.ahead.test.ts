@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { useTestContext, waitFor } from "../support/context.js";
+import { useTestContext, waitFor, alive } from "../support/context.js";
 import { makeCliDb, runBalsam, type CliDb } from "../support/cli.js";
 import { startLauncher, exitedWithin } from "../support/launcher.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
@@ -22,15 +22,6 @@ let dir: string;
 
 function lines(file: string): string[] {
   return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("jobs running ahead of their claim", () => {

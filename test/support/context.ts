@@ -74,3 +74,13 @@ export function useTestContext(kind: string): TestContext {
 
   return ctx;
 }
+
+/** Whether a process with this pid exists (signal 0 checks without sending). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { waitFor } from "../support/context.js";
+import { waitFor, alive } from "../support/context.js";
 import { HelperSpawner, InProcessSpawner, helperPath, type SpawnReply, type Spawner, type StartRequest } from "../../services/launcher/spawner.js";
 
 /**
@@ -23,15 +23,6 @@ function run(s: Spawner, req: Partial<StartRequest> & { argv: string[] }): Promi
       else resolve({ started, end: m });
     });
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("the spawn helper", () => {
