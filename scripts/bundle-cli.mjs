@@ -8,8 +8,8 @@
 // `ls` of 1,000 jobs 549 → 430 ms of CPU, `--help` 120 → 90 ms.
 //
 // Kept out of the bundle, loaded from dist/ as compiled:
-// - services/**: the launcher finds its spawner thread and the service
-//   finds bin/balsam.js beside their own files (import.meta.url), and
+// - services/**: the launcher finds dist/native/balsam-spawn and the service
+//   finds bin/balsam.js relative to their own files (import.meta.url), and
 //   these long-running commands do not need a fast start;
 // - libs/errors: one copy of the error classes for both, so the CLI's
 //   `instanceof UsageError` (exit code 2) holds for errors the services throw.
