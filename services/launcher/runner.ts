@@ -120,7 +120,6 @@ export class ProcessSupervisor {
   private readonly foundCache = new Map<string, string>();
   private readonly baseEnv: Record<string, string>;
   private spawner: Spawner;
-  private helperDeaths = 0;
 
   private constructor(
     private readonly deathSignalPrefix: readonly string[],
@@ -223,10 +222,8 @@ export class ProcessSupervisor {
           this.tell(`- ${pid}\n`);
         }
         if (m.t === "failed") settle({ exitCode: null, signal: null, timedOut: false, spawnError: m.message });
-        else if (m.t === "lost") {
-          this.helperDeaths++;
-          settle({ exitCode: null, signal: "SIGKILL", timedOut, lost: m.message });
-        } else settle({ exitCode: m.code, signal: m.signal, timedOut });
+        else if (m.t === "lost") settle({ exitCode: null, signal: "SIGKILL", timedOut, lost: m.message });
+        else settle({ exitCode: m.code, signal: m.signal, timedOut });
       },
     );
     if (spec.timeoutMs) {
@@ -240,10 +237,10 @@ export class ProcessSupervisor {
 
   /** A helper that keeps dying (a broken build, a hostile kill) is given up for spawning from the launcher. */
   private spawnerFor(): Spawner {
-    if (this.helperDeaths >= 3 && this.spawner instanceof HelperSpawner) {
+    if (this.spawner instanceof HelperSpawner && this.spawner.deaths >= 3) {
       const old = this.spawner;
       this.spawner = new InProcessSpawner(this.baseEnv, this.deathSignalPrefix);
-      this.log(`the spawn helper died ${this.helperDeaths} times: job processes now start through ${this.spawner.how}`);
+      this.log(`the spawn helper died ${old.deaths} times: job processes now start through ${this.spawner.how}`);
       void old.close();
     }
     return this.spawner;

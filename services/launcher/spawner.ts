@@ -122,6 +122,8 @@ export class HelperSpawner implements Spawner {
   private rest = "";
   private closing = false;
   private spentMs = 0;
+  /** Times the helper died while the launcher ran. */
+  deaths = 0;
 
   constructor(
     private readonly path: string,
@@ -171,6 +173,7 @@ export class HelperSpawner implements Spawner {
     if (this.child !== child) return;
     this.child = undefined;
     if (this.closing) return;
+    this.deaths++;
     const lost = [...this.pending.values()];
     this.pending.clear();
     this.log(`${why}: ${lost.length} job process(es) lost with it; the next job starts a new one`);

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor, alive } from "../support/context.js";
+import { ProcessSupervisor } from "../../services/launcher/runner.js";
 import { HelperSpawner, InProcessSpawner, helperPath, type SpawnReply, type Spawner, type StartRequest } from "../../services/launcher/spawner.js";
 
 /**
@@ -117,5 +118,32 @@ describe("the spawn helper", () => {
     await waitFor(() => !alive(bg), 10_000, "the job's background process to be killed");
     // Its end is still told, as a kill, not as a loss.
     assert.deepEqual((await ended).end, { t: "exit", code: null, signal: "SIGKILL" });
+  });
+
+  test("a helper that dies loses its running jobs (each told why) and is replaced; after three deaths jobs start from the launcher", async () => {
+    const said: string[] = [];
+    const sup = ProcessSupervisor.start((l) => said.push(l));
+    const out = join(dir, "deaths.out");
+    const parentOf = async () => {
+      writeFileSync(out, "");
+      const h = sup.run({ argv: ["/bin/sh", "-c", "echo $PPID"], cwd: dir, env: {}, outFile: out });
+      assert.equal((await h.done).exitCode, 0);
+      return Number(readFileSync(out, "utf8"));
+    };
+    try {
+      assert.notEqual(await parentOf(), process.pid, "started by the helper");
+      for (let death = 1; death <= 3; death++) {
+        // Two bystanders die with the helper too: one death, three jobs lost.
+        const bystanders = [1, 2].map(() => sup.run({ argv: ["/bin/sh", "-c", "exec sleep 60"], cwd: dir, env: {}, outFile: out }));
+        await waitFor(() => bystanders.every((b) => b.pid !== undefined), 10_000, "the bystanders to start");
+        const killer = sup.run({ argv: ["/bin/sh", "-c", "kill -9 $PPID; exec sleep 60"], cwd: dir, env: {}, outFile: out });
+        for (const h of [killer, ...bystanders]) assert.match((await h.done).lost ?? "", /^its process was lost: \S+balsam-spawn exited \(SIGKILL\)$/);
+        if (death < 3) assert.notEqual(await parentOf(), process.pid, `a new helper after death ${death}`);
+      }
+      assert.equal(await parentOf(), process.pid, "started from the launcher itself");
+      assert.ok(said.some((l) => /the spawn helper died 3 times: job processes now start through child_process\.spawn/.test(l)), said.join("\n"));
+    } finally {
+      await sup.close();
+    }
   });
 });
