@@ -5,6 +5,7 @@ import { startLauncher, type LauncherProc } from "../test/support/launcher.js";
 import { connect, type Balsam } from "../libs/client/index.js";
 import { waitFor } from "../services/dbserver/servers.js";
 import { num, pct, rawSpawnRate } from "./measure.js";
+import { cpuMsOf } from "../libs/platform/proc.js";
 
 /**
  * The launcher's throughput (DESIGN §7): no-op jobs end to end beside the
@@ -20,18 +21,6 @@ function rssOf(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU time (user + system) of a process so far, in ms; 0 when it cannot be read. */
-function cpuMsOf(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    // utime and stime are fields 14 and 15 of stat; [1] starts at field 3.
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
   } catch {
     return 0;
   }

@@ -1,12 +1,14 @@
 import { spawn, type ChildProcessByStdio } from "node:child_process";
-import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync } from "node:fs";
+import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Readable, Writable } from "node:stream";
+import { cpuMsOf } from "../../libs/platform/proc.js";
 
 /**
  * How a launcher starts job processes. Two ways, the same replies:
- * - `HelperSpawner`: native/balsam-spawn.c, a small process that vfork()s.
+ * - `HelperSpawner`: native/balsam-spawn.c, a small process that starts
+ *   jobs as vfork() does (clone with CLONE_VM|CLONE_VFORK).
  *   The launcher only writes a request and reads a line: measured here, 0.07
  *   ms of launcher CPU a job against 0.4–1.2 ms for `child_process.spawn`,
  *   whose fork() copies the launcher's page tables (the more heap, the
@@ -195,7 +197,7 @@ export class HelperSpawner implements Spawner {
   }
 
   cpuMs(): number {
-    return this.spentMs + cpuOf(this.child?.pid);
+    return this.spentMs + cpuMsOf(this.child?.pid);
   }
 
   /** Ends the helper; it kills the process groups of jobs still running. */
@@ -204,23 +206,10 @@ export class HelperSpawner implements Spawner {
     const child = this.child;
     if (!child) return;
     const exited = new Promise<void>((res) => child.once("close", () => res()));
-    this.spentMs += cpuOf(child.pid);
+    this.spentMs += cpuMsOf(child.pid);
     child.stdin.end();
     const t = setTimeout(() => child.kill("SIGKILL"), 5000);
     await exited;
     clearTimeout(t);
-  }
-}
-
-/** User + system CPU of a live process in ms (/proc; 0 when unreadable). */
-function cpuOf(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const s = f.slice(f.lastIndexOf(")") + 2).split(" ");
-    // utime and stime, fields 14 and 15, in clock ticks (100 a second on Linux).
-    return (Number(s[11]) + Number(s[12])) * 10;
-  } catch {
-    return 0;
   }
 }
