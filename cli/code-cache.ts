@@ -43,7 +43,8 @@ export function cacheDirs(file: string, env: NodeJS.ProcessEnv = process.env): s
   const setting = env.BALSAM_CODE_CACHE;
   if (setting === "0" || setting === "off") return [];
   if (setting) return [setting];
-  const user = env.XDG_CACHE_HOME || (safeHomedir() && join(safeHomedir() as string, ".cache"));
+  const home = safeHomedir();
+  const user = env.XDG_CACHE_HOME || (home && join(home, ".cache"));
   return [dirname(file), ...(user ? [join(user, "balsam")] : [])];
 }
 
