@@ -1,3 +1,4 @@
+import { isAscii } from "node:buffer";
 import { createHash } from "node:crypto";
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -101,12 +102,18 @@ export interface LoadReport {
 
 const loaded = new Map<string, unknown>();
 
-/** The file's text and what identifies this version of it (size, mtime, inode), from one open. */
+/**
+ * The file's text and what identifies this version of it (size, mtime, inode), from one open.
+ * The bundles are ASCII (esbuild escapes the rest), and ASCII decodes as
+ * latin1 into the same string by a plain copy: 0.3 ms for the 1.1 MB driver
+ * against 16–20 ms through the UTF-8 decoder. Anything else is decoded as UTF-8.
+ */
 export function readSource(file: string): { source: string; sourceKey: string } {
   const fd = openSync(file, "r");
   try {
     const st = fstatSync(fd);
-    return { source: readFileSync(fd, "utf8"), sourceKey: `${st.size}:${st.mtimeMs}:${st.ino}` };
+    const bytes = readFileSync(fd);
+    return { source: bytes.toString(isAscii(bytes) ? "latin1" : "utf8"), sourceKey: `${st.size}:${st.mtimeMs}:${st.ino}` };
   } finally {
     closeSync(fd);
   }

@@ -80,6 +80,25 @@ const nodeUrl = {
     b.onLoad({ filter: /.*/, namespace: "node-url" }, () => ({ loader: "js", contents: "module.exports = { URL: globalThis.URL, URLSearchParams: globalThis.URLSearchParams };" }));
   },
 };
+/**
+ * What the mongodb driver loads only when it needs it (the why is in each
+ * file of scripts/driver-shims/): saslprep's Unicode tables, and the
+ * built-ins http, tls and dns. test/unit/cli.driver-shims.test.ts checks
+ * the shims behave as what they stand for.
+ */
+const shims = join(root, "scripts", "driver-shims");
+const lazyDriverParts = {
+  name: "lazy-driver-parts",
+  setup(b) {
+    b.onResolve({ filter: /^@mongodb-js\/saslprep$/ }, (args) => (args.importer === join(shims, "saslprep.cjs") ? undefined : { path: join(shims, "saslprep.cjs") }));
+    b.onResolve({ filter: /^(node:)?(http|tls|dns)$/ }, (args) => ({ path: args.path.replace(/^node:/, ""), namespace: "lazy-builtin" }));
+    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (args) => ({
+      resolveDir: root,
+      loader: "js",
+      contents: `module.exports = require(${JSON.stringify(join(shims, "lazy-builtin.cjs"))})(${JSON.stringify(args.path)});`,
+    }));
+  },
+};
 mkdirSync(join(outdir, "drivers"), { recursive: true });
 for (const [group, pkgs] of Object.entries(DRIVER_GROUPS)) {
   const r = await build({
@@ -93,7 +112,7 @@ for (const [group, pkgs] of Object.entries(DRIVER_GROUPS)) {
     logLevel: "warning",
     legalComments: "none",
     metafile: true,
-    plugins: [nodeUrl],
+    plugins: group === "mongodb" ? [nodeUrl, lazyDriverParts] : [nodeUrl],
   });
   const text = r.outputFiles[0].text;
   // The hash names the cache too, so a rebuilt driver never meets an old cache.

@@ -3,6 +3,7 @@ export * from "./apps.js";
 export * from "./jobs.js";
 export * from "./transitions.js";
 export * from "./bulk.js";
+export * from "./find-page.js";
 export * from "./leases.js";
 
 import { MongoClient } from "mongodb";

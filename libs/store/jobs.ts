@@ -14,6 +14,7 @@ import { AmbiguousIdError, NotFoundError, UsageError } from "../errors/index.js"
 import type { Store } from "./connection.js";
 import { escapeRegex } from "./apps.js";
 import { chunked, MAX_IN_IDS } from "./bulk.js";
+import { findPage } from "./find-page.js";
 
 /** Builds a full job document from a spec; the initial state follows its parents. */
 export function buildJob(spec: JobSpec, now = new Date()): Job {
@@ -161,12 +162,12 @@ export interface FindOptions {
 export async function findJobs(store: Store, f: JobFilter, opts: FindOptions = {}): Promise<Job[]> {
   const r = await resolveJobFilter(store, f);
   if (!r) return [];
+  // A bounded read (every `ls`) goes through the find command, in one batch: see findPage.
+  if (opts.limit) return findPage<Job>(store, "jobs", jobFilterQuery(r), { ...opts, limit: opts.limit });
   let cur = store.jobs.find(jobFilterQuery(r));
   if (opts.projection) cur = cur.project(opts.projection);
   if (opts.sort) cur = cur.sort(opts.sort);
   if (opts.skip) cur = cur.skip(opts.skip);
-  // One batch of `limit`: the driver's default first batch (101) cost a getMore round trip on every `ls`.
-  if (opts.limit) cur = cur.limit(opts.limit).batchSize(opts.limit);
   return cur.toArray();
 }
 

@@ -1,5 +1,6 @@
 import type { Job } from "../models/index.js";
 import type { LauncherDoc, QueuedLaunchDoc, Store } from "./connection.js";
+import { findPage } from "./find-page.js";
 import { jobFilterQuery, type JobFilter } from "./jobs.js";
 
 /**
@@ -18,10 +19,7 @@ import { jobFilterQuery, type JobFilter } from "./jobs.js";
  * the caller knows whether a next page exists.
  */
 export async function pageJobs(store: Store, f: JobFilter, opts: { limit: number; skip: number; projection?: Record<string, 0 | 1> }): Promise<{ jobs: Job[]; more: boolean }> {
-  let cur = store.jobs.find(jobFilterQuery(f)).limit(opts.limit + 1);
-  if (opts.skip > 0) cur = cur.skip(opts.skip);
-  if (opts.projection) cur = cur.project(opts.projection);
-  const jobs = await cur.toArray();
+  const jobs = await findPage<Job>(store, "jobs", jobFilterQuery(f), { ...opts, limit: opts.limit + 1 });
   const more = jobs.length > opts.limit;
   if (more) jobs.length = opts.limit;
   return { jobs, more };

@@ -2,7 +2,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { useTestContext } from "../support/context.js";
 import { JobsApi } from "../../libs/client/jobs.js";
-import { createApp, transitionJob, getJob, findJobs, countByState } from "../../libs/store/index.js";
+import { createApp, transitionJob, getJob, findJobs, findPage, countByState } from "../../libs/store/index.js";
 import { AmbiguousIdError, NotFoundError, UsageError } from "../../libs/errors/index.js";
 import type { JobSpec } from "../../libs/models/index.js";
 
@@ -26,6 +26,25 @@ describe("jobs in MongoDB", () => {
     const byState = await countByState(ctx.store, { workflow: "BIG_B" });
     assert.deepEqual(byState, { READY: 5000 });
     assert.equal(await ctx.queues.pending("BIG_A"), 5000);
+  });
+
+  test("a bounded read is one find command; a page cut into batches is continued with getMore", async () => {
+    const count = (name: string) => ctx.store.commands.get(name) ?? 0;
+    let [finds, getMores] = [count("find"), count("getMore")];
+    const page = await findJobs(ctx.store, { workflow: "BIG_A" }, { limit: 1000, projection: { _id: 1, name: 1 } });
+    assert.deepEqual([page.length, new Set(page.map((j) => j._id)).size, count("find") - finds, count("getMore") - getMores], [1000, 1000, 1, 0]);
+    assert.deepEqual(Object.keys(page[0] ?? {}).sort(), ["_id", "name"]);
+
+    [finds, getMores] = [count("find"), count("getMore")];
+    const batched = await findPage(ctx.store, "jobs", { workflow: "BIG_A" }, { limit: 1000, batchSize: 300, projection: { _id: 1, workflow: 1 } });
+    assert.equal(batched.length, 1000);
+    assert.equal(new Set(batched.map((j) => j._id)).size, 1000, "no job twice across batches");
+    assert.ok(batched.every((j) => j.workflow === "BIG_A"));
+    assert.deepEqual([count("find") - finds, count("getMore") - getMores], [1, 3], "300 + 300 + 300 + 100");
+    // The same jobs, in the same order, as one batch.
+    const whole = await findPage(ctx.store, "jobs", { workflow: "BIG_A" }, { limit: 1000, projection: { _id: 1, workflow: 1 } });
+    assert.deepEqual(batched.map((j) => j._id), whole.map((j) => j._id));
+    await assert.rejects(findPage(ctx.store, "jobs", {}, { limit: 0 }), RangeError);
   });
 
   test("removing 'task' jobs within workflow TEST leaves other workflows' task jobs alone", async () => {

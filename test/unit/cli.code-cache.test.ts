@@ -60,6 +60,16 @@ describe("V8 code cache for the bundled drivers", () => {
     assert.deepEqual([second.used, second.value], [join(dir, cacheName(file)), ANSWER]);
   });
 
+  test("a file that is not ASCII is read as UTF-8, compiled and cached alike", async () => {
+    // The bundles are ASCII and are read as latin1; anything else must not be.
+    const { file } = driver("exports.answer = () => 'é✓日' + '\\u00e9'.length;");
+    for (const run of [await load(file, { BALSAM_CODE_CACHE: "" }), await load(file, { BALSAM_CODE_CACHE: "" })]) {
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.value, "é✓日1");
+    }
+    assert.equal(readSource(file).source, readFileSync(file, "utf8"));
+  });
+
   test("a corrupt, truncated or foreign cache file is ignored and replaced", async () => {
     const { dir, file } = driver();
     const cache = join(dir, cacheName(file));
