@@ -49,7 +49,9 @@ export async function openClient(opts: OpenOptions = {}): Promise<Balsam> {
     const started = await ensureLocalServers(dbPath);
     if (started.length) process.stderr.write(`balsam: started the local servers of ${dbPath}: ${started.join(", ")}\n`);
   }
-  return connect({ dbPath, redis, ensureIndexes: redis });
+  // A read-only command's first query tells a missing password as well as a
+  // probe would (withClient says it alike), a round trip sooner.
+  return connect({ dbPath, redis, ensureIndexes: redis, checkAuth: redis });
 }
 
 /** Runs `fn` with a client, closing it afterwards whatever happens. */
@@ -57,6 +59,8 @@ export async function withClient<T>(fn: (b: Balsam) => Promise<T>, opts: OpenOpt
   const b = await openClient(opts);
   try {
     return await fn(b);
+  } catch (err) {
+    throw b.store.explainError(err);
   } finally {
     await b.close();
   }

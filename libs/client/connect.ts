@@ -22,6 +22,8 @@ export interface ConnectOptions {
   queuePrefix?: string;
   /** Per-server connect timeout. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /** Check the MongoDB login on connecting (a round trip); see StoreOptions.checkAuth. Default true. */
+  checkAuth?: boolean;
   /** Create indexes on connect (idempotent, cheap). Default true. */
   ensureIndexes?: boolean;
   /**
@@ -73,7 +75,7 @@ export function resolveConnection(opts: ConnectOptions = {}): ResolvedConnection
 }
 
 export async function openBackends(conn: ResolvedConnection, opts: ConnectOptions): Promise<{ store: Store; queues: JobQueues }> {
-  const store = await Store.connect({ url: conn.mongoUrl, dbName: conn.dbName, connectTimeoutMs: opts.connectTimeoutMs });
+  const store = await Store.connect({ url: conn.mongoUrl, dbName: conn.dbName, connectTimeoutMs: opts.connectTimeoutMs, checkAuth: opts.checkAuth });
   try {
     if (opts.ensureIndexes !== false) await store.ensureIndexes();
     if (opts.redis === false) return { store, queues: noQueues() };

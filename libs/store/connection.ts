@@ -48,6 +48,29 @@ export interface StoreOptions {
   dbName: string;
   /** How long to wait for the server before reporting it unreachable. Default 5000. */
   connectTimeoutMs?: number;
+  /**
+   * Send a command that needs a login before returning (default true), so a
+   * missing password is said on connecting. Off, it costs no round trip and
+   * the first command fails instead: pass its error through
+   * {@link Store.explainError} to say it as clearly.
+   */
+  checkAuth?: boolean;
+}
+
+/**
+ * A login the server refused (18), or a command it wants a login for (13)
+ * from a client that gave none, said for the URL; undefined for any other
+ * error (a 13 with a login is a missing privilege: the server's own words
+ * say it best).
+ */
+function authError(err: unknown, url: string): ConfigError | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  const loggedIn = /^[a-z+]+:\/\/[^/@]*@/i.test(url);
+  if (code !== 18 && !(code === 13 && !loggedIn)) return undefined;
+  return new ConfigError(code === 18 ? `the MongoDB server at ${redactUrl(url)} refused the password` : `the MongoDB server at ${redactUrl(url)} requires a password and none was given`, {
+    cause: err,
+    hint: "put the right one in the MongoDB URL in settings.json, or in mongoPassword for a local database",
+  });
 }
 
 /**
@@ -81,6 +104,11 @@ export class Store {
     client.on("commandStarted", (e) => this.commands.set(e.commandName, (this.commands.get(e.commandName) ?? 0) + 1));
   }
 
+  /** `err` said as a refused or missing password when it is one (see {@link StoreOptions.checkAuth}), else `err` itself. */
+  explainError(err: unknown): unknown {
+    return authError(err, this.url) ?? err;
+  }
+
   /** Commands sent so far, all names together. */
   commandCount(): number {
     let n = 0;
@@ -100,16 +128,11 @@ export class Store {
       await client.connect();
       // `ping` answers without a login; listing one collection needs one, so
       // a missing password is said here, not as a puzzling first query error.
-      await client.db(opts.dbName).command({ listCollections: 1, nameOnly: true, filter: { name: "apps" } });
+      if (opts.checkAuth !== false) await client.db(opts.dbName).command({ listCollections: 1, nameOnly: true, filter: { name: "apps" } });
     } catch (err) {
       await client.close().catch(() => undefined);
-      const code = (err as { code?: number }).code;
-      if (code === 18 || code === 13) {
-        throw new ConfigError(
-          code === 18 ? `the MongoDB server at ${redactUrl(opts.url)} refused the password` : `the MongoDB server at ${redactUrl(opts.url)} requires a password and none was given`,
-          { cause: err, hint: "put the right one in the MongoDB URL in settings.json, or in mongoPassword for a local database" },
-        );
-      }
+      const auth = authError(err, opts.url);
+      if (auth) throw auth;
       throw new UnreachableError("the MongoDB server", redactUrl(opts.url), {
         cause: err,
         hint: "start it (`balsam server --connect` for a local database) or fix the URL in settings.json",
