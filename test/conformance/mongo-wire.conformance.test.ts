@@ -11,7 +11,7 @@
 import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
 import { useTestContext } from "../support/context.js";
-import { ObjectId, type Collection, type Document } from "mongodb";
+import { BSON, Double, Long, ObjectId, type Collection, type Document } from "mongodb";
 import { Store } from "../../libs/store/index.js";
 
 const ctx = useTestContext("conformance");
@@ -358,6 +358,33 @@ describe("MongoDB-wire server conformance", () => {
     const want = new Map<string, number>();
     for (const d of odd.filter((x) => has(x.workflow, "WF2"))) want.set(key(d.state), (want.get(key(d.state)) ?? 0) + 1);
     assert.deepEqual(new Map(oddByState.map((r) => [key(r._id), r.n as number])), want);
+  });
+
+  test("a projected find returns each field exactly as the whole document holds it (escapes, unicode, extreme numbers and dates)", async () => {
+    const c = ctx.store.db.collection<{ _id: unknown } & Document>("projexact");
+    await c.drop().catch(() => undefined);
+    await c.insertMany([
+      { _id: "a", name: "plain", n: 1, big: Long.fromString("9007199254740993"), d: new Date(0), s: 'x"y\\z\n\t\u0001', u: "héllo ✓ 😀", e: "", b: true, nul: null, f: new Double(2), arr: [1, "a", { x: 1 }], obj: { k: "v" } },
+      { _id: "b", name: "sep\u2028</script>&", n: 2147483647, big: Long.MIN_VALUE, d: new Date(-86400000), s: "a\u007fb", u: "\u0000x", e: " ", b: false, nul: 1, f: new Double(-0), arr: [], obj: {} },
+      { _id: "c", name: 123, n: -2147483648, big: 0, d: new Date(8.64e15), s: 4.5, u: null, e: [1], b: "true", f: 1e300, arr: null, obj: "str", "a<b": "key escaped in storage", "ключ": "кириллица" },
+      { _id: new ObjectId(), name: "oid", n: Long.fromNumber(5), d: new Date(253402300799999), s: "\\u0041", e: "tab\there", b: null, "a<b": 1 },
+      { _id: 7, name: "numid", n: 0, d: new Date(1796185341480), s: "😀😀", u: "é" },
+    ]);
+    const raw = { promoteValues: false, promoteLongs: false } as const;
+    const whole = await c.find({}, raw).toArray();
+    const byId = new Map(whole.map((d) => [JSON.stringify(d._id), d]));
+    const projections = [["name", "n", "d", "s"], ["u", "e", "b", "nul"], ["big", "f", "arr", "obj"], ["a<b", "ключ", "name"]];
+    for (const keys of projections) {
+      for (const filter of [{}, { b: true }, { n: { $gte: 0 } }] as Document[]) {
+        const got = await c.find(filter, { ...raw, projection: Object.fromEntries(keys.map((k) => [k, 1])) }).toArray();
+        assert.ok(got.length > 0, JSON.stringify({ keys, filter }));
+        for (const g of got) {
+          const w = byId.get(JSON.stringify(g._id)) as Document;
+          const want = Object.fromEntries(Object.entries(w).filter(([k]) => k === "_id" || keys.includes(k)));
+          assert.deepEqual(BSON.serialize(g), BSON.serialize(want), JSON.stringify({ keys, filter, _id: g._id }));
+        }
+      }
+    }
   });
 
   test("a deleteMany of 40,000 documents answers with the right count", async () => {
