@@ -51,7 +51,7 @@ export async function openClient(opts: OpenOptions = {}): Promise<Balsam> {
   }
   // A read-only command's first query tells a missing password as well as a
   // probe would (withClient says it alike), a round trip sooner.
-  return connect({ dbPath, redis, ensureIndexes: redis, checkAuth: redis });
+  return connect({ dbPath, redis, ensureIndexes: redis, checkAuth: redis, countCommands: redis });
 }
 
 /** Runs `fn` with a client, closing it afterwards whatever happens. */

@@ -111,6 +111,7 @@ for (const [group, pkgs] of Object.entries(DRIVER_GROUPS)) {
     outfile: join(outdir, "drivers", `${group}.cjs`),
     logLevel: "warning",
     legalComments: "none",
+    minifyWhitespace: true,
     metafile: true,
     plugins: group === "mongodb" ? [nodeUrl, lazyDriverParts] : [nodeUrl],
   });

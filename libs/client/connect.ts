@@ -24,6 +24,8 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Check the MongoDB login on connecting (a round trip); see StoreOptions.checkAuth. Default true. */
   checkAuth?: boolean;
+  /** Count the MongoDB commands sent (Store.commands); see StoreOptions.countCommands. Default true. */
+  countCommands?: boolean;
   /** Create indexes on connect (idempotent, cheap). Default true. */
   ensureIndexes?: boolean;
   /**
@@ -75,7 +77,7 @@ export function resolveConnection(opts: ConnectOptions = {}): ResolvedConnection
 }
 
 export async function openBackends(conn: ResolvedConnection, opts: ConnectOptions): Promise<{ store: Store; queues: JobQueues }> {
-  const store = await Store.connect({ url: conn.mongoUrl, dbName: conn.dbName, connectTimeoutMs: opts.connectTimeoutMs, checkAuth: opts.checkAuth });
+  const store = await Store.connect({ url: conn.mongoUrl, dbName: conn.dbName, connectTimeoutMs: opts.connectTimeoutMs, checkAuth: opts.checkAuth, countCommands: opts.countCommands });
   try {
     if (opts.ensureIndexes !== false) await store.ensureIndexes();
     if (opts.redis === false) return { store, queues: noQueues() };

@@ -55,6 +55,13 @@ export interface StoreOptions {
    * {@link Store.explainError} to say it as clearly.
    */
   checkAuth?: boolean;
+  /**
+   * Count the commands sent, by name ({@link Store.commands}; default true).
+   * The driver's command monitoring behind it made a `balsam ls` decode its
+   * page of 1,000 jobs ~9 ms slower (36 against 27 ms, median of 8), so the
+   * CLI turns it off for its read-only commands (the launcher reports them).
+   */
+  countCommands?: boolean;
 }
 
 /**
@@ -88,7 +95,8 @@ export class Store {
   /**
    * Commands sent, by name (`find`, `update`, …), from the driver's command
    * monitoring: the launcher reports them per job, the figure that decides
-   * how many launchers one database can feed (DESIGN §7).
+   * how many launchers one database can feed (DESIGN §7). Empty when
+   * connected with `countCommands: false`.
    */
   readonly commands = new Map<string, number>();
   private closed = false;
@@ -122,7 +130,7 @@ export class Store {
       serverSelectionTimeoutMS: timeout,
       connectTimeoutMS: timeout,
       // Counted (Store.commands); an event object per command is noise next to its round trip.
-      monitorCommands: true,
+      monitorCommands: opts.countCommands !== false,
     });
     try {
       await client.connect();
