@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { Command } from "commander";
 import { normalizeArgv } from "./argv.js";
 import { configureProgram, handleCommanderError, printError } from "./common.js";
-import { SUBCOMMANDS } from "./registry.js";
+import { subcommandsFor } from "./registry.js";
 
 /**
  * `balsam`: one file per subcommand under cli/, each a thin layer over libs/.
@@ -17,7 +17,7 @@ const { version } = createRequire(import.meta.url)("../../package.json") as { ve
 const program = new Command("balsam").description("Balsam command line interface").showHelpAfterError(false);
 program.version(version, "-V, --version", "print the version");
 configureProgram(program);
-for (const register of SUBCOMMANDS) {
+for (const { register } of subcommandsFor(process.argv.slice(2))) {
   const sub = register(program);
   sub.exitOverride();
 }

@@ -86,7 +86,7 @@ function readersOf(name: string): string[] {
 /** The `balsam` program as the CLI builds it, to look subcommands and their flags up. */
 function balsamProgram(): Command {
   const program = new Command("balsam");
-  for (const register of SUBCOMMANDS) register(program);
+  for (const { register } of SUBCOMMANDS) register(program);
   return program;
 }
 const program = balsamProgram();
