@@ -43,7 +43,10 @@ export async function openClient(opts: OpenOptions = {}): Promise<Balsam> {
   const settings = readSettings(dbPath);
   const redis = opts.readOnly !== true;
   const local = isLocal(settings.mongoUrl) || (redis && isLocal(settings.redisUrl));
+  let known: Settings | undefined = settings;
   if (opts.autoStart !== false && local && !localServersUp(dbPath, settings, redis)) {
+    // Starting them can write settings.json (a first MongoDB password): connect reads it again.
+    known = undefined;
     // Loaded only here: it brings ioredis and bullmq, which a read-only command never needs.
     const { ensureLocalServers } = await import("../services/dbserver/local.js");
     const started = await ensureLocalServers(dbPath);
@@ -51,7 +54,7 @@ export async function openClient(opts: OpenOptions = {}): Promise<Balsam> {
   }
   // A read-only command's first query tells a missing password as well as a
   // probe would (withClient says it alike), a round trip sooner.
-  return connect({ dbPath, redis, ensureIndexes: redis, checkAuth: redis, countCommands: redis });
+  return connect({ dbPath, settings: known, redis, ensureIndexes: redis, checkAuth: redis, countCommands: redis });
 }
 
 /** Runs `fn` with a client, closing it afterwards whatever happens. */

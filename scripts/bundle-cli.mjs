@@ -83,7 +83,7 @@ const nodeUrl = {
 /**
  * What the mongodb driver loads only when it needs it (the why is in each
  * file of scripts/driver-shims/): saslprep's Unicode tables, and the
- * built-ins http, tls and dns. test/unit/cli.driver-shims.test.ts checks
+ * built-ins http, tls, dns and zlib. test/unit/cli.driver-shims.test.ts checks
  * the shims behave as what they stand for.
  */
 const shims = join(root, "scripts", "driver-shims");
@@ -91,11 +91,12 @@ const lazyDriverParts = {
   name: "lazy-driver-parts",
   setup(b) {
     b.onResolve({ filter: /^@mongodb-js\/saslprep$/ }, (args) => (args.importer === join(shims, "saslprep.cjs") ? undefined : { path: join(shims, "saslprep.cjs") }));
-    b.onResolve({ filter: /^(node:)?(http|tls|dns)$/ }, (args) => ({ path: args.path.replace(/^node:/, ""), namespace: "lazy-builtin" }));
+    b.onResolve({ filter: /^(node:)?(http|tls|dns|zlib)$/ }, (args) => ({ path: args.path.replace(/^node:/, ""), namespace: "lazy-builtin" }));
     b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (args) => ({
       resolveDir: root,
       loader: "js",
-      contents: `module.exports = require(${JSON.stringify(join(shims, "lazy-builtin.cjs"))})(${JSON.stringify(args.path)});`,
+      // The driver's compression module binds zlib.inflate/deflate when it loads.
+      contents: `module.exports = require(${JSON.stringify(join(shims, "lazy-builtin.cjs"))})(${JSON.stringify(args.path)}, ${JSON.stringify(args.path === "zlib" ? ["inflate", "deflate"] : [])});`,
     }));
   },
 };

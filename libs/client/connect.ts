@@ -22,6 +22,8 @@ export interface ConnectOptions {
   queuePrefix?: string;
   /** Per-server connect timeout. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /** The settings of `dbPath` when the caller has read them already (the file is then not read again). */
+  settings?: Settings;
   /** Check the MongoDB login on connecting (a round trip); see StoreOptions.checkAuth. Default true. */
   checkAuth?: boolean;
   /** Count the MongoDB commands sent (Store.commands); see StoreOptions.countCommands. Default true. */
@@ -57,7 +59,7 @@ export function resolveConnection(opts: ConnectOptions = {}): ResolvedConnection
   let dbPath: string | undefined;
   if (!(opts.mongoUrl && opts.redisUrl)) {
     dbPath = opts.dbPath ?? resolveDbPath(env);
-    settings = readSettings(dbPath);
+    settings = opts.settings ?? readSettings(dbPath);
   }
   const info = dbPath ? readServerInfo(dbPath) : {};
   const pick = (explicit: string | undefined, configured: string | undefined, local: string | undefined, what: string): string => {

@@ -15,7 +15,7 @@ const SHIMS = fileURLToPath(new URL("../../../scripts/driver-shims/", import.met
 type Prep = (s: unknown, o?: { allowUnassigned?: boolean }) => string;
 const shim = require(SHIMS + "saslprep.cjs") as Prep & { saslprep: Prep; default: Prep };
 const real = require("@mongodb-js/saslprep") as Prep;
-const lazyBuiltin = require(SHIMS + "lazy-builtin.cjs") as (name: string) => Record<string, unknown>;
+const lazyBuiltin = require(SHIMS + "lazy-builtin.cjs") as (name: string, functions?: string[]) => Record<string, unknown>;
 
 /** The result, or the error's class and message: what a caller can tell apart. */
 function outcome(f: Prep, input: unknown, opts?: { allowUnassigned?: boolean }): string {
@@ -77,14 +77,32 @@ describe("lazy built-ins", () => {
     assert.equal(Object.getOwnPropertyDescriptor(dns, "lookup")?.value, realDns.lookup);
   });
 
-  test("the bundled driver loads neither tls, http nor dns until a connection needs them", () => {
+  test("hand out the functions named for later as functions that load the module when called", () => {
+    const script = `
+      const { promisify } = require("node:util");
+      const zlib = require(${JSON.stringify(SHIMS + "lazy-builtin.cjs")})("zlib", ["inflate", "deflate"]);
+      const loaded = () => process.moduleLoadList.includes("NativeModule zlib");
+      const inflate = promisify(zlib.inflate.bind(zlib));
+      const deflate = promisify(zlib.deflate.bind(zlib));
+      const before = loaded();
+      (async () => {
+        const packed = await deflate(Buffer.from("balsam ".repeat(50)), { level: 9 });
+        const back = (await inflate(packed)).toString();
+        console.log(JSON.stringify({ before, after: loaded(), ok: back === "balsam ".repeat(50), smaller: packed.length < 350, other: typeof zlib.gunzipSync }));
+      })();`;
+    const r = spawnSync(process.execPath, ["-e", script], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { before: false, after: true, ok: true, smaller: true, other: "function" });
+  });
+
+  test("the bundled driver loads neither tls, http, dns nor zlib until a connection needs them", () => {
     const drivers = fileURLToPath(new URL("../../bundle/drivers/", import.meta.url));
     const file = drivers + readdirSync(drivers).find((f) => /^mongodb-[0-9a-f]+\.cjs$/.test(f));
     const script = `
       const net = require("node:net");
       const before = new Set(process.moduleLoadList);
       const { mongodb } = require(${JSON.stringify(file)});
-      const loadedNow = ["tls", "http", "dns"].filter((m) => process.moduleLoadList.includes("NativeModule " + m) && !before.has("NativeModule " + m));
+      const loadedNow = ["tls", "http", "dns", "zlib"].filter((m) => process.moduleLoadList.includes("NativeModule " + m) && !before.has("NativeModule " + m));
       // A TLS connection to a server that hangs up: tls.connect must be there when called.
       const server = net.createServer((s) => s.destroy()).listen(0, "127.0.0.1", async () => {
         const c = new mongodb.MongoClient("mongodb://127.0.0.1:" + server.address().port + "/?tls=true&serverSelectionTimeoutMS=400");
