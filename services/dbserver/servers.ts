@@ -224,7 +224,12 @@ export async function startMongo(opts: MongoStartOptions): Promise<MongoHandle> 
           "--handler=sqlite",
           // WAL with synchronous=NORMAL: no fsync per commit (4 ms → 2.6 ms per update measured here);
           // a crash of the machine can lose the last commits, never corrupt the file.
-          `--sqlite-url=file:${encodeUrlPath(dir)}/?_pragma=synchronous(NORMAL)`,
+          // A 32 MB page cache per connection (SQLite's default, 2 MB, is less than one
+          // `ls` page of a large database touches). 1,001 of 100,000 jobs with the `ls`
+          // projection, 200 finds, median of 6 alternating rounds per returned document:
+          // 27 → 24 µs (server CPU 24 → 20 µs); `{workflow: X}` 31 → 24 µs (CPU 26 → 20 µs).
+          // No change on 1,000 jobs. Pages are only cached as they are read.
+          `--sqlite-url=file:${encodeUrlPath(dir)}/?_pragma=synchronous(NORMAL)&_pragma=cache_size(-32000)`,
           `--listen-addr=${host}:${port}`,
           "--telemetry=disable",
           "--debug-addr=-",

@@ -11,7 +11,7 @@
 import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
 import { useTestContext } from "../support/context.js";
-import { BSON, Double, Long, ObjectId, type Collection, type Document } from "mongodb";
+import { BSON, Binary, Double, Long, ObjectId, type Collection, type Document } from "mongodb";
 import { Store } from "../../libs/store/index.js";
 
 const ctx = useTestContext("conformance");
@@ -383,6 +383,36 @@ describe("MongoDB-wire server conformance", () => {
           const want = Object.fromEntries(Object.entries(w).filter(([k]) => k === "_id" || keys.includes(k)));
           assert.deepEqual(BSON.serialize(g), BSON.serialize(want), JSON.stringify({ keys, filter, _id: g._id }));
         }
+      }
+    }
+  });
+
+  test("an inclusion projection of top-level fields keeps the document's order, drops _id when asked, copies nested values whole and leaves out the filter's fields", async () => {
+    const c = ctx.store.db.collection<{ _id: unknown } & Document>("projorder");
+    await c.drop().catch(() => undefined);
+    await c.insertMany([
+      { _id: "p1", z: 1, a: { x: [1, { y: 2 }], w: "v" }, m: [{ k: 1 }, "s", { e: {} }], bin: new Binary(Buffer.from("hi")), t: "x", extra: "no", n: Long.fromNumber(3) },
+      { _id: "p2", t: null, a: "str", extra: "no", z: new Double(1.5) },
+      { _id: "p3", extra: "yes" },
+      { _id: 4, m: {}, t: "", z: [] },
+    ]);
+    const raw = { promoteValues: false, promoteLongs: false } as const;
+    const whole = new Map((await c.find({}, raw).toArray()).map((d) => [JSON.stringify(d._id), d]));
+    const cases: [Document, string[], boolean][] = [
+      [{ t: 1, a: 1 }, ["t", "a"], true],
+      [{ _id: 0, bin: true, m: 1, z: 1.0 }, ["bin", "m", "z"], false],
+      [{ _id: 1, missing: 1 }, ["missing"], true],
+      [{ n: 1, _id: 1, z: 1 }, ["n", "z"], true],
+      [{ _id: false, t: 1 }, ["t"], false],
+    ];
+    for (const [projection, keys, keepId] of cases) {
+      for (const filter of [{}, { extra: "no" }, { z: { $exists: true } }, { extra: { $ne: "yes" }, t: { $exists: true } }] as Document[]) {
+        const got = await c.find(filter, { ...raw, projection, sort: { extra: 1, _id: 1 } }).toArray();
+        assert.ok(got.length > 0, JSON.stringify({ projection, filter }));
+        const want = (await c.find(filter, { ...raw, sort: { extra: 1, _id: 1 } }).toArray()).map((w) =>
+          Object.fromEntries(Object.entries(whole.get(JSON.stringify(w._id)) as Document).filter(([k]) => (k === "_id" ? keepId : keys.includes(k)))),
+        );
+        assert.deepEqual(got.map((g) => BSON.serialize(g)), want.map((w) => BSON.serialize(w)), JSON.stringify({ projection, filter }));
       }
     }
   });
