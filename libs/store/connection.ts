@@ -129,7 +129,8 @@ export class Store {
     const client = new MongoClient(opts.url, {
       serverSelectionTimeoutMS: timeout,
       connectTimeoutMS: timeout,
-      // Counted (Store.commands); an event object per command is noise next to its round trip.
+      // Counted (Store.commands): beside a launcher's writes an event per command is noise;
+      // for a read-only CLI command it is not (see countCommands).
       monitorCommands: opts.countCommands !== false,
     });
     try {
