@@ -21,19 +21,35 @@ import { register as cd } from "./cd.js";
 import { register as web } from "./web.js";
 
 export interface Subcommand {
-  /** What the user types (commander's name and aliases of the command `register` adds); a unit test holds them equal. */
-  names: readonly string[];
+  /** What the user types: the name of the command `register` adds (a unit test holds them equal). */
+  name: string;
   register: (program: Command) => Command;
 }
 
 /** The seed's sixteen subcommands, in the seed's order, then this project's own. */
-export const SUBCOMMANDS: readonly Subcommand[] = (
-  [
-    ["app", app], ["job", job], ["dep", dep], ["ls", ls], ["modify", modify], ["rm", rm], ["killjob", killjob], ["mkchild", mkchild],
-    ["launcher", launcher], ["submit-launch", submitLaunch], ["init", init], ["service", service], ["make_dummies", makeDummies],
-    ["which", which], ["log", log], ["server", server], ["rerun", rerun], ["activate", activate], ["deactivate", deactivate], ["cd", cd], ["web", web],
-  ] as const
-).map(([name, register]) => ({ names: [name], register }));
+export const SUBCOMMANDS: readonly Subcommand[] = [
+  { name: "app", register: app },
+  { name: "job", register: job },
+  { name: "dep", register: dep },
+  { name: "ls", register: ls },
+  { name: "modify", register: modify },
+  { name: "rm", register: rm },
+  { name: "killjob", register: killjob },
+  { name: "mkchild", register: mkchild },
+  { name: "launcher", register: launcher },
+  { name: "submit-launch", register: submitLaunch },
+  { name: "init", register: init },
+  { name: "service", register: service },
+  { name: "make_dummies", register: makeDummies },
+  { name: "which", register: which },
+  { name: "log", register: log },
+  { name: "server", register: server },
+  { name: "rerun", register: rerun },
+  { name: "activate", register: activate },
+  { name: "deactivate", register: deactivate },
+  { name: "cd", register: cd },
+  { name: "web", register: web },
+];
 
 /**
  * The subcommands to define for a command line: only the one named when it
@@ -43,6 +59,6 @@ export const SUBCOMMANDS: readonly Subcommand[] = (
  */
 export function subcommandsFor(args: readonly string[]): readonly Subcommand[] {
   const first = args[0];
-  const named = first === undefined ? undefined : SUBCOMMANDS.find((s) => s.names.includes(first));
+  const named = SUBCOMMANDS.find((s) => s.name === first);
   return named ? [named] : SUBCOMMANDS;
 }

@@ -35,6 +35,7 @@ const asLong = (id: Long | number): Long => (typeof id === "number" ? Long.fromN
  */
 export async function findPage<T extends Document>(store: Store, collection: string, filter: Filter<T>, opts: PageOptions): Promise<T[]> {
   if (!(opts.limit >= 1)) throw new RangeError(`findPage needs a limit ≥ 1, not ${opts.limit}`);
+  const batchSize = opts.batchSize ?? opts.limit;
   const session = store.client.startSession();
   try {
     const first = (await store.db.command(
@@ -45,14 +46,14 @@ export async function findPage<T extends Document>(store: Store, collection: str
         ...(opts.sort ? { sort: opts.sort } : {}),
         ...(opts.skip ? { skip: opts.skip } : {}),
         limit: opts.limit,
-        batchSize: opts.batchSize ?? opts.limit,
+        batchSize,
       },
       { session },
     )) as CursorReply<T>;
     const docs = first.cursor.firstBatch ?? [];
     let id = first.cursor.id;
     while (isOpen(id) && docs.length < opts.limit) {
-      const more = (await store.db.command({ getMore: asLong(id), collection, batchSize: Math.min(opts.batchSize ?? opts.limit, opts.limit - docs.length) }, { session })) as CursorReply<T>;
+      const more = (await store.db.command({ getMore: asLong(id), collection, batchSize: Math.min(batchSize, opts.limit - docs.length) }, { session })) as CursorReply<T>;
       for (const d of more.cursor.nextBatch ?? []) docs.push(d);
       id = more.cursor.id;
     }
