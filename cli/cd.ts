@@ -12,7 +12,7 @@ export function register(program: Command): Command {
     .argument("<id>", "job id or unique prefix")
     .action(
       action(async (id: string) => {
-        const { workdirFor } = await import("../services/launcher/stage.js");
+        const { workdirFor } = await import("../libs/client/workdir.js");
         const dir = await withClient(async (b) => {
           const job = await b.jobs.get(id);
           return job.workdir || workdirFor(b.dbPath as string, job);

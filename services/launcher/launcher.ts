@@ -25,6 +25,7 @@ import {
   queueItem,
   recoverLapsedLeases,
   reenqueueRunnable,
+  workdirFor,
   type Balsam,
 } from "../../libs/client/index.js";
 import { renewLeases, type Transition } from "../../libs/store/index.js";
@@ -33,7 +34,7 @@ import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platfor
 import { NodePool, type Grant } from "./pool.js";
 import { TransitionWriter, isTransient } from "./writer.js";
 import { ProcessSupervisor, findOnPath, readResult, outputTail, type RunHandle, type RunOutcome } from "./runner.js";
-import { stageIn, stageOut, workdirFor } from "./stage.js";
+import { stageIn, stageOut } from "./stage.js";
 
 export interface LauncherOptions {
   client: Balsam;

@@ -1,22 +1,8 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, symlinkSync, statSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import picomatch from "picomatch";
-import { jobDirName, type Job } from "../../libs/models/index.js";
-import { isValidWorkflow } from "../../libs/queue/names.js";
-
-/** `<db>/data/<workflow>/<name>_<first 8 of id>`, as Balsam lays it out. */
-export function workdirFor(dbPath: string, job: Pick<Job, "_id" | "workflow" | "name">): string {
-  const wfDir = resolve(dbPath, "data", job.workflow);
-  const dir = resolve(wfDir, jobDirName(job));
-  // Checked after resolving: a job stored before workflow names were checked
-  // (or written by another client) must not reach outside its workflow's directory.
-  const data = resolve(dbPath, "data");
-  if (!isValidWorkflow(job.workflow) || dirname(wfDir) !== data || dirname(dir) !== wfDir) {
-    throw new Error(`job ${job._id}: workflow '${job.workflow}' does not name a directory under ${data}`);
-  }
-  return dir;
-}
+import type { Job } from "../../libs/models/index.js";
 
 /** Local paths only: `file:///x`, `local:/x` or a bare path. Remote transfer is not built in. */
 function localPath(url: string): string {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { workdirFor } from "../../services/launcher/stage.js";
+import { workdirFor } from "../../libs/client/workdir.js";
 
 const job = (workflow: string, name = "task") => ({ _id: "0123456789abcdef", workflow, name });
 
