@@ -11,10 +11,22 @@
  *   id, cwd, output file, flags ("m" = make cwd first), argc, argv...,
  *   envc, NAME=value... (added to or replacing this process's environment).
  * argv[0] must be a path (the launcher resolves it on the job's PATH).
+ * flags may also hold "dMS": the job's fence deadline, MS in CLOCK_MONOTONIC
+ * milliseconds (absolute: a launcher frozen between computing and writing it
+ * cannot push it later). A request whose first field is "D" moves deadlines:
+ *   D, MS, id...      each listed job's deadline becomes MS (never a passed one)
  * Replies on stdout, one line each:
  *   s ID PID          started
  *   f ID MESSAGE      could not start (nothing runs)
+ *   k ID              fenced: its deadline passed, its session was killed
  *   x ID CODE SIGNAL  exited (CODE -1 when killed by SIGNAL, SIGNAL 0 otherwise)
+ *
+ * The fence (DESIGN §6.2): only the launcher's successful lease renewals move
+ * a deadline, and this process keeps time while the launcher is frozen or cut
+ * off. TERM_LEAD_MS (argv[2], default 0) before a deadline the job's process
+ * group gets SIGTERM (mpirun and srun pass it to the ranks on every node); at
+ * the deadline the group and every process of the job's session get SIGKILL,
+ * and the job's output file gets a last line saying so.
  *
  * Each job gets its own session (its process group is its own, so a group
  * kill reaches its children) and SIGKILL as parent-death signal: when this
@@ -32,6 +44,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <dirent.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -41,9 +55,12 @@
 
 extern char **environ;
 
-struct job { pid_t pid; char *id; };
+/* deadline: CLOCK_MONOTONIC ms; 0 = none, -1 = fenced already. */
+struct job { pid_t pid; char *id; char *out; long long deadline; int termed; };
 static struct job *jobs;
 static size_t njobs, capjobs;
+
+static long long term_lead_ms;
 
 static char out[1 << 16];
 static size_t outlen;
@@ -189,10 +206,97 @@ static void start(char **f, size_t nf) {
     jobs = realloc(jobs, capjobs * sizeof *jobs);
     if (!jobs) _exit(1);
   }
-  jobs[njobs].pid = pid;
-  jobs[njobs].id = strdup(id);
+  const char *d = strchr(flags, 'd');
+  jobs[njobs] = (struct job){ pid, strdup(id), strdup(outfile), d ? strtoll(d + 1, NULL, 10) : 0, 0 };
   njobs++;
   reply("s %s %d\n", id, (int)pid);
+}
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * SIGKILL to every process whose session or process group is `sid`, for up
+ * to three rounds (catching processes forked meanwhile): mpirun (Open MPI
+ * 4.1, measured) gives each local rank its own process group in the job's
+ * session. The watchdog in services/launcher/runner.ts sweeps the same way.
+ */
+static void sweep_session(pid_t sid) {
+  for (int round = 0; round < 3; round++) {
+    int found = 0;
+    DIR *proc = opendir("/proc");
+    if (!proc) return;
+    struct dirent *e;
+    while ((e = readdir(proc))) {
+      pid_t p = (pid_t)atoi(e->d_name);
+      if (p <= 0) continue;
+      char path[64], line[512];
+      snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t n = read(fd, line, sizeof line - 1);
+      close(fd);
+      if (n <= 0) continue;
+      line[n] = 0;
+      char *rp = strrchr(line, ')');
+      char state;
+      int ppid, pgrp, session;
+      if (!rp || sscanf(rp + 2, "%c %d %d %d", &state, &ppid, &pgrp, &session) != 4 || state == 'Z') continue;
+      if ((session == sid || pgrp == sid) && kill(p, SIGKILL) == 0) found = 1;
+    }
+    closedir(proc);
+    if (!found) return;
+  }
+}
+
+/* The kill at the deadline; "k" was told when the job was first fenced (at its SIGTERM, or now). */
+static void fence(struct job *j) {
+  if (!j->termed) reply("k %s\n", j->id);
+  kill(-j->pid, SIGKILL);
+  sweep_session(j->pid);
+  j->deadline = -1;
+  int fd = open(j->out, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return;
+  char at[32], line[256];
+  time_t t = time(NULL);
+  struct tm tm;
+  strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+  int n = snprintf(line, sizeof line, "balsam: fenced at %s: the launcher could not renew this job's lease in time; its processes were killed so that it never runs twice at once\n", at);
+  if (write(fd, line, (size_t)n) < 0) {}
+  close(fd);
+}
+
+/* Acts on deadlines due; returns the poll timeout until the next one (-1: none). */
+static int fence_due(void) {
+  long long now = now_ms(), next = -1;
+  for (size_t i = 0; i < njobs; i++) {
+    struct job *j = &jobs[i];
+    if (j->deadline <= 0) continue;
+    if (now >= j->deadline) { fence(j); continue; }
+    long long term = j->deadline - term_lead_ms;
+    /* From its SIGTERM on the job is fenced: a late renewal no longer saves it. */
+    if (!j->termed && now >= term) { j->termed = 1; reply("k %s\n", j->id); kill(-j->pid, SIGTERM); }
+    long long at = j->termed ? j->deadline : term;
+    if (next < 0 || at < next) next = at;
+  }
+  if (next < 0) return -1;
+  return (int)(next - now > 60000 ? 60000 : next - now);
+}
+
+/* "D", MS, id...: moves the deadlines of jobs not fenced yet. */
+static void set_deadlines(char **f, size_t nf) {
+  if (nf < 2) { reply("f ? malformed request\n"); return; }
+  long long ms = strtoll(f[1], NULL, 10);
+  for (size_t k = 2; k < nf; k++)
+    for (size_t i = 0; i < njobs; i++) {
+      struct job *j = &jobs[i];
+      if (strcmp(j->id, f[k]) != 0) continue;
+      if (j->deadline >= 0 && !j->termed) j->deadline = ms;
+      break;
+    }
 }
 
 static void reap(void) {
@@ -202,9 +306,12 @@ static void reap(void) {
     if (pid <= 0) return;
     for (size_t i = 0; i < njobs; i++) {
       if (jobs[i].pid != pid) continue;
+      /* Ended by its fence's SIGTERM: the rest of its session goes now, and its output says so. */
+      if (jobs[i].termed && jobs[i].deadline > 0) fence(&jobs[i]);
       if (WIFSIGNALED(status)) reply("x %s -1 %d\n", jobs[i].id, WTERMSIG(status));
       else reply("x %s %d 0\n", jobs[i].id, WEXITSTATUS(status));
       free(jobs[i].id);
+      free(jobs[i].out);
       jobs[i] = jobs[--njobs];
       break;
     }
@@ -213,8 +320,9 @@ static void reap(void) {
 
 int main(int argc, char **argv) {
   /* argv[1]: the launcher's pid; this process dies with it. */
-  if (argc < 2) { fprintf(stderr, "usage: balsam-spawn LAUNCHER_PID\n"); return 2; }
+  if (argc < 2) { fprintf(stderr, "usage: balsam-spawn LAUNCHER_PID [TERM_LEAD_MS]\n"); return 2; }
   pid_t launcher = (pid_t)atoi(argv[1]);
+  if (argc > 2) term_lead_ms = strtoll(argv[2], NULL, 10);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != launcher) return 1;
   signal(SIGPIPE, SIG_DFL);
@@ -233,7 +341,11 @@ int main(int argc, char **argv) {
   while (open_in || njobs) {
     struct pollfd p[2] = { { sfd, POLLIN, 0 }, { 0, POLLIN, 0 } };
     int np = open_in ? 2 : 1;
-    if (poll(p, (nfds_t)np, -1) < 0) { if (errno == EINTR) continue; return 1; }
+    /* Deadlines first: a request read later never saves a job whose deadline passed. */
+    int wait = fence_due();
+    flush_out();
+    if (poll(p, (nfds_t)np, wait) < 0) { if (errno == EINTR) continue; return 1; }
+    fence_due();
     if (p[0].revents) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) > 0) {}
@@ -277,7 +389,8 @@ int main(int argc, char **argv) {
           size_t k = 0;
           for (size_t i = body; i < body + size; ) { fields[k++] = buf + i; i += strlen(buf + i) + 1; }
           fields[k] = NULL;
-          start(fields, nf);
+          if (strcmp(fields[0], "D") == 0) set_deadlines(fields, nf);
+          else start(fields, nf);
         }
         memmove(buf, buf + off, len - off);
         len -= off;

@@ -1,11 +1,11 @@
 import { ACTIVE_STATES, RUNNABLE_STATES, type Job } from "../models/index.js";
 import { DEFAULT_MAX_LEASE_LAPSES } from "../config/index.js";
-import { recordTransitions, type Store, type Transition } from "../store/index.js";
+import { recordTransitions, serverTime, type Store, type Transition } from "../store/index.js";
 import type { JobQueues } from "../queue/index.js";
 import { FINISHED_CHANNEL, JobsApi, queueItem } from "./jobs.js";
 
 export interface RecoverOptions {
-  /** Leases that end before this have lapsed. Default: now. */
+  /** Leases that end before this have lapsed. Default: the database server's time now (serverTime). */
   now?: Date;
   /** Jobs handled per call. Default 1000. */
   limit?: number;
@@ -13,11 +13,12 @@ export interface RecoverOptions {
   maxLeaseLapses?: number;
 }
 
-const LAPSED = /^lease of launcher .* lapsed$/;
+/** Recovery's message, and a fenced launcher's own (services/launcher/fence.ts). */
+const LAPSED = /^lease of launcher .* lapsed$|^fenced: /;
 
 /**
  * How many times the job's lease lapsed before, read from its history: the
- * messages recovery writes. Read, not a counter field, so jobs recovered
+ * messages recovery writes, and those of launchers that fenced themselves. Read, not a counter field, so jobs recovered
  * before the cap existed count too.
  */
 export function leaseLapses(job: Pick<Job, "stateHistory">): number {
@@ -40,14 +41,16 @@ function ordinal(n: number): string {
  * in time keeps its job. Returns the ids recovered.
  */
 export async function recoverLapsedLeases(store: Store, queues: JobQueues, opts: RecoverOptions = {}): Promise<string[]> {
-  const { now = new Date(), limit = 1000, maxLeaseLapses = DEFAULT_MAX_LEASE_LAPSES } = opts;
+  const { limit = 1000, maxLeaseLapses = DEFAULT_MAX_LEASE_LAPSES } = opts;
+  // The server's clock, not this process's: a lease's end was computed on it too, whatever the clocks of the nodes say.
+  const now = opts.now ?? (await serverTime(store));
   const lapsed = await store.jobs
     .find({ state: { $in: [...ACTIVE_STATES] }, "lock.until": { $lt: now } } as never, { limit })
     .toArray();
   if (lapsed.length === 0) return [];
   const ts: Transition[] = lapsed.map((j) => {
     const owner = j.lock?.owner;
-    const base = { id: j._id, from: j.state, owner: owner ?? null, set: { lock: null } };
+    const base = { id: j._id, from: j.state, owner: owner ?? null, lapsedBefore: now, set: { lock: null } };
     if ((j as Job & { killRequestedAt?: Date }).killRequestedAt) {
       return { ...base, path: [{ state: "USER_KILLED" as const, message: `killed while launcher ${owner} was lost` }] };
     }

@@ -270,6 +270,18 @@ export class JobQueues {
       drainDelay: opts.drainDelaySeconds ?? 1,
     });
     w.on("error", (err) => opts.onError?.(err));
+    const onExtended = opts.onLocksExtended;
+    if (onExtended) {
+      // Wrapped rather than heard ("locksRenewed"): the fence needs the time the extension was *sent*, which its lock's new end follows.
+      const extend = w.extendJobLocks.bind(w);
+      w.extendJobLocks = async (ids: string[], tokens: string[], duration: number) => {
+        const sentAt = performance.now();
+        const failed = await extend(ids, tokens, duration);
+        const ok = failed.length ? ids.filter((id) => !failed.includes(id)) : ids;
+        if (ok.length) onExtended(ok, sentAt);
+        return failed;
+      };
+    }
     // BullMQ leaves a connection it was handed open on close(); this one is ours to end.
     const close = w.close.bind(w);
     w.close = async (force?: boolean) => {
@@ -304,6 +316,12 @@ export interface WorkerOptions {
   drainDelaySeconds?: number;
   autorun?: boolean;
   onError?: (err: Error) => void;
+  /**
+   * Told the entries whose locks an extension renewed, with the time it was
+   * sent (`performance.now()`, a monotonic clock): each lock now lasts at
+   * least `lockDurationMs` from then.
+   */
+  onLocksExtended?: (entryIds: string[], sentAt: number) => void;
 }
 
 export { DelayedError };

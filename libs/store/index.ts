@@ -5,6 +5,7 @@ export * from "./transitions.js";
 export * from "./bulk.js";
 export * from "./find-page.js";
 export * from "./leases.js";
+export * from "./clock.js";
 
 import { MongoClient } from "mongodb";
 /** True when a MongoDB-wire server answers `ping` at `url` within `timeoutMs`. */

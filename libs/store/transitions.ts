@@ -28,6 +28,11 @@ export interface Transition {
    * carried (DESIGN §7), so a job changed since then is not written over.
    */
   version?: Date;
+  /**
+   * The job's lease must have ended before this time (the database server's):
+   * recovery's condition, so a launcher that renewed meanwhile keeps its job.
+   */
+  lapsedBefore?: Date;
   /** The time to record (history and `updatedAt`), so the caller knows the job's new version. Default: the write's. */
   at?: Date;
 }
@@ -50,6 +55,7 @@ export function transitionOp(t: Transition, writeTime = new Date()): { filter: F
   const filter: Record<string, unknown> = { _id: t.id, state: froms.length === 1 ? froms[0] : { $in: froms } };
   if (t.owner !== undefined) filter["lock.owner"] = t.owner;
   if (t.version !== undefined) filter.updatedAt = t.version;
+  if (t.lapsedBefore !== undefined) filter["lock.until"] = { $lt: t.lapsedBefore };
   const last = t.path[t.path.length - 1];
   if (!last) throw new Error("a transition needs at least one state");
   const entries: StateHistoryEntry[] = t.path.map((p) => ({ at: now, state: p.state, message: p.message ?? "" }));

@@ -28,13 +28,14 @@ import {
   workdirFor,
   type Balsam,
 } from "../../libs/client/index.js";
-import { renewLeases, type Transition } from "../../libs/store/index.js";
+import type { Transition } from "../../libs/store/index.js";
 import { DelayedError, WORKFLOWS_CHANNEL, failedAsStalled, type BullJob, type Worker, type QueueData } from "../../libs/queue/index.js";
 import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
 import { NodePool, type Grant } from "./pool.js";
 import { TransitionWriter, isTransient } from "./writer.js";
 import { ProcessSupervisor, findOnPath, readResult, outputTail, type RunHandle, type RunOutcome } from "./runner.js";
 import { stageIn, stageOut } from "./stage.js";
+import { Fence } from "./fence.js";
 
 export interface LauncherOptions {
   client: Balsam;
@@ -151,6 +152,7 @@ export class Launcher {
   /** Packed jobs started per host so far: GPUs and cores go round robin. */
   private readonly turns = new Map<string, number>();
   private readonly taskset = findOnPath("taskset");
+  private readonly fence: Fence;
 
   constructor(opts: LauncherOptions) {
     // An option given as undefined takes its default.
@@ -177,6 +179,15 @@ export class Launcher {
       this.o.jobMode,
     );
     this.writer = new TransitionWriter(this.o.client.store);
+    this.fence = new Fence({
+      store: this.o.client.store,
+      owner: this.owner,
+      leaseTtlMs: this.o.leaseTtlMs,
+      lockDurationMs: this.lockDurationMs,
+      termLeadMs: Math.min(this.o.killGraceMs, Math.floor(this.o.leaseTtlMs / 8)),
+      log: (l) => this.log(l),
+      move: (ids, deadline) => this.supervisor?.moveDeadlines(ids, deadline),
+    });
     this.deadline = this.o.timeLimitMinutes === undefined ? undefined : this.startedAt + this.o.timeLimitMinutes * 60 * SECOND;
   }
 
@@ -193,6 +204,7 @@ export class Launcher {
     if (this.state !== "created") throw new Error("a launcher runs once");
     this.state = "running";
     const { store, queues } = this.o.client;
+    await this.fence.sync();
     await store.launchers.insertOne({
       _id: this.owner,
       host: hostname(),
@@ -206,7 +218,7 @@ export class Launcher {
       state: "running",
     });
     this.unsubscribeKill = await queues.subscribe(KILL_CHANNEL, (id) => this.onKill(id));
-    this.supervisor = ProcessSupervisor.start((l) => this.log(l));
+    this.supervisor = ProcessSupervisor.start((l) => this.log(l), { fence: this.fence, termLeadMs: this.fence.termLeadMs });
     const which = this.o.workflows?.join(",") ?? (this.o.workflowParts ? `containing ${this.o.workflowParts.join(" or ")}` : "(all)");
     const stopped = new Promise<void>((r) => (this.stopResolve = r));
     // Before the first look: a workflow queued in between is heard of, not found at the next poll.
@@ -233,7 +245,7 @@ export class Launcher {
       }, ms);
       this.timers.push(t);
     };
-    every(Math.max(200, Math.floor(this.o.leaseTtlMs / 3)), () => this.heartbeat());
+    every(this.fence.renewEveryMs, () => this.heartbeat());
     // Jittered so many launchers do not sweep in step.
     every(Math.max(500, Math.floor(this.o.leaseTtlMs / 2 + Math.random() * 1000)), () => this.recoverLeases());
     every(this.o.idleCheckMs, () => this.checkIdle());
@@ -310,6 +322,7 @@ export class Launcher {
         maxStalledCount: Math.max(1, this.o.maxLeaseLapses - 1),
         drainDelaySeconds: 1,
         onError: (err) => this.log(`queue ${wf}: ${err.message}`),
+        onLocksExtended: (ids, sentAt) => this.fence.locksExtended(ids, sentAt),
       });
       w.on("failed", (entry: BullJob<QueueData> | undefined, err: Error) => {
         if (entry && failedAsStalled(err)) this.failStalled(entry.data.id).catch((e: unknown) => this.log(`job ${entry.data.id}: ${coerceError(e).message}`));
@@ -365,6 +378,8 @@ export class Launcher {
   private async take(entry: BullJob<QueueData>, token: string | undefined, job: Job): Promise<Taken> {
     const id = job._id;
     if (this.state !== "running") return this.giveBack(entry, token, 0);
+    // Fenced (its leases could not be renewed): no new work until they can.
+    if (!this.fence.canTake()) return this.giveBack(entry, token, SECOND);
     // An earlier attempt still winding down here (its script restarted the job): never two at once.
     if (this.running.has(id)) return this.giveBack(entry, token, SECOND);
     if (job.wallTimeMinutes > this.minutesLeft()) {
@@ -404,11 +419,13 @@ export class Launcher {
       const path: JobState[] = restartRun ? ["RUNNING"] : needsStage || pre ? ["STAGED_IN"] : ["STAGED_IN", "PREPROCESSED", "RUNNING"];
       const steps = path.map((state) => ({ state, message: state === path[0] ? `launcher ${this.owner}` : "" }));
       // A job with scripts is claimed first: a 0.x script may set its own job's state, which needs the lease.
-      if (app && !post && path[path.length - 1] === "RUNNING" && this.claimAfterMs > 0) {
+      // So is an entry whose launcher was lost holding it: that launcher may have claimed the job meanwhile.
+      if (app && !post && path[path.length - 1] === "RUNNING" && this.claimAfterMs > 0 && !entry.stalledCounter) {
         started = true;
         return await this.runAhead(entry, token, job, app, grant, steps, workdir);
       }
       if (!(await this.writer.write(this.claim(job, job.updatedAt, steps, workdir)))) return "changed";
+      this.fence.claimed(id);
       started = true;
       const r: Running = { job: { ...job, workdir, state: path[path.length - 1]! }, killed: false, timedOut: false, claimed: true };
       this.running.set(id, r);
@@ -442,7 +459,9 @@ export class Launcher {
    * is still winding down here.
    */
   private untrack(r: Running): void {
-    if (this.running.get(r.job._id) === r) this.running.delete(r.job._id);
+    if (this.running.get(r.job._id) !== r) return;
+    this.running.delete(r.job._id);
+    this.fence.forget(r.job._id);
   }
 
   private track(task: Promise<void>, id: string): void {
@@ -475,6 +494,7 @@ export class Launcher {
     const r: Running = { job: { ...job, workdir }, killed: false, timedOut: false, claimed: false, version: job.updatedAt };
     const outFile = join(workdir, jobOutFileName(job.name));
     this.running.set(id, r);
+    this.fence.ahead(id, entry);
     this.setAhead(job.workflow, +1);
     let handedOff = false;
     const release = once(() => grant.release());
@@ -538,14 +558,17 @@ export class Launcher {
 
   /** The claim of a queued job: its steps to RUNNING (or STAGED_IN), a lease, its working directory; conditioned on the version it was queued with. */
   private claim(job: Job, version: Date | undefined, steps: Array<{ state: JobState; message: string }>, workdir: string): Transition {
-    return { id: job._id, from: job.state, version, path: steps, set: { lock: { owner: this.owner, until: new Date(Date.now() + this.o.leaseTtlMs) }, workdir } };
+    return { id: job._id, from: job.state, version, path: steps, set: { lock: { owner: this.owner, until: this.fence.leaseUntil(job._id) }, workdir } };
   }
 
   /** Records a job that runs ahead of its claim as RUNNING under a lease. */
   private async claimAhead(r: Running, steps: Array<{ state: JobState; message: string }>): Promise<"claimed" | Taken> {
     const queued = r.job.state;
     for (let attempt = 0; attempt < 3; attempt++) {
+      // Its entry's lock may have lapsed (frozen launcher): it may be another's now, so nothing is written.
+      if (this.fence.lapsed(r.job._id)) return "done";
       if (await this.writer.write(this.claim({ ...r.job, state: queued }, r.version, steps, r.job.workdir))) {
+        this.fence.claimed(r.job._id);
         r.claimed = true;
         r.job.state = "RUNNING";
         return "claimed";
@@ -651,7 +674,7 @@ export class Launcher {
       const { argv, shellCommand, env } = this.command(r.job, app, grant);
       // Told to a job started ahead of its claim: the client's currentJob() waits that long to see it RUNNING.
       if (!r.claimed) env.BALSAM_CLAIM_AFTER_MS = String(this.claimAfterMs);
-      handle = this.supervisor!.run({ argv, shellCommand, cwd: r.job.workdir, env, outFile, mkdir });
+      handle = this.supervisor!.run({ argv, shellCommand, cwd: r.job.workdir, env, outFile, mkdir, fenceKey: r.job._id });
     } catch (err) {
       handle = { pid: undefined, done: Promise.resolve({ exitCode: null, signal: null, timedOut: false, spawnError: coerceError(err).message }), terminate: () => undefined };
     }
@@ -822,7 +845,7 @@ export class Launcher {
     // 0.x's handler flags: the same script can tell an error or a timeout from a normal end.
     if (state === "RUN_ERROR") env.BALSAM_JOB_ERROR = "TRUE";
     if (state === "RUN_TIMEOUT") env.BALSAM_JOB_TIMEOUT = "TRUE";
-    const h = this.supervisor!.run({ argv, cwd: workdir, outFile: log, timeoutMs, env });
+    const h = this.supervisor!.run({ argv, cwd: workdir, outFile: log, timeoutMs, env, fenceKey: job._id });
     return h.done;
   }
 
@@ -888,7 +911,8 @@ export class Launcher {
   }
 
   private lostLease(r: Running): void {
-    this.log(`job ${r.job._id}: lease lost (state changed elsewhere); dropping it`);
+    if (this.fence.lapsed(r.job._id)) this.log(`job ${r.job._id}: fenced, and no longer this launcher's (recovered elsewhere meanwhile): writing nothing for it`);
+    else this.log(`job ${r.job._id}: lease lost (state changed elsewhere); dropping it`);
   }
 
   private onKill(id: string): void {
@@ -935,7 +959,6 @@ export class Launcher {
   }
 
   private async heartbeat(): Promise<void> {
-    const until = new Date(Date.now() + this.o.leaseTtlMs);
     const { store } = this.o.client;
     // Only the jobs this launcher is working on: a claim whose answer was lost
     // (a retried write after a dropped connection) must be left to lapse, not
@@ -943,8 +966,7 @@ export class Launcher {
     // lookup on FerretDB too.
     // Jobs running ahead of their claim have no lease to renew.
     const ids = [...this.running.values()].filter((r) => r.claimed).map((r) => r.job._id);
-    await renewLeases(store, this.owner, ids, until);
-    await store.launchers.updateOne({ _id: this.owner }, { $set: { heartbeat: new Date(), inFlight: this.running.size } });
+    await this.fence.heartbeat(ids, () => store.launchers.updateOne({ _id: this.owner }, { $set: { heartbeat: new Date(), inFlight: this.running.size } }));
   }
 
   private async recoverLeases(): Promise<void> {

@@ -1,4 +1,5 @@
-import { HelperSpawner, InProcessSpawner, helperPath, type Spawner } from "./spawner.js";
+import { HelperSpawner, InProcessSpawner, helperPath, monoMs, type Spawner } from "./spawner.js";
+import { WATCHDOG } from "./watchdog.js";
 import { execa, execaSync, type ResultPromise } from "execa";
 import { accessSync, closeSync, constants, openSync, readSync, fstatSync, statSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
@@ -21,6 +22,16 @@ export interface RunSpec {
   mkdir?: boolean;
   /** Kill after this long (preprocess/postprocess scripts). */
   timeoutMs?: number;
+  /** The job this process belongs to: it is killed at the job's fence deadline (fence.ts). */
+  fenceKey?: string;
+}
+
+/** What the supervisor asks of the launcher's fence (fence.ts). */
+export interface FenceView {
+  /** The job's fence deadline, CLOCK_MONOTONIC ms; undefined when it has none. */
+  deadline(key: string): number | undefined;
+  /** Why a job's processes were killed at its deadline: its RESTART_READY message. */
+  why(key: string): string;
 }
 
 export interface RunHandle {
@@ -36,48 +47,11 @@ export interface RunOutcome {
   timedOut: boolean;
   /** Could not start at all (missing executable …). */
   spawnError?: string;
-  /** Killed with the helper that started it: not the job's doing, so it runs again. */
+  /** Killed with the helper that started it, or at its fence deadline: not the job's doing, so it runs again. */
   lost?: string;
+  /** Killed (or never started) because its fence deadline passed: its launcher may no longer own it. */
+  fenced?: boolean;
 }
-
-/**
- * The watchdog: told `+ PGID` / `- PGID` on its stdin as jobs start and end,
- * and `! PGID` to sweep a job now. Its stdin reaches EOF when the launcher
- * dies however it dies (kill -9 included), and then it sweeps every job still
- * registered. A sweep SIGKILLs the job's process group, then — for up to
- * three rounds, catching processes forked meanwhile — every process whose
- * session is the job's: mpirun (Open MPI 4.1 measured here) gives each local
- * rank its own process group in the job's session. Signals a terminal or a
- * group kill would send are ignored so it outlives the launcher.
- */
-const WATCHDOG = `
-trap '' INT TERM HUP PIPE
-sweep() {
-  local -A ids=()
-  local id f line found round
-  for id; do ids[$id]=1; kill -KILL -- "-$id" 2>/dev/null; done
-  for round in 1 2 3; do
-    found=0
-    for f in /proc/[0-9]*/stat; do
-      { read -r line < "$f"; } 2>/dev/null || continue
-      set -- \${line##*) }
-      [[ $1 == Z ]] && continue
-      if [[ \${ids[$4]} || \${ids[$3]} ]]; then kill -KILL "\${f//[^0-9]/}" 2>/dev/null && found=1; fi
-    done
-    (( found )) || break
-  done
-}
-declare -A groups=()
-while read -r op id; do
-  case $op in
-    +) groups[$id]=1 ;;
-    -) unset "groups[$id]" ;;
-    !) sweep "$id" ;;
-  esac
-done
-(( \${#groups[@]} )) && sweep "\${!groups[@]}"
-exit 0
-`;
 
 /** `cmd` as the OS would find it for a child with this PATH and cwd; undefined when there is no such executable file. */
 function findExecutable(cmd: string, path: string | undefined, cwd: string): string | undefined {
@@ -120,18 +94,21 @@ export class ProcessSupervisor {
   private readonly foundCache = new Map<string, string>();
   private readonly baseEnv: Record<string, string>;
   private spawner: Spawner;
+  /** Live processes per fence key (a job's id): what a moved deadline reaches. */
+  private readonly fenced = new Map<string, Set<FencedProc>>();
 
   private constructor(
     private readonly deathSignalPrefix: readonly string[],
     private readonly reaper: ResultPromise | undefined,
     private readonly log: (line: string) => void,
+    private readonly opts: SupervisorOptions,
   ) {
     this.baseEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
     const helper = helperPath();
-    this.spawner = helper ? new HelperSpawner(helper, log) : new InProcessSpawner(this.baseEnv, deathSignalPrefix);
+    this.spawner = helper ? new HelperSpawner(helper, log, opts.termLeadMs) : new InProcessSpawner(this.baseEnv, deathSignalPrefix);
   }
 
-  static start(log: (line: string) => void): ProcessSupervisor {
+  static start(log: (line: string) => void, opts: SupervisorOptions = {}): ProcessSupervisor {
     const setpriv = findExecutable("setpriv", process.env.PATH, "/");
     let prefix: string[] = [];
     // util-linux before 2.33 has setpriv without --pdeathsig.
@@ -144,7 +121,7 @@ export class ProcessSupervisor {
       reaper = execa(bash, ["-c", WATCHDOG], { stdin: "pipe", stdout: "ignore", stderr: "ignore", detached: true, cleanup: false, reject: false, buffer: false });
       if (reaper.pid === undefined) reaper = undefined;
     }
-    const s = new ProcessSupervisor(prefix, reaper, log);
+    const s = new ProcessSupervisor(prefix, reaper, log, opts);
     // The helper gives each job its parent-death signal itself.
     const deathSignal = s.spawner instanceof HelperSpawner || prefix.length > 0;
     const missing = [
@@ -169,8 +146,30 @@ export class ProcessSupervisor {
     stdin.write(line);
   }
 
+  /**
+   * Moves the fence deadline of every live process of these jobs: the
+   * helper keeps the deadlines of what it started, the watchdog those of
+   * processes started from the launcher.
+   */
+  moveDeadlines(keys: readonly string[], deadline: number): void {
+    const byHelper = new Map<Spawner, number[]>();
+    const byWatchdog: number[] = [];
+    for (const key of keys) {
+      for (const p of this.fenced.get(key) ?? []) {
+        if (p.spawner.keepsDeadlines) byHelper.set(p.spawner, [...(byHelper.get(p.spawner) ?? []), p.id]);
+        else if (p.pid !== undefined) byWatchdog.push(p.pid);
+      }
+    }
+    for (const [spawner, ids] of byHelper) spawner.moveDeadlines(ids, deadline);
+    if (byWatchdog.length) this.tell(`d ${wallUs(deadline)} ${byWatchdog.join(" ")}\n`);
+  }
+
   run(spec: RunSpec): RunHandle {
     if (this.state !== "running") throw new Error("the process supervisor is closed");
+    const key = spec.fenceKey;
+    const deadline = key === undefined ? undefined : this.opts.fence?.deadline(key);
+    // Past its deadline the job may be another launcher's already: nothing more of it starts here.
+    if (key !== undefined && deadline !== undefined && monoMs() >= deadline) return fencedStart(this.opts.fence!.why(key));
     const command = spec.shellCommand ? ["bash", "-c", spec.shellCommand] : [...spec.argv];
     // Resolved here, on the job's PATH, as a shell would: the helper and setpriv exec a path.
     const path = this.found(command[0]!, spec.env.PATH ?? this.baseEnv.PATH, spec.cwd);
@@ -180,6 +179,7 @@ export class ProcessSupervisor {
     let exited = false;
     let terminated = false;
     let timedOut = false;
+    let fenced = false;
     let grace: number | undefined;
     let timer: NodeJS.Timeout | undefined;
     const kill = (graceMs: number) => {
@@ -204,16 +204,29 @@ export class ProcessSupervisor {
         else kill(graceMs);
       },
     };
-    this.spawnerFor().run(
-      { argv: command, cwd: spec.cwd, env: spec.env, outFile: spec.outFile, mkdir: Boolean(spec.mkdir) },
+    const spawner = this.spawnerFor();
+    const proc: FencedProc = { id: 0, spawner };
+    if (key !== undefined) this.fenced.set(key, (this.fenced.get(key) ?? new Set()).add(proc));
+    proc.id = spawner.run(
+      { argv: command, cwd: spec.cwd, env: spec.env, outFile: spec.outFile, mkdir: Boolean(spec.mkdir), deadline },
       (m) => {
         if (m.t === "started") {
-          pid = m.pid;
-          this.tell(`+ ${pid}\n`);
+          pid = proc.pid = m.pid;
+          // The output file goes with it: the watchdog says there when it fences the job.
+          this.tell(`+ ${pid}${spec.outFile.includes("\n") ? "" : ` ${spec.outFile}`}\n`);
+          if (deadline !== undefined && !spawner.keepsDeadlines) this.tell(`d ${wallUs(deadline)} ${pid}\n`);
           if (grace !== undefined) kill(grace);
           return;
         }
+        if (m.t === "fenced") {
+          fenced = true;
+          return;
+        }
         exited = true;
+        if (key !== undefined) this.fenced.get(key)?.delete(proc);
+        if (key !== undefined && this.fenced.get(key)?.size === 0) this.fenced.delete(key);
+        // Killed by the watchdog at its deadline (no helper to say so): the launcher's clock tells.
+        if (key !== undefined && m.t === "exit" && m.signal === "SIGKILL" && deadline !== undefined && monoMs() >= (this.opts.fence?.deadline(key) ?? Infinity)) fenced = true;
         if (timer) clearTimeout(timer);
         if (pid !== undefined) {
           signalGroup(pid, "SIGKILL");
@@ -222,6 +235,7 @@ export class ProcessSupervisor {
           this.tell(`- ${pid}\n`);
         }
         if (m.t === "failed") settle({ exitCode: null, signal: null, timedOut: false, spawnError: m.message });
+        else if (fenced) settle({ exitCode: null, signal: "SIGKILL", timedOut, lost: this.opts.fence!.why(key!), fenced: true });
         else if (m.t === "lost") settle({ exitCode: null, signal: "SIGKILL", timedOut, lost: m.message });
         else settle({ exitCode: m.code, signal: m.signal, timedOut });
       },
@@ -281,6 +295,29 @@ export class ProcessSupervisor {
 
 function failedStart(spawnError: string): RunHandle {
   return { pid: undefined, done: Promise.resolve({ exitCode: null, signal: null, timedOut: false, spawnError }), terminate: () => undefined };
+}
+
+function fencedStart(why: string): RunHandle {
+  return { pid: undefined, done: Promise.resolve({ exitCode: null, signal: null, timedOut: false, lost: why, fenced: true }), terminate: () => undefined };
+}
+
+/** A CLOCK_MONOTONIC deadline as wall-clock µs, for the watchdog (bash reads only the wall clock). */
+function wallUs(deadline: number): number {
+  return Math.floor((Date.now() + deadline - monoMs()) * 1000);
+}
+
+export interface SupervisorOptions {
+  /** Where job processes' deadlines come from; none: no process is fenced. */
+  fence?: FenceView;
+  /** SIGTERM this long before a fence deadline (mpirun and srun pass it on to every rank), SIGKILL at it. Default 0. */
+  termLeadMs?: number;
+}
+
+interface FencedProc {
+  /** The spawner's request id. */
+  id: number;
+  spawner: Spawner;
+  pid?: number;
 }
 
 /** The last `max` bytes of a file as text; undefined when it cannot be read. */

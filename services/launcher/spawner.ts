@@ -24,18 +24,27 @@ export interface StartRequest {
   env: Record<string, string>;
   outFile: string;
   mkdir: boolean;
+  /** Fence deadline, CLOCK_MONOTONIC ms (see fence.ts); the helper kills the job's session there. */
+  deadline?: number;
 }
 
 export type SpawnReply =
   | { t: "started"; pid: number }
   | { t: "exit"; code: number | null; signal: string | null }
   | { t: "failed"; message: string }
+  /** Its fence deadline passed: its processes are being killed (an "exit" follows). */
+  | { t: "fenced" }
   /** The process was lost with the helper that started it (SIGKILLed by its parent-death signal). */
   | { t: "lost"; message: string };
 
 export interface Spawner {
   readonly how: string;
-  run(req: StartRequest, reply: (m: SpawnReply) => void): void;
+  /** Starts a process; returns its request id (for `moveDeadlines`), 0 when the spawner keeps no deadlines. */
+  run(req: StartRequest, reply: (m: SpawnReply) => void): number;
+  /** Whether it kills its processes at their fence deadlines itself (the helper); if not, the watchdog does. */
+  readonly keepsDeadlines: boolean;
+  /** Sets the fence deadline (CLOCK_MONOTONIC ms) of the processes started as `ids`. */
+  moveDeadlines(ids: readonly number[], deadline: number): void;
   /** CPU the spawner used outside the launcher's own process, in ms. */
   cpuMs(): number;
   close(): Promise<void>;
@@ -86,13 +95,22 @@ export class InProcessSpawner implements Spawner {
   ) {
     this.how = `child_process.spawn${prefix.length ? " under setpriv --pdeathsig SIGKILL" : ""}`;
   }
-  run(req: StartRequest, reply: (m: SpawnReply) => void): void {
+  run(req: StartRequest, reply: (m: SpawnReply) => void): number {
     startProcess({ ...req, argv: [...this.prefix, ...req.argv] }, this.base, reply);
+    return 0;
   }
+  /** The watchdog keeps these processes' deadlines (runner.ts). */
+  readonly keepsDeadlines = false;
+  moveDeadlines(): void {}
   cpuMs(): number {
     return 0;
   }
   async close(): Promise<void> {}
+}
+
+/** CLOCK_MONOTONIC in ms, the clock of fence deadlines: the helper reads the same one (clock_gettime). */
+export function monoMs(): number {
+  return Number(process.hrtime.bigint() / 1_000_000n);
 }
 
 const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
@@ -130,13 +148,15 @@ export class HelperSpawner implements Spawner {
   constructor(
     private readonly path: string,
     private readonly log: (line: string) => void,
+    /** SIGTERM this long before a fence deadline, SIGKILL at it. */
+    private readonly termLeadMs = 0,
   ) {
     this.how = `${path} (vfork)`;
     this.child = this.startHelper();
   }
 
   private startHelper(): ChildProcessByStdio<Writable, Readable, null> {
-    const child = spawn(this.path, [String(process.pid)], { stdio: ["pipe", "pipe", "inherit"] });
+    const child = spawn(this.path, [String(process.pid), String(this.termLeadMs)], { stdio: ["pipe", "pipe", "inherit"] });
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (d: string) => this.onData(d));
     // EPIPE after the helper died: told through "exit".
@@ -151,12 +171,16 @@ export class HelperSpawner implements Spawner {
     const lines = (this.rest + d).split("\n");
     this.rest = lines.pop()!;
     for (const line of lines) {
-      // "s ID PID", "x ID CODE SIGNAL", "f ID MESSAGE"
+      // "s ID PID", "x ID CODE SIGNAL", "f ID MESSAGE", "k ID"
       const a = line.indexOf(" ");
       const b = line.indexOf(" ", a + 1);
-      const id = Number(line.slice(a + 1, b));
+      const id = Number(line.slice(a + 1, b < 0 ? undefined : b));
       const cb = this.pending.get(id);
       if (!cb) continue;
+      if (line[0] === "k") {
+        cb({ t: "fenced" });
+        continue;
+      }
       const rest = line.slice(b + 1);
       if (line[0] === "s") {
         cb({ t: "started", pid: Number(rest) });
@@ -182,18 +206,36 @@ export class HelperSpawner implements Spawner {
     for (const cb of lost) cb({ t: "lost", message: `its process was lost: ${why}` });
   }
 
-  run(req: StartRequest, reply: (m: SpawnReply) => void): void {
-    if (this.closing) return reply({ t: "failed", message: "the launcher is stopping" });
+  run(req: StartRequest, reply: (m: SpawnReply) => void): number {
+    if (this.closing) {
+      reply({ t: "failed", message: "the launcher is stopping" });
+      return 0;
+    }
     this.child ??= this.startHelper();
     const id = ++this.seq;
     const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
-    const fields = [String(id), req.cwd, req.outFile, req.mkdir ? "m" : "-", String(req.argv.length), ...req.argv, String(env.length), ...env];
+    const flags = `${req.mkdir ? "m" : "-"}${req.deadline === undefined ? "" : `d${Math.floor(req.deadline)}`}`;
+    const fields = [String(id), req.cwd, req.outFile, flags, String(req.argv.length), ...req.argv, String(env.length), ...env];
     // execve takes C strings: a NUL inside one would cut it (and here, the request).
-    if (fields.some((f) => f.includes("\0"))) return reply({ t: "failed", message: "an argument or environment value contains a NUL byte" });
-    const body = fields.join("\0") + "\0";
+    if (fields.some((f) => f.includes("\0"))) {
+      reply({ t: "failed", message: "an argument or environment value contains a NUL byte" });
+      return 0;
+    }
     this.pending.set(id, reply);
-    // One write, one system call.
-    this.child.stdin.write(`${Buffer.byteLength(body)}\n${body}`);
+    this.send(fields);
+    return id;
+  }
+
+  readonly keepsDeadlines = true;
+  moveDeadlines(ids: readonly number[], deadline: number): void {
+    const live = ids.filter((id) => this.pending.has(id));
+    if (live.length && this.child) this.send(["D", String(Math.floor(deadline)), ...live.map(String)]);
+  }
+
+  /** One request: one write, one system call. */
+  private send(fields: string[]): void {
+    const body = fields.join("\0") + "\0";
+    this.child!.stdin.write(`${Buffer.byteLength(body)}\n${body}`);
   }
 
   cpuMs(): number {

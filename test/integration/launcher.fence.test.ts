@@ -1,0 +1,135 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { tmpdir, hostname } from "node:os";
+import { join } from "node:path";
+import { writeFileSync } from "node:fs";
+import { useTestContext, waitFor, alive } from "../support/context.js";
+import { makeCliDb, type CliDb } from "../support/cli.js";
+import { startLauncher, exitedWithin, type LauncherProc } from "../support/launcher.js";
+import { marksScript, runsOf, overlaps } from "../support/marks.js";
+import { connect, type Balsam } from "../../libs/client/index.js";
+import type { Job } from "../../libs/models/index.js";
+
+/**
+ * A frozen launcher (SIGSTOP for 3x its lease, then SIGCONT) must not leave
+ * its job running while another launcher recovers it (DESIGN §6.2): the job's
+ * processes die at their fence deadline, on the spawn helper's timer.
+ */
+const ctx = useTestContext("fence");
+let db: CliDb;
+let balsam: Balsam;
+let dir: string;
+const launchers: LauncherProc[] = [];
+const LEASE_MS = 3000;
+const ENV = { BALSAM_NODELIST: "node1", BALSAM_LEASE_TTL_MS: String(LEASE_MS), BALSAM_CLAIM_AFTER_MS: "1000" };
+
+function launch(wf: string, env: NodeJS.ProcessEnv = {}, mode = "serial"): LauncherProc {
+  const l = startLauncher(["--wf-filter", wf, "--job-mode", mode], { ...db.env, ...ENV, ...env });
+  launchers.push(l);
+  return l;
+}
+
+function ownerOf(l: LauncherProc): string {
+  const m = /\[launcher (\S+)\] started/.exec(l.output());
+  assert.ok(m, l.output());
+  return m[1]!;
+}
+
+/** Waits, as a condition on the clock: the point of these tests is what happens meanwhile. */
+async function elapse(ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  await waitFor(() => Date.now() >= end, ms + 5000, `${ms} ms to pass`);
+}
+
+/**
+ * Runs a 15 s job under launcher A, freezes A once `frozenWhen` holds, starts
+ * B, thaws A after 3 leases; both must exit. Returns the job, A's owner and
+ * output, and the marks file.
+ */
+async function frozenScenario(wf: string, frozenWhen: (j: Job, marks: string) => boolean) {
+  const marks = join(dir, `${wf}.marks`);
+  await balsam.apps.add({ name: wf, executable: marksScript(dir, wf, marks, 15) });
+  const job = await balsam.jobs.add({ name: wf.toLowerCase(), workflow: wf, application: wf });
+  const a = launch(wf);
+  await waitFor(async () => frozenWhen(await balsam.jobs.get(job._id), marks), 30_000, "the job to run under launcher A", 10);
+  a.child.kill("SIGSTOP");
+  const frozen = await balsam.jobs.get(job._id);
+  const b = launch(wf);
+  await elapse(3 * LEASE_MS);
+  a.child.kill("SIGCONT");
+  assert.equal(await exitedWithin(b, 90_000), 0, b.output());
+  assert.equal(await exitedWithin(a, 60_000), 0, a.output());
+  return { job: await balsam.jobs.get(job._id), frozen, owner: ownerOf(a), aOut: a.output(), marks };
+}
+
+/** What both cases must show: no two runs at once, one finish, the fence said in the output file. */
+function assertFencedOnce(r: Awaited<ReturnType<typeof frozenScenario>>): void {
+  const runs = runsOf(r.marks);
+  assert.deepEqual(overlaps(runs), [], readFileSync(r.marks, "utf8"));
+  assert.equal(runs.length, 2, `a run before the freeze and one after: ${JSON.stringify(runs)}`);
+  assert.equal(runs.filter((x) => x.ended).length, 1, "the job ran to its end exactly once");
+  assert.equal(r.job.state, "JOB_FINISHED", JSON.stringify(r.job.stateHistory));
+  assert.equal(r.job.stateHistory.filter((h) => h.state === "JOB_FINISHED").length, 1);
+  // A recorded nothing after it thawed: no "fenced:" restart of its own over the job another launcher ran.
+  assert.ok(!r.job.stateHistory.some((h) => h.message.startsWith("fenced:")), JSON.stringify(r.job.stateHistory));
+  const out = readFileSync(join(r.job.workdir, `${r.job.name}.out`), "utf8");
+  assert.match(out, /^balsam: fenced at .*: the launcher could not renew this job's lease in time/m);
+}
+
+describe("a frozen launcher's jobs are fenced", () => {
+  before(async () => {
+    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
+    balsam = await connect({ dbPath: db.dir });
+    dir = mkdtempSync(join(tmpdir(), "balsam-fence-"));
+  });
+  after(async () => {
+    for (const l of launchers) {
+      if (l.child.exitCode === null && l.child.signalCode === null) {
+        l.child.kill("SIGCONT");
+        l.child.kill("SIGKILL");
+      }
+      await l.exited;
+    }
+    await balsam.close();
+    db.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("a job running under its lease: killed at its deadline, recovered once the lease lapses, never two at once; the thawed launcher writes nothing for it", async () => {
+    const r = await frozenScenario("FROZEN", (j) => j.state === "RUNNING" && j.lock !== null);
+    assert.equal(r.frozen.lock?.owner, r.owner, "frozen while A held the job's lease");
+    assertFencedOnce(r);
+    assert.ok(r.job.stateHistory.some((h) => h.state === "RESTART_READY" && h.message === `lease of launcher ${r.owner} lapsed`), JSON.stringify(r.job.stateHistory));
+    assert.match(r.aOut, /renewed leases again after \d+\.\d s without .*1 job\(s\) fenced at their deadlines; 1 no longer this launcher's .*: writing nothing for them/);
+    assert.match(r.aOut, new RegExp(`job ${r.job._id}: fenced, and no longer this launcher's .*: writing nothing for it`));
+  });
+
+  test("a job running ahead of its claim: killed before its queue entry's lock lapses, run once by another launcher; the thawed launcher writes nothing", async () => {
+    const r = await frozenScenario("AHEAD", (j, marks) => runsOf(marks).length > 0 && j.state === "READY");
+    assert.equal(r.frozen.state, "READY", "frozen while the job ran ahead of its claim");
+    assert.equal(r.frozen.lock, null);
+    assertFencedOnce(r);
+    assert.ok(!r.job.stateHistory.some((h) => h.message.includes(r.owner)), `A wrote for the job: ${JSON.stringify(r.job.stateHistory)}`);
+    assert.match(r.aOut, new RegExp(`job ${r.job._id}: fenced: its queue entry's lock could not be extended`));
+  });
+
+  test("an MPI job of 2 ranks on 2 nodes: fencing its frozen launcher leaves no rank running", async () => {
+    const ranks = join(dir, "ranks");
+    const rank = join(dir, "rank.sh");
+    writeFileSync(rank, `#!/bin/sh\necho "$$" >> ${ranks}\nexec sleep 300\n`, { mode: 0o755 });
+    await balsam.apps.add({ name: "mpifence", executable: rank });
+    const job = await balsam.jobs.add({ name: "mpifence", workflow: "MPIFENCE", application: "mpifence", numNodes: 2, ranksPerNode: 1 });
+    const a = launch("MPIFENCE", { BALSAM_NODELIST: `localhost,${hostname()}` }, "mpi");
+    const pids = () => (existsSync(ranks) ? readFileSync(ranks, "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
+    await waitFor(async () => pids().length === 2 && (await balsam.jobs.get(job._id)).state === "RUNNING", 60_000, "both ranks to run");
+    a.child.kill("SIGSTOP");
+    const stoppedAt = Date.now();
+    await waitFor(() => pids().every((p) => !alive(p)), 3 * LEASE_MS, `ranks ${pids().join(", ")} to be killed while their launcher is frozen`);
+    assert.ok(Date.now() - stoppedAt < LEASE_MS + 1000, "gone within a lease of the freeze");
+    assert.equal(readFileSync(`/proc/${a.child.pid}/stat`, "utf8").split(") ")[1]![0], "T", "the launcher was still frozen");
+    a.child.kill("SIGCONT");
+    a.child.kill("SIGKILL");
+    await a.exited;
+  });
+});
