@@ -132,6 +132,13 @@ if [ "$for_tests" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium || fail "chromium is missing and could not be installed (apt-get install chromium)"
 fi
 
+# faketime (libfaketime): the skewed-clock tests run launchers whose node
+# clocks are hours off (test/integration/launcher.skew.test.ts). Tests only.
+if [ "$for_tests" = 1 ] && [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && ! command -v faketime >/dev/null 2>&1; then
+  say "installing faketime"
+  apt_install faketime || fail "libfaketime is missing and could not be installed (apt-get install faketime)"
+fi
+
 if [ "$with_slurm" = 1 ]; then
   "$here/scripts/provision-slurm.sh"
 fi
