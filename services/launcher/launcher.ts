@@ -361,7 +361,8 @@ export class Launcher {
   private async process(entry: BullJob<QueueData>, token?: string): Promise<void> {
     this.lastActivity = Date.now();
     const id = entry.data.id;
-    let job = entry.data.s ? jobFromSnapshot(id, entry.data.s) : await this.read(id);
+    // An entry whose launcher was lost holding it is read afresh: that launcher may have claimed the job meanwhile.
+    let job = entry.data.s && !entry.stalledCounter ? jobFromSnapshot(id, entry.data.s) : await this.read(id);
     for (let round = 0; job && isRunnable(job.state); round++) {
       if ((await this.take(entry, token, job)) === "done") return;
       // A job edited again and again while it starts: another delivery tries later.
@@ -419,8 +420,7 @@ export class Launcher {
       const path: JobState[] = restartRun ? ["RUNNING"] : needsStage || pre ? ["STAGED_IN"] : ["STAGED_IN", "PREPROCESSED", "RUNNING"];
       const steps = path.map((state) => ({ state, message: state === path[0] ? `launcher ${this.owner}` : "" }));
       // A job with scripts is claimed first: a 0.x script may set its own job's state, which needs the lease.
-      // So is an entry whose launcher was lost holding it: that launcher may have claimed the job meanwhile.
-      if (app && !post && path[path.length - 1] === "RUNNING" && this.claimAfterMs > 0 && !entry.stalledCounter) {
+      if (app && !post && path[path.length - 1] === "RUNNING" && this.claimAfterMs > 0) {
         started = true;
         return await this.runAhead(entry, token, job, app, grant, steps, workdir);
       }

@@ -8,8 +8,10 @@ export interface LauncherProc {
   exited: Promise<number>;
 }
 
-export function startLauncher(args: string[], env: NodeJS.ProcessEnv): LauncherProc {
-  const child = spawn(process.execPath, [BALSAM_BIN, "launcher", ...args], {
+/** `wrap`: a command the launcher runs under, e.g. `ip netns exec NS` (a stand-in compute node). */
+export function startLauncher(args: string[], env: NodeJS.ProcessEnv, wrap: string[] = []): LauncherProc {
+  const argv = [process.execPath, BALSAM_BIN, "launcher", ...args];
+  const child = spawn(wrap[0] ?? argv[0]!, [...wrap.slice(1), ...(wrap.length ? argv : argv.slice(1))], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
