@@ -5,8 +5,9 @@
  * BENCH_LAUNCHER_JOBS (default 20000), BENCH_LATENCY_JOBS (default 100),
  * BENCH_MANY_JOBS (default 20000, several launchers),
  * BENCH_LS_JOBS (default 1000000), BENCH_IN_SIZES (default 20000,200000).
- * BENCH_ONLY=server|enqueue|launcher|cli|startup|search|web runs one part (cli includes startup;
- * web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000).
+ * BENCH_ONLY=server|enqueue|launcher|cli|startup|search|web|chaos runs one part (cli includes startup;
+ * web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000;
+ * chaos, the cluster in a box: BENCH_CHAOS_JOBS, default 5000; BENCH_CHAOS_SECONDS, default 180).
  * BENCH_FERRETDB_BEFORE=/path/to/ferretdb runs the launcher part a second
  * time on servers started from that binary (e.g. a build without our patch
  * series), so before and after are measured in one run.
@@ -25,6 +26,7 @@ import { benchLauncher } from "./launcher.js";
 import { benchSearch } from "./search.js";
 import { benchServer } from "./server.js";
 import { benchWeb } from "./web.js";
+import { benchChaos } from "./chaos.js";
 
 const only = process.env.BENCH_ONLY;
 
@@ -97,6 +99,8 @@ async function main(): Promise<void> {
     // Last: filling a million jobs into FerretDB takes minutes.
     if (!only || only === "cli" || only === "startup") await benchStartup(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "cli") await benchCli(servers.mongoUrl, servers.redisUrl);
+    // Servers of its own (on every address: the namespaces reach them through their links).
+    if (!only || only === "chaos") await benchChaos();
   } finally {
     await servers.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -1,13 +1,12 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir, hostname } from "node:os";
 import { join } from "node:path";
-import { writeFileSync } from "node:fs";
 import { useTestContext, waitFor, alive } from "../support/context.js";
 import { makeCliDb, type CliDb } from "../support/cli.js";
 import { startLauncher, exitedWithin, type LauncherProc } from "../support/launcher.js";
-import { marksScript, runsOf, overlaps } from "../support/marks.js";
+import { marksScript, runsOf, assertFencedThenRunOnce } from "../support/marks.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
 import type { Job } from "../../libs/models/index.js";
 
@@ -63,20 +62,6 @@ async function frozenScenario(wf: string, frozenWhen: (j: Job, marks: string) =>
   return { job: await balsam.jobs.get(job._id), frozen, owner: ownerOf(a), aOut: a.output(), marks };
 }
 
-/** What both cases must show: no two runs at once, one finish, the fence said in the output file. */
-function assertFencedOnce(r: Awaited<ReturnType<typeof frozenScenario>>): void {
-  const runs = runsOf(r.marks);
-  assert.deepEqual(overlaps(runs), [], readFileSync(r.marks, "utf8"));
-  assert.equal(runs.length, 2, `a run before the freeze and one after: ${JSON.stringify(runs)}`);
-  assert.equal(runs.filter((x) => x.ended).length, 1, "the job ran to its end exactly once");
-  assert.equal(r.job.state, "JOB_FINISHED", JSON.stringify(r.job.stateHistory));
-  assert.equal(r.job.stateHistory.filter((h) => h.state === "JOB_FINISHED").length, 1);
-  // A recorded nothing after it thawed: no "fenced:" restart of its own over the job another launcher ran.
-  assert.ok(!r.job.stateHistory.some((h) => h.message.startsWith("fenced:")), JSON.stringify(r.job.stateHistory));
-  const out = readFileSync(join(r.job.workdir, `${r.job.name}.out`), "utf8");
-  assert.match(out, /^balsam: fenced at .*: the launcher could not renew this job's lease in time/m);
-}
-
 describe("a frozen launcher's jobs are fenced", () => {
   before(async () => {
     db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
@@ -99,7 +84,7 @@ describe("a frozen launcher's jobs are fenced", () => {
   test("a job running under its lease: killed at its deadline, recovered once the lease lapses, never two at once; the thawed launcher writes nothing for it", async () => {
     const r = await frozenScenario("FROZEN", (j) => j.state === "RUNNING" && j.lock !== null);
     assert.equal(r.frozen.lock?.owner, r.owner, "frozen while A held the job's lease");
-    assertFencedOnce(r);
+    assertFencedThenRunOnce(r.marks, r.job);
     assert.ok(r.job.stateHistory.some((h) => h.state === "RESTART_READY" && h.message === `lease of launcher ${r.owner} lapsed`), JSON.stringify(r.job.stateHistory));
     assert.match(r.aOut, /renewed leases again after \d+\.\d s without .*1 job\(s\) fenced at their deadlines; 1 no longer this launcher's .*: writing nothing for them/);
     assert.match(r.aOut, new RegExp(`job ${r.job._id}: fenced, and no longer this launcher's .*: writing nothing for it`));
@@ -109,7 +94,7 @@ describe("a frozen launcher's jobs are fenced", () => {
     const r = await frozenScenario("AHEAD", (j, marks) => runsOf(marks).length > 0 && j.state === "READY");
     assert.equal(r.frozen.state, "READY", "frozen while the job ran ahead of its claim");
     assert.equal(r.frozen.lock, null);
-    assertFencedOnce(r);
+    assertFencedThenRunOnce(r.marks, r.job);
     assert.ok(!r.job.stateHistory.some((h) => h.message.includes(r.owner)), `A wrote for the job: ${JSON.stringify(r.job.stateHistory)}`);
     assert.match(r.aOut, new RegExp(`job ${r.job._id}: fenced: its queue entry's lock could not be extended`));
   });

@@ -1,16 +1,15 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { waitFor } from "../support/context.js";
+import { waitFor, uniqueName } from "../support/context.js";
 import { makeCliDb, type CliDb } from "../support/cli.js";
 import { startLauncher, exitedWithin, type LauncherProc } from "../support/launcher.js";
-import { marksScript, runsOf, overlaps } from "../support/marks.js";
+import { marksScript, runsOf, assertFencedThenRunOnce } from "../support/marks.js";
 import { makeNodes, type NetNode } from "../support/netns.js";
 import { startMongo, startRedis, type ServerHandle } from "../../services/dbserver/servers.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
-import { uniqueName } from "../support/context.js";
 
 /**
  * A partitioned node (DESIGN §6.2): a launcher in its own network namespace
@@ -72,15 +71,7 @@ describe("a launcher cut off from the servers", () => {
     nodes[0]!.up();
     assert.equal(await exitedWithin(b, 90_000), 0, b.output());
     assert.equal(await exitedWithin(a, 90_000), 0, a.output());
-    const doc = await balsam.jobs.get(job._id);
-    const runs = runsOf(marks);
-    assert.deepEqual(overlaps(runs), [], readFileSync(marks, "utf8"));
-    assert.equal(runs.length, 2, JSON.stringify(runs));
-    assert.equal(runs.filter((r) => r.ended).length, 1);
-    assert.equal(doc.state, "JOB_FINISHED", JSON.stringify(doc.stateHistory));
-    assert.equal(doc.stateHistory.filter((h) => h.state === "JOB_FINISHED").length, 1);
-    assert.ok(!doc.stateHistory.some((h) => h.message.startsWith("fenced:")), JSON.stringify(doc.stateHistory));
+    assertFencedThenRunOnce(marks, await balsam.jobs.get(job._id));
     assert.match(a.output(), /writing nothing for (it|them)/);
-    assert.match(readFileSync(join(doc.workdir, "cut.out"), "utf8"), /^balsam: fenced at /m);
   });
 });

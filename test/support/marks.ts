@@ -1,5 +1,7 @@
+import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Job } from "../../libs/models/index.js";
 
 /**
  * A job that leaves marks: `start PID T`, `tick PID T` every 0.1 s, `end PID T`
@@ -53,4 +55,22 @@ export function overlaps(runs: Run[]): string[] {
     }
   }
   return out;
+}
+
+/**
+ * What a fenced job must show once its launcher is back: two runs, never at
+ * once, one of them to its end; recorded finished once; no "fenced:" write of
+ * the fenced launcher over the run that replaced it; the fence said in the
+ * job's output file.
+ */
+export function assertFencedThenRunOnce(marks: string, job: Job): void {
+  const runs = runsOf(marks);
+  assert.deepEqual(overlaps(runs), [], readFileSync(marks, "utf8"));
+  assert.equal(runs.length, 2, `a run before the fence and one after: ${JSON.stringify(runs)}`);
+  assert.equal(runs.filter((x) => x.ended).length, 1, "the job ran to its end exactly once");
+  assert.equal(job.state, "JOB_FINISHED", JSON.stringify(job.stateHistory));
+  assert.equal(job.stateHistory.filter((h) => h.state === "JOB_FINISHED").length, 1);
+  assert.ok(!job.stateHistory.some((h) => h.message.startsWith("fenced:")), JSON.stringify(job.stateHistory));
+  const out = readFileSync(join(job.workdir, `${job.name}.out`), "utf8");
+  assert.match(out, /^balsam: fenced at .*: the launcher could not renew this job's lease in time/m);
 }
