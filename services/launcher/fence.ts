@@ -24,7 +24,7 @@ import type { FenceView } from "./runner.js";
  *   node's monotonic clock runs at the server clock's rate within
  *   marginMs / leaseTtlMs (25%; real clocks drift by 0.01%) and the server's
  *   clock does not step forward by more than `marginMs` while leases are held.
- * - A launcher that has not renewed for half a lease takes no new work; its
+ * - A launcher that has not renewed for 3/4 of a lease takes no new work; its
  *   jobs end at their deadlines; when it can write again it writes only
  *   where it still holds the lease (every write is conditioned on it).
  */
@@ -158,9 +158,13 @@ export class Fence implements FenceView {
     return `fenced: ${why}`;
   }
 
-  /** Whether this launcher may take new work: it renewed within half a lease. */
+  /**
+   * Whether this launcher may take new work: its last renewal is younger
+   * than a fence deadline. (A slow database alone does not stop it: a claim
+   * that succeeds gives its job a deadline of its own.)
+   */
   canTake(): boolean {
-    return monoMs() - this.lastOk < this.o.leaseTtlMs / 2;
+    return monoMs() - this.lastOk < this.o.leaseTtlMs - this.marginMs;
   }
 
   /**
