@@ -65,12 +65,15 @@ export const MAX_TIMER_MS = 24 * 60 * 60 * 1000;
  * SIGTERM → SIGKILL) and `BALSAM_STOP_GRACE_MS` (how long a stop asked by a
  * signal may take before the launcher exits regardless) and
  * `BALSAM_CLAIM_AFTER_MS` (how long a job may run before its launcher
- * records it RUNNING; 0 claims every job before it starts). A value out of
+ * records it RUNNING; 0 claims every job before it starts) and
+ * `BALSAM_WRITE_BACKLOG` (state writes that may wait for the database
+ * before the launcher starts no new job; default 500). A value out of
  * range is a usage error, not a launcher that starts and then hangs or loops
  * on Redis's refusals.
  */
-export function launcherEnv(env: NodeJS.ProcessEnv = process.env): { leaseTtlMs?: number; killGraceMs?: number; stopGraceMs?: number; claimAfterMs?: number } {
+export function launcherEnv(env: NodeJS.ProcessEnv = process.env): { leaseTtlMs?: number; killGraceMs?: number; stopGraceMs?: number; claimAfterMs?: number; writeBacklog?: number } {
   return {
+    writeBacklog: envWhole(env, "BALSAM_WRITE_BACKLOG", 1, 1_000_000, "a whole number of writes"),
     claimAfterMs: envMs(env, "BALSAM_CLAIM_AFTER_MS", 0, CLAIM_AFTER_MS_MAX),
     leaseTtlMs: envMs(env, "BALSAM_LEASE_TTL_MS", LEASE_TTL_MS_MIN),
     killGraceMs: envMs(env, "BALSAM_KILL_GRACE_MS", 0),
@@ -86,11 +89,15 @@ export function launcherEnv(env: NodeJS.ProcessEnv = process.env): { leaseTtlMs?
 export const CLAIM_AFTER_MS_MAX = 10_000;
 
 function envMs(env: NodeJS.ProcessEnv, name: string, min: number, max = MAX_TIMER_MS): number | undefined {
+  return envWhole(env, name, min, max, "a whole number of milliseconds");
+}
+
+function envWhole(env: NodeJS.ProcessEnv, name: string, min: number, max: number, what: string): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw === "") return undefined;
   const n = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
   if (!(n >= min && n <= max)) {
-    throw new UsageError(`${name} must be a whole number of milliseconds from ${min} to ${max}, not '${raw}'`);
+    throw new UsageError(`${name} must be ${what} from ${min} to ${max}, not '${raw}'`);
   }
   return n;
 }

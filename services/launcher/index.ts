@@ -92,7 +92,7 @@ export function resolveMpiKind(setting: string | undefined): MpiKind {
   return "openmpi";
 }
 
-export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLauncherOptions, extra: { leaseTtlMs?: number; killGraceMs?: number; stopGraceMs?: number; claimAfterMs?: number; log?: (l: string) => void } = {}): Promise<LauncherSummary> {
+export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLauncherOptions, extra: { leaseTtlMs?: number; killGraceMs?: number; stopGraceMs?: number; claimAfterMs?: number; writeBacklog?: number; log?: (l: string) => void } = {}): Promise<LauncherSummary> {
   const launcher = new Launcher({
     client,
     dbPath,
@@ -106,6 +106,7 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
     maxLeaseLapses: resolveMaxLeaseLapses(client.settings),
     killGraceMs: extra.killGraceMs,
     claimAfterMs: extra.claimAfterMs,
+    writeBacklog: extra.writeBacklog,
     mpiKind: o.jobMode === "mpi" ? resolveMpiKind(client.settings?.mpi) : undefined,
     log: extra.log,
   } as ConstructorParameters<typeof Launcher>[0]);

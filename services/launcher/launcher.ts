@@ -71,6 +71,11 @@ export interface LauncherOptions {
    * starts. Default 1000; at most a third of the queue entry's lock.
    */
   claimAfterMs?: number;
+  /**
+   * State writes that may wait for the database before the launcher starts
+   * no new job. Default 500: one bulk's worth.
+   */
+  writeBacklog?: number;
   log?: (line: string) => void;
 }
 
@@ -80,8 +85,6 @@ const FAST_FAIL_SECONDS = 20;
 const FAST_FAIL_MESSAGE = "failed fast: retry";
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
-/** State writes that may wait for the database before a launcher starts no more jobs: one bulk's worth. */
-const WRITE_BACKLOG = 500;
 
 interface Running {
   job: Job;
@@ -96,6 +99,12 @@ interface Running {
    */
   claimed: boolean;
   version?: Date;
+  /**
+   * The job's own script set its state, which dropped the lease (DESIGN
+   * invariant 3), into a state this launcher carries on from: its writes are
+   * conditioned on the job having no lease.
+   */
+  released?: boolean;
 }
 
 /** What became of a queue entry's job: handled (run, or nothing to do), or changed since it was queued and to be read again. */
@@ -166,6 +175,7 @@ export class Launcher {
       idleCheckMs: 500,
       maxLeaseLapses: DEFAULT_MAX_LEASE_LAPSES,
       claimAfterMs: SECOND,
+      writeBacklog: 500,
       log: (l: string) => process.stderr.write(l + "\n"),
       ...given,
     } as unknown as Launcher["o"];
@@ -392,15 +402,10 @@ export class Launcher {
       this.log(`job ${id} needs ${job.wallTimeMinutes} min, ${this.minutesLeft().toFixed(1)} min left: left in the queue for the next launcher`);
       return this.giveBack(entry, token, Math.max(1000, (this.deadline ?? Date.now()) - Date.now()));
     }
-    const size = this.o.jobMode === "serial" ? 1 / Math.max(1, job.nodePackingCount) : job.numNodes;
-    if (this.o.jobMode === "serial" && (job.numNodes > 1 || job.ranksPerNode > 1)) {
-      // As 0.x: a serial launcher runs single-process jobs; several ranks, even on one node, need mpirun.
-      const needs = job.numNodes > 1 ? `${job.numNodes} nodes` : `${job.ranksPerNode} ranks`;
-      this.log(`job ${id} needs ${needs}: serial launchers run single-process jobs; left for an mpi launcher`);
-      return this.giveBack(entry, token, 30 * SECOND);
-    }
-    if (!this.pool.fits(size)) {
-      this.log(`job ${id} needs ${job.numNodes} nodes, this launcher has ${this.pool.size}: left for another launcher`);
+    const size = this.sizeOf(job);
+    const refused = this.refusal(job, size);
+    if (refused) {
+      this.log(`job ${id} needs ${refused}`);
       return this.giveBack(entry, token, 30 * SECOND);
     }
     let workdir: string;
@@ -449,13 +454,13 @@ export class Launcher {
    * pool's queue, so at most one job per slot starts past the limit.
    */
   private async roomToWrite(): Promise<void> {
-    if (this.writer.backlog < WRITE_BACKLOG) return;
+    if (this.writer.backlog < this.o.writeBacklog) return;
     const now = Date.now();
     if (now - this.behindSaid > MINUTE) {
       this.behindSaid = now;
       this.log(`the database is behind: ${this.writer.backlog} state writes wait for it; no new job starts until it catches up`);
     }
-    await this.writer.room(WRITE_BACKLOG);
+    await this.writer.room(this.o.writeBacklog);
   }
 
   /**
@@ -603,7 +608,7 @@ export class Launcher {
 
   /** A write for a job this launcher runs; the job's state in memory follows it, for the catch-all in runJob. */
   private async advance(r: Running, t: Transition): Promise<boolean> {
-    const ok = await this.writer.write(r.claimed ? { ...t, owner: this.owner } : { ...t, version: r.version });
+    const ok = await this.writer.write(r.released ? { ...t, owner: null } : r.claimed ? { ...t, owner: this.owner } : { ...t, version: r.version });
     if (ok) r.job.state = t.path[t.path.length - 1]!.state;
     return ok;
   }
@@ -618,14 +623,15 @@ export class Launcher {
   }
 
   private async runJob(r: Running, app: App | undefined, grant: Grant, pre: string): Promise<void> {
-    const job = r.job;
-    const id = job._id;
-    const workdir = job.workdir;
-    const outFile = join(workdir, jobOutFileName(job.name));
-    const release = once(() => grant.release());
+    const id = r.job._id;
+    const workdir = r.job.workdir;
+    const outFile = join(workdir, jobOutFileName(r.job.name));
+    // A preprocess that changes the job's size swaps its grant for one of the new size.
+    let g = grant;
+    const release = () => g.release();
     await this.guarded(r, release, async () => {
       if (!app) {
-        await this.finish(r, [{ state: "FAILED", message: `app '${job.application}' does not exist` }], {});
+        await this.finish(r, [{ state: "FAILED", message: `app '${r.job.application}' does not exist` }], {});
         return;
       }
       try {
@@ -634,30 +640,130 @@ export class Launcher {
         await this.finish(r, [{ state: "FAILED", message: `cannot make the working directory: ${coerceError(err).message}` }], {});
         return;
       }
-      if (job.state === "STAGED_IN") {
+      if (r.job.state === "STAGED_IN") {
         try {
-          const parentDirs = job.parents.length
-            ? (await this.o.client.store.jobs.find({ _id: { $in: job.parents } }, { projection: { workdir: 1 } }).toArray()).map((p) => p.workdir).filter(Boolean)
-            : [];
-          stageIn(workdir, job, parentDirs);
+          stageIn(workdir, r.job, await this.parentDirs(r.job));
         } catch (err) {
           await this.finish(r, [{ state: "FAILED", message: `stage-in failed: ${coerceError(err).message}` }], {});
           return;
         }
         if (pre) {
-          const out = await this.script("preprocess", pre, job, workdir, PREPROCESS_LIMIT_MS);
+          const out = await this.script("preprocess", pre, r.job, workdir, PREPROCESS_LIMIT_MS);
           if (out.exitCode !== 0) {
             await this.finish(r, [{ state: "FAILED", message: `preprocess ${describe(out)}` }], {});
             return;
           }
+          // 0.x builds the run from the row as its preprocess left it
+          // (serial_mode_timed.py:232-262, launcher.py:60-80): edited args,
+          // environment, ranks, nodes are what runs.
+          const now = await this.afterScript(r, "STAGED_IN");
+          if (!now) return;
+          if (r.released && now.state !== "PREPROCESSED") {
+            return void (await this.finish(r, [{ state: "FAILED", message: `its preprocess left it ${now.state}, from which no launcher goes on` }], {}));
+          }
+          const sizeBefore = this.sizeOf(r.job);
+          r.job = { ...now, workdir };
+          const regrant = await this.regrant(r, g, sizeBefore);
+          if (regrant === "left") return;
+          if (regrant === "stopping") return void (await this.finishTimedOut(r, app, outFile));
+          if (regrant) g = regrant;
         }
         if (r.killed) return void (await this.finishKilled(r));
-        if (!(await this.advance(r, { id, from: "STAGED_IN", path: [{ state: "PREPROCESSED" }, { state: "RUNNING" }] }))) return this.lostLease(r);
+        const from = r.job.state as "STAGED_IN" | "PREPROCESSED";
+        const path: Transition["path"] = from === "STAGED_IN" ? [{ state: "PREPROCESSED" }, { state: "RUNNING" }] : [{ state: "RUNNING", message: `launcher ${this.owner}` }];
+        const lease = r.released ? { lock: { owner: this.owner, until: new Date(Date.now() + this.o.leaseTtlMs) } } : undefined;
+        if (!(await this.advance(r, { id, from, path, set: lease }))) return this.lostLease(r);
+        r.released = false;
       }
       if (r.killed) return void (await this.finishKilled(r));
       if (r.timedOut) return void (await this.finishTimedOut(r, app, outFile));
-      await this.afterStart(r, app, this.start(r, app, grant, outFile), Date.now(), outFile, release);
+      await this.afterStart(r, app, this.start(r, app, g, outFile), Date.now(), outFile, release);
     });
+  }
+
+  /** The working directories of a job's parents, in the order of its parent list, with their ids (a clash of names is suffixed with one). */
+  private async parentDirs(job: Job): Promise<Array<{ id: string; dir: string }>> {
+    if (job.parents.length === 0) return [];
+    const docs = await this.o.client.store.jobs.find({ _id: { $in: job.parents } }, { projection: { workdir: 1, workflow: 1, name: 1 } }).toArray();
+    const byId = new Map(docs.map((d) => [d._id, d]));
+    return job.parents.flatMap((p) => {
+      const d = byId.get(p);
+      // 0.x computes a parent's directory whether or not it recorded one.
+      return d ? [{ id: p, dir: d.workdir || workdirFor(this.o.dbPath, d) }] : [];
+    });
+  }
+
+  /**
+   * A preprocess may change the job's size (0.x's `make_sides_pre.py` sets
+   * `ranks_per_node`): the grant is swapped for one of the new size, or the
+   * job is left (RESTART_READY, already PREPROCESSED so it runs at once) for
+   * a launcher it fits. Undefined: the size did not change.
+   */
+  private async regrant(r: Running, g: Grant, sizeBefore: number): Promise<Grant | "left" | "stopping" | undefined> {
+    const size = this.sizeOf(r.job);
+    const why = this.refusal(r.job, size);
+    if (why) {
+      const pre = r.job.state === "STAGED_IN" ? [{ state: "PREPROCESSED" as const }] : [];
+      await this.finish(r, [...pre, { state: "RESTART_READY", message: `its preprocess asked for ${why}` }], {});
+      return "left";
+    }
+    if (Math.abs(size - sizeBefore) < 1e-9) return undefined;
+    g.release();
+    const next = await this.pool.acquire(size);
+    if (next) return next;
+    // The pool closes when the launcher stops.
+    r.timedOut = true;
+    return "stopping";
+  }
+
+  /** A job's share of this launcher's capacity: of one node (serial), or nodes (mpi). */
+  private sizeOf(job: Job): number {
+    return this.o.jobMode === "serial" ? 1 / Math.max(1, job.nodePackingCount) : job.numNodes;
+  }
+
+  /** Why this launcher can never run the job, or undefined when it can. */
+  private refusal(job: Job, size: number): string | undefined {
+    if (this.o.jobMode === "serial" && (job.numNodes > 1 || job.ranksPerNode > 1)) {
+      // As 0.x: a serial launcher runs single-process jobs; several ranks, even on one node, need mpirun.
+      return `${job.numNodes > 1 ? `${job.numNodes} nodes` : `${job.ranksPerNode} ranks`}: serial launchers run single-process jobs; left for an mpi launcher`;
+    }
+    if (!this.pool.fits(size)) return `${job.numNodes} nodes, this launcher has ${this.pool.size}: left for another launcher`;
+    return undefined;
+  }
+
+  /**
+   * The job as its own script left it: 0.x reads the row again after every
+   * script (transitions.py:498-512). Still under this launcher's lease in
+   * `expected`: the script set no state. No lease and an active state: the
+   * script set it (its write drops the lease, DESIGN invariant 3), and
+   * `r.released` says the launcher carries on from it with writes
+   * conditioned on no lease. Undefined: nothing left for this launcher —
+   * gone, final, queued again by the script, or in another launcher's hands.
+   */
+  private async afterScript(r: Running, expected: JobState): Promise<Job | undefined> {
+    const now = await this.read(r.job._id);
+    if (now && now.lock?.owner === this.owner && now.state === expected) return now;
+    if (!now || now.lock !== null || !ACTIVE_STATES.includes(now.state)) {
+      if (now?.lock) this.lostLease(r);
+      return undefined;
+    }
+    r.released = true;
+    r.job.state = now.state;
+    return now;
+  }
+
+  /** After a postprocess or handler that exited 0: what 0.x made of the state it left (transitions.py:498-515). */
+  private async afterPost(r: Running, from: "RUN_DONE" | "RUN_ERROR" | "RUN_TIMEOUT", result?: unknown): Promise<unknown> {
+    const now = await this.afterScript(r, from);
+    if (!now) return;
+    const finished: Array<{ state: JobState; message?: string }> = [{ state: "POSTPROCESSED" }, { state: "JOB_FINISHED" }];
+    if (r.released) {
+      if (now.state === "POSTPROCESSED") return this.stageOutAndFinish(r, finished.slice(1), {}, "POSTPROCESSED", result);
+      return this.finish(r, [{ state: "FAILED", message: `its postprocess left it ${now.state}, from which no launcher goes on` }], {});
+    }
+    if (from === "RUN_DONE") return this.stageOutAndFinish(r, finished, {}, from, result);
+    const what = from === "RUN_ERROR" ? "Error handling didn't fix job state" : "Timeout handling didn't change job state";
+    return this.finish(r, [{ state: "FAILED", message: `${what}: marking FAILED` }], {}, from);
   }
 
   /** Runs one of a job's stretches on this launcher; whatever happens, its share of the nodes and its place in `running` are given back. */
@@ -716,7 +822,7 @@ export class Launcher {
           if (!(await this.advance(r, { id, from: "RUNNING", path: [{ state: "RUN_DONE" }], set: set as Partial<Job> }))) return this.lostLease(r);
           const p = await this.script("postprocess", post, job, workdir, PREPROCESS_LIMIT_MS, "RUN_DONE");
           if (p.exitCode !== 0) return await this.finish(r, [{ state: "FAILED", message: `postprocess ${describe(p)}` }], {}, "RUN_DONE");
-          return await this.stageOutAndFinish(r, [{ state: "POSTPROCESSED" }, { state: "JOB_FINISHED" }], {}, "RUN_DONE", result);
+          return await this.afterPost(r, "RUN_DONE", result);
         }
         return await this.stageOutAndFinish(r, [{ state: "RUN_DONE" }, { state: "POSTPROCESSED" }, { state: "JOB_FINISHED" }], set, "RUNNING", result);
       }
@@ -728,7 +834,7 @@ export class Launcher {
         if (!(await this.advance(r, { id, from: "RUNNING", path: [{ state: "RUN_ERROR", message: withTail(why, outFile) }], set }))) return this.lostLease(r);
         const p = await this.script("postprocess", post, job, workdir, PREPROCESS_LIMIT_MS, "RUN_ERROR");
         if (p.exitCode !== 0) return await this.finish(r, [{ state: "FAILED", message: `error handler ${describe(p)}` }], {}, "RUN_ERROR");
-        return await this.stageOutAndFinish(r, [{ state: "POSTPROCESSED", message: "error handled by postprocess" }, { state: "JOB_FINISHED" }], {}, "RUN_ERROR");
+        return await this.afterPost(r, "RUN_ERROR");
       }
       const reason = job.postErrorHandler ? `${why}; post_error_handler is set but the app has no postprocess script` : why;
       await this.finish(r, [{ state: "RUN_ERROR", message: withTail(why, outFile) }, { state: "FAILED", message: reason }], set);
@@ -840,7 +946,9 @@ export class Launcher {
   /** Runs a pre/postprocess script in the working directory, with the job's environment; its output goes to `<what>.log` there. */
   private async script(what: "preprocess" | "postprocess", cmd: string, job: Job, workdir: string, timeoutMs: number, state: JobState = job.state): Promise<RunOutcome> {
     const log = join(workdir, `${what}.log`);
-    appendFileSync(log, `# balsam: running ${cmd}\n`);
+    // 0.x's header tells a handler's log from a postprocess's (transitions.py:474-478).
+    const why = state === "RUN_ERROR" || state === "RUN_TIMEOUT" ? `# Invoked to handle ${state}\n` : "";
+    appendFileSync(log, `# balsam: running ${cmd}\n${why}`);
     let argv: string[];
     try {
       argv = splitCommandLine(cmd, what);
@@ -908,7 +1016,7 @@ export class Launcher {
       if (!(await this.advance(r, { id: job._id, from, path: [{ state: "RUN_TIMEOUT", message: this.stopReason }], set: set as Partial<Job> }))) return this.lostLease(r);
       const p = await this.script("postprocess", post, job, job.workdir, PREPROCESS_LIMIT_MS, "RUN_TIMEOUT");
       if (p.exitCode !== 0) return this.finish(r, [{ state: "FAILED", message: `timeout handler ${describe(p)}` }], {}, "RUN_TIMEOUT");
-      return this.stageOutAndFinish(r, [{ state: "POSTPROCESSED", message: "timeout handled by postprocess" }, { state: "JOB_FINISHED" }], {}, "RUN_TIMEOUT", readResult(outFile));
+      return this.afterPost(r, "RUN_TIMEOUT", readResult(outFile));
     }
     if (job.autoTimeoutRetry) {
       return this.finish(r, [{ state: "RUN_TIMEOUT", message: this.stopReason }, { state: "RESTART_READY", message: "auto timeout retry" }], set, from);

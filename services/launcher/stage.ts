@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, symlinkSync, statSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import picomatch from "picomatch";
@@ -15,8 +15,12 @@ function localPath(url: string): string {
 /**
  * Stage in: copy from a local `stage_in_url`, then symlink the parents' files
  * matching `input_files` (space-separated globs) into the working directory.
+ * Every match is linked, as 0.x does (transitions.py:320-345): a name already
+ * taken by another parent's file gets `_<first 8 of the parent's id>`, so a
+ * reduce over several parents' `square.dat` sees them all (`square.dat*`). A
+ * link left by an earlier attempt of this stage-in is kept, not doubled.
  */
-export function stageIn(workdir: string, job: Job, parentDirs: string[]): void {
+export function stageIn(workdir: string, job: Job, parents: ReadonlyArray<{ id: string; dir: string }>): void {
   mkdirSync(workdir, { recursive: true });
   if (job.stageInUrl) {
     const src = resolve(localPath(job.stageInUrl));
@@ -27,14 +31,34 @@ export function stageIn(workdir: string, job: Job, parentDirs: string[]): void {
   const patterns = job.inputFiles.trim().split(/\s+/).filter(Boolean);
   if (patterns.length === 0) return;
   const match = picomatch(patterns, { dot: false });
-  for (const dir of parentDirs) {
+  for (const { id, dir } of parents) {
     if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir)) {
+    for (const f of readdirSync(dir).sort()) {
       // A parent's own output log is not an input.
       if (f.endsWith(".out") || !match(f)) continue;
-      const target = join(workdir, f);
-      if (!existsSync(target)) symlinkSync(join(dir, f), target);
+      const src = join(dir, f);
+      const plain = join(workdir, f);
+      const target = linksTo(plain, src) || !lexists(plain) ? plain : `${plain}_${id.slice(0, 8)}`;
+      // 0.x skips a name taken twice over (FileExistsError) rather than fail the job.
+      if (!lexists(target)) symlinkSync(src, target);
     }
+  }
+}
+
+function lexists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function linksTo(link: string, src: string): boolean {
+  try {
+    return readlinkSync(link) === src;
+  } catch {
+    return false;
   }
 }
 

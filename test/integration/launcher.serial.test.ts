@@ -54,7 +54,7 @@ describe("serial launcher", () => {
     assert.ok(jobs[0]!.workdir.startsWith(join(db.dir, "data", "SER", `${jobs[0]!.name}_${jobs[0]!._id.slice(0, 8)}`)));
   });
 
-  test("RUN_ERROR fails the job, or is handled by the postprocess script with --post-handle-error", async () => {
+  test("RUN_ERROR fails the job; an error handler that exits 0 without setting the state fails it as 0.x did", async () => {
     await balsam.apps.add({ name: "bad", executable: script("bad.sh", "echo failing; exit 3"), postprocess: script("post.sh", 'echo "handled $BALSAM_JOB_STATE" > handled.txt') });
     const plain = await balsam.jobs.add({ name: "plain", workflow: "ERR", application: "bad" });
     const handled = await balsam.jobs.add({ name: "handled", workflow: "ERR", application: "bad", postErrorHandler: true });
@@ -65,8 +65,9 @@ describe("serial launcher", () => {
     assert.deepEqual(p.stateHistory.slice(-2).map((h) => [h.state, h.message]), [["RUN_ERROR", "exit code 3; output ends: failing"], ["FAILED", "exit code 3"]]);
     assert.equal(p.exitCode, 3);
     const h = await balsam.jobs.get(handled._id);
-    assert.equal(h.state, "JOB_FINISHED");
-    assert.deepEqual(h.stateHistory.slice(-4).map((x) => x.state), ["RUNNING", "RUN_ERROR", "POSTPROCESSED", "JOB_FINISHED"]);
+    assert.equal(h.state, "FAILED");
+    // transitions.py:503-505: a handler must fix the state; one that ran but did not leaves the job FAILED.
+    assert.deepEqual(h.stateHistory.slice(-3).map((x) => [x.state, x.message]), [["RUNNING", ""], ["RUN_ERROR", "exit code 3; output ends: failing"], ["FAILED", "Error handling didn't fix job state: marking FAILED"]]);
     assert.equal(readFileSync(join(h.workdir, "handled.txt"), "utf8").trim(), "handled RUN_ERROR");
   });
 

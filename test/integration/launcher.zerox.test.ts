@@ -68,8 +68,9 @@ describe("a Balsam 0.x job's view of its launcher", () => {
     assert.deepEqual([pr.parents, pr.omp, pr.gpu, pr.order], [[], "1", "", ""]);
   });
 
-  test("handlers: BALSAM_JOB_ERROR=TRUE, output in postprocess.log; RUN_ERROR shows the tail of the output", async () => {
-    const post = script("post.sh", 'echo "error=$BALSAM_JOB_ERROR timeout=$BALSAM_JOB_TIMEOUT state=$BALSAM_JOB_STATE"');
+  test("handlers: BALSAM_JOB_ERROR=TRUE, output in postprocess.log under 0.x's header; the state it sets stands; RUN_ERROR shows the tail of the output", async () => {
+    const fix = `"${process.execPath}" "${BALSAM_BIN}" modify "$BALSAM_JOB_ID" state JOB_FINISHED > /dev/null`;
+    const post = script("post.sh", `echo "error=$BALSAM_JOB_ERROR timeout=$BALSAM_JOB_TIMEOUT state=$BALSAM_JOB_STATE"; ${fix}`);
     await balsam.apps.add({ name: "boom", executable: script("boom.sh", "echo line one; echo line two; echo boom; exit 3"), postprocess: post });
     const handled = await balsam.jobs.add({ name: "handled", workflow: "HANDLE", application: "boom", postErrorHandler: true });
     await balsam.apps.add({ name: "boom2", executable: script("boom2.sh", "echo first; echo last words; exit 3") });
@@ -77,7 +78,10 @@ describe("a Balsam 0.x job's view of its launcher", () => {
     await launch("HANDLE", "serial");
     const h = await balsam.jobs.get(handled._id);
     assert.equal(h.state, "JOB_FINISHED", JSON.stringify(h.stateHistory));
-    assert.equal(readFileSync(join(h.workdir, "postprocess.log"), "utf8").split("\n").filter((l) => !l.startsWith("#")).join("").trim(), "error=TRUE timeout= state=RUN_ERROR");
+    assert.equal(h.stateHistory.filter((x) => x.state === "JOB_FINISHED").length, 1);
+    const postLog = readFileSync(join(h.workdir, "postprocess.log"), "utf8");
+    assert.match(postLog, /^# balsam: running .*post\.sh\n# Invoked to handle RUN_ERROR\n/);
+    assert.equal(postLog.split("\n").filter((l) => !l.startsWith("#")).join("").trim(), "error=TRUE timeout= state=RUN_ERROR");
     assert.doesNotMatch(readFileSync(join(h.workdir, "handled.out"), "utf8"), /error=TRUE/);
     const p = await balsam.jobs.get(plain._id);
     assert.equal(p.state, "FAILED");
