@@ -190,7 +190,7 @@ export class Launcher {
       this.o.nodes.map((n) => n.host),
       this.o.jobMode,
     );
-    this.writer = new TransitionWriter(this.o.client.store);
+    this.writer = new TransitionWriter(this.o.client.store, undefined, undefined, { at: this.o.writeBacklog, say: (n) => this.sayBehind(n) });
     this.fence = new Fence({
       store: this.o.client.store,
       owner: this.owner,
@@ -455,12 +455,16 @@ export class Launcher {
    */
   private async roomToWrite(): Promise<void> {
     if (this.writer.backlog < this.o.writeBacklog) return;
-    const now = Date.now();
-    if (now - this.behindSaid > MINUTE) {
-      this.behindSaid = now;
-      this.log(`the database is behind: ${this.writer.backlog} state writes wait for it; no new job starts until it catches up`);
-    }
+    this.sayBehind(this.writer.backlog);
     await this.writer.room(this.o.writeBacklog);
+  }
+
+  /** Said when the backlog is reached, by a write or a slot that waits; at most once a minute. */
+  private sayBehind(backlog: number): void {
+    const now = Date.now();
+    if (now - this.behindSaid < MINUTE) return;
+    this.behindSaid = now;
+    this.log(`the database is behind: ${backlog} state writes wait for it; no new job starts until it catches up`);
   }
 
   /**

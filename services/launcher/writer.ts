@@ -37,12 +37,15 @@ export class TransitionWriter {
     private readonly store: Store,
     private readonly flushMs = 5,
     private readonly maxBatch = 500,
+    /** Told when a write finds `behind.at` or more writes waiting for the database. */
+    private readonly behind?: { at: number; say: (backlog: number) => void },
   ) {}
 
   write(t: Transition): Promise<boolean> {
     if (this.closed) return Promise.reject(new Error("transition writer is closed"));
     return new Promise((resolve, reject) => {
       this.pending.push({ t, resolve, reject });
+      if (this.behind && this.backlog >= this.behind.at) this.behind.say(this.backlog);
       if (this.pending.length >= this.maxBatch) this.kick();
       else this.timer ??= setTimeout(() => this.kick(), this.flushMs);
     });
