@@ -25,7 +25,7 @@ import type { Settings } from "../config/index.js";
 export * from "../models/index.js";
 export * from "../errors/index.js";
 export { JobsApi, JobQuery, KILL_CHANNEL, FINISHED_CHANNEL, queueItem } from "./jobs.js";
-export type { DeleteVictim, JobFilter, ProgressOptions, RerunResult } from "./jobs.js";
+export type { AddJobOptions, DeleteVictim, JobFilter, ProgressOptions, RerunResult } from "./jobs.js";
 export type { ConnectOptions, ResolvedConnection } from "./connect.js";
 export { resolveConnection } from "./connect.js";
 // Callers check a workflow name before asking the user anything, with the same rule the queues use.
@@ -161,7 +161,8 @@ export class Balsam {
    * application, args, nodes, environment, handlers, data but its result, …),
    * then `overrides` applied — whose parents are the current job's parents
    * plus the current job. It waits for them, so a child spawned by a running
-   * job starts after that job ends. A job that must wait for its own
+   * job starts after that job ends; its first history line says "spawned by
+   * [name | id8]", as 0.x's did. A job that must wait for its own
    * evaluations (a search) adds them with `jobs.add` instead, or it would
    * wait for children that wait for it.
    */
@@ -174,7 +175,7 @@ export class Balsam {
     const copied: Partial<JobSpec> = { data };
     for (const k of SPAWN_COPIED) (copied as Record<string, unknown>)[k] = from[k];
     const parents = [...new Set([...from.parents, from._id, ...(rest.parents ?? [])])];
-    return this.jobs.add({ ...copied, ...stripUndefined(rest), parents } as JobSpec);
+    return this.jobs.add({ ...copied, ...stripUndefined(rest), parents } as JobSpec, { spawnedBy: from._id });
   }
 
   /** Closes both connections; safe to call twice. */

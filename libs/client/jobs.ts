@@ -2,10 +2,10 @@ import {
   canTransition,
   allowedTransitions,
   checkJobForLaunch,
+  cuteId,
   isFinal,
   isRunnable,
   isActive,
-  launchSnapshot,
   isLaunchField,
   RUNNABLE_STATES,
   transitionPath,
@@ -47,23 +47,14 @@ import {
   type Transition,
 } from "../store/index.js";
 import { queueName } from "../queue/names.js";
-import type { JobQueues, QueueItem } from "../queue/index.js";
+import type { JobQueues } from "../queue/index.js";
+import { queueItem } from "./queue-item.js";
+import { leaseHeld } from "./lease.js";
+import { addDependency, setParents } from "./parents.js";
 
 export type { JobFilter };
 
-/**
- * The queue entry of a job. Given the whole runnable document as it is
- * stored, the entry carries its launch snapshot too, so the launcher that
- * takes it reads nothing; a stale one only costs that launcher a read.
- */
-export function queueItem(j: Pick<Job, "_id" | "workflow" | "attempts" | "numNodes"> & Partial<Job>): QueueItem {
-  const item: QueueItem = { id: j._id, workflow: j.workflow, attempts: j.attempts, numNodes: j.numNodes };
-  if (j.updatedAt && j.stateHistory && j.application !== undefined && j.state && isRunnable(j.state)) {
-    const spec = launchSnapshot(j as Job);
-    if (spec) item.spec = spec;
-  }
-  return item;
-}
+export { queueItem };
 
 /** The kill channel: launchers holding a job stop its process when its id arrives here. */
 export const KILL_CHANNEL = "kill";
@@ -137,8 +128,8 @@ export class JobsApi {
   ) {}
 
   /** Adds one job; its app must exist and its workflow must be usable as a queue name. */
-  async add(spec: JobSpec): Promise<Job> {
-    const [job] = await this.addMany([spec]);
+  async add(spec: JobSpec, opts: AddJobOptions = {}): Promise<Job> {
+    const [job] = await this.addMany([spec], opts);
     return job as Job;
   }
 
@@ -149,10 +140,10 @@ export class JobsApi {
    * MongoDB took the jobs), the jobs are taken back, so a retry never makes
    * duplicates.
    */
-  async addMany(specs: readonly JobSpec[]): Promise<Job[]> {
+  async addMany(specs: readonly JobSpec[], opts: AddJobOptions = {}): Promise<Job[]> {
     if (specs.length === 0) return [];
     const since = new Date();
-    const jobs = await this.prepare(specs, since);
+    const jobs = await this.prepare(specs, since, opts);
     try {
       await this.write(jobs);
     } catch (err) {
@@ -197,7 +188,9 @@ export class JobsApi {
   }
 
   /** Validates specs (apps, workflows, fields, parents) and builds their documents; writes nothing. */
-  private async prepare(specs: readonly JobSpec[], now: Date): Promise<Job[]> {
+  private async prepare(specs: readonly JobSpec[], now: Date, opts: AddJobOptions = {}): Promise<Job[]> {
+    // 0.x's provenance line, the first of a spawned child's history (its `dag.spawn_child`).
+    const created = opts.spawnedBy ? `spawned by ${cuteId(await this.get(opts.spawnedBy))}` : "";
     const apps = new Set(specs.map((s) => s.application));
     const found = await this.store.apps.find({ name: { $in: [...apps] } }, { projection: { name: 1 } }).toArray();
     const known = new Set(found.map((a) => a.name));
@@ -207,7 +200,7 @@ export class JobsApi {
     const jobs = specs.map((s) => {
       queueName(s.workflow);
       validateSpec(s);
-      return buildJob(s, now);
+      return buildJob(s, now, created);
     });
     const parentIds = [...new Set(jobs.flatMap((j) => j.parents))];
     if (parentIds.length) {
@@ -622,33 +615,17 @@ export class JobsApi {
     return rearmed;
   }
 
-  /** Adds PARENT → CHILD, refusing duplicates and cycles. */
-  async addDependency(parentRef: string, childRef: string): Promise<{ parent: Job; child: Job }> {
-    const parent = await this.get(parentRef);
-    const child = await this.get(childRef);
-    if (parent._id === child._id) throw new ConflictError("a job cannot depend on itself");
-    if (child.parents.includes(parent._id)) throw new ConflictError(`${child._id} already depends on ${parent._id}`);
-    const below = await descendantsOf(this.store, [child._id]);
-    if (below.some((j) => j._id === parent._id)) {
-      throw new ConflictError(`adding ${parent._id} → ${child._id} would make a cycle`, { hint: `${parent._id} already depends on ${child._id}` });
-    }
-    if (isFinal(child.state) || isActive(child.state)) {
-      throw new ConflictError(`job ${child._id} is ${child.state}; only jobs that have not started can get a parent`);
-    }
-    const now = new Date();
-    const waiting = parent.state !== "JOB_FINISHED";
-    const update: Record<string, unknown> = { $addToSet: { parents: parent._id }, $set: { updatedAt: now } };
-    const moveToWait = waiting && child.state !== "AWAITING_PARENTS";
-    if (moveToWait) {
-      if (!canTransition(child.state, "AWAITING_PARENTS")) throw new InvalidTransitionError(child.state, "AWAITING_PARENTS", allowedTransitions(child.state));
-      (update.$set as Record<string, unknown>).state = "AWAITING_PARENTS";
-      update.$push = { stateHistory: { at: now, state: "AWAITING_PARENTS", message: `waiting on parent ${parent._id}` } };
-    }
-    const res = await this.store.jobs.updateOne({ _id: child._id, state: child.state }, update as never);
-    if (res.matchedCount !== 1) throw new ConflictError(`job ${child._id} changed state meanwhile; try again`);
-    await this.store.jobs.updateOne({ _id: parent._id, hasChildren: false }, { $set: { hasChildren: true, updatedAt: new Date() } });
-    if (moveToWait && isRunnable(child.state)) await this.queues.remove([queueItem(child)]);
-    return { parent, child: await this.get(child._id) };
+  /** Adds PARENT → CHILD, refusing duplicates and cycles (see parents.ts). */
+  addDependency(parentRef: string, childRef: string): Promise<{ parent: Job; child: Job }> {
+    return addDependency(this, parentRef, childRef);
+  }
+
+  /**
+   * Replaces a job's parents, as 0.x's `job.set_parents(parents)`: a job not
+   * yet started waits for them or becomes runnable (see parents.ts).
+   */
+  setParents(childRef: string, parentRefs: readonly string[], opts: { lease?: string } = {}): Promise<Job> {
+    return setParents(this, childRef, parentRefs, opts);
   }
 
   /**
@@ -662,6 +639,16 @@ export class JobsApi {
     for (const chunk of chunked([...parentIds], MAX_IN_IDS)) {
       kids.push(...(await this.store.jobs.find({ parents: { $in: chunk }, state: "AWAITING_PARENTS" }).toArray()));
     }
+    return this.settleWaiting(kids);
+  }
+
+  /**
+   * Moves AWAITING_PARENTS jobs on by their parents' states as they are now
+   * read: READY (and enqueued) when all finished, FAILED — and their own
+   * children in turn — when one failed, was killed or is gone; the others
+   * stay. Returns how many moved.
+   */
+  async settleWaiting(kids: readonly Job[]): Promise<number> {
     if (kids.length === 0) return 0;
     const allParents = [...new Set(kids.flatMap((k) => k.parents))];
     const parents: Array<Pick<Job, "_id" | "state">> = [];
@@ -701,6 +688,15 @@ export class JobsApi {
   }
 }
 
+/** How jobs are added. */
+export interface AddJobOptions {
+  /**
+   * The job (id or unique prefix) that spawned them: their first history
+   * line says "spawned by [name | id8]", as 0.x's `dag.spawn_child` wrote.
+   */
+  spawnedBy?: string;
+}
+
 /** What `jobs.rerun` did: the jobs rerun, the children re-armed, and those left as they were, with why. */
 export interface RerunResult {
   /** Stopped by `signal` before every chosen job was rerun; the others are untouched. */
@@ -725,16 +721,6 @@ export interface ProgressOptions {
   signal?: AbortSignal;
   /** After each chunk: how many jobs have been dealt with, of how many. */
   onProgress?: (done: number, total: number) => void;
-}
-
-/**
- * The lease the caller holds on `job`: the one given, or — inside the job's
- * own process — the one its launcher handed it (`BALSAM_JOB_LEASE`); only
- * when it is the job's current lock owner.
- */
-function leaseHeld(job: Job, given: string | undefined): string | undefined {
-  const lease = given ?? (process.env.BALSAM_JOB_ID === job._id ? process.env.BALSAM_JOB_LEASE : undefined);
-  return lease && job.lock?.owner === lease ? lease : undefined;
 }
 
 function validateSpec(s: JobSpec): void {

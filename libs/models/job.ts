@@ -83,6 +83,15 @@ export interface Job {
   updatedAt: Date;
 }
 
+/**
+ * Balsam 0.x's `cute_id`, how its logs and "spawned by" history lines name a
+ * job: `[name | first 8 of id]`, or `[first 8 of id]` for a job with no name.
+ */
+export function cuteId(job: Pick<Job, "_id" | "name">): string {
+  const short = job._id.slice(0, 8);
+  return job.name ? `[${job.name} | ${short}]` : `[${short}]`;
+}
+
 export interface App {
   _id: string;
   name: string;

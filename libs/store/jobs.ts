@@ -16,8 +16,12 @@ import { escapeRegex } from "./apps.js";
 import { chunked, MAX_IN_IDS } from "./bulk.js";
 import { findPage } from "./find-page.js";
 
-/** Builds a full job document from a spec; the initial state follows its parents. */
-export function buildJob(spec: JobSpec, now = new Date()): Job {
+/**
+ * Builds a full job document from a spec; the initial state follows its
+ * parents. `createdMessage` is its first history line's message (0.x wrote
+ * "spawned by [name | id]" there for a spawned child).
+ */
+export function buildJob(spec: JobSpec, now = new Date(), createdMessage = ""): Job {
   if (!spec.name) throw new UsageError("a job needs a name");
   if (!spec.workflow) throw new UsageError("a job needs a workflow");
   if (!spec.application) throw new UsageError("a job needs an application");
@@ -32,7 +36,7 @@ export function buildJob(spec: JobSpec, now = new Date()): Job {
     environVars: spec.environVars ?? {},
     state,
     stateHistory: [
-      { at: now, state: "CREATED", message: "" },
+      { at: now, state: "CREATED", message: createdMessage },
       { at: now, state, message: parents.length ? `waiting on ${parents.length} parent(s)` : "" },
     ],
     lock: null,

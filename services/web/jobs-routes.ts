@@ -1,11 +1,11 @@
 import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { FastifyInstance } from "fastify";
-import { JOB_STATES, isJobState, jobOutFileName, type Job, type JobFilter, type JobSpec, type JobState } from "../../libs/client/index.js";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { JOB_STATES, isJobState, jobOutFileName, workdirFor, type Job, type JobFilter, type JobSpec, type JobState } from "../../libs/client/index.js";
 import { pageJobs } from "../../libs/store/views.js";
 import { HttpError } from "./errors.js";
 import { statesOf } from "./live.js";
-import { BulkSchema, JobSpecSchema, KillSchema, RerunSchema, MAX_BULK_JOBS, MAX_PAGE, ParentSchema, PatchManySchema, PatchOneSchema, parse } from "./schemas.js";
+import { BulkSchema, JobCreateSchema, JobSpecSchema, KillSchema, RerunSchema, MAX_BULK_JOBS, MAX_PAGE, ParentSchema, ParentsSchema, PatchManySchema, PatchOneSchema, parse } from "./schemas.js";
 import type { WebContext } from "./context.js";
 
 type Query = Record<string, string | string[] | undefined>;
@@ -78,12 +78,30 @@ function intParam(q: Query, key: string, dflt: number, min: number, max: number)
   return n;
 }
 
-/** What the API shows of a job: everything but the launchers' bookkeeping. */
-export function jobView(j: Job): Record<string, unknown> {
+/**
+ * What the API shows of a job: everything but the launchers' bookkeeping,
+ * and `workingDirectory`, the directory its launcher runs it in — `workdir`
+ * once it ran, else the one it will get (0.x computed `working_directory`
+ * for any job); "" when the server knows no database directory.
+ */
+export function jobView(j: Job, dbPath: string | undefined): Record<string, unknown> {
   const view: Record<string, unknown> = { ...j };
   delete view.writeToken;
   delete view.killRequestedAt;
+  let dir = j.workdir;
+  try {
+    if (!dir && dbPath) dir = workdirFor(dbPath, j);
+  } catch {
+    // A job stored with a workflow no directory can have: it has none yet.
+  }
+  view.workingDirectory = dir;
   return view;
+}
+
+/** The lease a job's own script sends (X-Balsam-Lease, from BALSAM_JOB_LEASE): with it, it writes its job as its launcher (DESIGN invariant 3). */
+function leaseOf(req: FastifyRequest): string {
+  const header = req.headers["x-balsam-lease"];
+  return typeof header === "string" ? header : "";
 }
 
 /** The last `lines` lines of a file, reading at most its last 4 MiB. */
@@ -109,6 +127,7 @@ function body(b: unknown): unknown {
 
 export function registerJobRoutes(app: FastifyInstance, ctx: WebContext): void {
   const { balsam } = ctx;
+  const view = (j: Job): Record<string, unknown> => jobView(j, balsam.dbPath);
 
   app.get("/api/jobs", async (req) => {
     const q = req.query as Query;
@@ -116,7 +135,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: WebContext): void {
     const limit = intParam(q, "limit", 50, 1, MAX_PAGE);
     const skip = decodeCursor(one(q, "after"));
     const page = await pageJobs(balsam.store, f, { limit, skip });
-    return { jobs: page.jobs.map(jobView), next: page.more ? encodeCursor(skip + page.jobs.length) : null };
+    return { jobs: page.jobs.map(view), next: page.more ? encodeCursor(skip + page.jobs.length) : null };
   });
 
   app.get("/api/jobs/count", async (req) => ({ count: await balsam.jobs.filter(selectorsOf(req.query as Query)).count() }));
@@ -125,7 +144,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: WebContext): void {
 
   app.get("/api/jobs/:id", async (req) => {
     onlyKnown(req.query as Query, []);
-    return jobView(await balsam.jobs.get((req.params as { id: string }).id));
+    return view(await balsam.jobs.get((req.params as { id: string }).id));
   });
 
   app.get("/api/jobs/:id/output", async (req) => {
@@ -146,14 +165,14 @@ export function registerJobRoutes(app: FastifyInstance, ctx: WebContext): void {
   app.get("/api/jobs/:id/children", async (req) => {
     onlyKnown(req.query as Query, []);
     const job = await balsam.jobs.get((req.params as { id: string }).id);
-    return { jobs: (await balsam.jobs.children(job._id)).map(jobView) };
+    return { jobs: (await balsam.jobs.children(job._id)).map(view) };
   });
 
   app.post("/api/jobs", async (req, reply) => {
     onlyKnown(req.query as Query, []);
-    const spec = parse(JobSpecSchema, body(req.body), "body") as JobSpec;
-    const job = await balsam.jobs.add(spec);
-    return reply.code(201).send(jobView(job));
+    const { spawnedBy, ...spec } = parse(JobCreateSchema, body(req.body), "body");
+    const job = await balsam.jobs.add(spec as JobSpec, { spawnedBy });
+    return reply.code(201).send(view(job));
   });
 
   app.post("/api/jobs/bulk", async (req, reply) => {
@@ -163,7 +182,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: WebContext): void {
     if (b.jobs.length === 0) throw new HttpError(400, "BadRequest", "body.jobs is empty");
     const specs = b.jobs.map((s, i) => parse(JobSpecSchema, s, `body.jobs[${i}]`) as JobSpec);
     const jobs = await balsam.jobs.addMany(specs);
-    return reply.code(201).send({ jobs: jobs.map(jobView) });
+    return reply.code(201).send({ jobs: jobs.map(view) });
   });
 
   app.patch("/api/jobs/:id", async (req) => {
@@ -171,12 +190,10 @@ export function registerJobRoutes(app: FastifyInstance, ctx: WebContext): void {
     const b = parse(PatchOneSchema, body(req.body), "body");
     const id = (req.params as { id: string }).id;
     let job = await balsam.jobs.get(id);
-    // A job's own script carries the lease its launcher handed it (BALSAM_JOB_LEASE): with it, it may edit its job and set its state (DESIGN invariant 3).
-    const header = req.headers["x-balsam-lease"];
-    const lease = typeof header === "string" ? header : "";
+    const lease = leaseOf(req);
     if (b.set && Object.keys(b.set).length) job = await balsam.jobs.modify(job._id, b.set as Partial<Job>, { lease });
     if (b.state) job = await balsam.jobs.setState(job._id, b.state, b.message ?? "set through the web API", { lease });
-    return jobView(job);
+    return view(job);
   });
 
   app.patch("/api/jobs", async (req) => {
@@ -204,7 +221,14 @@ export function registerJobRoutes(app: FastifyInstance, ctx: WebContext): void {
     onlyKnown(req.query as Query, []);
     const b = parse(ParentSchema, body(req.body), "body");
     const r = await balsam.jobs.addDependency(b.parent, (req.params as { id: string }).id);
-    return { parent: jobView(r.parent), child: jobView(r.child) };
+    return { parent: view(r.parent), child: view(r.child) };
+  });
+
+  // 0.x's `job.set_parents(parents)`: the whole list, replaced.
+  app.put("/api/jobs/:id/parents", async (req) => {
+    onlyKnown(req.query as Query, []);
+    const b = parse(ParentsSchema, body(req.body), "body");
+    return view(await balsam.jobs.setParents((req.params as { id: string }).id, b.parents, { lease: leaseOf(req) }));
   });
 
   app.delete("/api/jobs", async (req) => {

@@ -50,6 +50,9 @@ export const JobSpecSchema = z
   .partial({ parents: true, ...Object.fromEntries(Object.keys(jobFields).map((k) => [k, true])) })
   .strict();
 
+/** One job added (POST /api/jobs): its spec, and the job that spawned it, for the child's first history line. */
+export const JobCreateSchema = JobSpecSchema.extend({ spawnedBy: z.string().min(1).max(200).optional() }).strict();
+
 export const BulkSchema = z.object({ jobs: z.array(z.unknown()) }).strict();
 
 /** What PATCH may set on one job: the plain fields, and name/application. */
@@ -69,6 +72,7 @@ export const PatchManySchema = z.object({ set: SetSchema.omit({ name: true, appl
 export const RerunSchema = z.object({ restart: z.boolean().optional() }).strict();
 export const KillSchema = z.object({ recursive: z.boolean().optional() }).strict();
 export const ParentSchema = z.object({ parent: z.string().min(1) }).strict();
+export const ParentsSchema = z.object({ parents: z.array(z.string().min(1).max(200)).max(10_000) }).strict();
 
 export const AppSpecSchema = z
   .object({

@@ -88,7 +88,7 @@ async function streamResults(ctx: WebContext, req: FastifyRequest, reply: Fastif
       for (const f of batch) {
         const job = docs.get(f.id);
         // The stored state and result win over the announcement's (a late write may have followed it).
-        s.send("result", { id: f.id, name: f.name, state: job?.state ?? f.state, result: job ? job.data?.result : f.result, job: job ? jobView(job) : null });
+        s.send("result", { id: f.id, name: f.name, state: job?.state ?? f.state, result: job ? job.data?.result : f.result, job: job ? jobView(job, ctx.balsam.dbPath) : null });
         delivered++;
       }
     }

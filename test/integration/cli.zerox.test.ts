@@ -225,6 +225,11 @@ describe("spawn_child and kill as 0.x's dag (issue 13 item 9)", () => {
     assert.deepEqual(kid.parents, [grand._id, me._id]);
     assert.equal(kid.state, "AWAITING_PARENTS");
     assert.equal(kid.attempts, 0);
+    assert.deepEqual(
+      kid.stateHistory.map((h) => [h.state, h.message]).slice(0, 1),
+      [["CREATED", `spawned by [me | ${me._id.slice(0, 8)}]`]],
+      "0.x's provenance line (dag.py: history_line('CREATED', f'spawned by {current_job.cute_id}'))",
+    );
 
     // jobs.kill is recursive by default, as dag.kill.
     const killed = await balsam.jobs.kill(me._id);

@@ -18,7 +18,7 @@ const CLIENT = resolve(fileURLToPath(import.meta.url), "../../../../clients/pyth
 /** The interpreter under test; BALSAM_TEST_PYTHON picks another (the client supports Python ≥ 3.9). */
 const PYTHON = process.env.BALSAM_TEST_PYTHON ?? "python3";
 /** Fewer tests than this means discovery lost a module (an import error reads as "Ran 0 tests ... OK" otherwise). */
-const MIN_TESTS = 23;
+const MIN_TESTS = 33;
 let db: CliDb;
 let web: ChildProcess | undefined;
 let webOut = "";

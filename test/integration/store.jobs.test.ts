@@ -122,4 +122,26 @@ describe("jobs in MongoDB", () => {
     await assert.rejects(jobs.addDependency(p._id, c._id), /already depends/);
     assert.deepEqual((await findJobs(ctx.store, { parent: p._id })).map((j) => j.name), ["child"]);
   });
+
+  test("setParents replaces the parents; a job not started waits or is queued as they say, its queue entry following", async () => {
+    const wf = "SETP";
+    const done = await jobs.add({ name: "done", workflow: "SETP_DONE", application: "sim" });
+    await transitionJob(ctx.store, { id: done._id, from: "READY", path: ["STAGED_IN", "PREPROCESSED", "RUNNING", "RUN_DONE", "POSTPROCESSED", "JOB_FINISHED"].map((s) => ({ state: s as never })) });
+    const open = await jobs.add({ name: "open", workflow: "SETP_OPEN", application: "sim" });
+    const child = await jobs.add({ name: "child", workflow: wf, application: "sim" });
+    assert.equal(await ctx.queues.pending(wf), 1);
+    const waiting = await jobs.setParents(child._id, [open._id.slice(0, 13)]);
+    assert.deepEqual([waiting.state, waiting.parents, await ctx.queues.pending(wf)], ["AWAITING_PARENTS", [open._id], 0]);
+    assert.equal((await jobs.get(open._id)).hasChildren, true);
+    const ready = await jobs.setParents(child._id, [done._id]);
+    assert.deepEqual([ready.state, ready.parents, await ctx.queues.pending(wf)], ["READY", [done._id], 1]);
+    assert.equal(ready.stateHistory.at(-1)?.message, `parents set to ${done._id.slice(0, 8)}: all finished`);
+    await assert.rejects(jobs.setParents(open._id, [child._id, "no-such-job"]), NotFoundError);
+    await assert.rejects(jobs.setParents(child._id, [child._id]), /its own parent/);
+    await jobs.setParents(child._id, [open._id]);
+    await assert.rejects(jobs.setParents(open._id, [child._id]), /cycle/);
+    assert.deepEqual((await jobs.get(open._id)).parents, [], "a refused change changes nothing");
+    const none = await jobs.setParents(child._id, []);
+    assert.deepEqual([none.state, none.parents, await ctx.queues.pending(wf)], ["READY", [], 1]);
+  });
 });

@@ -24,7 +24,9 @@ from .errors import (
     WaitTimeout,
 )
 from .fields import FINAL_STATES, JOB_STATES
-from .jobs import Job, JobQuery, JobsApi
+from .history import StateHistory
+from .jobs import Job, JobsApi
+from .query import JobQuery
 
 __version__ = "0.1.0"
 
@@ -40,7 +42,7 @@ def spawn_child(**overrides) -> Job:
 
 
 __all__ = [
-    "AppsApi", "Balsam", "Result", "Job", "JobQuery", "JobsApi", "BalsamError", "BadRequest", "ConfigError",
+    "AppsApi", "Balsam", "Result", "Job", "JobQuery", "JobsApi", "StateHistory", "BalsamError", "BadRequest", "ConfigError",
     "Conflict", "NotFound", "ServerError", "TooLarge", "Unauthorized", "Unreachable", "WaitTimeout",
     "JOB_STATES", "FINAL_STATES", "current_job", "spawn_child", "default_client",
 ]

@@ -154,6 +154,11 @@ class Transport:
             resp.close()
 
 
+def quote_id(id_: str) -> str:
+    """A job id (or prefix) as one path segment."""
+    return urllib.parse.quote(id_, safe="")
+
+
 def as_query(selectors: Dict[str, Union[str, List[str]]]) -> List[Tuple[str, str]]:
     out: List[Tuple[str, str]] = []
     for k, v in selectors.items():

@@ -138,15 +138,28 @@ class Balsam:
         """A child of the current job, as 0.x's ``spawn_child(clone=True, ...)``:
         the current job's fields, changed by ``overrides``, its parents being
         the current job's parents and the current job — so it starts after
-        the current job ends."""
+        the current job ends. Its first history line says "spawned by
+        [name | id8]"."""
         me = self.current_job()
-        return self.jobs.add(**clone_spec(me, overrides))
+        return self.jobs.add(spawned_by=me, **clone_spec(me, overrides))
+
+
+#: 0.x fields that its ``spawn_child`` set itself whatever was given (a new
+#: child starts CREATED, with a fresh history, no lock) or that have no
+#: meaning here (``tick``, a launcher's clock): accepted and left out.
+SPAWN_IGNORED = frozenset(["state", "state_history", "stateHistory", "lock", "tick", "queued_launch", "queuedLaunch"])
+
+
+def spawn_overrides(overrides: Dict[str, Any]) -> Dict[str, Any]:
+    """A spawn's overrides without the fields 0.x's spawn_child overrode itself (SPAWN_IGNORED)."""
+    return {k: v for k, v in overrides.items() if k not in SPAWN_IGNORED}
 
 
 def clone_spec(job: Job, overrides: Dict[str, Any]) -> Dict[str, Any]:
     """The settable fields of ``job`` with ``overrides`` applied; its parents
     are the job's, the job, and any the overrides name (as the TypeScript
     client's spawnChild)."""
+    overrides = spawn_overrides(overrides)
     doc = job.to_dict()
     spec: Dict[str, Any] = {k: v for k, v in doc.items() if k in F.SETTABLE and k != "parents"}
     # The parent's recorded result is its run's output, not the clone's:

@@ -42,7 +42,8 @@ SNAKE_TO_KEY: Dict[str, str] = {
     "wait_for_parents": "waitForParents",
     "preprocess": "preprocess",
     "postprocess": "postprocess",
-    "working_directory": "workdir",
+    "working_directory": "workingDirectory",
+    "workdir": "workdir",
     "lock": "lock",
     "attempts": "attempts",
     "exit_code": "exitCode",
@@ -55,7 +56,6 @@ ALIASES: Dict[str, str] = {
     "application_args": "args",
     "pk": "_id",
     "id": "_id",
-    "workdir": "workdir",
 }
 KEY_TO_SNAKE: Dict[str, str] = {v: k for k, v in SNAKE_TO_KEY.items()}
 
@@ -111,9 +111,58 @@ def env_dict(value: Any) -> Any:
     return out
 
 
+#: Fields 0.x kept as Django IntegerField, FloatField-like and BooleanField: a value of another type is converted as Django did.
+INTEGERS = frozenset(["numNodes", "ranksPerNode", "threadsPerRank", "threadsPerCore", "nodePackingCount", "coscheduleNumNodes", "fastFailRetries"])
+NUMBERS = frozenset(["wallTimeMinutes"])
+BOOLEANS = frozenset(["postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry", "waitForParents"])
+TEXTS = frozenset(["name", "workflow", "application", "args", "description", "mpiFlags", "inputFiles", "stageInUrl", "stageOutFiles", "stageOutUrl", "preprocess", "postprocess"])
+
+
+def coerce(key: str, name: str, value: Any) -> Any:
+    """``value`` as the type field ``key`` holds, converted as 0.x's Django
+    fields converted it on save: ``"2"`` (from ``sys.argv``) for a count is
+    2, ``"True"``/``"f"``/``1`` for a flag is a bool, a number for text is
+    its text. BadRequest, naming the field, when it cannot be."""
+    from .errors import BadRequest
+
+    if value is None:
+        return value
+    if key in INTEGERS:
+        # int() as Django's IntegerField, but a fraction is refused rather than cut off.
+        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise BadRequest(f"{name} must be a whole number, not {value!r}")
+    if key in NUMBERS:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise BadRequest(f"{name} must be a number, not {value!r}")
+        try:
+            f = float(value)
+        except ValueError:
+            raise BadRequest(f"{name} must be a number, not {value!r}") from None
+        return int(f) if f.is_integer() else f
+    if key in BOOLEANS:
+        # Django's BooleanField.to_python, exactly.
+        if value in (True, False):
+            return bool(value)
+        if value in ("t", "True", "1"):
+            return True
+        if value in ("f", "False", "0"):
+            return False
+        raise BadRequest(f"{name} must be True or False, not {value!r}")
+    if key in TEXTS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 def to_spec(fields: Mapping[str, Any], allowed: Iterable[str] = SETTABLE, what: str = "job field") -> Dict[str, Any]:
-    """A dict of 0.x/snake_case (or camelCase) fields as the API's body.
-    Unknown names raise BadRequest before anything is sent."""
+    """A dict of 0.x/snake_case (or camelCase) fields as the API's body,
+    each value of the field's type (see coerce). Unknown names raise
+    BadRequest before anything is sent."""
     from .errors import BadRequest
 
     allowed = frozenset(allowed)
@@ -128,5 +177,5 @@ def to_spec(fields: Mapping[str, Any], allowed: Iterable[str] = SETTABLE, what: 
             value = env_dict(value)
         elif key == "parents":
             value = [getattr(p, "job_id", p) for p in value]
-        spec[key] = value
+        spec[key] = coerce(key, name, value)
     return spec

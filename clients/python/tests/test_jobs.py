@@ -165,7 +165,10 @@ class JobsTest(unittest.TestCase):
         self.assertIsNotNone(e.exception.status)
         with self.assertRaises(balsam.BadRequest) as e2:
             self.b.jobs.add_many([{"name": "ok", "workflow": wf, "application": self.app}, {"name": "bad", "workflow": wf, "application": self.app, "num_nodes": "many"}])
-        self.assertEqual(e2.exception.status, 400)
+        self.assertEqual(str(e2.exception), "num_nodes must be a whole number, not 'many'")
+        with self.assertRaises(balsam.BadRequest) as e2b:
+            self.b.jobs.add_many([{"name": "ok", "workflow": wf, "application": self.app}, {"name": "bad", "workflow": wf, "application": self.app, "num_nodes": 0}])
+        self.assertEqual(e2b.exception.status, 400)
         self.assertEqual(self.b.jobs.filter(workflow=wf).count(), 0, "a refused bulk adds nothing")
         with self.assertRaises(balsam.NotFound) as e3:
             self.b.jobs.get("ffffffff-ffff-ffff-ffff-ffffffffffff")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any, List, Optional, Tuple
 
-from ..client import clone_spec, default_client
+from ..client import clone_spec, default_client, spawn_overrides
 from ..errors import BalsamError, Conflict
 from ..jobs import Job, JobQuery
 
@@ -90,16 +90,35 @@ def _as_job(ref: Any) -> Job:
     return ref if isinstance(ref, Job) else default_client().jobs.get(str(ref), job_class=BalsamJob)
 
 
-def add_job(**kwargs: Any) -> BalsamJob:
-    """Adds a job from 0.x fields; inside a job its workflow defaults to the current job's."""
-    if "workflow" not in kwargs and current_job is not None:
-        kwargs["workflow"] = current_job.workflow
-    return _add(kwargs)
+def add_job(
+    name: Optional[str] = None, workflow: Optional[str] = None, application: Optional[str] = None,
+    description: Optional[str] = None, args: Optional[str] = None, mpi_flags: Optional[str] = None,
+    num_nodes: Any = None, ranks_per_node: Any = None, cpu_affinity: Optional[str] = None,
+    threads_per_rank: Any = None, threads_per_core: Any = None, environ_vars: Any = None,
+    data: Optional[dict] = None, save: bool = True, **kwargs: Any,
+) -> BalsamJob:
+    """Adds a job from 0.x fields, positionally as 0.5.0's ``add_job(name,
+    workflow, application, description, args, ...)`` or by name; a field
+    not given takes the server's default. Inside a job its workflow defaults
+    to the current job's. With ``save=False`` the job is returned unsaved:
+    its ``save()`` adds it."""
+    given = dict(
+        name=name, workflow=workflow, application=application, description=description, args=args, mpi_flags=mpi_flags,
+        num_nodes=num_nodes, ranks_per_node=ranks_per_node, cpu_affinity=cpu_affinity, threads_per_rank=threads_per_rank,
+        threads_per_core=threads_per_core, environ_vars=environ_vars, data=data,
+    )
+    fields = {k: v for k, v in given.items() if v is not None}
+    fields.update(kwargs)
+    if "workflow" not in fields and current_job is not None:
+        fields["workflow"] = current_job.workflow
+    if not save:
+        return BalsamJob(**fields)
+    return _add(fields)
 
 
-def _add(kwargs: Any) -> BalsamJob:
+def _add(kwargs: Any, spawned_by: Optional[Job] = None) -> BalsamJob:
     c = default_client()
-    return BalsamJob(c.jobs.add(**kwargs).to_dict(), c)
+    return BalsamJob(c.jobs.add(spawned_by=spawned_by, **kwargs).to_dict(), c)
 
 
 def add_dependency(parent: Any, child: Any) -> None:
@@ -112,15 +131,20 @@ def add_dependency(parent: Any, child: Any) -> None:
 
 def spawn_child(clone: bool = False, **kwargs: Any) -> BalsamJob:
     """A new job that starts after the current job. With ``clone=True`` it
-    copies the current job's fields (and parents) first, as 0.x did."""
+    copies the current job's fields (and parents) first, as 0.x did. Any
+    0.x field is taken; those 0.x's spawn_child set itself (``state``, which
+    it made CREATED, ``state_history``, ``lock``, ``queued_launch``) are
+    left to the server, which starts the child CREATED with "spawned by
+    [name | id8]" as its first history line."""
     if current_job is None:
         raise RuntimeError("No current BalsamJob detected in environment")
+    kwargs = spawn_overrides(kwargs)
     if "workflow" not in kwargs:
         kwargs["workflow"] = current_job.workflow
     if clone:
-        return _add(clone_spec(current_job, kwargs))
+        return _add(clone_spec(current_job, kwargs), spawned_by=current_job)
     kwargs["parents"] = list(kwargs.get("parents") or []) + [current_job.job_id]
-    return _add(kwargs)
+    return _add(kwargs, spawned_by=current_job)
 
 
 def kill(job: Any, recursive: bool = True) -> List[str]:
