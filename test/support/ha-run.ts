@@ -121,6 +121,10 @@ export async function whereKeysLive(queues: JobQueues, workflows: string[]): Pro
 export interface MidRunFailover {
   /** Jobs finished when the failover began. */
   finishedBefore: number;
+  /** From the kill (or the failover asked) until the new primary served. */
+  failoverMs: number;
+  /** From the kill until 100 more jobs had finished than when the new primary took over. */
+  resumedMs: number;
   /** Jobs whose process ran more than once (delivery is at least once; each is still recorded finished once). */
   ranTwice: number;
   /**
@@ -144,7 +148,14 @@ export async function failoverMidRun(run: HaRun, workflow: string, n: number, fa
   const finished = () => run.balsam.jobs.filter({ workflow, state: "JOB_FINISHED" }).count();
   await waitFor(async () => (await finished()) >= n / 4, 120_000, "a quarter of the jobs to finish");
   const finishedBefore = await finished();
+  const t0 = Date.now();
   await failover();
+  const failoverMs = Date.now() - t0;
+  // The same processes go on: 100 more jobs finish than had when the new primary took over —
+  // more than the launchers hold (4 running each, a few written behind), so entries taken from it.
+  const atTakeover = await finished();
+  await waitFor(async () => (await finished()) >= atTakeover + 100, 120_000, "100 more jobs to finish after the failover");
+  const resumedMs = Date.now() - t0;
   await allExited(ls, 240_000);
   assert.ok(finishedBefore < n, "the run had ended before the failover");
   await assertFinishedOnce(run.balsam, workflow, n);
@@ -153,5 +164,5 @@ export async function failoverMidRun(run: HaRun, workflow: string, n: number, fa
   assert.equal(runs.size, n, "jobs that never ran");
   const counts = await run.balsam.queues.queue(workflow).getJobCounts("waiting", "active", "delayed", "prioritized");
   const leftOver = Object.fromEntries(Object.entries(counts).filter(([, c]) => c > 0));
-  return { finishedBefore, ranTwice: [...runs.values()].filter((c) => c > 1).length, leftOver };
+  return { finishedBefore, failoverMs, resumedMs, ranTwice: [...runs.values()].filter((c) => c > 1).length, leftOver };
 }
