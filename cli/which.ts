@@ -48,7 +48,7 @@ export function register(program: Command): Command {
         out(`mongo: ${s.local.mongo ? "local" : "remote"} ${redactUrl(s.mongo.url) || "(not running)"} ${s.mongo.up ? "up" : "down"}`);
         // A URL of no known form is said here too, as the command that connects would say it.
         const target = s.redis.url ? parseRedisUrl(s.redis.url) : undefined;
-        const kind = target && target.kind !== "single" ? ` (${describeRedisKind(target)})` : "";
+        const kind = target && target.kind !== "single" ? ` ${describeRedisKind(target)}` : "";
         out(`redis: ${s.local.redis ? "local" : "remote"}${kind} ${redactUrl(s.redis.url) || "(not running)"} ${s.redis.up ? "up" : "down"}`);
       }),
     );

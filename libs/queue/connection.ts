@@ -122,6 +122,17 @@ async function bounded<T>(p: Promise<T>, ms: number): Promise<T> {
   }
 }
 
+/** Connects `c`, then runs `fn`, all within `ms`. */
+async function connectThen<T>(c: RedisClient, fn: () => Promise<T>, ms: number): Promise<T> {
+  return bounded(
+    (async () => {
+      await c.connect();
+      return fn();
+    })(),
+    ms,
+  );
+}
+
 /** True when the deployment at `target` answers PING within `timeoutMs` (a cluster: once it serves every slot). */
 export async function pingTarget(target: RedisTarget, timeoutMs: number): Promise<boolean> {
   const c = createRedisClient(target, "probe", timeoutMs);
@@ -129,13 +140,7 @@ export async function pingTarget(target: RedisTarget, timeoutMs: number): Promis
   // Bounded as a whole: a port held by something that accepts and never
   // answers (not Redis) would otherwise keep a command waiting for ever.
   try {
-    return await bounded(
-      (async () => {
-        await c.connect();
-        return (await c.ping()) === "PONG";
-      })(),
-      timeoutMs,
-    );
+    return (await connectThen(c, () => c.ping(), timeoutMs)) === "PONG";
   } catch {
     return false;
   } finally {
@@ -157,13 +162,7 @@ export async function connectProducer(target: RedisTarget, timeoutMs: number): P
     let lastError: Error | undefined;
     c.on("error", (err: Error) => (lastError = err));
     try {
-      await bounded(
-        (async () => {
-          await c.connect();
-          await c.ping();
-        })(),
-        deadline - Date.now(),
-      );
+      await connectThen(c, () => c.ping(), deadline - Date.now());
       return c;
     } catch (err) {
       c.disconnect();
@@ -194,13 +193,7 @@ async function askNode(at: HostPort, creds: { username?: string; password?: stri
   c.on("error", (e: Error) => (lastError = e.message));
   try {
     return {
-      reply: await bounded(
-        (async () => {
-          await c.connect();
-          return c.call(...args);
-        })(),
-        timeoutMs,
-      ),
+      reply: await connectThen(c, () => c.call(...args), timeoutMs),
     };
   } catch (err) {
     const m = (err as Error).message;

@@ -3,12 +3,16 @@
  * in the middle of a run — asked (SENTINEL FAILOVER) or because the primary
  * died (kill -9): the launchers' connections follow the new primary without
  * a restart, every job finishes once, nothing runnable is left without an
- * entry. Each test has a group of its own.
+ * entry. Each failover has a group of its own; the first group also answers
+ * for a URL naming no watched master and for a wrong password.
  */
-import { test, describe, after } from "node:test";
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
 import { useTestContext, waitFor } from "../support/context.js";
 import { ask, startSentinelGroup, type SentinelGroupHandle } from "../support/redis-ha.js";
 import { failoverMidRun, openHaRun, type HaRun } from "../support/ha-run.js";
+import { JobQueues } from "../../libs/queue/index.js";
+import { ConfigError } from "../../libs/errors/index.js";
 
 const ctx = useTestContext("sentinel");
 const open: Array<{ group: SentinelGroupHandle; run: HaRun }> = [];
@@ -36,6 +40,10 @@ async function newPrimary(group: SentinelGroupHandle, oldPort: number): Promise<
 }
 
 describe("a Sentinel failover in the middle of a run", () => {
+  let first: { group: SentinelGroupHandle; run: HaRun };
+  before(async () => {
+    first = await setUp("_asked");
+  });
   after(async () => {
     for (const { group, run } of open) {
       await run.close();
@@ -43,8 +51,16 @@ describe("a Sentinel failover in the middle of a run", () => {
     }
   });
 
+  test("a master name no Sentinel watches, a wrong password: one line each, saying which", async () => {
+    const { group } = first;
+    const refused = async (url: string, message: RegExp) =>
+      assert.rejects(JobQueues.connect({ redisUrl: url, connectTimeoutMs: 2000 }), (e: unknown) => e instanceof ConfigError && message.test(e.message) && !e.message.includes(group.password));
+    await refused(group.url.replace(/\/balsam$/, "/nosuch"), /^no Sentinel at redis-sentinel:\/\/:\*\*\*@[\d.:,]+\/nosuch watches a master named 'nosuch'$/);
+    await refused(group.url.replace(group.password, "wrong"), /^Redis Sentinel at redis-sentinel:\/\/:\*\*\*@[\d.:,]+\/balsam refused the password$/);
+  });
+
   test("SENTINEL FAILOVER: every job finishes once, nothing runnable left without an entry", async () => {
-    const { group, run } = await setUp("_asked");
+    const { group, run } = first;
     const r = await failoverMidRun(run, "ASKED", 2000, async () => {
       const old = await group.primary();
       await ask(group.sentinels[0]!.port, group.password, "SENTINEL", "FAILOVER", group.masterName);
