@@ -26,7 +26,7 @@ function rssOf(pid: number): number {
   }
 }
 
-async function addNoops(b: Balsam, workflow: string, n: number, app: string, packing: number): Promise<void> {
+export async function addNoops(b: Balsam, workflow: string, n: number, app: string, packing: number): Promise<void> {
   for (let i = 0; i < n; i += 10_000) {
     await b.jobs.addMany(Array.from({ length: Math.min(10_000, n - i) }, (_, k) => ({ name: `t${i + k}`, workflow, application: app, nodePackingCount: packing })));
   }
@@ -36,7 +36,7 @@ async function addNoops(b: Balsam, workflow: string, n: number, app: string, pac
  * `BENCH_LAUNCHER_BIN=/path/to/older/bin/balsam.js` runs that build's
  * launcher instead, on the same jobs and servers: before and after in one run.
  */
-function benchLauncherProc(args: string[], env: NodeJS.ProcessEnv): LauncherProc {
+export function benchLauncherProc(args: string[], env: NodeJS.ProcessEnv): LauncherProc {
   const bin = process.env.BENCH_LAUNCHER_BIN;
   if (!bin) return startLauncher(args, env);
   const child = spawn(process.execPath, [bin, "launcher", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
@@ -48,7 +48,7 @@ function benchLauncherProc(args: string[], env: NodeJS.ProcessEnv): LauncherProc
 }
 
 /** The launcher's own account of its costs, from the line it logs when it stops. */
-function costsLine(l: LauncherProc): string {
+export function costsLine(l: LauncherProc): string {
   const m = /killed; (\d+ database commands .*)$/m.exec(l.output());
   return m ? m[1]! : "(no stop line)";
 }

@@ -5,7 +5,8 @@
  * BENCH_LAUNCHER_JOBS (default 20000), BENCH_LATENCY_JOBS (default 100),
  * BENCH_MANY_JOBS (default 20000, several launchers),
  * BENCH_LS_JOBS (default 1000000), BENCH_IN_SIZES (default 20000,200000).
- * BENCH_ONLY=server|enqueue|launcher|cli|startup|search|web|chaos runs one part (cli includes startup;
+ * BENCH_CLUSTER_JOBS (default 8000; a Redis Cluster started here beside the one Redis),
+ * BENCH_ONLY=server|enqueue|launcher|cluster|cli|startup|search|web|chaos runs one part (cli includes startup;
  * web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000;
  * chaos, the cluster in a box: BENCH_CHAOS_JOBS, default 5000; BENCH_CHAOS_SECONDS, default 180).
  * BENCH_FERRETDB_BEFORE=/path/to/ferretdb runs the launcher part a second
@@ -23,6 +24,7 @@ import { buildJob, Store } from "../libs/store/index.js";
 import { num } from "./measure.js";
 import { benchCli, benchStartup } from "./cli.js";
 import { benchLauncher } from "./launcher.js";
+import { benchCluster } from "./cluster.js";
 import { benchSearch } from "./search.js";
 import { benchServer } from "./server.js";
 import { benchWeb } from "./web.js";
@@ -94,6 +96,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (!only || only === "cluster") await benchCluster(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "search") await benchSearch(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "web") await benchWeb(servers.mongoUrl, servers.redisUrl);
     // Last: filling a million jobs into FerretDB takes minutes.

@@ -27,7 +27,7 @@ export function register(program: Command): Command {
     .addHelpText("after", "\nWithout BALSAM_DB_PATH set, lists the known databases (balsam init adds each one it makes).")
     .action(
       action(async (o: { list?: boolean; name?: string }) => {
-        const { readKnownDatabases, readSettings, redactUrl, resolveDbPath } = await import("../libs/config/index.js");
+        const { describeRedisKind, parseRedisUrl, readKnownDatabases, readSettings, redactUrl, resolveDbPath } = await import("../libs/config/index.js");
         if (o.name !== undefined && !o.list) {
           out(await oneKnownDatabase(o.name));
           return;
@@ -46,7 +46,10 @@ export function register(program: Command): Command {
         out(`BALSAM_DB_PATH=${dir}`);
         out(`database ${settings.dbName}, queue prefix ${settings.queuePrefix}, scheduler ${settings.scheduler}`);
         out(`mongo: ${s.local.mongo ? "local" : "remote"} ${redactUrl(s.mongo.url) || "(not running)"} ${s.mongo.up ? "up" : "down"}`);
-        out(`redis: ${s.local.redis ? "local" : "remote"} ${redactUrl(s.redis.url) || "(not running)"} ${s.redis.up ? "up" : "down"}`);
+        // A URL of no known form is said here too, as the command that connects would say it.
+        const target = s.redis.url ? parseRedisUrl(s.redis.url) : undefined;
+        const kind = target && target.kind !== "single" ? ` ${describeRedisKind(target)}` : "";
+        out(`redis: ${s.local.redis ? "local" : "remote"}${kind} ${redactUrl(s.redis.url) || "(not running)"} ${s.redis.up ? "up" : "down"}`);
       }),
     );
 }

@@ -53,8 +53,8 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-# Redis
-if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+# Redis (the tests' cluster pass starts clusters and Sentinel groups of its own, even with REDIS_URL given)
+if { [ -z "${REDIS_URL:-}" ] || [ "$for_tests" = 1 ]; } && ! command -v redis-server >/dev/null 2>&1; then
   say "installing redis-server"
   apt_install redis-server || fail "redis-server is missing and could not be installed (apt-get install redis-server)"
 fi

@@ -1,7 +1,9 @@
 // Runs the compiled test files with node's test runner. Starts one set of
 // test servers for the whole run (unless MONGODB_URL/REDIS_URL are given) so
 // each file does not pay FerretDB's start-up; files get their own database
-// name and queue prefix on them.
+// name and queue prefix on them. `--cluster` runs test/cluster/ instead (`npm
+// run test:cluster`): files that start Redis Clusters and Sentinel groups of
+// their own and fail them over; a name given explicitly runs wherever it is.
 import { readdirSync, statSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -12,7 +14,9 @@ if (!existsSync(distTest)) {
   console.error("run-tests: dist/test is missing; run `npm run build` first");
   process.exit(1);
 }
-const want = process.argv.slice(2);
+const clusterPass = process.argv.includes("--cluster");
+const want = process.argv.slice(2).filter((a) => a !== "--cluster");
+const inClusterDir = (f) => f.includes(`${join("test", "cluster")}/`);
 function walk(dir) {
   return readdirSync(dir).flatMap((n) => {
     const p = join(dir, n);
@@ -20,7 +24,7 @@ function walk(dir) {
   });
 }
 const files = walk(distTest)
-  .filter((f) => want.length === 0 || want.some((w) => f.includes(w)))
+  .filter((f) => (want.length === 0 ? inClusterDir(f) === clusterPass : want.some((w) => f.includes(w))))
   .sort();
 if (files.length === 0) {
   console.error("run-tests: no test files matched");

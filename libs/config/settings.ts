@@ -5,6 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import * as z from "zod/mini";
 import en from "zod/v4/locales/en.js";
 import { ConfigError, UsageError } from "../errors/index.js";
+import { checkQueuePrefix, parseRedisUrl } from "./redis-url.js";
 
 export const SETTINGS_FILE = "settings.json";
 /**
@@ -231,6 +232,8 @@ export function initDatabaseDir(path: string, opts: InitOptions = {}, env: NodeJ
     throw new UsageError(`${INIT_OPTION_NAMES[key] ?? key} '${String(value)}' is not allowed: ${issue?.message ?? "invalid"}`);
   }
   const settings = parsed.data;
+  // A Redis URL of none of the known forms, or a prefix that would put a cluster's queues in one slot, is said before anything is made.
+  if (!isLocal(settings.redisUrl)) checkQueuePrefix(parseRedisUrl(settings.redisUrl), settings.queuePrefix);
   const created: string[] = [];
   try {
     makeDirs(dir, created);

@@ -1,8 +1,7 @@
 import { Queue, Worker, DelayedError, type Job as BullJob } from "bullmq";
-import { Redis, type RedisOptions } from "ioredis";
-import { ConfigError, UnreachableError } from "../errors/index.js";
 import { isValidWorkflow, queueName } from "./names.js";
-import { redactUrl } from "../config/index.js";
+import { checkQueuePrefix, parseRedisUrl, type RedisTarget } from "../config/index.js";
+import { connectProducer, createRedisClient, pingTarget, type RedisClient } from "./connection.js";
 import type { LaunchSnapshot } from "../models/index.js";
 
 /**
@@ -12,6 +11,7 @@ import type { LaunchSnapshot } from "../models/index.js";
  */
 
 export { queueName, isValidWorkflow } from "./names.js";
+export { masterNodes, type RedisClient } from "./connection.js";
 
 /** Same Balsam job and attempt → same BullMQ id, so enqueueing twice adds one entry. */
 export function bullJobId(id: string, attempt: number): string {
@@ -38,73 +38,45 @@ export interface QueueData {
 }
 
 export interface JobQueuesOptions {
+  /** redis://, redis-cluster:// or redis-sentinel:// (libs/config/redis-url.ts). */
   redisUrl: string;
-  /** Key prefix; use `{balsam}` on Redis Cluster so a queue's keys share a slot. Default `balsam`. */
+  /**
+   * Key prefix. Each workflow's queue name carries the workflow as a hash tag
+   * (`{name}`), so on Redis Cluster every workflow's keys share a slot of their
+   * own; a prefix with braces is refused there. Default `balsam`.
+   */
   prefix?: string;
   /** How long to wait for Redis before reporting it unreachable. Default 5000. */
   connectTimeoutMs?: number;
 }
 
-/** Redis's answers to a wrong or missing password (6.x/7.x: WRONGPASS, NOAUTH; older: "invalid password"). */
-const AUTH_REFUSED = /^(WRONGPASS|NOAUTH)|invalid password/;
-
-function baseRedisOptions(timeoutMs: number): RedisOptions {
-  return {
-    connectTimeout: timeoutMs,
-    // Jittered, capped backoff for reconnects (BullMQ's production guidance).
-    retryStrategy: (times) => Math.min(2000, 100 * 2 ** Math.min(times, 5)) + Math.floor(Math.random() * 100),
-    lazyConnect: true,
-  };
-}
-
 export class JobQueues {
   readonly prefix: string;
   readonly redisUrl: string;
+  /** What the URL names: one server, a cluster, a Sentinel group. */
+  readonly target: RedisTarget;
   /** Producer connection: fails fast while Redis is down instead of queueing commands. */
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   private readonly queues = new Map<string, Queue<QueueData>>();
   private readonly connectTimeoutMs: number;
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
   private readonly handlers = new Map<string, Set<(msg: string) => void>>();
   private closed = false;
 
-  private constructor(opts: JobQueuesOptions, connection: Redis) {
+  private constructor(opts: JobQueuesOptions, target: RedisTarget, connection: RedisClient) {
     this.prefix = opts.prefix ?? "balsam";
     this.redisUrl = opts.redisUrl;
+    this.target = target;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     this.connection = connection;
   }
 
   static async connect(opts: JobQueuesOptions): Promise<JobQueues> {
-    const timeout = opts.connectTimeoutMs ?? 5000;
-    const conn = new Redis(opts.redisUrl, {
-      ...baseRedisOptions(timeout),
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-    });
-    // Reported through the failing command instead; but a refused AUTH shows
-    // only here (the command then fails with "Connection is closed").
-    let lastError: Error | undefined;
-    conn.on("error", (err: Error) => (lastError = err));
-    try {
-      await conn.connect();
-      await conn.ping();
-    } catch (err) {
-      conn.disconnect();
-      const said = [lastError?.message, (err as Error).message].find((m) => m !== undefined && AUTH_REFUSED.test(m));
-      if (said) {
-        const url = redactUrl(opts.redisUrl);
-        throw new ConfigError(said.startsWith("NOAUTH") ? `Redis at ${url} requires a password and none was given` : `Redis at ${url} refused the password`, {
-          cause: err,
-          hint: "put the right one in the Redis URL in settings.json, or in redisPassword for a local database",
-        });
-      }
-      throw new UnreachableError("Redis", redactUrl(opts.redisUrl), {
-        cause: err,
-        hint: "start it (`balsam server --connect` for a local database) or fix the URL in settings.json",
-      });
-    }
-    return new JobQueues(opts, conn);
+    const target = parseRedisUrl(opts.redisUrl);
+    checkQueuePrefix(target, opts.prefix ?? "balsam");
+    const conn = await connectProducer(target, opts.connectTimeoutMs ?? 5000);
+    conn.on("error", () => undefined);
+    return new JobQueues(opts, target, conn);
   }
 
   private workflowsKey(): string {
@@ -226,7 +198,7 @@ export class JobQueues {
   async subscribe(name: string, handler: (msg: string) => void): Promise<() => Promise<void>> {
     const channel = this.channel(name);
     if (!this.subscriber) {
-      this.subscriber = new Redis(this.redisUrl, { ...baseRedisOptions(this.connectTimeoutMs), maxRetriesPerRequest: null });
+      this.subscriber = createRedisClient(this.target, "blocking", this.connectTimeoutMs);
       this.subscriber.on("error", () => undefined);
       this.subscriber.on("message", (ch: string, msg: string) => {
         for (const h of this.handlers.get(ch) ?? []) h(msg);
@@ -255,7 +227,7 @@ export class JobQueues {
    * (`maxRetriesPerRequest: null`, as BullMQ requires for workers).
    */
   createWorker(workflow: string, processor: (job: BullJob<QueueData>, token?: string) => Promise<void>, opts: WorkerOptions): Worker<QueueData> {
-    const connection = new Redis(this.redisUrl, { ...baseRedisOptions(this.connectTimeoutMs), maxRetriesPerRequest: null });
+    const connection = createRedisClient(this.target, "blocking", this.connectTimeoutMs);
     connection.on("error", () => undefined);
     const w = new Worker<QueueData>(queueName(workflow), processor, {
       connection,
@@ -333,26 +305,13 @@ export function failedAsStalled(err: Error): boolean {
 export type { BullJob, Worker };
 
 
-/** True when Redis answers PING at `url` within `timeoutMs`. */
+/** True when the Redis a URL names answers PING within `timeoutMs` (false for a URL of no known form). */
 export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean> {
-  const c = new Redis(url, { ...baseRedisOptions(timeoutMs), enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  c.on("error", () => undefined);
-  // Bounded as a whole: a port held by something that accepts and never
-  // answers (not Redis) would otherwise keep a command waiting for ever.
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+  let target: RedisTarget;
   try {
-    return await Promise.race([
-      (async () => {
-        await c.connect();
-        return (await c.ping()) === "PONG";
-      })(),
-      timeout,
-    ]);
+    target = parseRedisUrl(url);
   } catch {
     return false;
-  } finally {
-    clearTimeout(timer);
-    c.disconnect();
   }
+  return pingTarget(target, timeoutMs);
 }

@@ -15,8 +15,13 @@ const WORKFLOW_RE = /^[A-Za-z0-9_.-]{1,100}$/;
 const RESERVED_WORKFLOWS = new Set([".", "..", "servers"]);
 
 /**
- * The queue name for a workflow. BullMQ builds Redis keys as
- * `prefix:queue:suffix`, so a ':' (or spaces, braces) would corrupt them.
+ * The BullMQ queue name for a workflow: the name as a hash tag, `{name}`.
+ * BullMQ builds Redis keys as `prefix:queue:suffix` (so a ':', spaces or
+ * braces in a name would corrupt them), and Redis Cluster hashes only what is
+ * inside the first braces: every key of one workflow's queue lands in one
+ * slot — BullMQ's scripts touch several keys of a queue at once, which a
+ * cluster allows only within a slot — while different workflows land on
+ * different slots, spread over the shards.
  */
 export function queueName(workflow: string): string {
   if (RESERVED_WORKFLOWS.has(workflow)) {
@@ -29,7 +34,7 @@ export function queueName(workflow: string): string {
       hint: "use 1-100 letters, digits, '_', '.' or '-'",
     });
   }
-  return workflow;
+  return `{${workflow}}`;
 }
 
 export function isValidWorkflow(workflow: string): boolean {

@@ -1,4 +1,4 @@
-import { MongoClient, type Collection, type Db } from "mongodb";
+import { MongoClient, type Collection, type Db, type MongoClientOptions } from "mongodb";
 import type { App, Job } from "../models/index.js";
 import { ConfigError, UnreachableError } from "../errors/index.js";
 import { redactUrl } from "../config/index.js";
@@ -80,6 +80,42 @@ function authError(err: unknown, url: string): ConfigError | undefined {
   });
 }
 
+/** The names of the options a connection string sets, lower-cased (the driver reads them case-insensitively). */
+function urlOptionNames(url: string): Set<string> {
+  const q = url.indexOf("?");
+  if (q < 0) return new Set();
+  const name = (kv: string) => {
+    const k = kv.split("=")[0] ?? "";
+    try {
+      return decodeURIComponent(k).toLowerCase();
+    } catch {
+      return k.toLowerCase(); // the driver refuses such a string itself
+    }
+  };
+  return new Set(url.slice(q + 1).split("&").map(name));
+}
+
+/**
+ * The driver's client for a connection string, not yet connected. What the
+ * string says passes through to the driver unchanged — a replica set
+ * (`replicaSet=`, or `mongodb+srv://` and its DNS records), `w=majority`,
+ * `readPreference`, `retryWrites` — and so do its own timeouts: ours
+ * (`connectTimeoutMs`, 5 s) only fill those it leaves unset, since a replica
+ * set's election can take longer than a single server's answer.
+ */
+export function mongoClientFor(opts: Pick<StoreOptions, "url" | "connectTimeoutMs" | "countCommands">): MongoClient {
+  const timeout = opts.connectTimeoutMs ?? 5000;
+  const given = urlOptionNames(opts.url);
+  const o: MongoClientOptions = {
+    // Counted (Store.commands): beside a launcher's writes an event per command is noise;
+    // for a read-only CLI command it is not (see countCommands).
+    monitorCommands: opts.countCommands !== false,
+  };
+  if (!given.has("serverselectiontimeoutms")) o.serverSelectionTimeoutMS = timeout;
+  if (!given.has("connecttimeoutms")) o.connectTimeoutMS = timeout;
+  return new MongoClient(opts.url, o);
+}
+
 /**
  * The MongoDB side of Balsam: the four collections and their indexes. Only
  * this folder imports the `mongodb` driver.
@@ -125,14 +161,7 @@ export class Store {
   }
 
   static async connect(opts: StoreOptions): Promise<Store> {
-    const timeout = opts.connectTimeoutMs ?? 5000;
-    const client = new MongoClient(opts.url, {
-      serverSelectionTimeoutMS: timeout,
-      connectTimeoutMS: timeout,
-      // Counted (Store.commands): beside a launcher's writes an event per command is noise;
-      // for a read-only CLI command it is not (see countCommands).
-      monitorCommands: opts.countCommands !== false,
-    });
+    const client = mongoClientFor(opts);
     try {
       await client.connect();
       // `ping` answers without a login; listing one collection needs one, so

@@ -160,6 +160,10 @@ export interface RedisStartOptions extends StartOptions {
   password?: string;
   /** AOF persistence; on for local databases (BullMQ's guidance), optional for throwaway test servers. */
   appendOnly?: boolean;
+  /** A configuration file read first (a Sentinel's, which it rewrites as it learns). */
+  configFile?: string;
+  /** More arguments after ours (cluster mode, replication, `--sentinel`). */
+  extraArgs?: string[];
 }
 
 export async function startRedis(opts: RedisStartOptions): Promise<ServerHandle> {
@@ -170,6 +174,7 @@ export async function startRedis(opts: RedisStartOptions): Promise<ServerHandle>
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? (await freePort());
   const args = [
+    ...(opts.configFile ? [resolve(opts.configFile)] : []),
     "--port", String(port),
     "--bind", host,
     "--dir", resolve(opts.dir),
@@ -180,6 +185,7 @@ export async function startRedis(opts: RedisStartOptions): Promise<ServerHandle>
     "--protected-mode", opts.password ? "yes" : "no",
   ];
   if (opts.password) args.push("--requirepass", opts.password);
+  args.push(...(opts.extraArgs ?? []));
   const p = await launch(bin, args, opts);
   const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
   const connectHost = host === "0.0.0.0" ? "127.0.0.1" : host;

@@ -1,11 +1,22 @@
 import { recordTransitions, type Store, type Transition } from "../../libs/store/index.js";
 import { coerceError } from "../../libs/errors/index.js";
 
-/** Connection-level failures worth waiting out; anything else is a bug or bad data. */
+/**
+ * Failures worth waiting out — a server away, a replica set changing its
+ * primary — as the driver names them; anything else is a bug or bad data.
+ */
 export function isTransient(err: unknown): boolean {
-  const e = err as { name?: string; code?: unknown; writeErrors?: unknown[] } | null;
+  const e = err as { name?: string; code?: unknown; writeErrors?: unknown[]; errorLabels?: unknown; err?: { code?: unknown } } | null;
   const name = e?.name ?? "";
   if (/MongoNetworkError|MongoServerSelectionError|MongoNetworkTimeoutError|MongoPoolClearedError|MongoNotConnectedError/.test(name)) return true;
+  // The driver's retryable-write set (mongodb lib/error.ts, RETRYABLE_WRITE_ERROR_CODES): a
+  // primary stepping down or shutting down, a node not (yet) primary, a network fault the
+  // server saw. 4.4+ servers and the driver label them RetryableWriteError; an older server
+  // sends the code alone, and a write-concern failure carries it apart (`err`). Our writes are
+  // compare-and-set, so retrying one already applied reads as a lost race.
+  const RETRYABLE_CODES = [6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436];
+  if (Array.isArray(e?.errorLabels) && e.errorLabels.includes("RetryableWriteError")) return true;
+  if (RETRYABLE_CODES.includes(e?.code as number) || RETRYABLE_CODES.includes(e?.err?.code as number)) return true;
   // An unordered bulk wraps the network or server-selection error it met (measured on a
   // restarting server: "connect ECONNREFUSED"), copying that error's fields: no server code,
   // no write errors, and the network error's `beforeHandshake` or the selection error's `reason`.

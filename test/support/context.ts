@@ -1,7 +1,7 @@
 import { after, before } from "node:test";
 import { randomBytes } from "node:crypto";
 import { Store } from "../../libs/store/index.js";
-import { JobQueues } from "../../libs/queue/index.js";
+import { JobQueues, masterNodes } from "../../libs/queue/index.js";
 import { waitFor } from "../../services/dbserver/servers.js";
 import { startTestServers, type TestServers } from "./servers.js";
 
@@ -53,12 +53,7 @@ export function useTestContext(kind: string): TestContext {
     for (const fn of closers.reverse()) await fn();
     if (ctx.queues) {
       // Delete this file's keys only; other files share the server.
-      let cursor = "0";
-      do {
-        const [next, keys] = await ctx.queues.connection.scan(cursor, "MATCH", `${ctx.prefix}:*`, "COUNT", 1000);
-        cursor = next;
-        if (keys.length) await ctx.queues.connection.del(...keys);
-      } while (cursor !== "0");
+      await deleteKeys(ctx.queues, `${ctx.prefix}:*`);
       await ctx.queues.close();
     }
     if (ctx.store) {
@@ -83,4 +78,25 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Deletes the keys matching `pattern` on every master (a cluster's keys are
+ * spread over its masters; SCAN sees one node's), one key per command:
+ * a cluster refuses a DEL of keys in different slots. Returns how many.
+ */
+export async function deleteKeys(queues: JobQueues, pattern: string): Promise<number> {
+  let n = 0;
+  for (const node of masterNodes(queues.connection)) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const p = node.pipeline();
+      for (const k of keys) p.unlink(k);
+      for (const [err, deleted] of (await p.exec()) ?? []) if (!err) n += Number(deleted);
+    } while (cursor !== "0");
+  }
+  return n;
 }

@@ -21,6 +21,7 @@ const URLS = [
   "mongodb://127.0.0.1:40123/?directConnection=true",
   "mongodb://balsam:s3cr%2Ft%40x@127.0.0.1:40123/admin?authSource=admin&authMechanism=SCRAM-SHA-256",
   "mongodb://u:p@h1:1,h2:2,[::1]:3/db?replicaSet=rs0&readPreference=secondaryPreferred&w=majority&retryWrites=false",
+  "mongodb+srv://u:p@cluster0.example.net/db?w=majority&readPreference=nearest&readPreferenceTags=dc:ny",
   "mongodb://%2Ftmp%2Fmongodb-27017.sock/?serverSelectionTimeoutMS=500",
   "mongodb://host.example.org/?TLS=true&tlsAllowInvalidCertificates=true&appName=balsam%20cli",
   "mongodb://user@host/?authMechanism=MONGODB-X509",
