@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runBalsam } from "../support/cli.js";
+import { joinNamespace, type NetNode } from "../support/netns.js";
 
 const PROBE = resolve(fileURLToPath(import.meta.url), "../../support/probe.js");
 
@@ -27,19 +28,12 @@ describe("a --listen-all database seen from another host", () => {
   let env: NodeJS.ProcessEnv;
   let settings: { mongoPassword: string; redisPassword: string };
   let ports: { mongo: number; redis: number };
-  const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+  let node: NetNode | undefined;
   const probe = (kind: string, url: string) =>
     execFileSync("ip", ["netns", "exec", ns, process.execPath, PROBE, kind, url], { timeout: 30_000 }).toString().trim();
 
   before(async () => {
-    ip("netns", "add", ns);
-    ip("link", "add", hostIf, "type", "veth", "peer", "name", nsIf);
-    ip("link", "set", nsIf, "netns", ns);
-    ip("addr", "add", `${hostIp}/30`, "dev", hostIf);
-    ip("link", "set", hostIf, "up");
-    ip("netns", "exec", ns, "ip", "addr", "add", `${nsIp}/30`, "dev", nsIf);
-    ip("netns", "exec", ns, "ip", "link", "set", nsIf, "up");
-    ip("netns", "exec", ns, "ip", "link", "set", "lo", "up");
+    node = joinNamespace(ns, [hostIf, nsIf], [hostIp, nsIp]);
     root = mkdtempSync(join(tmpdir(), "balsam-net-"));
     dir = join(root, "db");
     env = { BALSAM_HOME: join(root, "home"), BALSAM_DB_PATH: dir };
@@ -52,12 +46,7 @@ describe("a --listen-all database seen from another host", () => {
   });
   after(async () => {
     await runBalsam(["server", "--stop"], { env });
-    try {
-      ip("link", "del", hostIf);
-    } catch {
-      // gone with the namespace
-    }
-    ip("netns", "del", ns);
+    node?.remove();
     rmSync(root, { recursive: true, force: true });
   });
 

@@ -161,3 +161,22 @@ class Announcements:
             pass
         self.sock.close()
         self._thread.join(timeout=5)
+
+
+class NoopAppTest(unittest.TestCase):
+    """A client and an app that only echoes, for test classes that add jobs; ``create`` is how they add one."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        import balsam
+
+        cls.b = balsam.Balsam()
+        cls.app = unique("noop")
+        cls.b.apps.add(cls.app, script(cls.app, "echo noop\n"))
+
+    def create(self, **fields):
+        return self.b.jobs.add(**fields)
+
+    def add(self, **fields):
+        fields.setdefault("application", self.app)
+        return self.create(**fields)

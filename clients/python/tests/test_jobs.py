@@ -19,16 +19,7 @@ BalsamJob.objects.filter(name__contains=sys.argv[2], workflow=sys.argv[1]).delet
 '''
 
 
-class JobsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.b = balsam.Balsam()
-        cls.app = support.unique("noop")
-        cls.b.apps.add(cls.app, support.script(cls.app, "echo noop\n"))
-
-    def add(self, **fields):
-        fields.setdefault("application", self.app)
-        return self.b.jobs.add(**fields)
+class JobsTest(support.NoopAppTest):
 
     def test_seed_script_deletes_task_jobs_of_its_workflow_only(self) -> None:
         # The seed's "script_with_django_model.py", verbatim, run as the seed runs it.

@@ -18,15 +18,8 @@ from balsam.launcher.dag import BalsamJob  # noqa: E402
 NO_SUCH_ID = "ffffffff-0000-4000-8000-000000000000"
 
 
-class ZeroXModelTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.b = balsam.Balsam()
-        cls.app = support.unique("noop")
-        cls.b.apps.add(cls.app, support.script(cls.app, "echo noop\n"))
-
-    def add(self, **fields):
-        fields.setdefault("application", self.app)
+class ZeroXModelTest(support.NoopAppTest):
+    def create(self, **fields):
         return BalsamJob.objects.create(**fields)
 
     def test_save_update_fields_saves_only_those(self) -> None:
