@@ -6,7 +6,8 @@
  * BENCH_MANY_JOBS (default 20000, several launchers),
  * BENCH_LS_JOBS (default 1000000), BENCH_IN_SIZES (default 20000,200000).
  * BENCH_CLUSTER_JOBS (default 8000; a Redis Cluster started here beside the one Redis),
- * BENCH_ONLY=server|enqueue|launcher|cluster|cli|startup|search|web|chaos runs one part (cli includes startup;
+ * BENCH_PEERS_JOBS (default 5000; Dask distributed and Celery on the same no-op jobs),
+ * BENCH_ONLY=server|enqueue|launcher|peers|cluster|cli|startup|search|web|chaos runs one part (cli includes startup;
  * web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000;
  * chaos, the cluster in a box: BENCH_CHAOS_JOBS, default 5000; BENCH_CHAOS_SECONDS, default 180).
  * BENCH_FERRETDB_BEFORE=/path/to/ferretdb runs the launcher part a second
@@ -29,6 +30,7 @@ import { benchSearch } from "./search.js";
 import { benchServer } from "./server.js";
 import { benchWeb } from "./web.js";
 import { benchChaos } from "./chaos.js";
+import { benchPeers } from "./peers.js";
 
 const only = process.env.BENCH_ONLY;
 
@@ -96,6 +98,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (!only || only === "peers") await benchPeers(servers.mongoUrl, servers.redisUrl, servers.mongoPid);
     if (!only || only === "cluster") await benchCluster(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "search") await benchSearch(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "web") await benchWeb(servers.mongoUrl, servers.redisUrl);
