@@ -225,6 +225,40 @@ describe("MongoDB-wire server conformance", () => {
     for (const d of docs) assert.equal(d.history.length, 1, `${d._id} won by ${JSON.stringify(d.history)}`);
   });
 
+  test("an update command's statements see each other's writes in order, and an error keeps the writes before it", async () => {
+    const [a, b, c] = (await seed("inorder", 3)) as [string, string, string];
+    const col = coll(ctx.store, "inorder");
+    const one = (filter: object, update: object, upsert = false) => ({ updateOne: { filter, update, upsert } });
+    const err = await col
+      .bulkWrite(
+        [
+          one({ _id: a, state: "READY" }, { $set: { state: "RUNNING" }, $push: { history: "1" } }),
+          // The same document again, by _id and by the state the statement before wrote.
+          one({ _id: a, state: "RUNNING" }, { $set: { state: "DONE" }, $push: { history: "2" } }),
+          one({ _id: a, state: "READY" }, { $push: { history: "stale" } }),
+          // Not by _id: reads what the statements before it wrote.
+          { updateMany: { filter: { state: "DONE" }, update: { $push: { history: "many" } } } },
+          one({ _id: b, state: "READY" }, { $set: { state: "RUNNING" } }),
+          one({ _id: c }, { $set: { state: "RUNNING" } }),
+          one({ _id: "inorder-upserted", state: "READY" }, { $push: { history: "up" } }, true),
+          // Fails ($inc of a string): an ordered command stops here, keeping what came before.
+          one({ _id: b }, { $inc: { state: 1 } }),
+          one({ _id: c }, { $set: { state: "LATE" } }),
+        ],
+        { ordered: true },
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof Error, "the $inc of a string was refused");
+    const docs = new Map((await col.find({}).toArray()).map((d) => [d._id, d]));
+    assert.deepEqual([docs.get(a)?.state, docs.get(a)?.history], ["DONE", ["1", "2", "many"]]);
+    assert.equal(docs.get(b)?.state, "RUNNING");
+    assert.equal(docs.get(c)?.state, "RUNNING", "the statement after the error did not run");
+    assert.deepEqual(docs.get("inorder-upserted")?.history, ["up"]);
+  });
+
   test("find with _id $in is answered through the _id index (explain)", async () => {
     const ids = await seed("inidx", 2000);
     const want = shuffled(ids).slice(0, 50);
