@@ -23,6 +23,7 @@ export interface JobOptionValues {
   numNodes?: number;
   coscheduleNumNodes?: number;
   nodePackingCount?: number;
+  gpusPerRank?: number;
   ranksPerNode?: number;
   threadsPerRank?: number;
   threadsPerCore?: number;
@@ -55,6 +56,7 @@ export function addJobOptions(cmd: Command, opts: { workflowRequired: boolean })
     .option("--num-nodes <n>", "nodes for an MPI job (default 1)", intOption("--num-nodes", 1, MAX_JOB_COUNT))
     .option("--coschedule-num-nodes <n>", "extra nodes kept for a coscheduled service (default 0)", intOption("--coschedule-num-nodes", 0, MAX_JOB_COUNT))
     .option("--node-packing-count <n>", "serial jobs packed per node (default 1)", intOption("--node-packing-count", 1, MAX_JOB_COUNT))
+    .option("--gpus-per-rank <n>", "whole GPUs each rank gets (default 0): the launcher hands the job exactly its own devices", intOption("--gpus-per-rank", 0, MAX_JOB_COUNT))
     .option("--ranks-per-node <n>", "MPI ranks per node (default 1)", intOption("--ranks-per-node", 1, MAX_JOB_COUNT))
     .option("--threads-per-rank <n>", "threads per rank (default 1)", intOption("--threads-per-rank", 1, MAX_JOB_COUNT))
     .option("--threads-per-core <n>", "threads per core (default 1)", intOption("--threads-per-core", 1, MAX_JOB_COUNT))
@@ -98,6 +100,7 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
     numNodes: o.numNodes,
     coscheduleNumNodes: o.coscheduleNumNodes,
     nodePackingCount: o.nodePackingCount,
+    gpusPerRank: o.gpusPerRank,
     ranksPerNode: o.ranksPerNode,
     threadsPerRank: o.threadsPerRank,
     threadsPerCore: o.threadsPerCore,
