@@ -1,5 +1,5 @@
 import { Option, type Command } from "commander";
-import { JOB_FIELDS, checkJobForLaunch, MAX_JOB_COUNT, parseEnvAssignments, type Job, type JobSpec } from "../libs/models/index.js";
+import { JOB_FIELDS, checkJobForLaunch, checkJobLimits, MAX_JOB_COUNT, parseEnvAssignments, type Job, type JobSpec } from "../libs/models/index.js";
 import { queueName as checkWorkflowName } from "../libs/queue/names.js";
 import type { Balsam } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
@@ -145,6 +145,8 @@ async function workflowHasJobs(b: Balsam, workflow: string): Promise<boolean> {
  * print the new id on stdout.
  */
 export async function addJobInteractively(b: Balsam, spec: JobSpec, opts: { yes: boolean; warnExisting: boolean }): Promise<Job | undefined> {
+  // Before any warning: a job no node can hold gets its one line and nothing else.
+  checkJobLimits(spec, b.jobs.limits);
   await b.apps.get(spec.application);
   if (opts.warnExisting && (await workflowHasJobs(b, spec.workflow))) {
     note(`warning: workflow ${spec.workflow} already has jobs (\`balsam ls --wf ${spec.workflow}\`); a launcher on ${spec.workflow} runs them too`);

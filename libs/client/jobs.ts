@@ -12,7 +12,8 @@ import {
   FINAL_STATES,
   MAX_JOB_COUNT,
   RERUN_REQUESTS,
-  gpuLimitProblem,
+  checkJobLimits,
+  type JobLimits,
   type Job,
   type JobSpec,
   type JobState,
@@ -120,12 +121,6 @@ export class JobQuery {
     }
     return res.modifiedCount;
   }
-}
-
-/** What the database's settings say every job must fit. */
-export interface JobLimits {
-  /** The site's GPUs per node (settings `gpusPerNode`): a job needing more on one node is refused. */
-  maxGpusPerNode?: number;
 }
 
 export class JobsApi {
@@ -754,7 +749,6 @@ function validateSpec(s: JobSpec, limits: JobLimits = {}): void {
     throw new UsageError(`cpu_affinity must be none or depth, not ${String(s.cpuAffinity)}`);
   }
   if (!s.name.trim()) throw new UsageError("a job needs a name");
-  const gpus = gpuLimitProblem({ ranksPerNode: s.ranksPerNode ?? 1, gpusPerRank: s.gpusPerRank }, limits.maxGpusPerNode);
-  if (gpus) throw new UsageError(gpus, { hint: "lower gpus_per_rank or ranks_per_node, or correct gpusPerNode in the database's settings.json" });
+  checkJobLimits(s, limits);
   checkJobForLaunch(s);
 }
