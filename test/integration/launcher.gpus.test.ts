@@ -162,6 +162,11 @@ describe("GPUs on a launcher's nodes", () => {
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /--gpus-per-rank must be ≥ 0, not -1/);
     assert.equal(await f.balsam.jobs.filter({ workflow: "LIMIT" }).count(), before, "nothing added");
+    const fits = await f.db.run(["job", "--name", "fits", "--workflow", "LIMIT", "--application", "old", "--ranks-per-node", "2", "--gpus-per-rank", "2", "--yes"]);
+    assert.equal(fits.code, 0, fits.stderr);
+    const made = await f.balsam.jobs.get(fits.stdout.trim());
+    assert.deepEqual([made.gpusPerRank, made.ranksPerNode], [2, 2]);
+    await f.balsam.jobs.filter({ name: "fits", workflow: "LIMIT" }).delete();
 
     const mod = await f.db.run(["modify", ok._id, "gpus_per_rank", "6"]);
     assert.equal(mod.code, 2, mod.stderr);
