@@ -56,7 +56,8 @@ export function discoverGpus(env: NodeJS.ProcessEnv, opts: DiscoverGpusOptions):
   if (opts.flag !== undefined) return { ids: indices(checkCount(opts.flag, "--gpus-per-node")), vendor: countVendor, source: "flag" };
   const fromEnv = nonEmpty(env, "BALSAM_GPUS_PER_NODE");
   if (fromEnv !== undefined) {
-    if (!/^\d+$/.test(fromEnv)) throw new ConfigError(`BALSAM_GPUS_PER_NODE must be a whole number ≥ 0, not '${fromEnv}'`);
+    // A usage error (exit 2), as the launcher's other environment overrides are.
+    if (!/^\d+$/.test(fromEnv)) throw new UsageError(`BALSAM_GPUS_PER_NODE must be a whole number ≥ 0, not '${fromEnv}'`);
     return { ids: indices(checkCount(Number(fromEnv), "BALSAM_GPUS_PER_NODE")), vendor: countVendor, source: "env" };
   }
   if (opts.settings !== undefined) return { ids: indices(checkCount(opts.settings, "gpusPerNode")), vendor: countVendor, source: "settings" };
@@ -107,7 +108,8 @@ function deviceList(env: NodeJS.ProcessEnv, name: string): string[] | undefined 
   if (raw === undefined) return undefined;
   const v = raw.trim();
   if (v === "" || v === "-1" || v === "NoDevFiles") return [];
-  const ids = v.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  // A repeated id would be granted to two jobs at once.
+  const ids = [...new Set(v.split(",").map((s) => s.trim()).filter((s) => s !== ""))];
   if (ids.length > MAX_GPUS) throw new ConfigError(`${name} lists more than ${MAX_GPUS} devices`);
   return ids;
 }

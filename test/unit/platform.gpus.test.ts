@@ -63,8 +63,14 @@ describe("discoverGpus: the first source that answers", () => {
     assert.equal(discoverGpus({}, opts({ flag: 2, vendor: "auto" })).vendor, "nvidia");
   });
 
+  test("an allocation's list: repeats collapse (one device is never granted twice); an absurd one is a ConfigError", () => {
+    assert.deepEqual(discoverGpus({ CUDA_VISIBLE_DEVICES: "0,1,0" }, opts()).ids, ["0", "1"]);
+    const huge = Array.from({ length: 1025 }, (_, i) => String(i)).join(",");
+    assert.throws(() => discoverGpus({ ZE_AFFINITY_MASK: huge }, opts()), ConfigError);
+  });
+
   test("a bad override is refused with its name", () => {
-    assert.throws(() => discoverGpus({ BALSAM_GPUS_PER_NODE: "four" }, opts()), (e: unknown) => e instanceof ConfigError && /BALSAM_GPUS_PER_NODE must be a whole number/.test(e.message));
+    assert.throws(() => discoverGpus({ BALSAM_GPUS_PER_NODE: "four" }, opts()), (e: unknown) => e instanceof UsageError && /BALSAM_GPUS_PER_NODE must be a whole number/.test(e.message));
     assert.throws(() => discoverGpus({}, opts({ flag: 5000 })), (e: unknown) => e instanceof UsageError && /--gpus-per-node must be a whole number from 0 to 1024/.test(e.message));
   });
 });
