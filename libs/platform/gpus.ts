@@ -177,7 +177,8 @@ export interface MpiGpuBinding {
 export function mpiGpuBinding(kind: MpiKind, vendor: GpuVendor, ids: readonly string[], ranksPerNode: number, gpusPerRank: number): MpiGpuBinding {
   const env = gpuEnv(vendor, ids);
   const vars = LOCAL_RANK_VARIABLES[kind];
-  if (ids.length === 0 || gpusPerRank <= 0 || vars.length === 0) return { prefix: [], env };
+  // One rank a node: its share is the whole list, and no shell is needed to say so.
+  if (ids.length === 0 || gpusPerRank <= 0 || vars.length === 0 || ranksPerNode <= 1) return { prefix: [], env };
   const shares = Array.from({ length: ranksPerNode }, (_, r) => ids.slice(r * gpusPerRank, (r + 1) * gpusPerRank).join(","));
   env.BALSAM_RANK_GPUS = shares.join(" ");
   const rank = vars.reduceRight((inner, v) => `\${${v}:-${inner}}`, "");

@@ -106,6 +106,7 @@ describe("handing devices to jobs", () => {
     assert.deepEqual(aprun.prefix, [], "aprun tells a rank nothing: the whole list");
     assert.equal(aprun.env.CUDA_VISIBLE_DEVICES, "0,1,2,3");
     assert.deepEqual(mpiGpuBinding("openmpi", "nvidia", [], 2, 0), { prefix: [], env: {} });
+    assert.deepEqual(mpiGpuBinding("openmpi", "nvidia", ["0", "1"], 1, 2), { prefix: [], env: { CUDA_DEVICE_ORDER: "PCI_BUS_ID", CUDA_VISIBLE_DEVICES: "0,1" } }, "one rank a node: no wrapper");
   });
 });
 
