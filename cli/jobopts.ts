@@ -1,5 +1,5 @@
 import { Option, type Command } from "commander";
-import { JOB_FIELDS, checkJobForLaunch, MAX_JOB_COUNT, parseEnvAssignments, type Job, type JobSpec } from "../libs/models/index.js";
+import { JOB_FIELDS, checkJobForLaunch, checkJobLimits, MAX_JOB_COUNT, parseEnvAssignments, type Job, type JobSpec } from "../libs/models/index.js";
 import { queueName as checkWorkflowName } from "../libs/queue/names.js";
 import type { Balsam } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
@@ -23,6 +23,7 @@ export interface JobOptionValues {
   numNodes?: number;
   coscheduleNumNodes?: number;
   nodePackingCount?: number;
+  gpusPerRank?: number;
   ranksPerNode?: number;
   threadsPerRank?: number;
   threadsPerCore?: number;
@@ -55,6 +56,7 @@ export function addJobOptions(cmd: Command, opts: { workflowRequired: boolean })
     .option("--num-nodes <n>", "nodes for an MPI job (default 1)", intOption("--num-nodes", 1, MAX_JOB_COUNT))
     .option("--coschedule-num-nodes <n>", "extra nodes kept for a coscheduled service (default 0)", intOption("--coschedule-num-nodes", 0, MAX_JOB_COUNT))
     .option("--node-packing-count <n>", "serial jobs packed per node (default 1)", intOption("--node-packing-count", 1, MAX_JOB_COUNT))
+    .option("--gpus-per-rank <n>", "whole GPUs each rank gets (default 0): the launcher hands the job exactly its own devices", intOption("--gpus-per-rank", 0, MAX_JOB_COUNT))
     .option("--ranks-per-node <n>", "MPI ranks per node (default 1)", intOption("--ranks-per-node", 1, MAX_JOB_COUNT))
     .option("--threads-per-rank <n>", "threads per rank (default 1)", intOption("--threads-per-rank", 1, MAX_JOB_COUNT))
     .option("--threads-per-core <n>", "threads per core (default 1)", intOption("--threads-per-core", 1, MAX_JOB_COUNT))
@@ -98,6 +100,7 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
     numNodes: o.numNodes,
     coscheduleNumNodes: o.coscheduleNumNodes,
     nodePackingCount: o.nodePackingCount,
+    gpusPerRank: o.gpusPerRank,
     ranksPerNode: o.ranksPerNode,
     threadsPerRank: o.threadsPerRank,
     threadsPerCore: o.threadsPerCore,
@@ -142,6 +145,8 @@ async function workflowHasJobs(b: Balsam, workflow: string): Promise<boolean> {
  * print the new id on stdout.
  */
 export async function addJobInteractively(b: Balsam, spec: JobSpec, opts: { yes: boolean; warnExisting: boolean }): Promise<Job | undefined> {
+  // Before any warning: a job no node can hold gets its one line and nothing else.
+  checkJobLimits(spec, b.jobs.limits);
   await b.apps.get(spec.application);
   if (opts.warnExisting && (await workflowHasJobs(b, spec.workflow))) {
     note(`warning: workflow ${spec.workflow} already has jobs (\`balsam ls --wf ${spec.workflow}\`); a launcher on ${spec.workflow} runs them too`);

@@ -71,7 +71,7 @@ export class AppsApi {
  */
 const SPAWN_COPIED = [
   "name", "workflow", "application", "args", "description", "numNodes", "ranksPerNode", "threadsPerRank", "threadsPerCore",
-  "cpuAffinity", "nodePackingCount", "coscheduleNumNodes", "wallTimeMinutes", "mpiFlags", "environVars", "inputFiles",
+  "cpuAffinity", "nodePackingCount", "gpusPerRank", "coscheduleNumNodes", "wallTimeMinutes", "mpiFlags", "environVars", "inputFiles",
   "stageInUrl", "stageOutFiles", "stageOutUrl", "postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry",
   "waitForParents", "preprocess", "postprocess",
 ] as const satisfies ReadonlyArray<keyof JobSpec & keyof Job>;
@@ -92,7 +92,7 @@ export class Balsam {
     readonly settings: Settings | undefined,
   ) {
     this.apps = new AppsApi(store);
-    this.jobs = new JobsApi(store, queues);
+    this.jobs = new JobsApi(store, queues, { maxGpusPerNode: settings?.gpusPerNode });
   }
   /**
    * Finished jobs as they arrive, each within milliseconds of its launcher

@@ -12,6 +12,8 @@ import {
   FINAL_STATES,
   MAX_JOB_COUNT,
   RERUN_REQUESTS,
+  checkJobLimits,
+  type JobLimits,
   type Job,
   type JobSpec,
   type JobState,
@@ -125,6 +127,7 @@ export class JobsApi {
   constructor(
     readonly store: Store,
     readonly queues: JobQueues,
+    readonly limits: JobLimits = {},
   ) {}
 
   /** Adds one job; its app must exist and its workflow must be usable as a queue name. */
@@ -199,7 +202,7 @@ export class JobsApi {
     }
     const jobs = specs.map((s) => {
       queueName(s.workflow);
-      validateSpec(s);
+      validateSpec(s, this.limits);
       return buildJob(s, now, created);
     });
     const parentIds = [...new Set(jobs.flatMap((j) => j.parents))];
@@ -333,7 +336,7 @@ export class JobsApi {
         throw new NotFoundError(`no app named '${set.application}'`, { hint: "`balsam ls apps` lists them" });
       }
     }
-    validateSpec({ ...job, ...set } as JobSpec);
+    validateSpec({ ...job, ...set } as JobSpec, this.limits);
     // Conditioned on the state read above, so a launcher claiming the job meanwhile wins.
     const cond: Record<string, unknown> = { _id: job._id, state: job.state };
     if (ownProcess) cond["lock.owner"] = lease;
@@ -723,13 +726,14 @@ export interface ProgressOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-function validateSpec(s: JobSpec): void {
+function validateSpec(s: JobSpec, limits: JobLimits = {}): void {
   const counts: Array<[string, number | undefined, number]> = [
     ["num_nodes", s.numNodes, 1],
     ["ranks_per_node", s.ranksPerNode, 1],
     ["threads_per_rank", s.threadsPerRank, 1],
     ["threads_per_core", s.threadsPerCore, 1],
     ["node_packing_count", s.nodePackingCount, 1],
+    ["gpus_per_rank", s.gpusPerRank, 0],
     ["coschedule_num_nodes", s.coscheduleNumNodes, 0],
     ["fast_fail_retries", s.fastFailRetries, 0],
   ];
@@ -745,5 +749,6 @@ function validateSpec(s: JobSpec): void {
     throw new UsageError(`cpu_affinity must be none or depth, not ${String(s.cpuAffinity)}`);
   }
   if (!s.name.trim()) throw new UsageError("a job needs a name");
+  checkJobLimits(s, limits);
   checkJobForLaunch(s);
 }

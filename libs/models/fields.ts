@@ -34,6 +34,7 @@ export const JOB_FIELDS: readonly FieldSpec[] = [
   f("threads_per_core", "threadsPerCore", "int"),
   f("cpu_affinity", "cpuAffinity", "string"),
   f("node_packing_count", "nodePackingCount", "int"),
+  f("gpus_per_rank", "gpusPerRank", "int"),
   f("coschedule_num_nodes", "coscheduleNumNodes", "int"),
   f("wall_time_minutes", "wallTimeMinutes", "int"),
   f("mpi_flags", "mpiFlags", "string"),

@@ -46,6 +46,12 @@ export interface Job {
   threadsPerCore: number;
   cpuAffinity: "none" | "depth";
   nodePackingCount: number;
+  /**
+   * Whole GPUs each rank gets (Balsam 2's `gpus_per_rank`); a job takes
+   * `gpusPerRank * ranksPerNode` GPUs on each of its nodes. 0: the launcher
+   * hands it none and sets no device variable.
+   */
+  gpusPerRank: number;
   coscheduleNumNodes: number;
   wallTimeMinutes: number;
   mpiFlags: string;
@@ -140,6 +146,7 @@ export const JOB_DEFAULTS = {
   threadsPerCore: 1,
   cpuAffinity: "none" as const,
   nodePackingCount: 1,
+  gpusPerRank: 0,
   coscheduleNumNodes: 0,
   wallTimeMinutes: 1,
   mpiFlags: "",

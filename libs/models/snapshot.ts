@@ -22,6 +22,7 @@ const LAUNCH_FIELDS = [
   "threadsPerCore",
   "cpuAffinity",
   "nodePackingCount",
+  "gpusPerRank",
   "wallTimeMinutes",
   "mpiFlags",
   "environVars",

@@ -9,6 +9,7 @@ import {
   WAITING_STATES,
   isFinal,
   isRunnable,
+  gpuLimitProblem,
   jobFromSnapshot,
   jobOutFileName,
   sameLaunch,
@@ -30,8 +31,8 @@ import {
 } from "../../libs/client/index.js";
 import type { Transition } from "../../libs/store/index.js";
 import { DelayedError, WORKFLOWS_CHANNEL, failedAsStalled, type BullJob, type Worker, type QueueData } from "../../libs/queue/index.js";
-import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
-import { NodePool, type Grant } from "./pool.js";
+import { buildMpiCommand, gpuEnv, mpiGpuBinding, nodeGpuIds, type GpuVendor, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
+import { NodePool, demandOf, gpuFitFilter, sameDemand, type Demand, type Grant } from "./pool.js";
 import { TransitionWriter, isTransient } from "./writer.js";
 import { ProcessSupervisor, findOnPath, readResult, outputTail, type RunHandle, type RunOutcome } from "./runner.js";
 import { stageIn, stageOut } from "./stage.js";
@@ -61,6 +62,10 @@ export interface LauncherOptions {
   killGraceMs?: number;
   /** MPI implementation for mpi mode. */
   mpiKind?: MpiKind;
+  /** Which variable hands a job its GPUs (libs/platform/gpus.ts). Default nvidia. */
+  gpuVendor?: GpuVendor;
+  /** The site's GPUs per node (settings `gpusPerNode`): a job needing more is failed, not left for another launcher. */
+  maxGpusPerNode?: number;
   /** How often an idle launcher checks whether anything is left. Default 500. */
   idleCheckMs?: number;
   /** The lease lapse that reaches this count fails a job instead of restarting it. Default DEFAULT_MAX_LEASE_LAPSES. */
@@ -126,7 +131,7 @@ export interface LauncherSummary {
  */
 export class Launcher {
   readonly owner: string;
-  private readonly o: Required<Omit<LauncherOptions, "workflows" | "timeLimitMinutes" | "mpiKind">> & Pick<LauncherOptions, "workflows" | "timeLimitMinutes" | "mpiKind">;
+  private readonly o: Required<Omit<LauncherOptions, "workflows" | "timeLimitMinutes" | "mpiKind" | "maxGpusPerNode">> & Pick<LauncherOptions, "workflows" | "timeLimitMinutes" | "mpiKind" | "maxGpusPerNode">;
   private readonly pool: NodePool;
   private readonly writer: TransitionWriter;
   private readonly workers = new Map<string, Worker<QueueData>>();
@@ -158,7 +163,7 @@ export class Launcher {
   private readonly lockDurationMs: number;
   private readonly claimAfterMs: number;
   private readonly cpuAtStart = process.cpuUsage();
-  /** Packed jobs started per host so far: GPUs and cores go round robin. */
+  /** Packed jobs started per host so far: cores go round robin. */
   private readonly turns = new Map<string, number>();
   private readonly taskset = findOnPath("taskset");
   private readonly fence: Fence;
@@ -176,6 +181,7 @@ export class Launcher {
       maxLeaseLapses: DEFAULT_MAX_LEASE_LAPSES,
       claimAfterMs: SECOND,
       writeBacklog: 500,
+      gpuVendor: "nvidia",
       log: (l: string) => process.stderr.write(l + "\n"),
       ...given,
     } as unknown as Launcher["o"];
@@ -187,7 +193,7 @@ export class Launcher {
     if (this.o.nodes.length === 0) throw new Error("a launcher needs at least one node");
     this.owner = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
     this.pool = new NodePool(
-      this.o.nodes.map((n) => n.host),
+      this.o.nodes.map((n) => ({ host: n.host, gpuIds: nodeGpuIds(n) })),
       this.o.jobMode,
     );
     this.writer = new TransitionWriter(this.o.client.store, undefined, undefined, { at: this.o.writeBacklog, say: (n) => this.sayBehind(n) });
@@ -403,6 +409,12 @@ export class Launcher {
       return this.giveBack(entry, token, Math.max(1000, (this.deadline ?? Date.now()) - Date.now()));
     }
     const size = this.sizeOf(job);
+    // More GPUs than the site's nodes have: no launcher can ever run it.
+    const beyond = gpuLimitProblem(job, this.o.maxGpusPerNode);
+    if (beyond) {
+      await this.failUnclaimed(job, beyond);
+      return "done";
+    }
     const refused = this.refusal(job, size);
     if (refused) {
       this.log(`job ${id} needs ${refused}`);
@@ -703,7 +715,7 @@ export class Launcher {
    * job is left (RESTART_READY, already PREPROCESSED so it runs at once) for
    * a launcher it fits. Undefined: the size did not change.
    */
-  private async regrant(r: Running, g: Grant, sizeBefore: number): Promise<Grant | "left" | "stopping" | undefined> {
+  private async regrant(r: Running, g: Grant, sizeBefore: Demand): Promise<Grant | "left" | "stopping" | undefined> {
     const size = this.sizeOf(r.job);
     const why = this.refusal(r.job, size);
     if (why) {
@@ -711,7 +723,7 @@ export class Launcher {
       await this.finish(r, [...pre, { state: "RESTART_READY", message: `its preprocess asked for ${why}` }], {});
       return "left";
     }
-    if (Math.abs(size - sizeBefore) < 1e-9) return undefined;
+    if (sameDemand(size, sizeBefore)) return undefined;
     g.release();
     const next = await this.pool.acquire(size);
     if (next) return next;
@@ -720,18 +732,19 @@ export class Launcher {
     return "stopping";
   }
 
-  /** A job's share of this launcher's capacity: of one node (serial), or nodes (mpi). */
-  private sizeOf(job: Job): number {
-    return this.o.jobMode === "serial" ? 1 / Math.max(1, job.nodePackingCount) : job.numNodes;
+  /** A job's share of this launcher's capacity: of one node (serial), or nodes (mpi), and GPUs on each. */
+  private sizeOf(job: Job): Demand {
+    return demandOf(job, this.o.jobMode);
   }
 
   /** Why this launcher can never run the job, or undefined when it can. */
-  private refusal(job: Job, size: number): string | undefined {
+  private refusal(job: Job, size: Demand): string | undefined {
     if (this.o.jobMode === "serial" && (job.numNodes > 1 || job.ranksPerNode > 1)) {
       // As 0.x: a serial launcher runs single-process jobs; several ranks, even on one node, need mpirun.
       return `${job.numNodes > 1 ? `${job.numNodes} nodes` : `${job.ranksPerNode} ranks`}: serial launchers run single-process jobs; left for an mpi launcher`;
     }
-    if (!this.pool.fits(size)) return `${job.numNodes} nodes, this launcher has ${this.pool.size}: left for another launcher`;
+    const never = this.pool.whyNever(size);
+    if (never) return `${never}: left for another launcher`;
     return undefined;
   }
 
@@ -903,17 +916,19 @@ export class Launcher {
     let argv: string[];
     let env: Record<string, string>;
     if (this.o.jobMode === "serial") {
-      ({ argv, env } = this.packed(job, grant.hosts[0]!, [...exe, ...args], jobEnv));
+      ({ argv, env } = this.packed(job, grant.hosts[0]!, grant.gpus[0] ?? [], [...exe, ...args], jobEnv));
     } else {
-      const mpi = buildMpiCommand(this.o.mpiKind ?? "openmpi", {
+      const kind = this.o.mpiKind ?? "openmpi";
+      const gpus = mpiGpuBinding(kind, this.o.gpuVendor, grant.gpus[0] ?? [], job.ranksPerNode, job.gpusPerRank ?? 0);
+      const mpi = buildMpiCommand(kind, {
         hosts: grant.hosts,
         ranksPerNode: job.ranksPerNode,
         threadsPerRank: job.threadsPerRank,
         threadsPerCore: job.threadsPerCore,
         cpuAffinity: job.cpuAffinity,
         mpiFlags: splitCommandLine(job.mpiFlags, "mpi_flags"),
-        command: [...exe, ...args],
-        env: jobEnv,
+        command: [...gpus.prefix, ...exe, ...args],
+        env: { ...jobEnv, ...gpus.env },
         asRoot: process.getuid?.() === 0,
       });
       argv = mpi.argv;
@@ -926,18 +941,14 @@ export class Launcher {
 
   /**
    * A packed serial job's share of its node, as 0.x's serial mode gave it:
-   * OMP_NUM_THREADS, a GPU (round robin over `--gpus-per-node`), and with
+   * OMP_NUM_THREADS, exactly the GPUs its grant holds, and with
    * `cpu_affinity depth` its own cores through taskset.
    */
-  private packed(job: Job, host: string, command: string[], jobEnv: Record<string, string>): { argv: string[]; env: Record<string, string> } {
-    const env: Record<string, string> = { OMP_NUM_THREADS: String(job.threadsPerRank), ...jobEnv };
+  private packed(job: Job, host: string, gpus: string[], command: string[], jobEnv: Record<string, string>): { argv: string[]; env: Record<string, string> } {
+    const env: Record<string, string> = { OMP_NUM_THREADS: String(job.threadsPerRank), ...jobEnv, ...gpuEnv(this.o.gpuVendor, gpus) };
     const node = this.o.nodes.find((n) => n.host === host);
     const turn = this.turns.get(host) ?? 0;
     this.turns.set(host, turn + 1);
-    if (node && node.gpus > 0) {
-      env.CUDA_DEVICE_ORDER = "PCI_BUS_ID";
-      env.CUDA_VISIBLE_DEVICES = String(turn % node.gpus);
-    }
     if (job.cpuAffinity === "depth" && node && node.cores > 0 && this.taskset) {
       const slots = Math.max(1, Math.min(job.nodePackingCount, node.cores));
       const width = Math.max(1, Math.floor(node.cores / slots));
@@ -1148,6 +1159,7 @@ export class Launcher {
     const left = this.minutesLeft();
     const fit: Record<string, unknown> = { ...wf, state: { $in: [...RUNNABLE_STATES] } };
     if (Number.isFinite(left)) fit.wallTimeMinutes = { $lte: left };
+    Object.assign(fit, gpuFitFilter(this.pool.maxGpus));
     if (this.o.jobMode === "mpi") fit.numNodes = { $lte: this.pool.size };
     else {
       fit.numNodes = { $lte: 1 };

@@ -222,13 +222,13 @@ export class BalsamService {
     if (p.wfFilter.length) q.workflow = { $in: p.wfFilter };
     const limit = launcherMinutes(p.wallTimeMinutes);
     const rows = await store.jobs
-      .aggregate<{ _id: { n: number; p: number }; c: number }>([
+      .aggregate<{ _id: { n: number; p: number; g?: number | null }; c: number }>([
         { $match: { ...q, wallTimeMinutes: { $lte: limit } } },
-        { $group: { _id: { n: "$numNodes", p: "$nodePackingCount" }, c: { $sum: 1 } } },
+        { $group: { _id: { n: "$numNodes", p: "$nodePackingCount", g: "$gpusPerRank" }, c: { $sum: 1 } } },
       ])
       .toArray();
     const tooLong = await store.jobs.countDocuments({ ...q, wallTimeMinutes: { $gt: limit } } as never);
-    return { buckets: rows.map((r) => ({ numNodes: r._id.n ?? 1, nodePackingCount: r._id.p ?? 1, count: r.c })), tooLong };
+    return { buckets: rows.map((r) => ({ numNodes: r._id.n ?? 1, nodePackingCount: r._id.p ?? 1, gpusPerRank: r._id.g ?? 0, count: r.c })), tooLong };
   }
 
   private launchOptions(nodes: number): ResolvedSubmitLaunch {
@@ -254,7 +254,7 @@ export class BalsamService {
     const { store } = this.o.client;
     const inFlight = await store.queuedLaunches.find({ state: { $in: [...OPEN_LAUNCH_STATES] } }, { projection: { state: 1, nodes: 1 } }).toArray();
     const work = await this.runnableWork();
-    const d = decideLaunch({ policy: p, runnable: work.buckets, tooLong: work.tooLong, inFlight });
+    const d = decideLaunch({ policy: p, runnable: work.buckets, tooLong: work.tooLong, inFlight, gpusPerNode: this.o.client.settings?.gpusPerNode });
     if (!d.submit) {
       if (d.reason !== this.lastDecision) this.log(`not submitting: ${d.reason}`);
       this.lastDecision = d.reason;

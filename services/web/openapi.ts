@@ -33,7 +33,7 @@ export function openApi(version: string): Record<string, unknown> {
           {
             name: { type: "string" }, workflow: { type: "string" }, application: { type: "string" }, args: { type: "string" }, description: { type: "string" }, parents: { type: "array", items: { type: "string" } },
             data: { type: "object" }, numNodes: { type: "integer" }, ranksPerNode: { type: "integer" }, threadsPerRank: { type: "integer" }, threadsPerCore: { type: "integer" }, cpuAffinity: { type: "string", enum: ["none", "depth"] },
-            nodePackingCount: { type: "integer" }, coscheduleNumNodes: { type: "integer" }, wallTimeMinutes: { type: "number" }, mpiFlags: { type: "string" }, environVars: { type: "object", additionalProperties: { type: "string" } },
+            nodePackingCount: { type: "integer" }, gpusPerRank: { type: "integer", minimum: 0 }, coscheduleNumNodes: { type: "integer" }, wallTimeMinutes: { type: "number" }, mpiFlags: { type: "string" }, environVars: { type: "object", additionalProperties: { type: "string" } },
             inputFiles: { type: "string" }, stageInUrl: { type: "string" }, stageOutFiles: { type: "string" }, stageOutUrl: { type: "string" }, postErrorHandler: { type: "boolean" }, postTimeoutHandler: { type: "boolean" },
             autoTimeoutRetry: { type: "boolean" }, fastFailRetries: { type: "integer", minimum: 0 }, waitForParents: { type: "boolean" }, preprocess: { type: "string" }, postprocess: { type: "string" },
           },

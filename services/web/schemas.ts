@@ -22,6 +22,7 @@ const jobFields = {
   threadsPerCore: count,
   cpuAffinity: z.enum(["none", "depth"]),
   nodePackingCount: count,
+  gpusPerRank: z.number().int().min(0).max(MAX_JOB_COUNT),
   coscheduleNumNodes: z.number().int().min(0).max(MAX_JOB_COUNT),
   wallTimeMinutes: z.number().min(0).max(MAX_JOB_COUNT),
   mpiFlags: str,
