@@ -27,6 +27,7 @@ export * from "../errors/index.js";
 export { JobsApi, JobQuery, KILL_CHANNEL, FINISHED_CHANNEL, queueItem } from "./jobs.js";
 export type { AddJobOptions, DeleteVictim, JobFilter, ProgressOptions, RerunResult } from "./jobs.js";
 export type { ConnectOptions, ResolvedConnection } from "./connect.js";
+export { killWhere, modifyWhere, type PerJobResult } from "./by-filter.js";
 export { resolveConnection } from "./connect.js";
 // Callers check a workflow name before asking the user anything, with the same rule the queues use.
 export { queueName as checkWorkflowName, isValidWorkflow } from "../queue/names.js";
@@ -71,7 +72,7 @@ export class AppsApi {
  */
 const SPAWN_COPIED = [
   "name", "workflow", "application", "args", "description", "numNodes", "ranksPerNode", "threadsPerRank", "threadsPerCore",
-  "cpuAffinity", "nodePackingCount", "coscheduleNumNodes", "wallTimeMinutes", "mpiFlags", "environVars", "inputFiles",
+  "cpuAffinity", "nodePackingCount", "coscheduleNumNodes", "wallTimeMinutes", "mpiFlags", "environVars", "tags", "inputFiles",
   "stageInUrl", "stageOutFiles", "stageOutUrl", "postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry",
   "waitForParents", "preprocess", "postprocess",
 ] as const satisfies ReadonlyArray<keyof JobSpec & keyof Job>;

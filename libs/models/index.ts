@@ -4,3 +4,4 @@ export * from "./fields.js";
 export * from "./commandline.js";
 export * from "./workdir.js";
 export * from "./snapshot.js";
+export * from "./tags.js";

@@ -50,6 +50,10 @@ export interface Job {
   wallTimeMinutes: number;
   mpiFlags: string;
   environVars: Record<string, string>;
+  /** Labels (Balsam 2's `tags`): selectors of ls/rm/rerun/killjob/modify, the API, and `launcher --tag`. */
+  tags: Record<string, string>;
+  /** `tags` as sorted `k=v` strings, the indexed form queries use (see tags.ts); written with `tags`, never alone. */
+  tagList: string[];
   inputFiles: string;
   stageInUrl: string;
   stageOutFiles: string;
@@ -119,6 +123,7 @@ export type JobSpec = Pick<Job, "name" | "workflow" | "application"> &
       | "exitCode"
       | "runtimeSeconds"
       | "hasChildren"
+      | "tagList"
       | "killRequestedAt"
       | "failedByParent"
       | "createdAt"
@@ -144,6 +149,8 @@ export const JOB_DEFAULTS = {
   wallTimeMinutes: 1,
   mpiFlags: "",
   environVars: {} as Record<string, string>,
+  tags: {} as Record<string, string>,
+  tagList: [] as string[],
   inputFiles: "*",
   stageInUrl: "",
   stageOutFiles: "",

@@ -3,6 +3,7 @@ import type { Filter } from "mongodb";
 import {
   JOB_DEFAULTS,
   isJobState,
+  tagList,
   JOB_STATES,
   RUNNABLE_STATES,
   WAITING_STATES,
@@ -31,6 +32,8 @@ export function buildJob(spec: JobSpec, now = new Date(), createdMessage = ""): 
     ...JOB_DEFAULTS,
     ...stripUndefined(spec),
     _id: spec._id ?? randomUUID(),
+    tags: spec.tags ?? {},
+    tagList: tagList(spec.tags),
     parents,
     data: spec.data ?? {},
     environVars: spec.environVars ?? {},
@@ -84,6 +87,8 @@ export interface JobFilter {
   /** Jobs having this job among their parents. */
   parent?: string;
   application?: string;
+  /** Jobs carrying every one of these tags (Balsam 2's `tags` filter); served by the `tagList` index. */
+  tags?: Record<string, string>;
 }
 
 /**
@@ -108,6 +113,11 @@ export function jobFilterQuery(f: JobFilter): Filter<Job> {
   }
   if (f.parent) q.parents = f.parent;
   if (f.application) q.application = f.application;
+  const tags = tagList(f.tags);
+  // One tag: an equality the {tagList} index answers. Several: $all, which
+  // MongoDB answers from the same index (the first element) and FerretDB filters.
+  if (tags.length === 1) q.tagList = tags[0];
+  else if (tags.length > 1) q.tagList = { $all: tags };
   return q as Filter<Job>;
 }
 

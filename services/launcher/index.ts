@@ -4,6 +4,7 @@ import { execFileSync } from "node:child_process";
 import { UsageError } from "../../libs/errors/index.js";
 import { resolveMaxLeaseLapses } from "../../libs/config/index.js";
 import { isValidWorkflow } from "../../libs/queue/index.js";
+import { parseTags, type Tags } from "../../libs/models/index.js";
 import { detectMpiKind, discoverNodes, remainingMinutesFromEnv, sliceNodes, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
 import type { Balsam } from "../../libs/client/index.js";
 import { Launcher, type LauncherSummary } from "./launcher.js";
@@ -24,6 +25,8 @@ export interface LauncherCliOptions {
   limitNodes?: number;
   offsetNodes?: number;
   persistent?: boolean;
+  /** Repeated `--tag KEY=VALUE` words. */
+  tag?: string[];
 }
 
 export interface ResolvedLauncherOptions {
@@ -34,6 +37,8 @@ export interface ResolvedLauncherOptions {
   scheduler: string;
   timeLimitMinutes: number | undefined;
   persistent: boolean;
+  /** Only jobs with all these tags; undefined: any job. */
+  tags: Tags | undefined;
 }
 
 /** Validates the flags and reads the allocation from the batch environment. */
@@ -46,6 +51,7 @@ export function resolveLauncherOptions(o: LauncherCliOptions, env: NodeJS.Proces
   for (const wf of [...(workflows ?? []), ...(workflowParts ?? [])]) {
     if (!isValidWorkflow(wf)) throw new UsageError(`'${wf}' is not a valid workflow name`, { hint: "use letters, digits, '_', '.' or '-'" });
   }
+  const tags: Tags | undefined = parseTags(o.tag);
   if (o.timeLimitMinutes !== undefined && !(o.timeLimitMinutes > 0)) throw new UsageError("--time-limit-minutes must be > 0");
   const found = discoverNodes(env, {
     readFile: (p) => readFileSync(p, "utf8"),
@@ -74,6 +80,7 @@ export function resolveLauncherOptions(o: LauncherCliOptions, env: NodeJS.Proces
     scheduler: found.scheduler,
     timeLimitMinutes: o.timeLimitMinutes ?? fromScheduler,
     persistent: Boolean(o.persistent),
+    tags,
   };
 }
 
@@ -102,6 +109,7 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
     nodes: o.nodes,
     timeLimitMinutes: o.timeLimitMinutes,
     persistent: o.persistent,
+    tags: o.tags,
     leaseTtlMs: extra.leaseTtlMs ?? client.settings?.leaseTtlMs,
     maxLeaseLapses: resolveMaxLeaseLapses(client.settings),
     killGraceMs: extra.killGraceMs,

@@ -7,6 +7,7 @@ const selectors = [
   { name: "name", in: "query", schema: { type: "string" }, description: "name contains (literal)" },
   { name: "state", in: "query", schema: { type: "array", items: { type: "string" } }, style: "form", explode: true, description: "one or more states (repeat or comma-separate)" },
   { name: "id", in: "query", schema: { type: "string" }, description: "job id prefix" },
+  { name: "tag", in: "query", schema: { type: "array", items: { type: "string" } }, style: "form", explode: true, description: "KEY=VALUE, repeatable: jobs with all these tags" },
 ];
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string" }, description: "job id or unique prefix" };
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -33,7 +34,7 @@ export function openApi(version: string): Record<string, unknown> {
           {
             name: { type: "string" }, workflow: { type: "string" }, application: { type: "string" }, args: { type: "string" }, description: { type: "string" }, parents: { type: "array", items: { type: "string" } },
             data: { type: "object" }, numNodes: { type: "integer" }, ranksPerNode: { type: "integer" }, threadsPerRank: { type: "integer" }, threadsPerCore: { type: "integer" }, cpuAffinity: { type: "string", enum: ["none", "depth"] },
-            nodePackingCount: { type: "integer" }, coscheduleNumNodes: { type: "integer" }, wallTimeMinutes: { type: "number" }, mpiFlags: { type: "string" }, environVars: { type: "object", additionalProperties: { type: "string" } },
+            nodePackingCount: { type: "integer" }, coscheduleNumNodes: { type: "integer" }, wallTimeMinutes: { type: "number" }, mpiFlags: { type: "string" }, environVars: { type: "object", additionalProperties: { type: "string" } }, tags: { type: "object", additionalProperties: { type: "string" } },
             inputFiles: { type: "string" }, stageInUrl: { type: "string" }, stageOutFiles: { type: "string" }, stageOutUrl: { type: "string" }, postErrorHandler: { type: "boolean" }, postTimeoutHandler: { type: "boolean" },
             autoTimeoutRetry: { type: "boolean" }, fastFailRetries: { type: "integer", minimum: 0 }, waitForParents: { type: "boolean" }, preprocess: { type: "string" }, postprocess: { type: "string" },
           },
