@@ -40,3 +40,4 @@ export async function createFirstUser(url: string, username: string, password: s
     await c.close().catch(() => undefined);
   }
 }
+export * from "./report-docs.js";
