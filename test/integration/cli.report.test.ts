@@ -1,5 +1,6 @@
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,7 +14,9 @@ import { buildJob } from "../../libs/store/index.js";
  * histories are written here by hand, so each series can be computed by
  * hand too (the comments below do it). The built `balsam`, as a subprocess.
  */
-const f = useCliFixture("report");
+const f = useCliFixture("report", { web: true });
+const CLIENT = resolve(fileURLToPath(import.meta.url), "../../../../clients/python");
+const PYTHON = process.env.BALSAM_TEST_PYTHON ?? "python3";
 /** The PNG a reviewer can look at, under the repository's git-ignored test-output/. */
 const OUT = resolve(fileURLToPath(import.meta.url), "../../../../test-output/report");
 
@@ -112,6 +115,40 @@ describe("balsam report", () => {
       const size = statSync(png).size;
       assert.ok(size > 5_000 && size < 500_000, `${kind}: ${size} bytes`);
     }
+  });
+
+  test("the Python client's utilization_report/throughput_report/error_report return the CLI's --csv series; tags there too", async () => {
+    const script = [
+      "import json, sys",
+      "from datetime import datetime, timezone",
+      "import balsam",
+      "from balsam import Balsam, utilization_report, throughput_report, error_report",
+      "b = Balsam()",
+      "since = datetime.fromisoformat(sys.argv[1].replace('Z', '+00:00'))",
+      "iso = lambda ts: [t.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.') + f'{t.microsecond // 1000:03d}Z' for t in ts]",
+      "out = {}",
+      "for name, fn in [('utilization', utilization_report), ('throughput', throughput_report)]:",
+      "    t, v = fn(tags={'camp': 'x'})",
+      "    out[name] = [iso(t), v]",
+      "    t, v = getattr(b, name + '_report')(since=since, tags={'camp': 'x'})",
+      "    out[name + '_since'] = [iso(t), v]",
+      "out['errors'] = list(error_report(tags={'camp': 'x'}))",
+      "j = b.jobs.add(name='tagged', workflow='PYTAG', application='noop', tags={'camp': 'z', 'gen': '1'})",
+      "out['tags'] = j.tags",
+      "out['selected'] = [x.name for x in b.jobs.filter(tags={'camp': 'z'})] + [x.name for x in b.jobs.filter(tags={'camp': 'z', 'gen': '2'})]",
+      "print(json.dumps(out))",
+    ].join("\n");
+    const r = spawnSync(PYTHON, ["-c", script, iso(33)], { env: { ...process.env, ...f.db.env, PYTHONPATH: CLIENT, PYTHONDONTWRITEBYTECODE: "1" }, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const got = JSON.parse(r.stdout) as Record<string, unknown>;
+    const fromCsv = (lines: string[]) => [lines.slice(1).map((l) => l.split(",")[0]), lines.slice(1).map((l) => Number(l.split(",")[1]))];
+    assert.deepEqual(got.utilization, fromCsv(await csv(["utilization", "--tag", "camp=x"])));
+    assert.deepEqual(got.utilization_since, fromCsv(await csv(["utilization", "--tag", "camp=x", "--since", iso(33)])));
+    assert.deepEqual(got.throughput, fromCsv(await csv(["throughput", "--tag", "camp=x"])));
+    assert.deepEqual(got.throughput_since, fromCsv(await csv(["throughput", "--tag", "camp=x", "--since", iso(33)])));
+    assert.deepEqual(got.errors, fromCsv(await csv(["errors", "--tag", "camp=x"])));
+    assert.deepEqual(got.tags, { camp: "z", gen: "1" });
+    assert.deepEqual(got.selected, ["tagged"]);
   });
 
   test("bad input: one line, exit 2, before any server is asked", async () => {
