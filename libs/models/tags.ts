@@ -85,9 +85,10 @@ export function formatTags(tags: Tags | undefined): string {
  * A `$set` of job fields with `tagList` kept in step when it sets `tags`
  * (every writer of `tags` goes through this). `tags` is checked first.
  */
-export function withTagList<T extends { tags?: unknown }>(set: T): T & { tagList?: string[] } {
-  if (!("tags" in set) || set.tags === undefined) return set;
-  return { ...set, tagList: tagList(checkTags(set.tags)) };
+export function withTagList<T extends object>(set: T): T & { tagList?: string[] } {
+  const tags = (set as { tags?: unknown }).tags;
+  if (tags === undefined) return set;
+  return { ...set, tagList: tagList(checkTags(tags)) };
 }
 
 /** A spec's tags (absent is fine). */
