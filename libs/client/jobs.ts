@@ -13,7 +13,6 @@ import {
   MAX_JOB_COUNT,
   RERUN_REQUESTS,
   checkSpecTags,
-  withTagList,
   type Job,
   type JobSpec,
   type JobState,
@@ -30,6 +29,7 @@ import {
   countJobs,
   dependentsOf,
   deleteJobsByIds,
+  ensureTagIndexes,
   descendantsOf,
   findJobs,
   getJob,
@@ -107,7 +107,8 @@ export class JobQuery {
     const f = await resolveJobFilter(this.api.store, this.filter);
     if (!f) return 0;
     const query = jobFilterQuery(f);
-    const res = await this.api.store.jobs.updateMany(query, { $set: { ...withTagList(set), updatedAt: new Date() } });
+    if (set.tags) await ensureTagIndexes(this.api.store, [set.tags]);
+    const res = await this.api.store.jobs.updateMany(query, { $set: { ...set, updatedAt: new Date() } });
     if (res.modifiedCount > 0 && Object.keys(set).some((k) => isLaunchField(k.split(".")[0]!))) {
       // Queued jobs' entries carry them as they were (launch snapshots): replaced,
       // as jobs.modify does, so launchers run them as they now are.
@@ -339,7 +340,8 @@ export class JobsApi {
     // Conditioned on the state read above, so a launcher claiming the job meanwhile wins.
     const cond: Record<string, unknown> = { _id: job._id, state: job.state };
     if (ownProcess) cond["lock.owner"] = lease;
-    const res = await this.store.jobs.updateOne(cond as never, { $set: { ...withTagList(set), updatedAt: new Date() } });
+    if (set.tags) await ensureTagIndexes(this.store, [set.tags]);
+    const res = await this.store.jobs.updateOne(cond as never, { $set: { ...set, updatedAt: new Date() } });
     if (res.matchedCount !== 1) throw new ConflictError(`job ${job._id} changed state while being modified; try again`);
     const updated = await this.get(job._id);
     if (isRunnable(updated.state)) {

@@ -50,10 +50,8 @@ export interface Job {
   wallTimeMinutes: number;
   mpiFlags: string;
   environVars: Record<string, string>;
-  /** Labels (Balsam 2's `tags`): selectors of ls/rm/rerun/killjob/modify, the API, and `launcher --tag`. */
+  /** Labels (Balsam 2's `tags`): selectors of ls/rm/rerun/killjob/modify, the API, and `launcher --tag` (see tags.ts). */
   tags: Record<string, string>;
-  /** `tags` as sorted `k=v` strings, the indexed form queries use (see tags.ts); written with `tags`, never alone. */
-  tagList: string[];
   inputFiles: string;
   stageInUrl: string;
   stageOutFiles: string;
@@ -123,7 +121,6 @@ export type JobSpec = Pick<Job, "name" | "workflow" | "application"> &
       | "exitCode"
       | "runtimeSeconds"
       | "hasChildren"
-      | "tagList"
       | "killRequestedAt"
       | "failedByParent"
       | "createdAt"
@@ -150,7 +147,6 @@ export const JOB_DEFAULTS = {
   mpiFlags: "",
   environVars: {} as Record<string, string>,
   tags: {} as Record<string, string>,
-  tagList: [] as string[],
   inputFiles: "*",
   stageInUrl: "",
   stageOutFiles: "",

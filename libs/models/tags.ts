@@ -1,29 +1,32 @@
 import { UsageError } from "../errors/index.js";
+
 /**
  * Tags: string → string labels on a job (Balsam 2's `tags`), for grouping
  * jobs across and within workflows ("generation 3 of run B") without
- * encoding it in names. Pure: parsing, the stored index form, matching.
+ * encoding it in names. Pure: parsing, validation, the query, matching.
  *
- * A job stores its tags twice: `tags` (the map users read and write) and
- * `tagList` (`["k=v", …]`, kept in step by every writer of `tags`), because
- * an index over a map's arbitrary keys needs a wildcard index, which
- * FerretDB 1.x does not have, while an array of strings takes an ordinary
- * (multikey on MongoDB) index: `{tagList: "k=v"}` is then one index lookup.
+ * A job stores them as the map `tags`, and a tag query is `{"tags.K": V}`,
+ * served by one index per key (`{"tags.K": 1}`, made as keys appear:
+ * libs/store/tag-indexes.ts) on MongoDB and on the project's FerretDB
+ * (patch 0015). Keys are therefore field-name safe: letters, digits and
+ * '_', not starting with a digit (no '.' or '$', which MongoDB paths give
+ * meaning, nor anything FerretDB's SQLite JSON paths would need quoted).
  */
 
 export type Tags = Record<string, string>;
 
-/** Keys as Balsam 2 and shells like them: no '=' (the separator), no spaces, no '$' or '.' (MongoDB field paths). */
-const KEY = /^[A-Za-z0-9_-][A-Za-z0-9_:/-]*$/;
-/** A key or value longer than this is a mistake (a pasted file), not a label. */
-export const MAX_TAG_LENGTH = 256;
+const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A key this long is a mistake; 64 is also FerretDB's bound on a pushed-down field name. */
+export const MAX_TAG_KEY_LENGTH = 64;
+/** A value longer than this is a mistake (a pasted file), not a label. */
+export const MAX_TAG_VALUE_LENGTH = 256;
 /** Labels, not data: more than this many on one job is refused. */
 export const MAX_TAGS = 32;
 
 /** A malformed tag: a usage error (the CLI exits 2, the API answers 400). */
 export class TagSyntaxError extends UsageError {}
 
-/** One `KEY=VALUE` word as given to `--tag`. */
+/** One `KEY=VALUE` word as given to `--tag`; the value is everything after the first '='. */
 export function parseTag(word: string): [string, string] {
   const eq = word.indexOf("=");
   if (eq <= 0) throw new TagSyntaxError(`--tag takes KEY=VALUE, not '${word}'`);
@@ -34,11 +37,11 @@ export function parseTag(word: string): [string, string] {
 }
 
 export function checkTag(key: string, value: unknown): void {
-  if (!KEY.test(key) || key.length > MAX_TAG_LENGTH) {
-    throw new TagSyntaxError(`tag key '${key}' must be letters, digits, '_', '-', ':' or '/' (at most ${MAX_TAG_LENGTH}), not starting with ':' or '/'`);
+  if (!KEY.test(key) || key.length > MAX_TAG_KEY_LENGTH) {
+    throw new TagSyntaxError(`tag key '${key}' must be letters, digits and '_', not starting with a digit (at most ${MAX_TAG_KEY_LENGTH})`);
   }
   if (typeof value !== "string") throw new TagSyntaxError(`tag ${key} must have a string value`);
-  if (value.length > MAX_TAG_LENGTH || /[\n\r\0]/.test(value)) throw new TagSyntaxError(`tag ${key}'s value must be one line of at most ${MAX_TAG_LENGTH} characters`);
+  if (value.length > MAX_TAG_VALUE_LENGTH || /[\n\r\0]/.test(value)) throw new TagSyntaxError(`tag ${key}'s value must be one line of at most ${MAX_TAG_VALUE_LENGTH} characters`);
 }
 
 /** Several `--tag` words into one map; a key given twice with different values is refused. */
@@ -62,11 +65,16 @@ export function checkTags(tags: unknown): Tags {
   return tags as Tags;
 }
 
-/** The stored index form, sorted so equal maps give equal lists. */
-export function tagList(tags: Tags | undefined): string[] {
-  return Object.entries(tags ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .sort();
+/** A spec's tags (absent is fine). */
+export function checkSpecTags(tags: unknown): void {
+  if (tags !== undefined) checkTags(tags);
+}
+
+/** The query for jobs carrying all of `tags`: one `tags.K` equality per tag, each served by its key's index. */
+export function tagsQuery(tags: Tags | undefined): Record<string, string> {
+  const q: Record<string, string> = {};
+  for (const [k, v] of Object.entries(tags ?? {})) q[`tags.${k}`] = v;
+  return q;
 }
 
 /** Whether a job's tags include every one of `want` (Balsam 2's `filter_tags`: all must match). */
@@ -76,22 +84,10 @@ export function hasTags(tags: Tags | undefined, want: Tags | undefined): boolean
   return true;
 }
 
-/** `k=v,k2=v2`, as `ls` shows them. */
+/** `k=v,k2=v2`, sorted by key, as `ls` shows them. */
 export function formatTags(tags: Tags | undefined): string {
-  return tagList(tags).join(",");
-}
-
-/**
- * A `$set` of job fields with `tagList` kept in step when it sets `tags`
- * (every writer of `tags` goes through this). `tags` is checked first.
- */
-export function withTagList<T extends object>(set: T): T & { tagList?: string[] } {
-  const tags = (set as { tags?: unknown }).tags;
-  if (tags === undefined) return set;
-  return { ...set, tagList: tagList(checkTags(tags)) };
-}
-
-/** A spec's tags (absent is fine). */
-export function checkSpecTags(tags: unknown): void {
-  if (tags !== undefined) checkTags(tags);
+  return Object.entries(tags ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
 }

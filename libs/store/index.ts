@@ -41,3 +41,4 @@ export async function createFirstUser(url: string, username: string, password: s
   }
 }
 export * from "./report-docs.js";
+export * from "./tag-indexes.js";

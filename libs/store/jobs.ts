@@ -3,7 +3,7 @@ import type { Filter } from "mongodb";
 import {
   JOB_DEFAULTS,
   isJobState,
-  tagList,
+  tagsQuery,
   JOB_STATES,
   RUNNABLE_STATES,
   WAITING_STATES,
@@ -16,6 +16,7 @@ import type { Store } from "./connection.js";
 import { escapeRegex } from "./apps.js";
 import { chunked, MAX_IN_IDS } from "./bulk.js";
 import { findPage } from "./find-page.js";
+import { ensureTagIndexes } from "./tag-indexes.js";
 
 /**
  * Builds a full job document from a spec; the initial state follows its
@@ -33,7 +34,6 @@ export function buildJob(spec: JobSpec, now = new Date(), createdMessage = ""): 
     ...stripUndefined(spec),
     _id: spec._id ?? randomUUID(),
     tags: spec.tags ?? {},
-    tagList: tagList(spec.tags),
     parents,
     data: spec.data ?? {},
     environVars: spec.environVars ?? {},
@@ -64,6 +64,7 @@ function stripUndefined<T extends object>(o: T): T {
  */
 export async function insertJobs(store: Store, jobs: Job[]): Promise<void> {
   if (jobs.length === 0) return;
+  await ensureTagIndexes(store, jobs.map((j) => j.tags));
   await store.jobs.insertMany(jobs, { ordered: false });
 }
 
@@ -87,7 +88,7 @@ export interface JobFilter {
   /** Jobs having this job among their parents. */
   parent?: string;
   application?: string;
-  /** Jobs carrying every one of these tags (Balsam 2's `tags` filter); served by the `tagList` index. */
+  /** Jobs carrying every one of these tags (Balsam 2's `tags` filter); served by the `tag_K` indexes. */
   tags?: Record<string, string>;
 }
 
@@ -113,11 +114,8 @@ export function jobFilterQuery(f: JobFilter): Filter<Job> {
   }
   if (f.parent) q.parents = f.parent;
   if (f.application) q.application = f.application;
-  const tags = tagList(f.tags);
-  // One tag: an equality the {tagList} index answers. Several: $all, which
-  // MongoDB answers from the same index (the first element) and FerretDB filters.
-  if (tags.length === 1) q.tagList = tags[0];
-  else if (tags.length > 1) q.tagList = { $all: tags };
+  // `tags.K: V` per tag: each key's index answers it (libs/store/tag-indexes.ts).
+  Object.assign(q, tagsQuery(f.tags));
   return q as Filter<Job>;
 }
 

@@ -6,7 +6,7 @@ import { jobFilterQuery, resolveJobFilter, type JobFilter } from "./jobs.js";
  * Streams what a report reads (state, history, runtime) of the jobs a filter
  * selects, one batch of documents in memory at a time.
  *
- * Filter: the selectors' query (jobFilterQuery: `{workflow}`, `{tagList}`
+ * Filter: the selectors' query (jobFilterQuery: `{workflow}`, `{"tags.K"}`
  * and `{state}` are served by their indexes); the errors report adds
  * `state: FAILED` (the `{state}` index). Otherwise a report reads every
  * selected job's history: it is a scan of its selection, as 0.x's was.

@@ -1,4 +1,4 @@
-import { hasTags, tagList, type Job, type Tags } from "../../libs/models/index.js";
+import { hasTags, tagsQuery, type Job, type Tags } from "../../libs/models/index.js";
 
 /**
  * `balsam launcher --tag K=V`: the launcher runs only jobs carrying every
@@ -53,9 +53,8 @@ export class TagFilter {
     return Math.min(1000, 10 * (this.streak - 1));
   }
 
-  /** The MongoDB condition for "jobs this launcher could run" (idle checks); served by the tagList index. */
+  /** The MongoDB condition for "jobs this launcher could run" (idle checks); served by the tag indexes. */
   query(): Record<string, unknown> {
-    const l = tagList(this.want);
-    return l.length ? { tagList: { $all: l } } : {};
+    return tagsQuery(this.want);
   }
 }

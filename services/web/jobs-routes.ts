@@ -95,7 +95,6 @@ export function jobView(j: Job, dbPath: string | undefined): Record<string, unkn
   const view: Record<string, unknown> = { ...j };
   delete view.writeToken;
   delete view.killRequestedAt;
-  delete view.tagList; // the index form of tags (libs/models/tags.ts), not part of the contract
   let dir = j.workdir;
   try {
     if (!dir && dbPath) dir = workdirFor(dbPath, j);

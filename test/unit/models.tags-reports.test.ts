@@ -7,8 +7,8 @@ import {
   lastErrorLine,
   parseTags,
   runIntervals,
-  tagList,
-  withTagList,
+  formatTags,
+  tagsQuery,
   type ReportDoc,
   type StateHistoryEntry,
   type JobState,
@@ -26,6 +26,8 @@ test("tags: KEY=VALUE words, a value may hold '=', bad words are usage errors na
     ["=x", /not '=x'/],
     ["a b=1", /tag key 'a b'/],
     ["a.b=1", /tag key 'a\.b'/],
+    ["a-b=1", /tag key 'a-b' must be letters, digits and '_'/],
+    ["3d=1", /tag key '3d'/],
     ["$x=1", /tag key '\$x'/],
     [`k=${"v".repeat(257)}`, /at most 256/],
   ] as Array<[string, RegExp]>) {
@@ -35,15 +37,14 @@ test("tags: KEY=VALUE words, a value may hold '=', bad words are usage errors na
   assert.deepEqual(parseTags(["k=1", "k=1"]), { k: "1" });
 });
 
-test("tags: the index form is sorted k=v; matching needs every wanted tag; withTagList keeps both in step", () => {
-  assert.deepEqual(tagList({ run: "B", gen: "3" }), ["gen=3", "run=B"]);
+test("tags: one tags.K equality per tag; matching needs every wanted tag; shown sorted by key", () => {
+  assert.deepEqual(tagsQuery({ run: "B", gen: "3" }), { "tags.run": "B", "tags.gen": "3" });
+  assert.deepEqual(tagsQuery(undefined), {});
+  assert.equal(formatTags({ run: "B", gen: "3" }), "gen=3,run=B");
   assert.ok(hasTags({ run: "B", gen: "3" }, { gen: "3" }));
   assert.ok(!hasTags({ run: "B" }, { run: "B", gen: "3" }));
   assert.ok(!hasTags(undefined, { run: "B" }));
   assert.ok(hasTags(undefined, undefined));
-  assert.deepEqual(withTagList({ tags: { b: "2", a: "1" }, description: "x" }), { tags: { b: "2", a: "1" }, tagList: ["a=1", "b=2"], description: "x" });
-  assert.deepEqual(withTagList({ description: "x" }), { description: "x" });
-  assert.throws(() => withTagList({ tags: { "a b": "1" } }), UsageError);
 });
 
 test("launcher --tag: accepts matching jobs; each miss in a row pauses a little longer, at most 1 s; a hit resets", () => {
@@ -55,7 +56,7 @@ test("launcher --tag: accepts matching jobs; each miss in a row pauses a little 
   assert.equal(f.missPauseMs(), 1000);
   assert.ok(f.accepts({ tags: { run: "B", x: "y" } }));
   assert.equal(f.missPauseMs(), 0);
-  assert.deepEqual(f.query(), { tagList: { $all: ["run=B"] } });
+  assert.deepEqual(f.query(), { "tags.run": "B" });
   const none = new TagFilter(undefined);
   assert.ok(!none.active && none.accepts({ tags: {} as Record<string, string> }));
   assert.deepEqual(none.query(), {});
