@@ -83,6 +83,7 @@ describe("tags: --tag on job/mkchild/make_dummies and as a selector", () => {
       [["modify", "--tag", "x", "description", "y"], /^balsam: --tag takes KEY=VALUE, not 'x'\n$/],
       [["modify", "--tag", "run=B", "tags", "oops"], /^balsam: --tag takes KEY=VALUE, not 'oops'\n$/],
       [["launcher", "--consume-all", "--job-mode", "serial", "--tag", "x"], /^balsam: --tag takes KEY=VALUE, not 'x'\n$/],
+      [["submit-launch", "-n", "1", "-q", "debug", "-t", "5", "-A", "p", "--job-mode", "serial", "--tag", "x"], /^balsam: --tag takes KEY=VALUE, not 'x'\n$/],
     ];
     for (const [args, want] of cases) {
       const r = await f.db.run(args);
