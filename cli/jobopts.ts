@@ -5,7 +5,7 @@ import type { Balsam } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { aliasOption } from "./argv.js";
 import { confirm, intOption, isTerminal, out } from "./common.js";
-import { cell, note, valueOf } from "./format.js";
+import { cell, collectTag, note, parseTagWords, valueOf } from "./format.js";
 
 /**
  * The job options `balsam job` and `balsam mkchild` share. Options declared
@@ -40,6 +40,7 @@ export interface JobOptionValues {
   postHandleTimeout?: boolean;
   disableAutoTimeoutRetry?: boolean;
   fastFailRetries?: number;
+  tag?: string[];
   yes?: boolean;
 }
 
@@ -73,6 +74,7 @@ export function addJobOptions(cmd: Command, opts: { workflowRequired: boolean })
     .option("--post-handle-timeout", "let the postprocess script handle RUN_TIMEOUT")
     .option("--disable-auto-timeout-retry", "do not restart a job that timed out")
     .option("--fast-fail-retries <n>", "restart a run that fails within 20 s (exit code 1 or 255, or SIGSEGV) up to N times, as 0.x did (default 3; 0: fail at once)", intOption("--fast-fail-retries", 0))
+    .option("--tag <KEY=VALUE>", "a label for selecting the job later (repeatable; `ls --tag`, `launcher --tag`)", collectTag)
     .option("--yes", "do not ask for confirmation");
 }
 
@@ -90,6 +92,7 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
       throw new UsageError(`--env: ${(err as Error).message}`);
     }
   }
+  const tags = parseTagWords(o.tag);
   const spec: JobSpec = {
     name: o.name,
     workflow,
@@ -107,6 +110,7 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
     cpuAffinity: o.cpuAffinity,
     mpiFlags: o.mpiFlags,
     environVars,
+    tags,
     inputFiles: o.inputFiles?.join(" "),
     preprocess: o.preprocessor,
     postprocess: o.postprocessor,

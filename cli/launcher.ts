@@ -26,6 +26,7 @@ export function register(program: Command): Command {
     .option("--limit-nodes <n>", "use at most N of the allocation's nodes", intOption("--limit-nodes", 1))
     .option("--offset-nodes <k>", "skip the first K nodes of the allocation", intOption("--offset-nodes", 0))
     .option("--persistent", "keep running when nothing is left to do")
+    .option("--tag <KEY=VALUE>", "run only jobs with this tag (repeatable: all must match); other jobs stay queued for other launchers", (w: string, prev: string[] | undefined) => [...(prev ?? []), w])
     .action(
       action(async (o: LauncherCliOptions) => {
         const { launcherEnv, readSettings, resolveDbPath } = await import("../libs/config/index.js");

@@ -14,6 +14,7 @@ import {
   RERUN_REQUESTS,
   checkJobLimits,
   type JobLimits,
+  checkSpecTags,
   type Job,
   type JobSpec,
   type JobState,
@@ -30,6 +31,7 @@ import {
   countJobs,
   dependentsOf,
   deleteJobsByIds,
+  ensureTagIndexes,
   descendantsOf,
   findJobs,
   getJob,
@@ -107,6 +109,7 @@ export class JobQuery {
     const f = await resolveJobFilter(this.api.store, this.filter);
     if (!f) return 0;
     const query = jobFilterQuery(f);
+    if (set.tags) await ensureTagIndexes(this.api.store, [set.tags]);
     const res = await this.api.store.jobs.updateMany(query, { $set: { ...set, updatedAt: new Date() } });
     if (res.modifiedCount > 0 && Object.keys(set).some((k) => isLaunchField(k.split(".")[0]!))) {
       // Queued jobs' entries carry them as they were (launch snapshots): replaced,
@@ -340,6 +343,7 @@ export class JobsApi {
     // Conditioned on the state read above, so a launcher claiming the job meanwhile wins.
     const cond: Record<string, unknown> = { _id: job._id, state: job.state };
     if (ownProcess) cond["lock.owner"] = lease;
+    if (set.tags) await ensureTagIndexes(this.store, [set.tags]);
     const res = await this.store.jobs.updateOne(cond as never, { $set: { ...set, updatedAt: new Date() } });
     if (res.matchedCount !== 1) throw new ConflictError(`job ${job._id} changed state while being modified; try again`);
     const updated = await this.get(job._id);
@@ -750,5 +754,6 @@ function validateSpec(s: JobSpec, limits: JobLimits = {}): void {
   }
   if (!s.name.trim()) throw new UsageError("a job needs a name");
   checkJobLimits(s, limits);
+  checkSpecTags(s.tags);
   checkJobForLaunch(s);
 }

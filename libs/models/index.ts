@@ -5,3 +5,5 @@ export * from "./commandline.js";
 export * from "./workdir.js";
 export * from "./snapshot.js";
 export * from "./gpus.js";
+export * from "./tags.js";
+export * from "./reports.js";

@@ -56,6 +56,8 @@ export interface Job {
   wallTimeMinutes: number;
   mpiFlags: string;
   environVars: Record<string, string>;
+  /** Labels (Balsam 2's `tags`): selectors of ls/rm/rerun/killjob/modify, the API, and `launcher --tag` (see tags.ts). */
+  tags: Record<string, string>;
   inputFiles: string;
   stageInUrl: string;
   stageOutFiles: string;
@@ -151,6 +153,7 @@ export const JOB_DEFAULTS = {
   wallTimeMinutes: 1,
   mpiFlags: "",
   environVars: {} as Record<string, string>,
+  tags: {} as Record<string, string>,
   inputFiles: "*",
   stageInUrl: "",
   stageOutFiles: "",

@@ -26,6 +26,8 @@ const LAUNCH_FIELDS = [
   "wallTimeMinutes",
   "mpiFlags",
   "environVars",
+  // `launcher --tag` decides from the entry alone whether a job is its to run.
+  "tags",
   "inputFiles",
   "stageInUrl",
   "stageOutFiles",

@@ -191,6 +191,8 @@ export class Store {
       { coll: this.jobs as never, key: { parents: 1 }, name: "parents" },
       { coll: this.jobs as never, key: { "lock.until": 1 }, name: "lock_until" },
       { coll: this.jobs as never, key: { name: 1 }, name: "name" },
+      // With each key's own {"tags.K": 1} (tag-indexes.ts): FerretDB's patch 0016 needs both to answer `tags.K: V` from indexes.
+      { coll: this.jobs as never, key: { tags: 1 }, name: "tags" },
       { coll: this.apps as never, key: { name: 1 }, name: "name_unique", unique: true },
     ];
     const existing = new Map<string, Set<string>>();

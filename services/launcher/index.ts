@@ -6,6 +6,7 @@ import { resolveMaxLeaseLapses } from "../../libs/config/index.js";
 import { isValidWorkflow } from "../../libs/queue/index.js";
 import { deviceVariable, detectMpiKind, discoverGpus, discoverNodes, remainingMinutesFromEnv, sliceNodes, type GpuVendor, type MpiKind, type NodeGpus, type NodeInfo } from "../../libs/platform/index.js";
 import type { Settings } from "../../libs/config/index.js";
+import { parseTags, type Tags } from "../../libs/models/index.js";
 import type { Balsam } from "../../libs/client/index.js";
 import { Launcher, type LauncherSummary } from "./launcher.js";
 
@@ -27,6 +28,8 @@ export interface LauncherCliOptions {
   limitNodes?: number;
   offsetNodes?: number;
   persistent?: boolean;
+  /** Repeated `--tag KEY=VALUE` words. */
+  tag?: string[];
 }
 
 export interface ResolvedLauncherOptions {
@@ -41,6 +44,8 @@ export interface ResolvedLauncherOptions {
   maxGpusPerNode: number | undefined;
   timeLimitMinutes: number | undefined;
   persistent: boolean;
+  /** Only jobs with all these tags; undefined: any job. */
+  tags: Tags | undefined;
 }
 
 /** Validates the flags and reads the allocation from the batch environment. */
@@ -53,6 +58,7 @@ export function resolveLauncherOptions(o: LauncherCliOptions, env: NodeJS.Proces
   for (const wf of [...(workflows ?? []), ...(workflowParts ?? [])]) {
     if (!isValidWorkflow(wf)) throw new UsageError(`'${wf}' is not a valid workflow name`, { hint: "use letters, digits, '_', '.' or '-'" });
   }
+  const tags: Tags | undefined = parseTags(o.tag);
   if (o.timeLimitMinutes !== undefined && !(o.timeLimitMinutes > 0)) throw new UsageError("--time-limit-minutes must be > 0");
   const vendor = o.gpuVendor ?? env.BALSAM_GPU_VENDOR?.trim() ?? settings?.gpuVendor;
   if (vendor !== undefined && vendor !== "" && vendor !== "nvidia" && vendor !== "intel" && vendor !== "auto") {
@@ -89,6 +95,7 @@ export function resolveLauncherOptions(o: LauncherCliOptions, env: NodeJS.Proces
     maxGpusPerNode: settings?.gpusPerNode,
     timeLimitMinutes: o.timeLimitMinutes ?? fromScheduler,
     persistent: Boolean(o.persistent),
+    tags,
   };
 }
 
@@ -129,6 +136,7 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
     nodes: o.nodes,
     timeLimitMinutes: o.timeLimitMinutes,
     persistent: o.persistent,
+    tags: o.tags,
     leaseTtlMs: extra.leaseTtlMs ?? client.settings?.leaseTtlMs,
     maxLeaseLapses: resolveMaxLeaseLapses(client.settings),
     killGraceMs: extra.killGraceMs,

@@ -17,6 +17,7 @@ import {
   type App,
   type Job,
   type JobState,
+  type Tags,
 } from "../../libs/models/index.js";
 import { coerceError } from "../../libs/errors/index.js";
 import { DEFAULT_MAX_LEASE_LAPSES, redactUrl } from "../../libs/config/index.js";
@@ -37,6 +38,7 @@ import { TransitionWriter, isTransient } from "./writer.js";
 import { ProcessSupervisor, findOnPath, readResult, outputTail, type RunHandle, type RunOutcome } from "./runner.js";
 import { stageIn, stageOut } from "./stage.js";
 import { Fence } from "./fence.js";
+import { TagFilter } from "./tag-filter.js";
 
 export interface LauncherOptions {
   client: Balsam;
@@ -82,6 +84,8 @@ export interface LauncherOptions {
    */
   writeBacklog?: number;
   log?: (line: string) => void;
+  /** Run only jobs carrying all these tags (`--tag`); others stay in the queue for other launchers (tag-filter.ts). */
+  tags?: Tags;
 }
 
 const PREPROCESS_LIMIT_MS = 300_000;
@@ -131,7 +135,8 @@ export interface LauncherSummary {
  */
 export class Launcher {
   readonly owner: string;
-  private readonly o: Required<Omit<LauncherOptions, "workflows" | "timeLimitMinutes" | "mpiKind" | "maxGpusPerNode">> & Pick<LauncherOptions, "workflows" | "timeLimitMinutes" | "mpiKind" | "maxGpusPerNode">;
+  private readonly o: Required<Omit<LauncherOptions, "workflows" | "timeLimitMinutes" | "mpiKind" | "maxGpusPerNode" | "tags">> & Pick<LauncherOptions, "workflows" | "timeLimitMinutes" | "mpiKind" | "maxGpusPerNode" | "tags">;
+  private readonly tagFilter: TagFilter;
   private readonly pool: NodePool;
   private readonly writer: TransitionWriter;
   private readonly workers = new Map<string, Worker<QueueData>>();
@@ -185,6 +190,7 @@ export class Launcher {
       log: (l: string) => process.stderr.write(l + "\n"),
       ...given,
     } as unknown as Launcher["o"];
+    this.tagFilter = new TagFilter(this.o.tags);
     // A dead launcher's entries come back after this; no longer than its leases.
     this.lockDurationMs = Math.min(30 * SECOND, this.o.leaseTtlMs);
     this.claimAfterMs = Math.min(this.o.claimAfterMs, Math.floor(this.lockDurationMs / 3));
@@ -381,6 +387,10 @@ export class Launcher {
     const id = entry.data.id;
     // An entry whose launcher was lost holding it is read afresh: that launcher may have claimed the job meanwhile.
     let job = entry.data.s && !entry.stalledCounter ? jobFromSnapshot(id, entry.data.s) : await this.read(id);
+    if (job && isRunnable(job.state) && !this.tagFilter.accepts(job)) {
+      await new Promise((r) => setTimeout(r, this.tagFilter.missPauseMs()));
+      return this.giveBack(entry, token, this.tagFilter.delayMs);
+    }
     for (let round = 0; job && isRunnable(job.state); round++) {
       if ((await this.take(entry, token, job)) === "done") return;
       // A job edited again and again while it starts: another delivery tries later.
@@ -1136,7 +1146,7 @@ export class Launcher {
 
   private async workflowFilter(): Promise<Record<string, unknown>> {
     const wfs = await this.consumed();
-    return wfs ? { workflow: { $in: wfs } } : {};
+    return { ...(wfs ? { workflow: { $in: wfs } } : {}), ...this.tagFilter.query() };
   }
 
   /**
@@ -1152,7 +1162,8 @@ export class Launcher {
     // Entries waiting in Redis will arrive: no need to ask MongoDB, whose
     // queries here scan the collection on FerretDB (~1 s per 10k jobs).
     const wfs = this.o.workflows ?? [...this.workers.keys()];
-    for (const wf of wfs) if ((await queues.waiting(wf)) > 0) return;
+    // (Not for a tagged launcher: the entries may all be others'.)
+    if (!this.tagFilter.active) for (const wf of wfs) if ((await queues.waiting(wf)) > 0) return;
     if (Date.now() < this.nextStoreCheck) return;
     this.nextStoreCheck = Date.now() + 2 * SECOND;
     const wf = await this.workflowFilter();

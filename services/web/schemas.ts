@@ -27,6 +27,8 @@ const jobFields = {
   wallTimeMinutes: z.number().min(0).max(MAX_JOB_COUNT),
   mpiFlags: str,
   environVars: z.record(z.string(), z.string()),
+  // Keys and values are checked further by the client (libs/models/tags.ts).
+  tags: z.record(z.string(), z.string()),
   inputFiles: str,
   stageInUrl: str,
   stageOutFiles: str,

@@ -331,6 +331,38 @@ describe("MongoDB-wire server conformance", () => {
     assertIndexed(await c.find({ workflow: "WF2" }).explain());
   });
 
+  test("find by a tag (a field of a sub-document, \"tags.k\") is answered through its index and matches arrays too (explain)", async () => {
+    const c = await seedOdd("tagidx");
+    await c.updateMany({}, [{ $set: { tags: { grp: { $concat: ["G", { $substrCP: ["$_id", 1, 1] }] }, run: "bench" } } }]).catch(async () => {
+      // Servers without pipeline updates: the same tags, document by document.
+      for (const d of await c.find({}, { projection: { _id: 1 } }).toArray()) await c.updateOne({ _id: d._id }, { $set: { tags: { grp: `G${String(d._id).slice(1, 2)}`, run: "bench" } } });
+    });
+    await c.insertMany([
+      { _id: "t-arr", name: "a", workflow: "X", state: "READY", tags: [{ grp: "G3" }, { grp: "G9" }] },
+      { _id: "t-inarr", name: "b", workflow: "X", state: "READY", tags: { grp: ["G0", "G3"] } },
+      { _id: "t-other", name: "c", workflow: "X", state: "READY", tags: { grp: "G30" } },
+      { _id: "t-none", name: "d", workflow: "X", state: "READY" },
+      { _id: "t-num", name: "e", workflow: "X", state: "READY", tags: { grp: 3 } },
+    ]);
+    await c.createIndex({ tags: 1 }, { name: "tags" });
+    await c.createIndex({ "tags.grp": 1 }, { name: "tag_grp" });
+    const all = await c.find({}).toArray();
+    const holds = (v: unknown): boolean => v === "G3" || (Array.isArray(v) && v.includes("G3"));
+    const match = (d: Document): boolean => {
+      const t = d.tags as unknown;
+      if (Array.isArray(t)) return t.some((e) => holds((e as Document).grp));
+      return typeof t === "object" && t !== null && holds((t as Document).grp);
+    };
+    const want = all.filter(match).map((d) => String(d._id)).sort();
+    assert.ok(want.includes("t-arr") && want.includes("t-inarr") && !want.includes("t-other") && want.length > 100);
+    const ids = async (q: Document) => (await c.find(q, { projection: { _id: 1 } }).toArray()).map((d) => String(d._id)).sort();
+    assert.deepEqual(await ids({ "tags.grp": "G3" }), want);
+    assert.deepEqual(await ids({ "tags.grp": { $eq: "G3" } }), want);
+    assert.deepEqual(await ids({ "tags.grp": "G3", "tags.run": "bench" }), want.filter((id) => all.find((d) => d._id === id)?.tags?.run === "bench"));
+    assertIndexed(await c.find({ "tags.grp": "G3" }).explain());
+    assertIndexed(await c.find({ "tags.grp": "G3", workflow: "WF1" }).explain());
+  });
+
   test("a literal regex (name/id substring, case-insensitive) matches exactly as a regex does", async () => {
     const c = await seedOdd("litrx");
     await c.insertMany([

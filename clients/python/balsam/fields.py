@@ -32,6 +32,7 @@ SNAKE_TO_KEY: Dict[str, str] = {
     "wall_time_minutes": "wallTimeMinutes",
     "mpi_flags": "mpiFlags",
     "environ_vars": "environVars",
+    "tags": "tags",
     "input_files": "inputFiles",
     "stage_in_url": "stageInUrl",
     "stage_out_files": "stageOutFiles",
@@ -65,7 +66,7 @@ SETTABLE = frozenset(
     [
         "name", "workflow", "application", "args", "description", "parents", "data", "numNodes", "ranksPerNode",
         "threadsPerRank", "threadsPerCore", "cpuAffinity", "nodePackingCount", "gpusPerRank", "coscheduleNumNodes",
-        "wallTimeMinutes", "mpiFlags", "environVars", "inputFiles", "stageInUrl", "stageOutFiles", "stageOutUrl",
+        "wallTimeMinutes", "mpiFlags", "environVars", "tags", "inputFiles", "stageInUrl", "stageOutFiles", "stageOutUrl",
         "postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry", "fastFailRetries", "waitForParents", "preprocess",
         "postprocess",
     ]
