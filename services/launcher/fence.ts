@@ -1,5 +1,4 @@
 import { renewLeases, serverTime, type Store } from "../../libs/store/index.js";
-import type { BullJob, QueueData } from "../../libs/queue/index.js";
 import { monoMs } from "./spawner.js";
 import type { FenceView } from "./runner.js";
 
@@ -28,6 +27,12 @@ import type { FenceView } from "./runner.js";
  *   jobs end at their deadlines; when it can write again it writes only
  *   where it still holds the lease (every write is conditioned on it).
  */
+/** The queue entry a job running ahead of its claim holds: its id, and when it was fetched (ms since the epoch). */
+export interface AheadEntry {
+  id?: string;
+  processedOn?: number;
+}
+
 export interface FenceOptions {
   store: Store;
   owner: string;
@@ -103,7 +108,7 @@ export class Fence implements FenceView {
   }
 
   /** A job starts ahead of its claim: it holds only its entry's lock, taken when the entry was fetched or last extended. */
-  ahead(id: string, entry: BullJob<QueueData>): void {
+  ahead(id: string, entry: AheadEntry): void {
     const fetched = entry.processedOn ? monoMs() - Math.max(0, Date.now() - entry.processedOn) : monoMs() - this.o.lockDurationMs;
     const since = Math.max(fetched, this.extended.get(String(entry.id)) ?? -Infinity);
     this.held.set(id, { deadline: since + this.o.lockDurationMs - this.lockMarginMs, entryId: String(entry.id) });
