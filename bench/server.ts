@@ -4,7 +4,7 @@
  * index serves it), and a bulk of conditional updates. Prints, asserts nothing.
  * Sizes: BENCH_IN_SIZES (default "20000,200000").
  */
-import { buildJob, Store } from "../libs/store/index.js";
+import { buildJob, dropDatabase, insertJobs, jobsByIds, readJob, renewLeases, Store } from "../libs/store/index.js";
 import { pct } from "./measure.js";
 
 const f2 = (x: number) => x.toFixed(2);
@@ -20,7 +20,7 @@ export async function benchServer(mongoUrl: string): Promise<void> {
   console.log(`\n## _id $in of 50 ids vs one _id lookup, as the collection grows (${sizes.join(", ")} jobs)`);
   const store = await Store.connect({ url: mongoUrl, dbName: "bench_server" });
   try {
-    await store.db.dropDatabase();
+    await dropDatabase(store);
     await store.ensureIndexes();
     const ids: string[] = [];
     for (const size of sizes) {
@@ -29,26 +29,20 @@ export async function benchServer(mongoUrl: string): Promise<void> {
         const docs = Array.from({ length: Math.min(10_000, size - ids.length) }, (_, k) =>
           buildJob({ name: `task${ids.length + k}`, workflow: `WF${(ids.length + k) % 10}`, application: "noop" }),
         );
-        await store.jobs.insertMany(docs, { ordered: false });
+        await insertJobs(store, docs);
         ids.push(...docs.map((d) => d._id));
       }
       const fillS = (performance.now() - t) / 1000;
       const pick = (n: number) => Array.from({ length: n }, () => ids[Math.floor(Math.random() * ids.length)] as string);
       const one: number[] = [];
-      for (let i = 0; i < 50; i++) one.push(await timeMs(() => store.jobs.findOne({ _id: pick(1)[0] as string })));
+      for (let i = 0; i < 50; i++) one.push(await timeMs(() => readJob(store, pick(1)[0] as string)));
       const many: number[] = [];
-      for (let i = 0; i < 20; i++) many.push(await timeMs(() => store.jobs.find({ _id: { $in: pick(50) } }).toArray()));
+      for (let i = 0; i < 20; i++) many.push(await timeMs(() => jobsByIds(store, pick(50))));
       const cas: number[] = [];
       for (let i = 0; i < 5; i++) {
         const batch = pick(500);
-        cas.push(
-          await timeMs(() =>
-            store.jobs.bulkWrite(
-              batch.map((id) => ({ updateOne: { filter: { _id: id, state: "READY" }, update: { $set: { updatedAt: new Date() } } } })),
-              { ordered: false },
-            ),
-          ),
-        );
+        // One unordered bulk of conditional updates by _id, as a heartbeat sends them.
+        cas.push(await timeMs(() => renewLeases(store, "bench", batch, new Date())));
       }
       console.log(
         `${size} jobs (filled in ${f2(fillS)} s): one _id p50 ${f2(pct(one, 50))} ms; 50-id $in p50 ${f2(pct(many, 50))} ms ` +
@@ -56,7 +50,7 @@ export async function benchServer(mongoUrl: string): Promise<void> {
       );
     }
   } finally {
-    await store.db.dropDatabase().catch(() => undefined);
+    await dropDatabase(store).catch(() => undefined);
     await store.close();
   }
 }

@@ -1,6 +1,6 @@
 import type { Job, JobState } from "../../libs/models/index.js";
 import { coerceError } from "../../libs/errors/index.js";
-import { FINISHED_CHANNEL, queueItem, type Balsam } from "../../libs/client/index.js";
+import { announceFinished, queueItem, releaseChildren, type Balsam, type FinishedJob } from "../../libs/client/index.js";
 
 export interface LauncherSummary {
   finished: number;
@@ -8,14 +8,6 @@ export interface LauncherSummary {
   restarted: number;
   killed: number;
   reason: string;
-}
-
-interface Finished {
-  id: string;
-  workflow: string;
-  name: string;
-  state: JobState;
-  result?: unknown;
 }
 
 /**
@@ -27,7 +19,7 @@ interface Finished {
  */
 export class Completion {
   readonly summary: LauncherSummary = { finished: 0, failed: 0, restarted: 0, killed: 0, reason: "" };
-  private announcements: Finished[] = [];
+  private announcements: FinishedJob[] = [];
   private releases: string[] = [];
   private announceTimer: NodeJS.Timeout | undefined;
   private releaseTimer: NodeJS.Timeout | undefined;
@@ -55,7 +47,7 @@ export class Completion {
   }
 
   /** Tells the finished channel; a search hears it within milliseconds. */
-  private announceFinished(f: Finished): void {
+  private announceFinished(f: FinishedJob): void {
     this.announcements.push(f);
     this.announceTimer ??= setTimeout(() => void this.flushAnnouncements(), 2);
   }
@@ -78,8 +70,7 @@ export class Completion {
     this.announceTimer = undefined;
     const list = this.announcements;
     this.announcements = [];
-    if (list.length === 0) return;
-    await this.client.queues.publish(FINISHED_CHANNEL, JSON.stringify(list.length === 1 ? list[0] : list)).catch(() => undefined);
+    await announceFinished(this.client.queues, list);
   }
 
   private async flushReleases(): Promise<void> {
@@ -87,6 +78,6 @@ export class Completion {
     this.releaseTimer = undefined;
     const ids = this.releases;
     this.releases = [];
-    if (ids.length) await this.client.jobs.releaseChildren(ids);
+    await releaseChildren(this.client, ids);
   }
 }

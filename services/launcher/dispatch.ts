@@ -1,7 +1,8 @@
 import { isRunnable, jobFromSnapshot, type App, type Job } from "../../libs/models/index.js";
 import { coerceError } from "../../libs/errors/index.js";
 import { workdirFor } from "../../libs/client/index.js";
-import { DelayedError, failedAsStalled, type BullJob, type QueueData, type Worker } from "../../libs/queue/index.js";
+import type { Consumer, QueueEntry } from "../../libs/queue/index.js";
+import { findApp } from "../../libs/store/index.js";
 import { MINUTE, SECOND } from "./options.js";
 import { planStart } from "./plan.js";
 import { refusal, sizeOf } from "./prepare.js";
@@ -17,7 +18,7 @@ import type { Core, Running, Taken } from "./core.js";
  * claimed and started (execution.ts). An entry not taken goes back, delayed.
  */
 export class Dispatch {
-  private readonly workers = new Map<string, Worker<QueueData>>();
+  private readonly workers = new Map<string, Consumer>();
   private readonly apps = new Map<string, App>();
   /** Jobs running ahead of their claim, per workflow: each holds its worker's processor, so the worker's concurrency grows by as many. */
   private readonly ahead = new Map<string, number>();
@@ -43,7 +44,7 @@ export class Dispatch {
     const wanted = o.workflows ?? matching(o, await o.client.queues.workflows());
     for (const wf of wanted) {
       if (this.workers.has(wf)) continue;
-      const w = o.client.queues.createWorker(wf, (job, token) => this.process(job, token), {
+      const w = o.client.queues.consume(wf, (entry) => this.process(entry), {
         concurrency: o.baseConcurrency,
         lockDurationMs: o.lockDurationMs,
         stalledIntervalMs: o.lockDurationMs,
@@ -53,9 +54,7 @@ export class Dispatch {
         drainDelaySeconds: 1,
         onError: (err) => core.log(`queue ${wf}: ${err.message}`),
         onLocksExtended: (ids, sentAt) => core.fence.locksExtended(ids, sentAt),
-      });
-      w.on("failed", (entry: BullJob<QueueData> | undefined, err: Error) => {
-        if (entry && failedAsStalled(err)) this.failStalled(entry.data.id).catch((e: unknown) => core.log(`job ${entry.data.id}: ${coerceError(e).message}`));
+        onGivenUp: (id) => void this.failStalled(id).catch((e: unknown) => core.log(`job ${id}: ${coerceError(e).message}`)),
       });
       this.workers.set(wf, w);
     }
@@ -63,7 +62,10 @@ export class Dispatch {
 
   /** Stops (true) or resumes fetching on every worker. */
   pause(pause: boolean): void {
-    for (const w of this.workers.values()) void (pause ? w.pause(true) : w.resume()).catch(() => undefined);
+    for (const w of this.workers.values()) {
+      if (pause) void w.pause().catch(() => undefined);
+      else w.resume();
+    }
   }
 
   /** Workers close after their processors return: waiters got null from the pool and gave their entries back. */
@@ -79,16 +81,10 @@ export class Dispatch {
     await this.execution.records.failUnclaimed(job, `its launcher was lost ${n} times while running it (maxLeaseLapses ${n}): not restarted; the job's output file may say why`);
   }
 
-  /** Gives a queue entry back (delayed) instead of completing it: the job was not taken. */
-  private async giveBack(entry: BullJob<QueueData>, token: string | undefined, delayMs: number): Promise<never> {
-    await entry.moveToDelayed(Date.now() + delayMs, token);
-    throw new DelayedError();
-  }
-
   private async appOf(name: string): Promise<App | undefined> {
     let app = this.apps.get(name);
     if (!app) {
-      app = (await this.core.o.client.store.apps.findOne({ name })) ?? undefined;
+      app = (await findApp(this.core.o.client.store, name)) ?? undefined;
       if (app) this.apps.set(name, app);
     }
     return app;
@@ -99,40 +95,40 @@ export class Dispatch {
    * so nothing is read; a write that finds the job changed since (modified,
    * killed, taken) reads it afresh and decides again.
    */
-  private async process(entry: BullJob<QueueData>, token?: string): Promise<void> {
+  private async process(entry: QueueEntry): Promise<void> {
     this.lastActivity = Date.now();
-    const id = entry.data.id;
+    const id = entry.id;
     const read = (): Promise<Job | null> => this.execution.records.read(id);
     // An entry whose launcher was lost holding it is read afresh: that launcher may have claimed the job meanwhile.
-    let job = entry.data.s && !entry.stalledCounter ? jobFromSnapshot(id, entry.data.s) : await read();
+    let job = entry.snapshot ? jobFromSnapshot(id, entry.snapshot) : await read();
     for (let round = 0; job && isRunnable(job.state); round++) {
-      if ((await this.take(entry, token, job)) === "done") return;
+      if ((await this.take(entry, job)) === "done") return;
       // A job edited again and again while it starts: another delivery tries later.
-      if (round >= 3) return this.giveBack(entry, token, SECOND);
+      if (round >= 3) return entry.defer(SECOND);
       job = await read();
     }
   }
 
   /** Decide, wait for capacity, then run the job ahead of its claim, or claim it and start it. */
-  private async take(entry: BullJob<QueueData>, token: string | undefined, job: Job): Promise<Taken> {
+  private async take(entry: QueueEntry, job: Job): Promise<Taken> {
     const { core } = this;
     const o = core.o;
     const id = job._id;
-    if (!core.active()) return this.giveBack(entry, token, 0);
+    if (!core.active()) return entry.defer(0);
     // Fenced (its leases could not be renewed): no new work until they can.
-    if (!this.leases.canTake()) return this.giveBack(entry, token, 0);
+    if (!this.leases.canTake()) return entry.defer(0);
     // An earlier attempt still winding down here (its script restarted the job): never two at once.
-    if (core.running.has(id)) return this.giveBack(entry, token, SECOND);
+    if (core.running.has(id)) return entry.defer(SECOND);
     const left = core.minutesLeft();
     if (job.wallTimeMinutes > left) {
       core.log(`job ${id} needs ${job.wallTimeMinutes} min, ${left.toFixed(1)} min left: left in the queue for the next launcher`);
-      return this.giveBack(entry, token, Math.max(1000, left * MINUTE));
+      return entry.defer(Math.max(1000, left * MINUTE));
     }
     const size = sizeOf(o, job);
     const refused = refusal(o, core.pool, job, size);
     if (refused) {
       core.log(`job ${id} needs ${refused}`);
-      return this.giveBack(entry, token, 30 * SECOND);
+      return entry.defer(30 * SECOND);
     }
     let workdir: string;
     try {
@@ -144,11 +140,11 @@ export class Dispatch {
     }
     const app = await this.appOf(job.application);
     const grant = await core.pool.acquire(size);
-    if (!grant) return this.giveBack(entry, token, 0);
+    if (!grant) return entry.defer(0);
     let started = false;
     try {
       await this.roomToWrite();
-      if (!core.active()) return this.giveBack(entry, token, 0);
+      if (!core.active()) return entry.defer(0);
       const pre = job.preprocess || app?.preprocess || "";
       const post = job.postprocess || app?.postprocess || "";
       const { steps, runAhead } = planStart(job, { appFound: app !== undefined, preprocess: pre, postprocess: post, claimAfterMs: o.claimAfterMs, owner: core.owner });
@@ -157,7 +153,7 @@ export class Dispatch {
         this.setAhead(job.workflow, +1);
         try {
           const taken = await this.execution.runAhead(entry, job, app, grant, steps, workdir);
-          return taken === "give-back" ? await this.giveBack(entry, token, 0) : taken;
+          return taken === "give-back" ? await entry.defer(0) : taken;
         } finally {
           this.setAhead(job.workflow, -1);
         }
@@ -196,11 +192,10 @@ export class Dispatch {
     this.core.log(`the database is behind: ${backlog} state writes wait for it; no new job starts until it catches up`);
   }
 
-  /** Keeps `baseConcurrency` processors free for new entries while some run jobs ahead of their claims. */
+  /** Keeps `baseConcurrency` entries coming while some are held by jobs running ahead of their claims. */
   private setAhead(workflow: string, delta: number): void {
     const n = (this.ahead.get(workflow) ?? 0) + delta;
     this.ahead.set(workflow, n);
-    const w = this.workers.get(workflow);
-    if (w) w.concurrency = this.core.o.baseConcurrency + n;
+    this.workers.get(workflow)?.hold(n);
   }
 }

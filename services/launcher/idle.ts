@@ -1,5 +1,5 @@
-import { ACTIVE_STATES, RUNNABLE_STATES, WAITING_STATES } from "../../libs/models/index.js";
-import { reenqueueRunnable } from "../../libs/client/index.js";
+import { anyActive, anyRunnableFitting, anyUnfinished, parentsOfWaiting } from "../../libs/store/index.js";
+import { reenqueueRunnable, releaseChildren } from "../../libs/client/index.js";
 import { SECOND, type ResolvedOptions } from "./options.js";
 
 /** What the idle check needs of its launcher. */
@@ -44,11 +44,6 @@ export class IdleCheck {
     return matching(o, [...new Set([...(await jobs.workflows()), ...(await queues.workflows())])]);
   }
 
-  private async workflowFilter(): Promise<Record<string, unknown>> {
-    const wfs = await this.consumed();
-    return wfs ? { workflow: { $in: wfs } } : {};
-  }
-
   /**
    * Stops the launcher when nothing is left that it could run: nothing
    * runnable that fits its time and nodes, nothing active anywhere that could
@@ -62,38 +57,27 @@ export class IdleCheck {
     const { store, queues } = o.client;
     // Entries waiting in Redis will arrive: no need to ask MongoDB, whose
     // queries here scan the collection on FerretDB (~1 s per 10k jobs).
-    const wfs = o.workflows ?? ctx.workerWorkflows();
-    for (const wf of wfs) if ((await queues.waiting(wf)) > 0) return;
+    for (const wf of o.workflows ?? ctx.workerWorkflows()) if ((await queues.waiting(wf)) > 0) return;
     if (Date.now() < this.nextStoreCheck) return;
     this.nextStoreCheck = Date.now() + 2 * SECOND;
-    const wf = await this.workflowFilter();
-    const left = ctx.minutesLeft();
-    const fit: Record<string, unknown> = { ...wf, state: { $in: [...RUNNABLE_STATES] } };
-    if (Number.isFinite(left)) fit.wallTimeMinutes = { $lte: left };
-    if (o.jobMode === "mpi") fit.numNodes = { $lte: ctx.poolSize() };
-    else {
-      fit.numNodes = { $lte: 1 };
-      fit.ranksPerNode = { $lte: 1 };
-    }
-    // Existence, not counts: a scan stops at the first match.
-    const exists = async (q: Record<string, unknown>) => (await store.jobs.findOne(q as never, { projection: { _id: 1 } })) !== null;
-    if (await exists(fit)) {
+    const wfs = await this.consumed();
+    const fits = { workflows: wfs, minutesLeft: ctx.minutesLeft(), maxNodes: ctx.poolSize(), serial: o.jobMode === "serial" };
+    if (await anyRunnableFitting(store, fits)) {
       // Runnable in MongoDB but nothing arrives: the queue lost entries (Redis flushed or restarted).
       if (Date.now() - ctx.lastActivity() > 3 * SECOND && Date.now() - this.reconciledAt > 5 * SECOND) {
         this.reconciledAt = Date.now();
-        const n = await reenqueueRunnable(store, queues, await this.consumed());
+        const n = await reenqueueRunnable(store, queues, wfs);
         ctx.log(`nothing arrived while jobs are runnable: re-offered ${n} queue entries`);
       }
       return;
     }
-    if (await exists({ ...wf, state: { $in: [...ACTIVE_STATES] } })) return;
-    const waiting = await store.jobs.find({ ...wf, state: { $in: [...WAITING_STATES] } } as never, { projection: { parents: 1 }, limit: 1000 }).toArray();
-    if (waiting.length > 0) {
-      const parents = [...new Set(waiting.flatMap((w) => w.parents))];
-      const moved = await o.client.jobs.releaseChildren(parents);
+    if (await anyActive(store, wfs)) return;
+    const parents = await parentsOfWaiting(store, { workflows: wfs, limit: 1000 });
+    if (parents.length > 0) {
+      const moved = await releaseChildren(o.client, parents);
       if (moved > 0) return;
       // Parents outside this launcher's workflows may still finish; those are active elsewhere.
-      if (await exists({ _id: { $in: parents }, state: { $nin: ["JOB_FINISHED", "FAILED", "USER_KILLED"] } })) return;
+      if (await anyUnfinished(store, parents)) return;
     }
     ctx.stop("nothing left to run");
   }

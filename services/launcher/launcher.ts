@@ -4,6 +4,7 @@ import { coerceError } from "../../libs/errors/index.js";
 import { redactUrl } from "../../libs/config/index.js";
 import { KILL_CHANNEL } from "../../libs/client/index.js";
 import { WORKFLOWS_CHANNEL } from "../../libs/queue/index.js";
+import { beatLauncher, markLauncherExited, registerLauncher } from "../../libs/store/index.js";
 import { NodePool } from "./pool.js";
 import { TransitionWriter } from "./writer.js";
 import { ProcessSupervisor } from "./runner.js";
@@ -77,7 +78,7 @@ export class Launcher implements Core {
       {
         // Jobs running ahead of their claim have no lease to renew.
         claimedJobIds: () => [...this.running.values()].filter((r) => r.claimed).map((r) => r.job._id),
-        beat: () => o.client.store.launchers.updateOne({ _id: this.owner }, { $set: { heartbeat: new Date(), inFlight: this.running.size } }),
+        beat: () => beatLauncher(o.client.store, this.owner, this.running.size),
         pauseFetching: (pause) => this.dispatch.pause(pause),
         active: () => this.active(),
         log,
@@ -146,7 +147,7 @@ export class Launcher implements Core {
     const o = this.o;
     const { store, queues } = o.client;
     await this.fence.sync();
-    await store.launchers.insertOne({
+    await registerLauncher(store, {
       _id: this.owner,
       host: hostname(),
       pid: process.pid,
@@ -231,7 +232,7 @@ export class Launcher implements Core {
     await this.writer.close();
     await this.processes?.close();
     for (const u of this.unsubscribe) await u();
-    await this.o.client.store.launchers.updateOne({ _id: this.owner }, { $set: { state: "exited", heartbeat: new Date() } }).catch(() => undefined);
+    await markLauncherExited(this.o.client.store, this.owner).catch(() => undefined);
     this.state = "stopped";
     const s = this.completion.summary;
     this.log(`stopped (${this.reason}): ${s.finished} finished, ${s.failed} failed, ${s.restarted} to restart, ${s.killed} killed; ${costs(this.o.client.store, s, this.cpuAtStart, this.processes?.spawnCpuMs() ?? 0)}`);

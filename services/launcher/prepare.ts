@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import type { App, Job } from "../../libs/models/index.js";
 import { coerceError } from "../../libs/errors/index.js";
 import { workdirFor } from "../../libs/client/index.js";
-import type { Transition } from "../../libs/store/index.js";
+import { jobFields, type Transition } from "../../libs/store/index.js";
 import { stageIn } from "./stage.js";
 import type { Grant, NodePool } from "./pool.js";
 import type { Core, Running } from "./core.js";
@@ -85,7 +85,7 @@ export class Preparation {
   /** The working directories of a job's parents, in the order of its parent list, with their ids (a clash of names is suffixed with one). */
   private async parentDirs(job: Job): Promise<Array<{ id: string; dir: string }>> {
     if (job.parents.length === 0) return [];
-    const docs = await this.core.o.client.store.jobs.find({ _id: { $in: job.parents } }, { projection: { workdir: 1, workflow: 1, name: 1 } }).toArray();
+    const docs = await jobFields(this.core.o.client.store, job.parents, ["workdir", "workflow", "name"]);
     const byId = new Map(docs.map((d) => [d._id, d]));
     return job.parents.flatMap((p) => {
       const d = byId.get(p);

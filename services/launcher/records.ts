@@ -1,6 +1,6 @@
 import { ACTIVE_STATES, isFinal, isRunnable, sameLaunch, type Job, type JobState } from "../../libs/models/index.js";
 import { coerceError } from "../../libs/errors/index.js";
-import type { Transition } from "../../libs/store/index.js";
+import { readJob, type Transition } from "../../libs/store/index.js";
 import { isTransient } from "./writer.js";
 import type { Core, Running, Taken } from "./core.js";
 import type { Step } from "./plan.js";
@@ -15,7 +15,7 @@ export class JobRecords {
   constructor(private readonly core: Core) {}
 
   read(id: string): Promise<Job | null> {
-    return this.core.o.client.store.jobs.findOne({ _id: id });
+    return readJob(this.core.o.client.store, id);
   }
 
   /** The claim of a queued job: its steps to RUNNING (or STAGED_IN), a lease, its working directory; conditioned on the version it was queued with. */

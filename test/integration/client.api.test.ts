@@ -9,6 +9,7 @@ import { useTestContext } from "../support/context.js";
 import { makeCliDb, type CliDb } from "../support/cli.js";
 import { startLauncher } from "../support/launcher.js";
 import { connect, ConfigError, type Balsam, type FinishedJob, type Job } from "../../libs/client/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 const ctx = useTestContext("client");
 let db: CliDb;
@@ -58,7 +59,7 @@ describe("client API against the real servers", () => {
     try {
       await bulk.apps.add({ name: "echo", executable: "/bin/echo" });
       const n = 10_000;
-      const jobs = bulk.store.jobs;
+      const jobs = coll(bulk.store).jobs;
       const insertMany = jobs.insertMany.bind(jobs);
       let inserts = 0;
       let docs = 0;
@@ -85,7 +86,7 @@ describe("client API against the real servers", () => {
       assert.equal(await bulk.queues.pending("BULK"), n, "every job has its queue entry");
     } finally {
       await bulk.queues.obliterate("BULK").catch(() => undefined);
-      await bulk.store.db.dropDatabase().catch(() => undefined);
+      await coll(bulk.store).db.dropDatabase().catch(() => undefined);
       await bulk.close();
     }
   });

@@ -9,6 +9,7 @@ import { makeCliDb, type CliDb } from "../support/cli.js";
 import { startLauncher, type LauncherProc } from "../support/launcher.js";
 import { connect, isFinal, queueItem, type AppSpec, type Balsam, type Job, type JobSpec } from "../../libs/client/index.js";
 import { buildJob, insertJobs } from "../../libs/store/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 /**
  * Hardening item 9: an error outside the launcher's handled paths used to
@@ -30,7 +31,7 @@ function script(name: string, body: string): string {
 
 /** Stored as another client, or a balsam before the creation-time checks, could have stored it. */
 async function storeApp(spec: AppSpec): Promise<void> {
-  await ctx.store.apps.insertOne({ _id: randomUUID(), preprocess: "", postprocess: "", envscript: "", description: "", createdAt: new Date(), ...spec });
+  await coll(ctx.store).apps.insertOne({ _id: randomUUID(), preprocess: "", postprocess: "", envscript: "", description: "", createdAt: new Date(), ...spec });
 }
 
 async function storeJob(spec: JobSpec): Promise<Job> {
@@ -49,7 +50,7 @@ function launch(wf: string, env: NodeJS.ProcessEnv = {}): LauncherProc {
 /** Waits until every job is final; on timeout says where each one is. */
 async function untilFinal(ids: string[], timeoutMs: number): Promise<Job[]> {
   try {
-    await waitFor(async () => (await ctx.store.jobs.find({ _id: { $in: ids } }).toArray()).every((j) => isFinal(j.state)), timeoutMs, "the jobs to end", 200);
+    await waitFor(async () => (await coll(ctx.store).jobs.find({ _id: { $in: ids } }).toArray()).every((j) => isFinal(j.state)), timeoutMs, "the jobs to end", 200);
   } catch {
     const jobs = await Promise.all(ids.map((id) => balsam.jobs.get(id)));
     assert.fail(`not every job ended:\n${jobs.map((j) => `${j.name.slice(0, 20)} ${j.state} attempts=${j.attempts} ${j.stateHistory.map((h) => h.state).join(">")}`).join("\n")}`);

@@ -5,6 +5,7 @@ import { JobsApi } from "../../libs/client/jobs.js";
 import { createApp, transitionJob, getJob, findJobs, findPage, countByState } from "../../libs/store/index.js";
 import { AmbiguousIdError, NotFoundError, UsageError } from "../../libs/errors/index.js";
 import type { JobSpec } from "../../libs/models/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 const ctx = useTestContext("store");
 
@@ -105,11 +106,11 @@ describe("jobs in MongoDB", () => {
   });
 
   test("a bad workflow name gives a clear error and changes nothing", async () => {
-    const before = await ctx.store.jobs.countDocuments();
+    const before = await coll(ctx.store).jobs.countDocuments();
     await assert.rejects(jobs.addMany([{ name: "ok", workflow: "GOOD", application: "sim" }, { name: "x", workflow: "bad:name", application: "sim" }]), (e: unknown) => e instanceof UsageError && /letters, digits/.test(e.hint ?? ""));
-    assert.equal(await ctx.store.jobs.countDocuments(), before);
+    assert.equal(await coll(ctx.store).jobs.countDocuments(), before);
     await assert.rejects(jobs.add({ name: "x", workflow: "W", application: "nope" }), /no app named 'nope'/);
-    assert.equal(await ctx.store.jobs.countDocuments(), before);
+    assert.equal(await coll(ctx.store).jobs.countDocuments(), before);
   });
 
   test("children and dependency cycles", async () => {
