@@ -1,4 +1,4 @@
-import { test, describe } from "node:test";
+import { before, test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { useTestContext } from "../support/context.js";
 import { JobsApi } from "../../libs/client/jobs.js";
@@ -12,7 +12,8 @@ const ctx = useTestContext("store");
 describe("jobs in MongoDB", () => {
   let jobs: JobsApi;
 
-  test("setup: an app", async () => {
+  // Every test below adds jobs of this app.
+  before(async () => {
     jobs = new JobsApi(ctx.store, ctx.queues);
     await createApp(ctx.store, { name: "sim", executable: "/bin/true" });
   });
