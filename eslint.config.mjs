@@ -22,8 +22,8 @@ export default tseslint.config(
   },
   { files: ["libs/store/**/*.ts"], rules: fence([BULLMQ, IOREDIS], []) },
   { files: ["libs/queue/**/*.ts"], rules: fence([MONGODB], [STORE_INSIDES]) },
-  // The raw-driver baseline the bench compares jobs.addMany with.
-  { files: ["bench/run.ts"], rules: fence([MONGODB], [STORE_INSIDES]) },
+  // The raw-driver baseline the bench compares jobs.addMany with, and the peers' bench reading Redis's own INFO (commands, pid) as the tests inspect servers.
+  { files: ["bench/run.ts", "bench/peers.ts"], rules: fence([MONGODB], [STORE_INSIDES]) },
   {
     // node:test's test()/describe() return promises the runner itself awaits.
     files: ["test/**/*.ts"],

@@ -83,7 +83,9 @@ export async function benchCli(mongoUrl: string, redisUrl: string): Promise<void
     t = performance.now();
     // Straight inserts: this measures listing, not enqueueing (make_dummies above does that).
     for (let i = 0; i < n; i += 10_000) {
-      const docs = Array.from({ length: Math.min(10_000, n - i) }, (_, k) => buildJob({ name: `task${i + k}`, workflow: `WF${(i + k) % 10}`, application: "noop" }));
+      // Every job tagged as its workflow splits them (grp=G3 ↔ WF3), so `ls --tag` and `ls --wf` select the same tenth.
+      const docs = Array.from({ length: Math.min(10_000, n - i) }, (_, k) => buildJob({ name: `task${i + k}`, workflow: `WF${(i + k) % 10}`, application: "noop", tags: { grp: `G${(i + k) % 10}`, run: "bench" } }));
+      // The store's insert, which makes the tag keys' indexes as `balsam job` does.
       await insertJobs(b.store, docs);
     }
     console.log(`(filled ${n} in ${f0((performance.now() - t) / 1000)} s)`);
@@ -92,6 +94,9 @@ export async function benchCli(mongoUrl: string, redisUrl: string): Promise<void
     await reads(`balsam ls --wf WF3 (first page of ${Math.min(DEFAULT_LS_LIMIT, perWf)} of ${perWf})`, ["ls", "--wf", "WF3"]);
     await reads(`BALSAM_LS_LIMIT=5000 balsam ls --wf WF3 (a page of ${Math.min(5000, perWf)}, the default before)`, ["ls", "--wf", "WF3"], { BALSAM_LS_LIMIT: "5000" });
     await reads(`balsam ls --wf-exact WF3`, ["ls", "--wf-exact", "WF3"]);
+    await reads(`balsam ls --tag grp=G3 (first page of ${Math.min(DEFAULT_LS_LIMIT, perWf)} of ${perWf}, beside ls --wf WF3)`, ["ls", "--tag", "grp=G3"]);
+    await reads(`BALSAM_LS_LIMIT=5000 balsam ls --tag grp=G3 (a page of ${Math.min(5000, perWf)})`, ["ls", "--tag", "grp=G3"], { BALSAM_LS_LIMIT: "5000" });
+    await reads(`balsam ls --by-states --tag grp=G3 (${perWf})`, ["ls", "--by-states", "--tag", "grp=G3"]);
     await reads(`balsam ls --state READY (first page of ${n})`, ["ls", "--state", "READY"]);
     // Full scans, seconds each: once.
     line(`balsam ls --name task12345 (substring, all ${n})`, (await timed(db, ["ls", "--name", "task12345"])).ms);

@@ -6,10 +6,11 @@
  * BENCH_MANY_JOBS (default 20000, several launchers),
  * BENCH_LS_JOBS (default 1000000), BENCH_IN_SIZES (default 20000,200000).
  * BENCH_CLUSTER_JOBS (default 8000; a Redis Cluster started here beside the one Redis),
- * BENCH_ONLY=server|enqueue|launcher|cluster|cli|startup|search|web|chaos runs one part (cli includes startup;
+ * BENCH_PEERS_JOBS (default 5000; Dask distributed and Celery on the same no-op jobs),
+ * BENCH_ONLY=server|enqueue|launcher|peers|cluster|cli|startup|search|web|chaos runs one part (cli includes startup;
  * web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000;
  * chaos, the cluster in a box: BENCH_CHAOS_JOBS, default 5000; BENCH_CHAOS_SECONDS, default 180).
- * BENCH_FERRETDB_BEFORE=/path/to/ferretdb runs the launcher part a second
+ * BENCH_FERRETDB_BEFORE=/path/to/ferretdb runs the write costs and the launcher part a second
  * time on servers started from that binary (e.g. a build without our patch
  * series), so before and after are measured in one run.
  */
@@ -26,9 +27,10 @@ import { benchCli, benchStartup } from "./cli.js";
 import { benchLauncher } from "./launcher.js";
 import { benchCluster } from "./cluster.js";
 import { benchSearch } from "./search.js";
-import { benchServer } from "./server.js";
+import { benchServer, benchWrites } from "./server.js";
 import { benchWeb } from "./web.js";
 import { benchChaos } from "./chaos.js";
+import { benchPeers } from "./peers.js";
 
 const only = process.env.BENCH_ONLY;
 
@@ -77,11 +79,16 @@ async function main(): Promise<void> {
   const servers = await startTestServers();
   console.log(`servers: ${servers.mongoUrl} ${process.env.MONGODB_URL ? "(given)" : "(started here; FerretDB/mongod as found)"}`);
   try {
-    if (!only || only === "server") await benchServer(servers.mongoUrl);
+    if (!only || only === "server") {
+      await benchServer(servers.mongoUrl);
+      await benchWrites(servers.mongoUrl, servers.mongoPid);
+    }
     if (!only || only === "enqueue") await benchEnqueue(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "launcher") {
-      await benchLauncher(servers.mongoUrl, servers.redisUrl, servers.mongoPid);
       const before = process.env.BENCH_FERRETDB_BEFORE;
+      // Beside the same figures on the other server below.
+      if (before && only) await benchWrites(servers.mongoUrl, servers.mongoPid);
+      await benchLauncher(servers.mongoUrl, servers.redisUrl, servers.mongoPid);
       if (before && !process.env.MONGODB_URL) {
         console.log(`\n(the same, on FerretDB from ${before})`);
         const saved = process.env.BALSAM_FERRETDB;
@@ -90,12 +97,14 @@ async function main(): Promise<void> {
         if (saved === undefined) delete process.env.BALSAM_FERRETDB;
         else process.env.BALSAM_FERRETDB = saved;
         try {
+          await benchWrites(old.mongoUrl, old.mongoPid);
           await benchLauncher(old.mongoUrl, old.redisUrl, old.mongoPid);
         } finally {
           await old.stop();
         }
       }
     }
+    if (!only || only === "peers") await benchPeers(servers.mongoUrl, servers.redisUrl, servers.mongoPid);
     if (!only || only === "cluster") await benchCluster(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "search") await benchSearch(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "web") await benchWeb(servers.mongoUrl, servers.redisUrl);

@@ -4,8 +4,9 @@
  * index serves it), and a bulk of conditional updates. Prints, asserts nothing.
  * Sizes: BENCH_IN_SIZES (default "20000,200000").
  */
-import { buildJob, dropDatabase, insertJobs, jobsByIds, readJob, renewLeases, Store } from "../libs/store/index.js";
-import { pct } from "./measure.js";
+import { buildJob, dropDatabase, insertJobs, jobsByIds, readJob, recordTransitions, renewLeases, Store } from "../libs/store/index.js";
+import { cpuMsOf } from "../libs/platform/proc.js";
+import { num, pct } from "./measure.js";
 
 const f2 = (x: number) => x.toFixed(2);
 
@@ -49,6 +50,51 @@ export async function benchServer(mongoUrl: string): Promise<void> {
           `(${f2(pct(many, 50) / pct(one, 50))}× one lookup); bulk of 500 conditional updates p50 ${f2(pct(cas, 50))} ms (${f2(pct(cas, 50) / 500)} ms each)`,
       );
     }
+  } finally {
+    await dropDatabase(store).catch(() => undefined);
+    await store.close();
+  }
+}
+
+/**
+ * What a launcher's state change costs the server beside an insert of the
+ * same job (issue 24): N jobs inserted 500 at a time, then each moved
+ * RUNNING → RUN_DONE → POSTPROCESSED → JOB_FINISHED by a conditional update,
+ * 500 per unordered bulk, as the launcher's writer does. BENCH_WRITE_JOBS
+ * (default 5000). Run again on BENCH_FERRETDB_BEFORE's server, it shows
+ * what patch 0015 (one commit per update command) buys.
+ */
+export async function benchWrites(mongoUrl: string, mongoPid: number | undefined): Promise<void> {
+  const n = num("BENCH_WRITE_JOBS", 5000);
+  const store = await Store.connect({ url: mongoUrl, dbName: "bench_writes" });
+  try {
+    await dropDatabase(store);
+    await store.ensureIndexes();
+    const docs = Array.from({ length: n }, (_, i) => ({ ...buildJob({ name: `w${i}`, workflow: "W", application: "noop" }), state: "RUNNING" as const }));
+    const measure = async (fn: () => Promise<void>) => {
+      const cpu0 = cpuMsOf(mongoPid);
+      const ms = await timeMs(fn);
+      return { wall: (ms / n) * 1000, cpu: ((cpuMsOf(mongoPid) - cpu0) / n) * 1000 };
+    };
+    const ins = await measure(async () => {
+      for (let i = 0; i < n; i += 500) await insertJobs(store, docs.slice(i, i + 500));
+    });
+    const path = [{ state: "RUN_DONE" }, { state: "POSTPROCESSED" }, { state: "JOB_FINISHED" }] as const;
+    const upd = await measure(async () => {
+      for (let i = 0; i < n; i += 500) {
+        // The launcher writer's own operation: one unordered bulk of conditional updates.
+        await recordTransitions(
+          store,
+          docs.slice(i, i + 500).map((d) => ({ id: d._id, from: "RUNNING" as const, path, set: { exitCode: 0 } })),
+        );
+      }
+    });
+    const cpu = mongoPid ? (x: { cpu: number }) => `, server CPU ${x.cpu.toFixed(0)} µs` : () => "";
+    console.log(
+      `\n## a state change vs an insert of the same job (${n} jobs, 500 per command)\n` +
+        `insert: ${ins.wall.toFixed(0)} µs per job${cpu(ins)}; conditional update (3-step transition): ${upd.wall.toFixed(0)} µs per job${cpu(upd)}; ` +
+        `update/insert ${f2(upd.wall / ins.wall)}× wall${mongoPid ? `, ${f2(upd.cpu / ins.cpu)}× server CPU` : ""}`,
+    );
   } finally {
     await dropDatabase(store).catch(() => undefined);
     await store.close();

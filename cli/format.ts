@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { JOB_FIELDS, JOB_STATES, isJobState, jobField, type FieldSpec, type JobState } from "../libs/models/index.js";
+import { JOB_FIELDS, JOB_STATES, formatTags, isJobState, jobField, parseTags, type FieldSpec, type JobState, type Tags } from "../libs/models/index.js";
 import { queueName as checkWorkflowName } from "../libs/queue/names.js";
 import { UsageError } from "../libs/errors/index.js";
 
@@ -75,6 +75,16 @@ export function parseWorkflow(raw: string | undefined): string | undefined {
   return raw;
 }
 
+/** Repeated `--tag KEY=VALUE` words: one map, or a usage error (exit 2) naming the bad word, before any server is asked. */
+export function parseTagWords(words: readonly string[] | undefined): Tags | undefined {
+  return parseTags(words);
+}
+
+/** Commander collector for a repeatable `--tag KEY=VALUE`. */
+export function collectTag(word: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), word];
+}
+
 export function valueOf(doc: object, spec: FieldSpec): unknown {
   return (doc as Record<string, unknown>)[spec.key];
 }
@@ -88,7 +98,8 @@ export function cell(spec: FieldSpec, value: unknown): string {
     s = Object.entries(value as Record<string, string>)
       .map(([k, v]) => `${k}=${v}`)
       .join(":");
-  } else if (Array.isArray(value)) s = value.join(",");
+  } else if (spec.type === "tags" && typeof value === "object") s = formatTags(value as Record<string, string>);
+  else if (Array.isArray(value)) s = value.join(",");
   else if (typeof value === "object") s = JSON.stringify(value);
   else s = String(value);
   // Most cells hold no newline: no regex for them (a 1,000-row `ls` makes 5,000 cells on cold code).

@@ -1,11 +1,11 @@
 import { Option, type Command } from "commander";
-import { JOB_FIELDS, checkJobForLaunch, MAX_JOB_COUNT, parseEnvAssignments, type Job, type JobSpec } from "../libs/models/index.js";
+import { JOB_FIELDS, checkJobForLaunch, checkJobLimits, MAX_JOB_COUNT, parseEnvAssignments, type Job, type JobSpec } from "../libs/models/index.js";
 import { queueName as checkWorkflowName } from "../libs/queue/names.js";
 import type { Balsam } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { aliasOption } from "./argv.js";
 import { confirm, intOption, isTerminal, out } from "./common.js";
-import { cell, note, valueOf } from "./format.js";
+import { cell, collectTag, note, parseTagWords, valueOf } from "./format.js";
 
 /**
  * The job options `balsam job` and `balsam mkchild` share. Options declared
@@ -23,6 +23,7 @@ export interface JobOptionValues {
   numNodes?: number;
   coscheduleNumNodes?: number;
   nodePackingCount?: number;
+  gpusPerRank?: number;
   ranksPerNode?: number;
   threadsPerRank?: number;
   threadsPerCore?: number;
@@ -39,6 +40,7 @@ export interface JobOptionValues {
   postHandleTimeout?: boolean;
   disableAutoTimeoutRetry?: boolean;
   fastFailRetries?: number;
+  tag?: string[];
   yes?: boolean;
 }
 
@@ -55,6 +57,7 @@ export function addJobOptions(cmd: Command, opts: { workflowRequired: boolean })
     .option("--num-nodes <n>", "nodes for an MPI job (default 1)", intOption("--num-nodes", 1, MAX_JOB_COUNT))
     .option("--coschedule-num-nodes <n>", "extra nodes kept for a coscheduled service (default 0)", intOption("--coschedule-num-nodes", 0, MAX_JOB_COUNT))
     .option("--node-packing-count <n>", "serial jobs packed per node (default 1)", intOption("--node-packing-count", 1, MAX_JOB_COUNT))
+    .option("--gpus-per-rank <n>", "whole GPUs each rank gets (default 0): the launcher hands the job exactly its own devices", intOption("--gpus-per-rank", 0, MAX_JOB_COUNT))
     .option("--ranks-per-node <n>", "MPI ranks per node (default 1)", intOption("--ranks-per-node", 1, MAX_JOB_COUNT))
     .option("--threads-per-rank <n>", "threads per rank (default 1)", intOption("--threads-per-rank", 1, MAX_JOB_COUNT))
     .option("--threads-per-core <n>", "threads per core (default 1)", intOption("--threads-per-core", 1, MAX_JOB_COUNT))
@@ -71,6 +74,7 @@ export function addJobOptions(cmd: Command, opts: { workflowRequired: boolean })
     .option("--post-handle-timeout", "let the postprocess script handle RUN_TIMEOUT")
     .option("--disable-auto-timeout-retry", "do not restart a job that timed out")
     .option("--fast-fail-retries <n>", "restart a run that fails within 20 s (exit code 1 or 255, or SIGSEGV) up to N times, as 0.x did (default 3; 0: fail at once)", intOption("--fast-fail-retries", 0))
+    .option("--tag <KEY=VALUE>", "a label for selecting the job later (repeatable; `ls --tag`, `launcher --tag`)", collectTag)
     .option("--yes", "do not ask for confirmation");
 }
 
@@ -88,6 +92,7 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
       throw new UsageError(`--env: ${(err as Error).message}`);
     }
   }
+  const tags = parseTagWords(o.tag);
   const spec: JobSpec = {
     name: o.name,
     workflow,
@@ -98,12 +103,14 @@ export function jobSpecFrom(o: JobOptionValues, extra: { workflow?: string; pare
     numNodes: o.numNodes,
     coscheduleNumNodes: o.coscheduleNumNodes,
     nodePackingCount: o.nodePackingCount,
+    gpusPerRank: o.gpusPerRank,
     ranksPerNode: o.ranksPerNode,
     threadsPerRank: o.threadsPerRank,
     threadsPerCore: o.threadsPerCore,
     cpuAffinity: o.cpuAffinity,
     mpiFlags: o.mpiFlags,
     environVars,
+    tags,
     inputFiles: o.inputFiles?.join(" "),
     preprocess: o.preprocessor,
     postprocess: o.postprocessor,
@@ -142,6 +149,8 @@ async function workflowHasJobs(b: Balsam, workflow: string): Promise<boolean> {
  * print the new id on stdout.
  */
 export async function addJobInteractively(b: Balsam, spec: JobSpec, opts: { yes: boolean; warnExisting: boolean }): Promise<Job | undefined> {
+  // Before any warning: a job no node can hold gets its one line and nothing else.
+  checkJobLimits(spec, b.jobs.limits);
   await b.apps.get(spec.application);
   if (opts.warnExisting && (await workflowHasJobs(b, spec.workflow))) {
     note(`warning: workflow ${spec.workflow} already has jobs (\`balsam ls --wf ${spec.workflow}\`); a launcher on ${spec.workflow} runs them too`);

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LauncherCliOptions } from "../services/launcher/index.js";
@@ -21,15 +21,24 @@ export function register(program: Command): Command {
     .requiredOption("--job-mode <mode>", "serial (many single-process jobs per node) or mpi (multi-node jobs)")
     .option("--time-limit-minutes <t>", "stop after this many minutes (default: the allocation's remaining time)", minutes)
     .option("--num-transition-threads <n>", "accepted for compatibility; state writes are batched instead", intOption("--num-transition-threads", 1))
-    .option("--gpus-per-node <g>", "GPUs on each node", intOption("--gpus-per-node", 0))
+    .option("--gpus-per-node <g>", "GPUs on each node, overriding BALSAM_GPUS_PER_NODE, the settings' gpusPerNode and discovery (nvidia-smi -L, CUDA_VISIBLE_DEVICES, ZE_AFFINITY_MASK); 0: none", intOption("--gpus-per-node", 0, 1024))
+    .addOption(new Option("--gpu-vendor <vendor>", "hand jobs their GPUs in CUDA_VISIBLE_DEVICES (nvidia) or ZE_AFFINITY_MASK (intel); default: BALSAM_GPU_VENDOR, the settings' gpuVendor, else from how the GPUs were found").choices(["nvidia", "intel"]))
     .option("--limit-nodes <n>", "use at most N of the allocation's nodes", intOption("--limit-nodes", 1))
     .option("--offset-nodes <k>", "skip the first K nodes of the allocation", intOption("--offset-nodes", 0))
     .option("--persistent", "keep running when nothing is left to do")
+    .option("--tag <KEY=VALUE>", "run only jobs with this tag (repeatable: all must match); other jobs stay queued for other launchers", (w: string, prev: string[] | undefined) => [...(prev ?? []), w])
     .action(
       action(async (o: LauncherCliOptions) => {
-        const { launcherEnv, resolveDbPath } = await import("../libs/config/index.js");
+        const { launcherEnv, readSettings, resolveDbPath } = await import("../libs/config/index.js");
         const { resolveLauncherOptions, runLauncher } = await import("../services/launcher/index.js");
-        const resolved = resolveLauncherOptions(o);
+        // Only the GPU settings, read ahead of the client: a database that cannot be read is reported by openClient below.
+        let settings: ReturnType<typeof readSettings> | undefined;
+        try {
+          settings = readSettings(resolveDbPath());
+        } catch {
+          settings = undefined;
+        }
+        const resolved = resolveLauncherOptions(o, process.env, settings);
         const env = launcherEnv();
         const dbPath = resolveDbPath();
         const client = await openClient();

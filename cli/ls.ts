@@ -7,7 +7,9 @@ import { action, withClient } from "./common.js";
 import {
   DEFAULT_LS_LIMIT,
   cell,
+  collectTag,
   lsFields,
+  parseTagWords,
   lsLimit,
   note,
   parseState,
@@ -28,6 +30,7 @@ interface LsOptions {
   wf?: string;
   wfExact?: string;
   state?: string;
+  tag?: string[];
   byStates?: boolean;
   history?: boolean;
   tree?: boolean;
@@ -54,8 +57,8 @@ function resolve(objects: Objects, o: LsOptions): Resolved {
   const view = views[0] ?? "table";
   if (objects !== "jobs" && view !== "table") throw new UsageError(`--${view === "byStates" ? "by-states" : view} lists jobs, not ${objects}`);
   const wf = o.wf ?? o.wfExact;
-  if (objects === "queues" && (wf !== undefined || o.state !== undefined || o.name !== undefined || o.id !== undefined)) throw new UsageError("ls queues takes no selectors");
-  if (objects === "apps" && (wf !== undefined || o.state !== undefined)) throw new UsageError("--wf and --state select jobs, not apps");
+  if (objects === "queues" && (wf !== undefined || o.state !== undefined || o.name !== undefined || o.id !== undefined || o.tag !== undefined)) throw new UsageError("ls queues takes no selectors");
+  if (objects === "apps" && (wf !== undefined || o.state !== undefined || o.tag !== undefined)) throw new UsageError("--wf, --state and --tag select jobs, not apps");
   if (o.wf !== undefined && o.wfExact !== undefined) throw new UsageError("give one of --wf and --wf-exact");
   // --wf matches as 0.x did (workflow__icontains); --wf-exact names one workflow.
   const filter: JobFilter = {
@@ -64,6 +67,7 @@ function resolve(objects: Objects, o: LsOptions): Resolved {
     workflowContains: parseWorkflow(o.wf),
     workflow: parseWorkflow(o.wfExact),
     state: parseState(o.state),
+    tags: parseTagWords(o.tag),
   };
   const fields = objects === "jobs" && view === "table" ? (o.verbose ? [...JOB_FIELDS] : lsFields()) : [];
   return { objects, filter, fields, limit: lsLimit(), json: o.json === true, verbose: o.verbose === true, view };
@@ -83,7 +87,7 @@ async function limitedJobs(b: Balsam, r: Resolved, projection: Record<string, 0 
   const keep = projection ? { ...projection, createdAt: 1 as const } : undefined;
   const rows = await b.jobs.filter(r.filter).list({ limit: r.limit + 1, ...(keep ? { projection: keep } : {}) });
   if (rows.length > r.limit) {
-    note(`showing ${r.limit} jobs; more match (set BALSAM_LS_LIMIT to see more, or narrow with --wf/--name/--state)`);
+    note(`showing ${r.limit} jobs; more match (set BALSAM_LS_LIMIT to see more, or narrow with --wf/--name/--state/--tag)`);
     rows.length = r.limit;
   }
   return rows.sort((x, y) => x.createdAt.getTime() - y.createdAt.getTime());
@@ -250,6 +254,7 @@ export function register(program: Command): Command {
     .option("--wf <part>", "only jobs of workflows whose name contains PART (ignoring case; 0.x: --wf-filter)")
     .option("--wf-exact <workflow>", "only jobs of the workflow named exactly WORKFLOW")
     .option("--state <state>", "only jobs in this state")
+    .option("--tag <KEY=VALUE>", "only jobs with this tag (repeatable: all must match)", collectTag)
     .option("--by-states", "count jobs per state")
     .option("--history", "show each job's state history with timestamps")
     .option("--tree", "show the dependency tree")

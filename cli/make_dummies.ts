@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { JobSpec } from "../libs/client/index.js";
 import { action, intOption, out, withClient } from "./common.js";
-import { parseWorkflow } from "./format.js";
+import { collectTag, parseTagWords, parseWorkflow } from "./format.js";
 import { EXIT_INTERRUPTED, withProgress } from "./progress.js";
 
 /**
@@ -12,10 +12,10 @@ import { EXIT_INTERRUPTED, withProgress } from "./progress.js";
 const CHUNK = 10_000;
 
 /** Chunks of dummy specs; a stop (Ctrl-C) is heeded between chunks, so every job added has its queue entry. */
-function* dummyChunks(num: number, workflow: string, signal: AbortSignal): Generator<JobSpec[]> {
+function* dummyChunks(num: number, workflow: string, signal: AbortSignal, tags: Record<string, string> | undefined): Generator<JobSpec[]> {
   for (let start = 0; start < num && !signal.aborted; start += CHUNK) {
     const specs: JobSpec[] = [];
-    for (let i = start; i < Math.min(num, start + CHUNK); i++) specs.push({ name: `dummy${i}`, workflow, application: "dummy" });
+    for (let i = start; i < Math.min(num, start + CHUNK); i++) specs.push({ name: `dummy${i}`, workflow, application: "dummy", ...(tags ? { tags } : {}) });
     yield specs;
   }
 }
@@ -26,16 +26,18 @@ export function register(program: Command): Command {
     .description("Add dummy jobs to the DB")
     .argument("<num>", "how many dummy jobs", intOption("num", 1))
     .option("--wf <workflow>", "workflow of the dummy jobs", "dummy")
+    .option("--tag <KEY=VALUE>", "a tag on every dummy job (repeatable)", collectTag)
     .action(
-      action(async (num: number, o: { wf: string }) => {
+      action(async (num: number, o: { wf: string; tag?: string[] }) => {
         const workflow = parseWorkflow(o.wf) as string;
+        const tags = parseTagWords(o.tag);
         await withClient(async (b) => {
           const madeApp = !(await b.apps.find("dummy"));
           if (madeApp) await b.apps.add({ name: "dummy", executable: "/bin/true", description: "does nothing; used by make_dummies" });
           try {
             const { result: added, interrupted } = await withProgress((p) => {
               p.onProgress(0, num);
-              return b.jobs.addChunks(dummyChunks(num, workflow, p.signal), (n) => p.onProgress(n, num));
+              return b.jobs.addChunks(dummyChunks(num, workflow, p.signal, tags), (n) => p.onProgress(n, num));
             });
             if (interrupted) {
               out(`interrupted: added ${added} of ${num} dummy job(s) to workflow ${workflow}`);

@@ -19,6 +19,7 @@ import { register as rerun } from "./rerun.js";
 import { register as activate, registerDeactivate as deactivate } from "./activate.js";
 import { register as cd } from "./cd.js";
 import { register as web } from "./web.js";
+import { register as report } from "./report.js";
 
 export interface Subcommand {
   /** What the user types: the name of the command `register` adds (a unit test holds them equal). */
@@ -49,6 +50,7 @@ export const SUBCOMMANDS: readonly Subcommand[] = [
   { name: "deactivate", register: deactivate },
   { name: "cd", register: cd },
   { name: "web", register: web },
+  { name: "report", register: report },
 ];
 
 /**

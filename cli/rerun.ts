@@ -3,7 +3,7 @@ import type { JobFilter } from "../libs/client/index.js";
 import { FINAL_STATES } from "../libs/models/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, out, withClient } from "./common.js";
-import { note, parseState, parseWorkflow, preview } from "./format.js";
+import { collectTag, note, parseState, parseTagWords, parseWorkflow, preview } from "./format.js";
 import { EXIT_INTERRUPTED, withProgress } from "./progress.js";
 
 interface RerunOptions {
@@ -11,6 +11,7 @@ interface RerunOptions {
   name?: string;
   wf?: string;
   state?: string;
+  tag?: string[];
   restart?: boolean;
 }
 
@@ -23,6 +24,7 @@ export function register(program: Command): Command {
     .option("--name <part>", "jobs whose name contains PART")
     .option("--wf <workflow>", "jobs of this workflow")
     .option("--state <state>", "jobs in this state: FAILED, USER_KILLED or JOB_FINISHED (default: all three)")
+    .option("--tag <KEY=VALUE>", "jobs with this tag (repeatable: all must match)", collectTag)
     .option("--restart", "go to RESTART_READY instead of READY: no new stage-in or preprocess")
     .addHelpText(
       "after",
@@ -35,12 +37,13 @@ export function register(program: Command): Command {
         const state = parseState(o.state);
         if (state && !FINAL_STATES.includes(state)) throw new UsageError(`only FAILED, USER_KILLED or JOB_FINISHED jobs can be rerun, not ${state}`);
         const workflow = parseWorkflow(o.wf);
-        const selectors = o.id || o.name || workflow || state;
-        if (ref && selectors) throw new UsageError("give either a job id or selectors (--id, --name, --wf, --state), not both");
+        const tags = parseTagWords(o.tag);
+        const selectors = o.id || o.name || workflow || state || tags;
+        if (ref && selectors) throw new UsageError("give either a job id or selectors (--id, --name, --wf, --state, --tag), not both");
         if (!ref && !selectors) {
-          throw new UsageError("rerun needs a job id or a selector: --id, --name, --wf or --state", { hint: "e.g. balsam rerun --wf TEST --state FAILED" });
+          throw new UsageError("rerun needs a job id or a selector: --id, --name, --wf, --state or --tag", { hint: "e.g. balsam rerun --wf TEST --state FAILED" });
         }
-        const filter: JobFilter = { id: o.id || undefined, name: o.name || undefined, workflow, state };
+        const filter: JobFilter = { id: o.id || undefined, name: o.name || undefined, workflow, state, tags };
         const r = await withClient((b) =>
           withProgress((p) => b.jobs.rerun(ref ?? filter, { ...p, restart: o.restart === true })).then((x) => x.result),
         );

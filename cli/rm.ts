@@ -5,7 +5,7 @@ import type { Balsam, JobFilter } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, confirm, isTerminal, out, withClient } from "./common.js";
 import { EXIT_INTERRUPTED, withProgress } from "./progress.js";
-import { note, objectsArg, parseState, parseWorkflow, preview } from "./format.js";
+import { collectTag, note, objectsArg, parseState, parseTagWords, parseWorkflow, preview } from "./format.js";
 
 interface RmOptions {
   name?: string;
@@ -13,6 +13,7 @@ interface RmOptions {
   wf?: string;
   wfExact?: string;
   state?: string;
+  tag?: string[];
   all?: boolean;
   recursive?: boolean;
   force?: boolean;
@@ -121,13 +122,14 @@ export function register(program: Command): Command {
     .option("--wf <part>", "jobs: only in workflows whose name contains PART, ignoring case (narrows the other selectors; with --force, only a workflow named exactly PART; 0.x: --wf-filter)")
     .option("--wf-exact <workflow>", "jobs: only in the workflow named exactly WORKFLOW")
     .option("--state <state>", "jobs: only in this state")
+    .option("--tag <KEY=VALUE>", "jobs: only those with this tag (repeatable: all must match)", collectTag)
     .option("--all", "everything (within --wf when given)")
     .option("--recursive", "jobs: also remove every job depending on the removed ones")
     .option("--force", "do not ask (required when not on a terminal); removes even jobs a launcher is running")
     .action(
       action(async (objects: "jobs" | "apps", o: RmOptions) => {
         if (objects === "apps") {
-          const flags = { wf: "--wf", wfExact: "--wf-exact", state: "--state", recursive: "--recursive" } as const;
+          const flags = { wf: "--wf", wfExact: "--wf-exact", state: "--state", tag: "--tag", recursive: "--recursive" } as const;
           const jobOnly = (Object.keys(flags) as Array<keyof typeof flags>).filter((k) => o[k] !== undefined);
           if (jobOnly[0]) throw new UsageError(`${flags[jobOnly[0]]} applies to jobs, not apps`);
           if (!o.name && !o.id && !o.all) throw new UsageError("rm apps needs a selector: --name, --id or --all");
@@ -135,13 +137,14 @@ export function register(program: Command): Command {
           return;
         }
         const state = parseState(o.state);
+        const tags = parseTagWords(o.tag);
         if (o.wf !== undefined && o.wfExact !== undefined) throw new UsageError("give one of --wf and --wf-exact");
         const workflowContains = parseWorkflow(o.wf);
         const workflow = parseWorkflow(o.wfExact);
-        if (!o.name && !o.id && !state && !o.all) {
-          throw new UsageError("rm jobs needs a selector: --name, --id, --state or --all", { hint: "--wf WF narrows any of them; --wf WF --all removes a whole workflow" });
+        if (!o.name && !o.id && !state && !tags && !o.all) {
+          throw new UsageError("rm jobs needs a selector: --name, --id, --state, --tag or --all", { hint: "--wf WF narrows any of them; --wf WF --all removes a whole workflow" });
         }
-        const filter: JobFilter = { name: o.name || undefined, id: o.id || undefined, workflowContains, workflow, state };
+        const filter: JobFilter = { name: o.name || undefined, id: o.id || undefined, workflowContains, workflow, state, tags };
         await withClient((b) => rmJobs(b, o, filter));
       }),
     );

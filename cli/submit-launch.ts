@@ -10,6 +10,7 @@ interface SubmitLaunchFlags {
   jobMode: string;
   wfFilter?: string;
   schedFlags?: string;
+  tag?: string[];
 }
 
 export function register(program: Command): Command {
@@ -23,11 +24,12 @@ export function register(program: Command): Command {
     .requiredOption("--job-mode <mode>", "serial or mpi")
     .option("--wf-filter <wf>", "only run jobs of this workflow (comma-separated for several)")
     .option("--sched-flags <flags>", "extra flags for the scheduler's submit command")
+    .option("--tag <KEY=VALUE>", "the launcher runs only jobs with this tag (repeatable: all must match)", (w: string, prev: string[] | undefined) => [...(prev ?? []), w])
     .action(
       action(async (f: SubmitLaunchFlags) => {
         const { readSettings, resolveDbPath } = await import("../libs/config/index.js");
         const { resolveScheduler, resolveSubmitLaunchOptions, submitLaunch } = await import("../services/service/index.js");
-        const o: SubmitLaunchOptions = { nodes: f.nodes, queue: f.queue, minutes: f.timeMinutes, project: f.project, jobMode: f.jobMode, wfFilter: f.wfFilter, schedFlags: f.schedFlags };
+        const o: SubmitLaunchOptions = { nodes: f.nodes, queue: f.queue, minutes: f.timeMinutes, project: f.project, jobMode: f.jobMode, wfFilter: f.wfFilter, schedFlags: f.schedFlags, tags: f.tag };
         const resolved = resolveSubmitLaunchOptions(o);
         const dbPath = resolveDbPath();
         const scheduler = resolveScheduler(readSettings(dbPath));

@@ -161,6 +161,10 @@ const result = await build({
   // CommonJS packages (the mongodb driver) call require() for Node's own modules.
   banner: { js: "import { createRequire as __balsamRequire } from 'node:module'; const require = __balsamRequire(import.meta.url);" },
   plugins: [keepOnDisk, driverShims],
+  // `report --png`'s plotting (vega, vega-lite) and its native PNG renderer
+  // (@resvg/resvg-js: a .node binary esbuild cannot bundle) load from
+  // node_modules when that command runs; no other command loads them.
+  external: ["vega", "vega-lite", "@resvg/resvg-js"],
   metafile: true,
   logLevel: "warning",
   legalComments: "none",

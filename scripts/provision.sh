@@ -4,9 +4,11 @@
 # through the Go module proxy), and an MPI implementation. Safe to run often:
 # each step checks first and does nothing when its tool is already there.
 #
-# Usage: scripts/provision.sh [--for-tests | --with-slurm]
+# Usage: scripts/provision.sh [--for-tests | --for-bench | --with-slurm]
 #   --for-tests: also what only the tests need (a one-node Slurm cluster,
-#   chromium for the dashboard's browser tests); --with-slurm: Slurm alone.
+#   chromium for the dashboard's browser tests); --for-bench: also the peers
+#   the bench measures us against (Dask distributed, Celery), never installed
+#   for the tests; --with-slurm: Slurm alone.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,10 +22,12 @@ ferret_build="$ferret_version-$(cat "${ferret_patches[@]}" | sha256sum | cut -c1
 ferret_bin="$cache/ferretdb-$ferret_build/ferretdb"
 with_slurm=0
 for_tests=0
+for_bench=0
 for a in "$@"; do
   case "$a" in
     --with-slurm) with_slurm=1 ;;
     --for-tests) with_slurm=1; for_tests=1 ;;
+    --for-bench) for_bench=1 ;;
     *) echo "provision: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -137,6 +141,18 @@ fi
 if [ "$for_tests" = 1 ] && [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && ! command -v faketime >/dev/null 2>&1; then
   say "installing faketime"
   apt_install faketime || fail "libfaketime is missing and could not be installed (apt-get install faketime)"
+fi
+
+# Dask distributed and Celery (with redis-py for its Redis broker): the
+# systems a user would pick instead of ours, run on the same no-op jobs in the
+# same bench run (bench/peers.ts). Debian's builds, so no package index is
+# needed; Debian's python3 sees them (bench/peers.ts runs /usr/bin/python3).
+# Bench only.
+bench_python=/usr/bin/python3
+[ -x "$bench_python" ] || bench_python=python3
+if [ "$for_bench" = 1 ] && ! "$bench_python" -c 'import distributed, celery, redis' >/dev/null 2>&1; then
+  say "installing Dask distributed and Celery (the bench's peers)"
+  apt_install python3-distributed python3-celery python3-redis || fail "the bench's peers could not be installed (apt-get install python3-distributed python3-celery python3-redis)"
 fi
 
 if [ "$with_slurm" = 1 ]; then

@@ -1,4 +1,4 @@
-import { checkJobForLaunch, cuteId, isRunnable, MAX_JOB_COUNT, type Job, type JobSpec } from "../models/index.js";
+import { checkJobForLaunch, checkJobLimits, checkSpecTags, cuteId, isRunnable, MAX_JOB_COUNT, type Job, type JobLimits, type JobSpec } from "../models/index.js";
 import { BalsamError, NotFoundError, UsageError, coerceError } from "../errors/index.js";
 import { appNamesAmong, buildJob, getJob, insertJobs, markHasChildren, statesOf, takeBackAddedJobs } from "../store/index.js";
 import { queueName } from "../queue/names.js";
@@ -70,7 +70,7 @@ async function prepare(ctx: JobsContext, specs: readonly JobSpec[], now: Date, o
   }
   const jobs = specs.map((s) => {
     queueName(s.workflow);
-    validateSpec(s);
+    validateSpec(s, ctx.limits);
     return buildJob(s, now, created);
   });
   const parentIds = [...new Set(jobs.flatMap((j) => j.parents))];
@@ -155,14 +155,15 @@ export interface AddJobOptions {
   spawnedBy?: string;
 }
 
-/** Refuses a spec whose counts, times or affinity are out of range, or that names no job. */
-export function validateSpec(s: JobSpec): void {
+/** Refuses a spec whose counts, times, affinity or tags are out of range, that names no job, or that no node of the site can hold (`limits`). */
+export function validateSpec(s: JobSpec, limits: JobLimits = {}): void {
   const counts: Array<[string, number | undefined, number]> = [
     ["num_nodes", s.numNodes, 1],
     ["ranks_per_node", s.ranksPerNode, 1],
     ["threads_per_rank", s.threadsPerRank, 1],
     ["threads_per_core", s.threadsPerCore, 1],
     ["node_packing_count", s.nodePackingCount, 1],
+    ["gpus_per_rank", s.gpusPerRank, 0],
     ["coschedule_num_nodes", s.coscheduleNumNodes, 0],
     ["fast_fail_retries", s.fastFailRetries, 0],
   ];
@@ -178,5 +179,7 @@ export function validateSpec(s: JobSpec): void {
     throw new UsageError(`cpu_affinity must be none or depth, not ${String(s.cpuAffinity)}`);
   }
   if (!s.name.trim()) throw new UsageError("a job needs a name");
+  checkJobLimits(s, limits);
+  checkSpecTags(s.tags);
   checkJobForLaunch(s);
 }

@@ -17,8 +17,10 @@ import { type ConnectOptions, openBackends, resolveConnection } from "./connect.
 import { JobsApi } from "./jobs.js";
 import { createApp, getApp, findApp, listApps, updateApp, deleteApps, deleteAppsByName, type Store } from "../store/index.js";
 import type { JobQueues } from "../queue/index.js";
-import { isRunnable, type App, type AppSpec, type Job, type JobSpec } from "../models/index.js";
+import { isRunnable, type App, type AppSpec, type Job, type JobSpec, type Report, type ReportKind } from "../models/index.js";
 import { ConfigError } from "../errors/index.js";
+import { jobReport } from "./reports.js";
+import type { JobFilter } from "./jobs.js";
 import { ResultWatcher, watchResults, waitForJobs, type FinishedJob, type ResultsOptions, type WatchOptions } from "./results.js";
 import type { Settings } from "../config/index.js";
 
@@ -31,6 +33,8 @@ export { releaseChildren, settleWaiting } from "./release.js";
 export type { JobsContext } from "./context.js";
 export type { AddJobOptions, DeleteVictim, JobFilter, ProgressOptions, RerunResult } from "./jobs.js";
 export type { ConnectOptions, ResolvedConnection } from "./connect.js";
+export { killWhere, modifyWhere, type PerJobResult } from "./by-filter.js";
+export { jobReport } from "./reports.js";
 export { resolveConnection } from "./connect.js";
 // Callers check a workflow name before asking the user anything, with the same rule the queues use.
 export { queueName as checkWorkflowName, isValidWorkflow } from "../queue/names.js";
@@ -75,7 +79,7 @@ export class AppsApi {
  */
 const SPAWN_COPIED = [
   "name", "workflow", "application", "args", "description", "numNodes", "ranksPerNode", "threadsPerRank", "threadsPerCore",
-  "cpuAffinity", "nodePackingCount", "coscheduleNumNodes", "wallTimeMinutes", "mpiFlags", "environVars", "inputFiles",
+  "cpuAffinity", "nodePackingCount", "gpusPerRank", "coscheduleNumNodes", "wallTimeMinutes", "mpiFlags", "environVars", "tags", "inputFiles",
   "stageInUrl", "stageOutFiles", "stageOutUrl", "postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry",
   "waitForParents", "preprocess", "postprocess",
 ] as const satisfies ReadonlyArray<keyof JobSpec & keyof Job>;
@@ -96,7 +100,7 @@ export class Balsam {
     readonly settings: Settings | undefined,
   ) {
     this.apps = new AppsApi(store);
-    this.jobs = new JobsApi(store, queues);
+    this.jobs = new JobsApi(store, queues, { maxGpusPerNode: settings?.gpusPerNode });
   }
   /**
    * Finished jobs as they arrive, each within milliseconds of its launcher
@@ -180,6 +184,15 @@ export class Balsam {
     for (const k of SPAWN_COPIED) (copied as Record<string, unknown>)[k] = from[k];
     const parents = [...new Set([...from.parents, from._id, ...(rest.parents ?? [])])];
     return this.jobs.add({ ...copied, ...stripUndefined(rest), parents } as JobSpec, { spawnedBy: from._id });
+  }
+
+  /**
+   * A report over the jobs `filter` selects (libs/models/reports.ts):
+   * utilization (jobs running over time), throughput (jobs finished,
+   * cumulatively) or errors (failed jobs by their last error line).
+   */
+  report(kind: ReportKind, filter: JobFilter = {}, opts: { since?: Date } = {}): Promise<Report> {
+    return jobReport(this.store, kind, filter, opts);
   }
 
   /** Closes both connections; safe to call twice. */

@@ -1,4 +1,4 @@
-import type { Job, JobSpec, JobState } from "../models/index.js";
+import type { Job, JobLimits, JobSpec, JobState } from "../models/index.js";
 import { childrenOf, dependentsOf, getJob, listWorkflows, resolveWorkflows, type JobFilter, type Store } from "../store/index.js";
 import type { JobQueues } from "../queue/index.js";
 import { queueItem } from "./queue-item.js";
@@ -25,6 +25,7 @@ export class JobsApi implements JobsContext {
   constructor(
     readonly store: Store,
     readonly queues: JobQueues,
+    readonly limits: JobLimits = {},
   ) {}
 
   /** Adds one job; its app must exist and its workflow must be usable as a queue name. */

@@ -30,7 +30,7 @@ export async function modify(ctx: JobsContext, idOrPrefix: string, set: Partial<
       throw new NotFoundError(`no app named '${set.application}'`, { hint: "`balsam ls apps` lists them" });
     }
   }
-  validateSpec({ ...job, ...set } as JobSpec);
+  validateSpec({ ...job, ...set } as JobSpec, ctx.limits);
   // Conditioned on the state read above, so a launcher claiming the job meanwhile wins.
   if (!(await setJobFieldsIf(ctx.store, { id: job._id, state: job.state, leaseOwner: ownProcess ? lease : undefined }, set))) throw new ConflictError(`job ${job._id} changed state while being modified; try again`);
   const updated = await getJob(ctx.store, job._id);

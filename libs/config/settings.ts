@@ -103,6 +103,9 @@ function envWhole(env: NodeJS.ProcessEnv, name: string, min: number, max: number
   return n;
 }
 
+/** Past this a GPU count is a typo: the densest nodes today hold 16 devices (Aurora: 6 GPUs × 2 tiles = 12). */
+export const MAX_GPUS_PER_NODE = 1024;
+
 export const SettingsSchema = z.object({
   version: z.literal(1),
   mongoUrl: z.string().check(z.minLength(1, "must not be empty")),
@@ -130,6 +133,17 @@ export const SettingsSchema = z.object({
   scheduler: z._default(z.enum(["slurm", "cobalt", "pbs", "lsf", "local"]), "local"),
   /** MPI implementation for mpi-mode launchers; auto = detect from `mpirun --version`. */
   mpi: z._default(z.enum(["auto", "openmpi", "mpich", "cray", "slurm"]), "auto"),
+  /**
+   * GPUs on each compute node of this site (Polaris 4, Aurora 12 tiles).
+   * Launchers use it when not given `--gpus-per-node` or
+   * `BALSAM_GPUS_PER_NODE`, before discovering; and a job needing more GPUs
+   * on one node (gpus_per_rank × ranks_per_node) is refused when it is added
+   * or modified, and failed by a launcher that meets one made before.
+   * Unset: launchers discover their GPUs and no job is refused up front.
+   */
+  gpusPerNode: z.optional(z.int().check(z.minimum(0), z.maximum(MAX_GPUS_PER_NODE))),
+  /** Which variable hands a job its GPUs: nvidia `CUDA_VISIBLE_DEVICES`, intel `ZE_AFFINITY_MASK`; auto decides from how they were found. */
+  gpuVendor: z._default(z.enum(["auto", "nvidia", "intel"]), "auto"),
   /** The auto-scheduling policy of `balsam service`. */
   service: z.prefault(ServicePolicySchema, {}),
 });

@@ -1,9 +1,10 @@
+import { parseTags } from "./tags.js";
 /**
  * The mapping between Balsam's snake_case field names (command line, `ls`
  * output, BALSAM_LS_FIELDS) and the stored camelCase ones, with each field's
  * type so `balsam modify` parses `false` as false and `4` as a number.
  */
-export type FieldType = "string" | "int" | "bool" | "json" | "env" | "stringList" | "date" | "state";
+export type FieldType = "string" | "int" | "bool" | "json" | "env" | "tags" | "stringList" | "date" | "state";
 
 export interface FieldSpec {
   snake: string;
@@ -34,10 +35,12 @@ export const JOB_FIELDS: readonly FieldSpec[] = [
   f("threads_per_core", "threadsPerCore", "int"),
   f("cpu_affinity", "cpuAffinity", "string"),
   f("node_packing_count", "nodePackingCount", "int"),
+  f("gpus_per_rank", "gpusPerRank", "int"),
   f("coschedule_num_nodes", "coscheduleNumNodes", "int"),
   f("wall_time_minutes", "wallTimeMinutes", "int"),
   f("mpi_flags", "mpiFlags", "string"),
   f("environ_vars", "environVars", "env"),
+  f("tags", "tags", "tags"),
   f("input_files", "inputFiles", "string"),
   f("stage_in_url", "stageInUrl", "string"),
   f("stage_out_files", "stageOutFiles", "string"),
@@ -106,6 +109,9 @@ export function parseFieldValue(spec: FieldSpec, raw: string): unknown {
       }
     case "env":
       return parseEnvAssignments([raw]);
+    case "tags":
+      // `k=v,k2=v2` (the whole set; '' clears it), as `ls` shows them.
+      return parseTags(raw.split(",").filter((w) => w.length > 0)) ?? {};
     case "stringList":
       return raw.split(",").filter((s) => s.length > 0);
     case "date": {

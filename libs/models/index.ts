@@ -4,3 +4,6 @@ export * from "./fields.js";
 export * from "./commandline.js";
 export * from "./workdir.js";
 export * from "./snapshot.js";
+export * from "./gpus.js";
+export * from "./tags.js";
+export * from "./reports.js";

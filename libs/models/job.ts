@@ -46,10 +46,18 @@ export interface Job {
   threadsPerCore: number;
   cpuAffinity: "none" | "depth";
   nodePackingCount: number;
+  /**
+   * Whole GPUs each rank gets (Balsam 2's `gpus_per_rank`); a job takes
+   * `gpusPerRank * ranksPerNode` GPUs on each of its nodes. 0: the launcher
+   * hands it none and sets no device variable.
+   */
+  gpusPerRank: number;
   coscheduleNumNodes: number;
   wallTimeMinutes: number;
   mpiFlags: string;
   environVars: Record<string, string>;
+  /** Labels (Balsam 2's `tags`): selectors of ls/rm/rerun/killjob/modify, the API, and `launcher --tag` (see tags.ts). */
+  tags: Record<string, string>;
   inputFiles: string;
   stageInUrl: string;
   stageOutFiles: string;
@@ -140,10 +148,12 @@ export const JOB_DEFAULTS = {
   threadsPerCore: 1,
   cpuAffinity: "none" as const,
   nodePackingCount: 1,
+  gpusPerRank: 0,
   coscheduleNumNodes: 0,
   wallTimeMinutes: 1,
   mpiFlags: "",
   environVars: {} as Record<string, string>,
+  tags: {} as Record<string, string>,
   inputFiles: "*",
   stageInUrl: "",
   stageOutFiles: "",

@@ -22,9 +22,12 @@ const LAUNCH_FIELDS = [
   "threadsPerCore",
   "cpuAffinity",
   "nodePackingCount",
+  "gpusPerRank",
   "wallTimeMinutes",
   "mpiFlags",
   "environVars",
+  // `launcher --tag` decides from the entry alone whether a job is its to run.
+  "tags",
   "inputFiles",
   "stageInUrl",
   "stageOutFiles",

@@ -2,3 +2,4 @@
 export * from "./nodes.js";
 export * from "./mpi.js";
 export * from "./schedulers.js";
+export * from "./gpus.js";

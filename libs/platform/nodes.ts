@@ -8,6 +8,8 @@ export interface NodeInfo {
   host: string;
   cores: number;
   gpus: number;
+  /** The devices behind `gpus` (libs/platform/gpus.ts); default "0" … "gpus-1". */
+  gpuIds?: string[];
 }
 
 export type NodeSource = "override" | "slurm" | "cobalt" | "pbs" | "lsf" | "local";

@@ -38,6 +38,8 @@ export interface LaunchScriptSpec {
   jobMode: "serial" | "mpi";
   /** Workflows to run; empty: every workflow. */
   workflows: readonly string[];
+  /** The launcher's `--tag`s: it runs only jobs carrying them. */
+  tags?: Readonly<Record<string, string>>;
   dbPath: string;
   launchDir: string;
   /** Absolute path of the node binary, so the batch job does not depend on its PATH. */
@@ -61,7 +63,8 @@ export function launcherMinutes(wallTimeMinutes: number): number {
 export function templateValues(s: LaunchScriptSpec): Record<TemplatePlaceholder, string> {
   const minutes = launcherMinutes(s.wallTimeMinutes);
   const filter = s.workflows.length ? ["--wf-filter", s.workflows.join(",")] : ["--consume-all"];
-  const launcher = [s.nodeBin, s.balsamBin, "launcher", ...filter, "--job-mode", s.jobMode, "--time-limit-minutes", String(minutes)];
+  const tags = Object.entries(s.tags ?? {}).flatMap(([k, v]) => ["--tag", `${k}=${v}`]);
+  const launcher = [s.nodeBin, s.balsamBin, "launcher", ...filter, "--job-mode", s.jobMode, "--time-limit-minutes", String(minutes), ...tags];
   return {
     launch_id: shellQuote([s.launchId]),
     scheduler: s.scheduler,

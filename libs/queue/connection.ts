@@ -65,8 +65,18 @@ function serverOptions(target: RedisTarget, role: ConnectionRole, timeoutMs: num
     // One secret per deployment: the Sentinels' own password is the data nodes'.
     sentinelPassword: target.password,
     sentinelRetryStrategy: role === "probe" ? () => null : sentinelRetry,
-    // Told of a failover by the Sentinels (+switch-master), not only by a dropped connection.
-    failoverDetector: role !== "probe",
+    // A Sentinel that accepts and never answers (stopped, overloaded) would
+    // hold a reconnect for ever: ask the next one instead.
+    sentinelCommandTimeout: timeoutMs,
+    // No +switch-master listener: ioredis's failover detector survives a
+    // connection the server dropped, and when its message lands while the
+    // reconnect is asking a Sentinel where the primary is, the reconnect is
+    // abandoned and the client ends for good ("Connection is closed." on
+    // every command after; seen once after a kill -9 of the primary). A
+    // failover is seen without it: a dead primary drops its connections, a
+    // demoted one has them killed by the Sentinels (CLIENT KILL) and answers
+    // writes with READONLY (reconnectOnReadOnly).
+    failoverDetector: false,
   };
 }
 

@@ -158,6 +158,8 @@ export class Store {
       { coll: jobs, key: { parents: 1 }, name: "parents" },
       { coll: jobs, key: { "lock.until": 1 }, name: "lock_until" },
       { coll: jobs, key: { name: 1 }, name: "name" },
+      // With each key's own {"tags.K": 1} (tag-indexes.ts): FerretDB's patch 0016 needs both to answer `tags.K: V` from indexes.
+      { coll: jobs, key: { tags: 1 }, name: "tags" },
       { coll: apps, key: { name: 1 }, name: "name_unique", unique: true },
     ];
     const existing = new Map<string, Set<string>>();

@@ -45,3 +45,5 @@ export async function createFirstUser(url: string, username: string, password: s
     await c.close().catch(() => undefined);
   }
 }
+export * from "./report-docs.js";
+export * from "./tag-indexes.js";

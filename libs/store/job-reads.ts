@@ -1,5 +1,5 @@
 import type { Filter, FindCursor } from "mongodb";
-import { ACTIVE_STATES, FINAL_STATES, RUNNABLE_STATES, WAITING_STATES, type Job, type JobState } from "../models/index.js";
+import { ACTIVE_STATES, FINAL_STATES, RUNNABLE_STATES, WAITING_STATES, tagsQuery, type Job, type JobState, type Tags } from "../models/index.js";
 import type { Store } from "./connection.js";
 import { coll } from "./collections.js";
 import { chunked, MAX_IN_IDS } from "./bulk.js";
@@ -60,27 +60,45 @@ function inWorkflows(workflows: readonly string[] | undefined): Filter<Job> {
   return workflows ? { workflow: { $in: [...workflows] } } : {};
 }
 
+/** A launcher's selection: its workflows (all when undefined) and the tags its jobs carry (`tags.K: V` each; the `tag_K` indexes). */
+function inSelection(workflows: readonly string[] | undefined, tags: Tags | undefined): Filter<Job> {
+  return { ...inWorkflows(workflows), ...tagsQuery(tags) };
+}
+
+/**
+ * The condition "the job's GPUs fit a node of `maxGpus`": gpus_per_rank ×
+ * ranks_per_node ≤ maxGpus, spelled as one clause per GPU count since
+ * FerretDB 1.x cannot multiply two fields (`$expr`). A job from before the
+ * field existed needs none.
+ */
+export function gpuFitFilter(maxGpus: number): Filter<Job> {
+  const clauses: Array<Filter<Job>> = [{ gpusPerRank: { $exists: false } }, { gpusPerRank: { $lte: 0 } }];
+  for (let g = 1; g <= maxGpus; g++) clauses.push({ gpusPerRank: g, ranksPerNode: { $lte: Math.floor(maxGpus / g) } });
+  return { $or: clauses };
+}
+
 async function exists(store: Store, filter: Filter<Job>): Promise<boolean> {
   // Existence, not counts: a scan stops at the first match.
   return (await coll(store).jobs.findOne(filter, { projection: { _id: 1 } })) !== null;
 }
 
 /**
- * Whether a runnable job exists that a launcher with this much time and
- * these nodes could run. Filter `{workflow?, state: {$in: RUNNABLE}, wallTimeMinutes: {$lte}, numNodes: {$lte}, ranksPerNode?}`;
- * index `{workflow, state}` or `{state}`.
+ * Whether a runnable job exists (of `workflows`, carrying `tags`) that a
+ * launcher with this much time, these nodes and `maxGpus` GPUs a node could
+ * run. Filter `{workflow?, "tags.K"?, state: {$in: RUNNABLE}, wallTimeMinutes: {$lte}, numNodes: {$lte}, ranksPerNode?, $or: gpuFitFilter}`;
+ * index `{workflow, state}` or `{state}` (or a `tag_K`).
  * Guard: "find by workflow and state $in is answered through an index and matches arrays too (explain)".
  */
-export function anyRunnableFitting(store: Store, f: { workflows?: readonly string[]; minutesLeft: number; maxNodes: number; serial: boolean }): Promise<boolean> {
-  const fit: Filter<Job> = { ...inWorkflows(f.workflows), state: { $in: [...RUNNABLE_STATES] }, numNodes: { $lte: f.serial ? 1 : f.maxNodes } };
+export function anyRunnableFitting(store: Store, f: { workflows?: readonly string[]; tags?: Tags; minutesLeft: number; maxNodes: number; maxGpus: number; serial: boolean }): Promise<boolean> {
+  const fit: Filter<Job> = { ...inSelection(f.workflows, f.tags), state: { $in: [...RUNNABLE_STATES] }, numNodes: { $lte: f.serial ? 1 : f.maxNodes }, ...gpuFitFilter(f.maxGpus) };
   if (Number.isFinite(f.minutesLeft)) fit.wallTimeMinutes = { $lte: f.minutesLeft };
   if (f.serial) fit.ranksPerNode = { $lte: 1 };
   return exists(store, fit);
 }
 
-/** Whether a job of these workflows is being worked on (ACTIVE_STATES). Index and guard as anyRunnableFitting. */
-export function anyActive(store: Store, workflows?: readonly string[]): Promise<boolean> {
-  return exists(store, { ...inWorkflows(workflows), state: { $in: [...ACTIVE_STATES] } });
+/** Whether a job of these workflows (carrying `tags`) is being worked on (ACTIVE_STATES). Index and guard as anyRunnableFitting. */
+export function anyActive(store: Store, workflows?: readonly string[], tags?: Tags): Promise<boolean> {
+  return exists(store, { ...inSelection(workflows, tags), state: { $in: [...ACTIVE_STATES] } });
 }
 
 /**
@@ -94,12 +112,12 @@ export function anyUnfinished(store: Store, ids: readonly string[]): Promise<boo
 /**
  * The parents of (at most `limit`) jobs waiting on parents, deduplicated:
  * the launcher's idle check and the service release their children.
- * Filter `{workflow?, state: {$in: states}}`; index `{workflow, state}` or `{state}`.
+ * Filter `{workflow?, "tags.K"?, state: {$in: states}}`; index `{workflow, state}` or `{state}`.
  * Guard: "find by workflow and state $in is answered through an index and matches arrays too (explain)".
  */
-export async function parentsOfWaiting(store: Store, f: { workflows?: readonly string[]; states?: readonly JobState[]; limit: number }): Promise<string[]> {
+export async function parentsOfWaiting(store: Store, f: { workflows?: readonly string[]; tags?: Tags; states?: readonly JobState[]; limit: number }): Promise<string[]> {
   const states = f.states ?? WAITING_STATES;
-  const waiting = await coll(store).jobs.find({ ...inWorkflows(f.workflows), state: { $in: [...states] } }, { projection: { parents: 1 }, limit: f.limit }).toArray();
+  const waiting = await coll(store).jobs.find({ ...inSelection(f.workflows, f.tags), state: { $in: [...states] } }, { projection: { parents: 1 }, limit: f.limit }).toArray();
   return [...new Set(waiting.flatMap((w) => w.parents))];
 }
 
@@ -130,15 +148,23 @@ export async function runnableByWorkflow(store: Store): Promise<Array<{ workflow
 /**
  * Runnable jobs (of `workflows`) by size, within a launcher's `maxMinutes`,
  * and how many need longer: what the service's auto-submission sizes a
- * launch by. Index `{workflow, state}` or `{state}`; guard as runnableByWorkflow.
+ * launch by, with the GPUs each job takes (gpusPerRank; 0 when none).
+ * Index `{workflow, state}` or `{state}`; guard as runnableByWorkflow.
  */
-export async function runnableBySize(store: Store, workflows: readonly string[], maxMinutes: number): Promise<{ buckets: Array<{ numNodes: number; nodePackingCount: number; count: number }>; tooLong: number }> {
+export async function runnableBySize(
+  store: Store,
+  workflows: readonly string[],
+  maxMinutes: number,
+): Promise<{ buckets: Array<{ numNodes: number; nodePackingCount: number; gpusPerRank: number; count: number }>; tooLong: number }> {
   const q: Filter<Job> = { ...inWorkflows(workflows.length ? workflows : undefined), state: { $in: [...RUNNABLE_STATES] } };
   const rows = await coll(store)
-    .jobs.aggregate<{ _id: { n: number; p: number }; c: number }>([{ $match: { ...q, wallTimeMinutes: { $lte: maxMinutes } } }, { $group: { _id: { n: "$numNodes", p: "$nodePackingCount" }, c: { $sum: 1 } } }])
+    .jobs.aggregate<{ _id: { n: number; p: number; g?: number | null }; c: number }>([
+      { $match: { ...q, wallTimeMinutes: { $lte: maxMinutes } } },
+      { $group: { _id: { n: "$numNodes", p: "$nodePackingCount", g: "$gpusPerRank" }, c: { $sum: 1 } } },
+    ])
     .toArray();
   const tooLong = await coll(store).jobs.countDocuments({ ...q, wallTimeMinutes: { $gt: maxMinutes } });
-  return { buckets: rows.map((r) => ({ numNodes: r._id.n ?? 1, nodePackingCount: r._id.p ?? 1, count: r.c })), tooLong };
+  return { buckets: rows.map((r) => ({ numNodes: r._id.n ?? 1, nodePackingCount: r._id.p ?? 1, gpusPerRank: r._id.g ?? 0, count: r.c })), tooLong };
 }
 
 /**

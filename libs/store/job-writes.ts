@@ -3,6 +3,7 @@ import type { Job, JobState } from "../models/index.js";
 import type { Store } from "./connection.js";
 import { coll } from "./collections.js";
 import { chunked, MAX_IN_IDS } from "./bulk.js";
+import { ensureTagIndexes } from "./tag-indexes.js";
 
 /*
  * Named writes of the jobs collection other than state transitions
@@ -26,21 +27,31 @@ export async function markHasChildren(store: Store, ids: readonly string[], now 
 /**
  * Sets plain fields of one job if it is still in `state` (and, given
  * `leaseOwner`, leased by it); true when it was. Filter `{_id, state, "lock.owner"?}`; index `_id`.
+ * A new `tags` gets its keys' indexes first (tag-indexes.ts).
  * Guard: "a conditional updateOne is atomic: 4 clients racing over N documents win exactly N times (3 rounds)".
  */
 export async function setJobFieldsIf(store: Store, cond: { id: string; state: JobState; leaseOwner?: string }, set: Partial<Job> | Record<string, unknown>, now = new Date()): Promise<boolean> {
   const filter: Filter<Job> = { _id: cond.id, state: cond.state };
   if (cond.leaseOwner !== undefined) filter["lock.owner"] = cond.leaseOwner;
+  await tagIndexesFor(store, set);
   return (await coll(store).jobs.updateOne(filter, { $set: { ...set, updatedAt: now } })).matchedCount === 1;
 }
 
 /**
  * Sets plain fields on every job a query (from jobFilterQuery) matches;
  * returns how many changed. Index as the query's.
+ * A new `tags` gets its keys' indexes first (tag-indexes.ts).
  * Guard: "updateMany with _id $in and a state condition is atomic per document and counts right".
  */
 export async function setJobFieldsWhere(store: Store, query: Filter<Job>, set: Partial<Job> | Record<string, unknown>): Promise<number> {
+  await tagIndexesFor(store, set);
   return (await coll(store).jobs.updateMany(query, { $set: { ...set, updatedAt: new Date() } })).modifiedCount;
+}
+
+/** New tags written as a whole get their keys' indexes first, as an insert's do (tag-indexes.ts). */
+async function tagIndexesFor(store: Store, set: Partial<Job> | Record<string, unknown>): Promise<void> {
+  const tags = (set as Partial<Job>).tags;
+  if (tags) await ensureTagIndexes(store, [tags]);
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Filter } from "mongodb";
 import {
   JOB_DEFAULTS,
   isJobState,
+  tagsQuery,
   JOB_STATES,
   RUNNABLE_STATES,
   WAITING_STATES,
@@ -16,6 +17,7 @@ import { escapeRegex } from "./apps.js";
 import { chunked, MAX_IN_IDS } from "./bulk.js";
 import { findPage } from "./find-page.js";
 import { coll } from "./collections.js";
+import { ensureTagIndexes } from "./tag-indexes.js";
 
 /**
  * Builds a full job document from a spec; the initial state follows its
@@ -32,6 +34,7 @@ export function buildJob(spec: JobSpec, now = new Date(), createdMessage = ""): 
     ...JOB_DEFAULTS,
     ...stripUndefined(spec),
     _id: spec._id ?? randomUUID(),
+    tags: spec.tags ?? {},
     parents,
     data: spec.data ?? {},
     environVars: spec.environVars ?? {},
@@ -62,6 +65,7 @@ function stripUndefined<T extends object>(o: T): T {
  */
 export async function insertJobs(store: Store, jobs: Job[]): Promise<void> {
   if (jobs.length === 0) return;
+  await ensureTagIndexes(store, jobs.map((j) => j.tags));
   await coll(store).jobs.insertMany(jobs, { ordered: false });
 }
 
@@ -85,6 +89,8 @@ export interface JobFilter {
   /** Jobs having this job among their parents. */
   parent?: string;
   application?: string;
+  /** Jobs carrying every one of these tags (Balsam 2's `tags` filter); served by the `tag_K` indexes. */
+  tags?: Record<string, string>;
 }
 
 /**
@@ -109,6 +115,8 @@ export function jobFilterQuery(f: JobFilter): Filter<Job> {
   }
   if (f.parent) q.parents = f.parent;
   if (f.application) q.application = f.application;
+  // `tags.K: V` per tag: each key's index answers it (libs/store/tag-indexes.ts).
+  Object.assign(q, tagsQuery(f.tags));
   return q as Filter<Job>;
 }
 

@@ -241,6 +241,10 @@ export async function startMongo(opts: MongoStartOptions): Promise<MongoHandle> 
           "--debug-addr=-",
           "--state-dir=-",
           "--log-level=error",
+          // Filters on a sub-document's field (`tags.k`, a tag query) reach the
+          // SQLite backend, whose patch 0016 answers them through their index;
+          // without it the handler drops them before the backend sees them.
+          "--test-enable-nested-pushdown",
           ...(auth ? ["--test-enable-new-auth", "--setup-database=admin", `--setup-username=${auth.username}`] : []),
         ];
   if (bin.kind === "ferretdb") {

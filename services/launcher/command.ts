@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { appendFileSync } from "node:fs";
 import { quote as shellQuote } from "shell-quote";
 import { splitCommandLine, type App, type Job, type JobState } from "../../libs/models/index.js";
-import { buildMpiCommand, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
+import { buildMpiCommand, gpuEnv, mpiGpuBinding, type GpuVendor, type MpiKind, type NodeInfo } from "../../libs/platform/index.js";
 import { findOnPath, type RunSpec } from "./runner.js";
 import type { Grant } from "./pool.js";
 
@@ -11,6 +11,8 @@ export interface CommandOptions {
   nodes: NodeInfo[];
   jobMode: "serial" | "mpi";
   mpiKind: MpiKind;
+  /** Which variable hands a job its GPUs. */
+  gpuVendor: GpuVendor;
   /** The launcher's lease owner token, handed to the job's scripts. */
   owner: string;
 }
@@ -19,7 +21,7 @@ type Command = Pick<RunSpec, "argv" | "shellCommand" | "env">;
 
 /** Turns a job and its app into the command lines and environments its processes run with. */
 export class CommandBuilder {
-  /** Packed jobs started per host so far: GPUs and cores go round robin. */
+  /** Packed jobs started per host so far: cores go round robin (GPUs are the grant's own). */
   private readonly turns = new Map<string, number>();
   private readonly taskset = findOnPath("taskset");
 
@@ -43,7 +45,7 @@ export class CommandBuilder {
     };
   }
 
-  /** The job's run on the grant's hosts: packed on its node (serial), or under mpirun. */
+  /** The job's run on the grant's hosts and GPUs: packed on its node (serial), or under mpirun. */
   run(job: Job, app: App, grant: Grant): Command {
     const jobEnv = this.jobEnv(job);
     const exe = splitCommandLine(app.executable, "executable");
@@ -51,8 +53,9 @@ export class CommandBuilder {
     let argv: string[];
     let env: Record<string, string>;
     if (this.o.jobMode === "serial") {
-      ({ argv, env } = this.packed(job, grant.hosts[0]!, [...exe, ...args], jobEnv));
+      ({ argv, env } = this.packed(job, grant.hosts[0]!, grant.gpus[0] ?? [], [...exe, ...args], jobEnv));
     } else {
+      const gpus = mpiGpuBinding(this.o.mpiKind, this.o.gpuVendor, grant.gpus[0] ?? [], job.ranksPerNode, job.gpusPerRank ?? 0);
       const mpi = buildMpiCommand(this.o.mpiKind, {
         hosts: grant.hosts,
         ranksPerNode: job.ranksPerNode,
@@ -60,8 +63,8 @@ export class CommandBuilder {
         threadsPerCore: job.threadsPerCore,
         cpuAffinity: job.cpuAffinity,
         mpiFlags: splitCommandLine(job.mpiFlags, "mpi_flags"),
-        command: [...exe, ...args],
-        env: jobEnv,
+        command: [...gpus.prefix, ...exe, ...args],
+        env: { ...jobEnv, ...gpus.env },
         asRoot: process.getuid?.() === 0,
       });
       argv = mpi.argv;
@@ -74,18 +77,14 @@ export class CommandBuilder {
 
   /**
    * A packed serial job's share of its node, as 0.x's serial mode gave it:
-   * OMP_NUM_THREADS, a GPU (round robin over `--gpus-per-node`), and with
+   * OMP_NUM_THREADS, exactly the GPUs its grant holds, and with
    * `cpu_affinity depth` its own cores through taskset.
    */
-  private packed(job: Job, host: string, command: string[], jobEnv: Record<string, string>): { argv: string[]; env: Record<string, string> } {
-    const env: Record<string, string> = { OMP_NUM_THREADS: String(job.threadsPerRank), ...jobEnv };
+  private packed(job: Job, host: string, gpus: string[], command: string[], jobEnv: Record<string, string>): { argv: string[]; env: Record<string, string> } {
+    const env: Record<string, string> = { OMP_NUM_THREADS: String(job.threadsPerRank), ...jobEnv, ...gpuEnv(this.o.gpuVendor, gpus) };
     const node = this.o.nodes.find((n) => n.host === host);
     const turn = this.turns.get(host) ?? 0;
     this.turns.set(host, turn + 1);
-    if (node && node.gpus > 0) {
-      env.CUDA_DEVICE_ORDER = "PCI_BUS_ID";
-      env.CUDA_VISIBLE_DEVICES = String(turn % node.gpus);
-    }
     if (job.cpuAffinity === "depth" && node && node.cores > 0 && this.taskset) {
       const slots = Math.max(1, Math.min(job.nodePackingCount, node.cores));
       const width = Math.max(1, Math.floor(node.cores / slots));

@@ -1,4 +1,4 @@
-import { isRunnable, jobFromSnapshot, type App, type Job } from "../../libs/models/index.js";
+import { gpuLimitProblem, isRunnable, jobFromSnapshot, type App, type Job } from "../../libs/models/index.js";
 import { coerceError } from "../../libs/errors/index.js";
 import { workdirFor } from "../../libs/client/index.js";
 import type { Consumer, QueueEntry } from "../../libs/queue/index.js";
@@ -7,6 +7,7 @@ import { MINUTE, SECOND } from "./options.js";
 import { planStart } from "./plan.js";
 import { refusal, sizeOf } from "./prepare.js";
 import { matching } from "./idle.js";
+import { TagFilter } from "./tag-filter.js";
 import type { Execution } from "./execution.js";
 import type { LeaseKeeper } from "./leases.js";
 import type { Core, Running, Taken } from "./core.js";
@@ -14,12 +15,14 @@ import type { Core, Running, Taken } from "./core.js";
 /**
  * From a queue entry to a started job: one BullMQ worker per consumed
  * workflow; each entry is checked against this launcher's time, nodes and
- * backlog, waits for capacity, and then runs ahead of its claim or is
- * claimed and started (execution.ts). An entry not taken goes back, delayed.
+ * backlog, GPUs and tags (`--tag`), waits for capacity, and then runs ahead
+ * of its claim or is claimed and started (execution.ts). An entry not taken
+ * goes back, delayed.
  */
 export class Dispatch {
   private readonly workers = new Map<string, Consumer>();
   private readonly apps = new Map<string, App>();
+  private readonly tagFilter: TagFilter;
   /** Jobs running ahead of their claim, per workflow: each holds its worker's processor, so the worker's concurrency grows by as many. */
   private readonly ahead = new Map<string, number>();
   /** When the launcher last said the database was behind. */
@@ -30,7 +33,9 @@ export class Dispatch {
     private readonly core: Core,
     private readonly execution: Execution,
     private readonly leases: LeaseKeeper,
-  ) {}
+  ) {
+    this.tagFilter = new TagFilter(core.o.tags);
+  }
 
   workflows(): string[] {
     return [...this.workers.keys()];
@@ -101,6 +106,11 @@ export class Dispatch {
     const read = (): Promise<Job | null> => this.execution.records.read(id);
     // An entry whose launcher was lost holding it is read afresh: that launcher may have claimed the job meanwhile.
     let job = entry.snapshot ? jobFromSnapshot(id, entry.snapshot) : await read();
+    // Another launcher's job (its tags are not all ours): back to the queue, untouched (tag-filter.ts).
+    if (job && isRunnable(job.state) && !this.tagFilter.accepts(job)) {
+      await new Promise((r) => setTimeout(r, this.tagFilter.missPauseMs()));
+      return entry.defer(this.tagFilter.delayMs);
+    }
     for (let round = 0; job && isRunnable(job.state); round++) {
       if ((await this.take(entry, job)) === "done") return;
       // A job edited again and again while it starts: another delivery tries later.
@@ -125,6 +135,12 @@ export class Dispatch {
       return entry.defer(Math.max(1000, left * MINUTE));
     }
     const size = sizeOf(o, job);
+    // More GPUs than the site's nodes have: no launcher can ever run it.
+    const beyond = gpuLimitProblem(job, o.maxGpusPerNode);
+    if (beyond) {
+      await this.execution.records.failUnclaimed(job, beyond);
+      return "done";
+    }
     const refused = refusal(o, core.pool, job, size);
     if (refused) {
       core.log(`job ${id} needs ${refused}`);

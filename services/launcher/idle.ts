@@ -13,6 +13,8 @@ export interface IdleContext {
   workerWorkflows(): string[];
   /** The size of this launcher's node pool. */
   poolSize(): number;
+  /** The most GPUs one of its nodes has. */
+  poolMaxGpus(): number;
   minutesLeft(): number;
   active(): boolean;
   stop(reason: string): void;
@@ -45,8 +47,8 @@ export class IdleCheck {
   }
 
   /**
-   * Stops the launcher when nothing is left that it could run: nothing
-   * runnable that fits its time and nodes, nothing active anywhere that could
+   * Stops the launcher when nothing is left that it could run (of its
+   * workflows, with its tags): nothing runnable that fits its time, nodes and GPUs, nothing active anywhere that could
    * release children, nothing waiting on parents that could still finish.
    */
   async check(): Promise<void> {
@@ -57,11 +59,12 @@ export class IdleCheck {
     const { store, queues } = o.client;
     // Entries waiting in Redis will arrive: no need to ask MongoDB, whose
     // queries here scan the collection on FerretDB (~1 s per 10k jobs).
-    for (const wf of o.workflows ?? ctx.workerWorkflows()) if ((await queues.waiting(wf)) > 0) return;
+    // (Not for a tagged launcher: the entries may all be others'.)
+    if (!o.tags) for (const wf of o.workflows ?? ctx.workerWorkflows()) if ((await queues.waiting(wf)) > 0) return;
     if (Date.now() < this.nextStoreCheck) return;
     this.nextStoreCheck = Date.now() + 2 * SECOND;
     const wfs = await this.consumed();
-    const fits = { workflows: wfs, minutesLeft: ctx.minutesLeft(), maxNodes: ctx.poolSize(), serial: o.jobMode === "serial" };
+    const fits = { workflows: wfs, tags: o.tags, minutesLeft: ctx.minutesLeft(), maxNodes: ctx.poolSize(), maxGpus: ctx.poolMaxGpus(), serial: o.jobMode === "serial" };
     if (await anyRunnableFitting(store, fits)) {
       // Runnable in MongoDB but nothing arrives: the queue lost entries (Redis flushed or restarted).
       if (Date.now() - ctx.lastActivity() > 3 * SECOND && Date.now() - this.reconciledAt > 5 * SECOND) {
@@ -71,8 +74,8 @@ export class IdleCheck {
       }
       return;
     }
-    if (await anyActive(store, wfs)) return;
-    const parents = await parentsOfWaiting(store, { workflows: wfs, limit: 1000 });
+    if (await anyActive(store, wfs, o.tags)) return;
+    const parents = await parentsOfWaiting(store, { workflows: wfs, tags: o.tags, limit: 1000 });
     if (parents.length > 0) {
       const moved = await releaseChildren(o.client, parents);
       if (moved > 0) return;

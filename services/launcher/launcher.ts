@@ -5,6 +5,7 @@ import { redactUrl } from "../../libs/config/index.js";
 import { KILL_CHANNEL } from "../../libs/client/index.js";
 import { WORKFLOWS_CHANNEL } from "../../libs/queue/index.js";
 import { beatLauncher, markLauncherExited, registerLauncher } from "../../libs/store/index.js";
+import { nodeGpuIds } from "../../libs/platform/index.js";
 import { NodePool } from "./pool.js";
 import { TransitionWriter } from "./writer.js";
 import { ProcessSupervisor } from "./runner.js";
@@ -59,7 +60,7 @@ export class Launcher implements Core {
     const o = (this.o = resolveOptions(opts));
     const log = (l: string) => this.log(l);
     this.pool = new NodePool(
-      o.nodes.map((n) => n.host),
+      o.nodes.map((n) => ({ host: n.host, gpuIds: nodeGpuIds(n) })),
       o.jobMode,
     );
     this.writer = new TransitionWriter(o.client.store, undefined, undefined, { at: o.writeBacklog, say: (n) => this.dispatch.sayBehind(n) });
@@ -73,7 +74,7 @@ export class Launcher implements Core {
       move: (ids, deadline) => this.processes?.moveDeadlines(ids, deadline),
     });
     this.completion = new Completion(o.client, log);
-    this.commands = new CommandBuilder({ dbPath: o.dbPath, nodes: o.nodes, jobMode: o.jobMode, mpiKind: o.mpiKind, owner: this.owner });
+    this.commands = new CommandBuilder({ dbPath: o.dbPath, nodes: o.nodes, jobMode: o.jobMode, mpiKind: o.mpiKind, gpuVendor: o.gpuVendor, owner: this.owner });
     this.leases = new LeaseKeeper(
       {
         // Jobs running ahead of their claim have no lease to renew.
@@ -94,6 +95,7 @@ export class Launcher implements Core {
       lastActivity: () => this.dispatch.lastActivity,
       workerWorkflows: () => this.dispatch.workflows(),
       poolSize: () => this.pool.size,
+      poolMaxGpus: () => this.pool.maxGpus,
       minutesLeft: () => this.minutesLeft(),
       active: () => this.active(),
       stop: (why) => this.stop(why),

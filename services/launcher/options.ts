@@ -1,6 +1,7 @@
 import { DEFAULT_MAX_LEASE_LAPSES } from "../../libs/config/index.js";
 import type { Balsam } from "../../libs/client/index.js";
-import type { MpiKind, NodeInfo } from "../../libs/platform/index.js";
+import type { GpuVendor, MpiKind, NodeInfo } from "../../libs/platform/index.js";
+import type { Tags } from "../../libs/models/index.js";
 
 export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;
@@ -32,6 +33,12 @@ export interface LauncherOptions {
   killGraceMs?: number;
   /** MPI implementation for mpi mode. Default openmpi. */
   mpiKind?: MpiKind;
+  /** Which variable hands a job its GPUs (libs/platform/gpus.ts). Default nvidia. */
+  gpuVendor?: GpuVendor;
+  /** The site's GPUs per node (settings `gpusPerNode`): a job needing more is failed, not left for another launcher. */
+  maxGpusPerNode?: number;
+  /** Run only jobs carrying all these tags (`--tag`); others stay in the queue for other launchers (tag-filter.ts). */
+  tags?: Tags;
   /** How often an idle launcher checks whether anything is left. Default 500. */
   idleCheckMs?: number;
   /** The lease lapse that reaches this count fails a job instead of restarting it. Default DEFAULT_MAX_LEASE_LAPSES. */
@@ -52,10 +59,13 @@ export interface LauncherOptions {
 }
 
 /** The options with every default filled in, and what follows from them. */
-export interface ResolvedOptions extends Required<Omit<LauncherOptions, "workflows" | "workflowParts" | "timeLimitMinutes">> {
+export interface ResolvedOptions extends Required<Omit<LauncherOptions, "workflows" | "workflowParts" | "timeLimitMinutes" | "maxGpusPerNode" | "tags">> {
   workflows: string[] | undefined;
   workflowParts: string[] | undefined;
   timeLimitMinutes: number | undefined;
+  maxGpusPerNode: number | undefined;
+  /** Undefined (never empty): any job. */
+  tags: Tags | undefined;
   /** A dead launcher's queue entries come back after this. */
   lockDurationMs: number;
   /** Queue entries each worker holds while no job runs ahead of its claim. */
@@ -83,6 +93,9 @@ export function resolveOptions(opts: LauncherOptions): ResolvedOptions {
     leaseTtlMs,
     killGraceMs,
     mpiKind: opts.mpiKind ?? "openmpi",
+    gpuVendor: opts.gpuVendor ?? "nvidia",
+    maxGpusPerNode: opts.maxGpusPerNode,
+    tags: opts.tags && Object.keys(opts.tags).length > 0 ? opts.tags : undefined,
     idleCheckMs: opts.idleCheckMs ?? 500,
     maxLeaseLapses: opts.maxLeaseLapses ?? DEFAULT_MAX_LEASE_LAPSES,
     // A third of the lock: the claim is written well before the lock needs its first extension.

@@ -1,40 +1,86 @@
 /**
  * The launcher's compute capacity. Serial mode: each node holds jobs whose
- * shares (1 / node_packing_count each) sum to at most 1. MPI mode: each job
- * takes `num_nodes` whole nodes. Waiters are served largest first; a smaller
- * one that fits goes ahead when the largest cannot start yet (backfill).
+ * shares (1 / node_packing_count each) sum to at most 1 and whose GPUs are
+ * whole devices of its own, as Balsam 2's node manager counts a node's
+ * occupancy and idle GPUs. MPI mode: each job takes `num_nodes` whole nodes
+ * and its GPUs on each. Waiters are served largest first; a smaller one
+ * that fits goes ahead when the largest cannot start yet (backfill).
  */
+import { gpusPerNodeOf, type Job } from "../../libs/models/index.js";
+
 export interface Grant {
   hosts: string[];
+  /** The GPU ids granted on each host, in the order of `hosts`; empty lists for a job that asked for none. */
+  gpus: string[][];
   release(): void;
 }
 
+/** What a job asks of the pool. */
+export interface Demand {
+  /** Serial: its share of one node (1 / node_packing_count); mpi: its node count. */
+  size: number;
+  /** Whole GPUs on each of its nodes. */
+  gpus: number;
+}
+
+export interface PoolNode {
+  host: string;
+  gpuIds: readonly string[];
+}
+
 interface Waiter {
-  size: number; // serial: share of one node; mpi: node count
+  demand: Demand;
   resolve: (g: Grant | null) => void;
 }
 
 const EPS = 1e-9;
 
+/** A job's demand on a launcher of this mode. */
+export function demandOf(job: Pick<Job, "nodePackingCount" | "numNodes" | "ranksPerNode"> & { gpusPerRank?: number }, mode: "serial" | "mpi"): Demand {
+  return { size: mode === "serial" ? 1 / Math.max(1, job.nodePackingCount) : job.numNodes, gpus: gpusPerNodeOf(job) };
+}
+
+export function sameDemand(a: Demand, b: Demand): boolean {
+  return Math.abs(a.size - b.size) < EPS && a.gpus === b.gpus;
+}
+
 export class NodePool {
+  readonly hosts: readonly string[];
   private readonly load: number[];
+  /** Each node's idle GPUs, kept in the node's own order so a job gets the lowest free ids. */
+  private readonly idleGpus: string[][];
+  private readonly gpuOrder: Array<Map<string, number>>;
   private waiters: Waiter[] = [];
   private closed = false;
 
   constructor(
-    readonly hosts: readonly string[],
+    nodes: readonly PoolNode[],
     readonly mode: "serial" | "mpi",
   ) {
-    this.load = hosts.map(() => 0);
+    this.hosts = nodes.map((n) => n.host);
+    this.load = nodes.map(() => 0);
+    this.idleGpus = nodes.map((n) => [...n.gpuIds]);
+    this.gpuOrder = nodes.map((n) => new Map(n.gpuIds.map((id, i) => [id, i])));
   }
 
   get size(): number {
     return this.hosts.length;
   }
 
-  /** Whether a request of this size could ever be served by this pool. */
-  fits(size: number): boolean {
-    return this.mode === "serial" ? size <= 1 + EPS : size <= this.hosts.length;
+  /** The most GPUs any one node of this pool has. */
+  get maxGpus(): number {
+    return Math.max(0, ...this.gpuOrder.map((m) => m.size));
+  }
+
+  /** Why a demand can never be served by this pool, or undefined when it can. */
+  whyNever(d: Demand): string | undefined {
+    const enough = this.gpuOrder.filter((m) => m.size >= d.gpus).length;
+    if (this.mode === "mpi" && d.size > this.hosts.length) return `${d.size} nodes, this launcher has ${this.hosts.length}`;
+    if (this.mode === "serial" ? enough === 0 : enough < d.size) {
+      const has = this.maxGpus === 0 ? "none" : `${this.maxGpus}`;
+      return `${d.gpus} GPU(s) per node, this launcher's nodes have ${has}`;
+    }
+    return undefined;
   }
 
   busy(): boolean {
@@ -46,42 +92,51 @@ export class NodePool {
   }
 
   /**
-   * Resolves with hosts when capacity is free, or null when the pool closes
-   * first (the caller then gives its queue entry back).
+   * Resolves with hosts (and their GPUs) when capacity is free, or null
+   * when the pool closes first (the caller then gives its queue entry back).
    */
-  acquire(size: number): Promise<Grant | null> {
+  acquire(demand: Demand): Promise<Grant | null> {
     if (this.closed) return Promise.resolve(null);
     return new Promise((resolve) => {
-      this.waiters.push({ size, resolve });
-      this.waiters.sort((a, b) => b.size - a.size);
+      this.waiters.push({ demand, resolve });
+      this.waiters.sort((a, b) => b.demand.size - a.demand.size || b.demand.gpus - a.demand.gpus);
       this.dispatch();
     });
   }
 
-  private tryTake(size: number): Grant | null {
+  private tryTake({ size, gpus }: Demand): Grant | null {
     let idx: number[] = [];
     if (this.mode === "serial") {
       // Fill the busiest node that still has room: keeps whole nodes free.
       let best = -1;
       for (let i = 0; i < this.load.length; i++) {
         const l = this.load[i]!;
-        if (l + size <= 1 + EPS && (best < 0 || l > this.load[best]!)) best = i;
+        if (l + size <= 1 + EPS && this.idleGpus[i]!.length >= gpus && (best < 0 || l > this.load[best]!)) best = i;
       }
       if (best >= 0) idx = [best];
     } else {
-      for (let i = 0; i < this.load.length && idx.length < size; i++) if (this.load[i]! <= EPS) idx.push(i);
+      for (let i = 0; i < this.load.length && idx.length < size; i++) if (this.load[i]! <= EPS && this.idleGpus[i]!.length >= gpus) idx.push(i);
       if (idx.length < size) idx = [];
     }
     if (idx.length === 0) return null;
     const share = this.mode === "serial" ? size : 1;
-    for (const i of idx) this.load[i]! += share;
+    const taken = idx.map((i) => {
+      this.load[i]! += share;
+      return this.idleGpus[i]!.splice(0, gpus);
+    });
     let released = false;
     return {
       hosts: idx.map((i) => this.hosts[i]!),
+      gpus: taken.map((ids) => [...ids]),
       release: () => {
         if (released) return;
         released = true;
-        for (const i of idx) this.load[i] = Math.max(0, this.load[i]! - share);
+        idx.forEach((i, k) => {
+          this.load[i] = Math.max(0, this.load[i]! - share);
+          const order = this.gpuOrder[i]!;
+          this.idleGpus[i]!.push(...taken[k]!);
+          this.idleGpus[i]!.sort((a, b) => order.get(a)! - order.get(b)!);
+        });
         this.dispatch();
       },
     };
@@ -90,7 +145,7 @@ export class NodePool {
   private dispatch(): void {
     for (let k = 0; k < this.waiters.length; ) {
       const w = this.waiters[k]!;
-      const g = this.tryTake(w.size);
+      const g = this.tryTake(w.demand);
       if (g) {
         this.waiters.splice(k, 1);
         w.resolve(g);
@@ -108,3 +163,4 @@ export class NodePool {
     for (const w of ws) w.resolve(null);
   }
 }
+

@@ -4,25 +4,26 @@ import { coerceError } from "../../libs/errors/index.js";
 import { workdirFor } from "../../libs/client/index.js";
 import { jobFields, type Transition } from "../../libs/store/index.js";
 import { stageIn } from "./stage.js";
-import type { Grant, NodePool } from "./pool.js";
+import { demandOf, sameDemand, type Demand, type Grant, type NodePool } from "./pool.js";
 import type { Core, Running } from "./core.js";
 import type { JobRecords } from "./records.js";
 import type { ResolvedOptions } from "./options.js";
 import type { RunOutcome } from "./runner.js";
 import { describe } from "./plan.js";
 
-/** A job's share of a launcher's capacity: of one node (serial), or nodes (mpi). */
-export function sizeOf(o: Pick<ResolvedOptions, "jobMode">, job: Job): number {
-  return o.jobMode === "serial" ? 1 / Math.max(1, job.nodePackingCount) : job.numNodes;
+/** A job's share of a launcher's capacity: of one node (serial), or nodes (mpi), and GPUs on each. */
+export function sizeOf(o: Pick<ResolvedOptions, "jobMode">, job: Job): Demand {
+  return demandOf(job, o.jobMode);
 }
 
 /** Why this launcher can never run the job, or undefined when it can. */
-export function refusal(o: Pick<ResolvedOptions, "jobMode">, pool: NodePool, job: Job, size: number): string | undefined {
+export function refusal(o: Pick<ResolvedOptions, "jobMode">, pool: NodePool, job: Job, size: Demand): string | undefined {
   if (o.jobMode === "serial" && (job.numNodes > 1 || job.ranksPerNode > 1)) {
     // As 0.x: a serial launcher runs single-process jobs; several ranks, even on one node, need mpirun.
     return `${job.numNodes > 1 ? `${job.numNodes} nodes` : `${job.ranksPerNode} ranks`}: serial launchers run single-process jobs; left for an mpi launcher`;
   }
-  if (!pool.fits(size)) return `${job.numNodes} nodes, this launcher has ${pool.size}: left for another launcher`;
+  const never = pool.whyNever(size);
+  if (never) return `${never}: left for another launcher`;
   return undefined;
 }
 
@@ -100,7 +101,7 @@ export class Preparation {
    * job is left (RESTART_READY, already PREPROCESSED so it runs at once) for
    * a launcher it fits. Undefined: the size did not change.
    */
-  private async regrant(r: Running, g: Grant, sizeBefore: number): Promise<Grant | "ended" | "stopping" | undefined> {
+  private async regrant(r: Running, g: Grant, sizeBefore: Demand): Promise<Grant | "ended" | "stopping" | undefined> {
     const size = sizeOf(this.core.o, r.job);
     const why = refusal(this.core.o, this.core.pool, r.job, size);
     if (why) {
@@ -108,7 +109,7 @@ export class Preparation {
       await this.records.finish(r, [...pre, { state: "RESTART_READY", message: `its preprocess asked for ${why}` }], {});
       return "ended";
     }
-    if (Math.abs(size - sizeBefore) < 1e-9) return undefined;
+    if (sameDemand(size, sizeBefore)) return undefined;
     g.release();
     const next = await this.pool.acquire(size);
     if (next) return next;

@@ -4,6 +4,7 @@
  * refreshing the recorded states from the scheduler. Used by
  * `balsam submit-launch`, `balsam ls queues` and `balsam service`.
  */
+import { parseTags, type Tags } from "../../libs/models/index.js";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -43,6 +44,8 @@ export interface SubmitLaunchOptions {
   wfFilter?: string | readonly string[];
   /** Extra flags for the submit command, as one shell-like string. */
   schedFlags?: string;
+  /** `--tag KEY=VALUE` words: the launcher runs only jobs with these tags. */
+  tags?: readonly string[];
 }
 
 export interface ResolvedSubmitLaunch {
@@ -53,6 +56,8 @@ export interface ResolvedSubmitLaunch {
   jobMode: "serial" | "mpi";
   workflows: string[];
   schedFlags: string[];
+  /** The launcher's `--tag`s (Balsam 2's filter_tags); undefined: any job. */
+  tags?: Tags;
 }
 
 function wholePositive(v: string | number, flag: string): number {
@@ -90,6 +95,7 @@ export function resolveSubmitLaunchOptions(o: SubmitLaunchOptions): ResolvedSubm
     jobMode: o.jobMode,
     workflows,
     schedFlags: splitSchedFlags(o.schedFlags ?? ""),
+    tags: parseTags(o.tags),
   };
 }
 
@@ -217,6 +223,7 @@ export async function submitLaunch(client: Balsam, adapter: SchedulerAdapter, r:
       wallTimeMinutes: r.wallTimeMinutes,
       jobMode: r.jobMode,
       workflows: r.workflows,
+      tags: r.tags,
       dbPath: ctx.dbPath,
       launchDir,
       nodeBin: ctx.nodeBin ?? process.execPath,

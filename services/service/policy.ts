@@ -8,6 +8,8 @@ import type { ServicePolicy } from "../../libs/config/index.js";
 export interface WorkBucket {
   numNodes: number;
   nodePackingCount: number;
+  /** GPUs each job takes on a node (gpus_per_rank; a serial job has one rank). */
+  gpusPerRank?: number;
   count: number;
 }
 
@@ -17,6 +19,8 @@ export interface PolicyInput {
   runnable: readonly WorkBucket[];
   /** Runnable jobs longer than a launcher of the policy's wall time would run. */
   tooLong: number;
+  /** The settings' gpusPerNode: a serial job's GPUs take their share of a node too. Unknown: only CPU shares count. */
+  gpusPerNode?: number;
   /** Launches queued, running or of unknown state. */
   inFlight: ReadonlyArray<{ state: string; nodes: number }>;
 }
@@ -45,9 +49,12 @@ export function decideLaunch(input: PolicyInput): PolicyDecision {
   if (jobs === 0 || jobs < policy.minRunnableJobs) {
     return { submit: false, reason: `${jobs} runnable job(s), fewer than minRunnableJobs ${policy.minRunnableJobs}${note}` };
   }
-  // Serial: jobs share a node by 1/node_packing_count each; MPI: whole nodes each.
+  // Serial: jobs share a node by 1/node_packing_count each, or by their GPUs' share when that is
+  // larger (packing 8 with 1 GPU of 4 runs 4 a node, as the launcher grants them); MPI: whole nodes each.
+  const g = input.gpusPerNode;
+  const share = (b: WorkBucket) => Math.max(1 / Math.max(1, b.nodePackingCount), g ? (b.gpusPerRank ?? 0) / g : 0);
   const workNodes = serial
-    ? Math.ceil(usable.reduce((n, b) => n + b.count / Math.max(1, b.nodePackingCount), 0) - EPS)
+    ? Math.ceil(usable.reduce((n, b) => n + b.count * share(b), 0) - EPS)
     : usable.reduce((n, b) => n + b.count * Math.max(1, b.numNodes), 0);
   // A queued allocation will take on this work when it starts; a running one is already on it.
   const queuedNodes = input.inFlight.filter((l) => l.state === "queued").reduce((n, l) => n + l.nodes, 0);

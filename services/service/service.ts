@@ -241,7 +241,7 @@ export class BalsamService {
     const { store } = this.o.client;
     const inFlight = await launchesIn(store, OPEN_LAUNCH_STATES);
     const work = await this.runnableWork();
-    const d = decideLaunch({ policy: p, runnable: work.buckets, tooLong: work.tooLong, inFlight });
+    const d = decideLaunch({ policy: p, runnable: work.buckets, tooLong: work.tooLong, inFlight, gpusPerNode: this.o.client.settings?.gpusPerNode });
     if (!d.submit) {
       if (d.reason !== this.lastDecision) this.log(`not submitting: ${d.reason}`);
       this.lastDecision = d.reason;

@@ -1,7 +1,7 @@
 import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { JOB_STATES, isJobState, jobOutFileName, workdirFor, type Job, type JobFilter, type JobSpec, type JobState } from "../../libs/client/index.js";
+import { JOB_STATES, isJobState, parseTags, jobOutFileName, workdirFor, type Job, type JobFilter, type JobSpec, type JobState } from "../../libs/client/index.js";
 import { pageJobs } from "../../libs/store/views.js";
 import { HttpError } from "./errors.js";
 import { statesOf } from "./live.js";
@@ -10,7 +10,7 @@ import type { WebContext } from "./context.js";
 
 type Query = Record<string, string | string[] | undefined>;
 
-const SELECTORS = ["workflow", "name", "state", "id"] as const;
+const SELECTORS = ["workflow", "name", "state", "id", "tag"] as const;
 
 function one(q: Query, key: string): string | undefined {
   const v = q[key];
@@ -42,6 +42,13 @@ export function selectorsOf(q: Query, extra: readonly string[] = []): JobFilter 
   if (name !== undefined && name !== "") f.name = name;
   if (id !== undefined && id !== "") f.id = id;
   if (states.length) f.state = states.length === 1 ? (states[0] as JobState) : (states as JobState[]);
+  // `tag=k=v`, repeatable (all must match), as `balsam ls --tag`.
+  const tagWords = [q.tag ?? []].flat().filter((t) => t !== "");
+  try {
+    f.tags = parseTags(tagWords);
+  } catch (err) {
+    throw new HttpError(400, "BadRequest", (err as Error).message);
+  }
   return f;
 }
 
@@ -66,7 +73,7 @@ function decodeCursor(c: string | undefined): number {
 }
 
 function hasSelector(f: JobFilter): boolean {
-  return f.workflow !== undefined || f.name !== undefined || f.id !== undefined || f.state !== undefined;
+  return f.workflow !== undefined || f.name !== undefined || f.id !== undefined || f.state !== undefined || f.tags !== undefined;
 }
 
 function intParam(q: Query, key: string, dflt: number, min: number, max: number): number {

@@ -7,6 +7,7 @@ const selectors = [
   { name: "name", in: "query", schema: { type: "string" }, description: "name contains (literal)" },
   { name: "state", in: "query", schema: { type: "array", items: { type: "string" } }, style: "form", explode: true, description: "one or more states (repeat or comma-separate)" },
   { name: "id", in: "query", schema: { type: "string" }, description: "job id prefix" },
+  { name: "tag", in: "query", schema: { type: "array", items: { type: "string" } }, style: "form", explode: true, description: "KEY=VALUE, repeatable: jobs with all these tags" },
 ];
 const idParam = { name: "id", in: "path", required: true, schema: { type: "string" }, description: "job id or unique prefix" };
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -33,7 +34,7 @@ export function openApi(version: string): Record<string, unknown> {
           {
             name: { type: "string" }, workflow: { type: "string" }, application: { type: "string" }, args: { type: "string" }, description: { type: "string" }, parents: { type: "array", items: { type: "string" } },
             data: { type: "object" }, numNodes: { type: "integer" }, ranksPerNode: { type: "integer" }, threadsPerRank: { type: "integer" }, threadsPerCore: { type: "integer" }, cpuAffinity: { type: "string", enum: ["none", "depth"] },
-            nodePackingCount: { type: "integer" }, coscheduleNumNodes: { type: "integer" }, wallTimeMinutes: { type: "number" }, mpiFlags: { type: "string" }, environVars: { type: "object", additionalProperties: { type: "string" } },
+            nodePackingCount: { type: "integer" }, gpusPerRank: { type: "integer", minimum: 0 }, coscheduleNumNodes: { type: "integer" }, wallTimeMinutes: { type: "number" }, mpiFlags: { type: "string" }, environVars: { type: "object", additionalProperties: { type: "string" } }, tags: { type: "object", additionalProperties: { type: "string" } },
             inputFiles: { type: "string" }, stageInUrl: { type: "string" }, stageOutFiles: { type: "string" }, stageOutUrl: { type: "string" }, postErrorHandler: { type: "boolean" }, postTimeoutHandler: { type: "boolean" },
             autoTimeoutRetry: { type: "boolean" }, fastFailRetries: { type: "integer", minimum: 0 }, waitForParents: { type: "boolean" }, preprocess: { type: "string" }, postprocess: { type: "string" },
           },
@@ -58,6 +59,7 @@ export function openApi(version: string): Record<string, unknown> {
         get: { summary: "One job with its state history", parameters: [idParam], responses: { "200": ok(ref("Job")), ...errors } },
         patch: { summary: "Set fields and/or the state of one job", security: [{ bearer: [] }], parameters: [idParam], requestBody: { required: true, ...json(obj({ set: { type: "object" }, state: { type: "string" }, message: { type: "string" } })) }, responses: { "200": ok(ref("Job")), ...errors } },
       },
+      "/api/reports/{kind}": { get: { summary: "utilization (jobs running) or throughput (jobs finished, cumulative) as {times, values}, or errors (failed jobs by last error line) as {errors}", parameters: [{ name: "kind", in: "path", required: true, schema: { type: "string", enum: ["utilization", "throughput", "errors"] } }, ...selectors, { name: "since", in: "query", schema: { type: "string", format: "date-time" } }], responses: { "200": ok(obj({ kind: { type: "string" }, times: { type: "array", items: { type: "string", format: "date-time" } }, values: { type: "array", items: { type: "integer" } }, errors: { type: "array", items: obj({ line: { type: "string" }, count: { type: "integer" }, examples: { type: "array", items: { type: "string" } } }) } })), ...errors } } },
       "/api/jobs/{id}/output": { get: { summary: "The last lines of the job's output file", parameters: [idParam, { name: "lines", in: "query", schema: { type: "integer", minimum: 1, maximum: 10000, default: 100 } }], responses: { "200": ok(obj({ path: { type: "string" }, text: { type: "string" } })), ...errors } } },
       "/api/jobs/{id}/children": { get: { summary: "The job's direct children", parameters: [idParam], responses: { "200": ok(obj({ jobs: { type: "array", items: ref("Job") } })), ...errors } } },
       "/api/jobs/{id}/kill": { post: { summary: "Kill the job (and by default everything depending on it)", security: [{ bearer: [] }], parameters: [idParam], requestBody: { required: false, ...json(obj({ recursive: { type: "boolean", default: true } })) }, responses: { "200": ok(obj({ killed: { type: "array", items: { type: "string" } } })), ...errors } } },

@@ -22,10 +22,13 @@ const jobFields = {
   threadsPerCore: count,
   cpuAffinity: z.enum(["none", "depth"]),
   nodePackingCount: count,
+  gpusPerRank: z.number().int().min(0).max(MAX_JOB_COUNT),
   coscheduleNumNodes: z.number().int().min(0).max(MAX_JOB_COUNT),
   wallTimeMinutes: z.number().min(0).max(MAX_JOB_COUNT),
   mpiFlags: str,
   environVars: z.record(z.string(), z.string()),
+  // Keys and values are checked further by the client (libs/models/tags.ts).
+  tags: z.record(z.string(), z.string()),
   inputFiles: str,
   stageInUrl: str,
   stageOutFiles: str,

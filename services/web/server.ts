@@ -12,6 +12,7 @@ import { createMetrics } from "./metrics.js";
 import { registerJobRoutes } from "./jobs-routes.js";
 import { registerStreamRoutes } from "./stream-routes.js";
 import { registerMiscRoutes } from "./misc-routes.js";
+import { registerReportRoutes } from "./report-routes.js";
 import { tokenMatches } from "./token.js";
 import type { WebContext } from "./context.js";
 
@@ -125,6 +126,7 @@ export async function createWebServer(opts: WebServerOptions): Promise<WebServer
   registerJobRoutes(app, ctx);
   registerStreamRoutes(app, ctx);
   registerMiscRoutes(app, ctx);
+  registerReportRoutes(app, ctx);
 
   await app.register(fastifyStatic, { root: publicDir(), prefix: "/", index: ["index.html"], wildcard: false, cacheControl: false });
   const uplotDir = dirname(createRequire(import.meta.url).resolve("uplot"));

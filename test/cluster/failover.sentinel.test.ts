@@ -12,6 +12,8 @@ import { useTestContext, waitFor } from "../support/context.js";
 import { ask, startSentinelGroup, type SentinelGroupHandle } from "../support/redis-ha.js";
 import { failoverMidRun, openHaRun, type HaRun } from "../support/ha-run.js";
 import { JobQueues } from "../../libs/queue/index.js";
+import { createRedisClient } from "../../libs/queue/connection.js";
+import { parseRedisUrl } from "../../libs/config/index.js";
 import { ConfigError } from "../../libs/errors/index.js";
 
 const ctx = useTestContext("sentinel");
@@ -77,5 +79,48 @@ describe("a Sentinel failover in the middle of a run", () => {
       await newPrimary(group, old.port);
     });
     console.log(`# ${r.finishedBefore} of 2000 finished at the kill; the new primary serving after ${r.failoverMs} ms, 100 more jobs finished ${r.resumedMs} ms after it began; ${r.ranTwice} job(s) ran twice, each recorded finished once; entries left over: ${JSON.stringify(r.leftOver)}`);
+  });
+
+  test("a Sentinel that stops answering while the primary dies: each connection reconnects to the new primary, none ends", async () => {
+    const group = await startSentinelGroup();
+    const target = parseRedisUrl(group.url);
+    const clients = (["blocking", "producer"] as const).map((role) => {
+      const c = createRedisClient(target, role, 5000);
+      c.on("error", () => undefined);
+      return { role, c, ended: false };
+    });
+    for (const x of clients) {
+      x.c.once("end", () => (x.ended = true));
+      await x.c.connect();
+    }
+    try {
+      // The first Sentinel of the URL, the one the clients asked, stops answering
+      // (SIGSTOP: it still accepts); reconnects that ask it must move on, and a
+      // failover announced meanwhile must not abandon them.
+      const old = await group.primary();
+      const stalled = group.sentinels[0]!;
+      stalled.pause();
+      old.kill();
+      await waitFor(
+        async () => {
+          const views = await Promise.all(group.sentinels.slice(1).map((s) => ask(s.port, group.password, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", group.masterName).catch(() => null)));
+          return views.every((v) => Number((v as string[] | null)?.[1]) !== old.port);
+        },
+        30_000,
+        "the two answering Sentinels to name a new primary",
+        100,
+      );
+      // Long enough for a round of the clients' reconnects to reach the stopped Sentinel.
+      await waitFor(async () => clients.every((x) => x.c.status !== "ready"), 10_000, "the clients to be reconnecting");
+      stalled.resume();
+      for (const x of clients) {
+        await waitFor(async () => x.ended || (x.c.status === "ready" && (await x.c.ping().catch(() => "")) === "PONG"), 30_000, `the ${x.role} connection to answer again`, 100);
+        assert.equal(x.ended, false, `the ${x.role} connection ended for good`);
+        assert.match(String(await x.c.info("replication")), /role:master/, `the ${x.role} connection is on the new primary`);
+      }
+    } finally {
+      for (const x of clients) x.c.disconnect();
+      await group.stop();
+    }
   });
 });

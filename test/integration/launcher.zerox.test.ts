@@ -17,13 +17,13 @@ const { script } = f;
 const launch = (wf: string, mode: "serial" | "mpi", args: string[] = [], env: NodeJS.ProcessEnv = {}) => f.launch(wf, { mode, args, env });
 
 describe("a Balsam 0.x job's view of its launcher", () => {
-  test("the job's environment: parents as a JSON list, node count, mode, threads; GPUs round robin and cores per packed job", async () => {
+  test("the job's environment: parents as a JSON list, node count, mode, threads; its own GPU and cores per packed job", async () => {
     const env = script("env.sh", 'echo "BALSAM-RESULT: {\\"parents\\": $BALSAM_PARENT_IDS, \\"nodes\\": \\"$BALSAM_LAUNCHER_NODES\\", \\"mode\\": \\"$BALSAM_JOB_MODE\\", \\"omp\\": \\"$OMP_NUM_THREADS\\", \\"gpu\\": \\"$CUDA_VISIBLE_DEVICES\\", \\"order\\": \\"$CUDA_DEVICE_ORDER\\", \\"cpus\\": \\"$(grep Cpus_allowed_list /proc/self/status | cut -f2)\\"}"');
     await f.balsam.apps.add({ name: "env", executable: env });
     const parent = await f.balsam.jobs.add({ name: "p", workflow: "ENVX", application: "env" });
     await launch("ENVX", "serial");
     const kids = await f.balsam.jobs.addMany(
-      Array.from({ length: 4 }, (_, i) => ({ name: `k${i}`, workflow: "ENVX", application: "env", parents: [parent._id], threadsPerRank: 3, nodePackingCount: 2, cpuAffinity: "depth" as const })),
+      Array.from({ length: 4 }, (_, i) => ({ name: `k${i}`, workflow: "ENVX", application: "env", parents: [parent._id], threadsPerRank: 3, nodePackingCount: 2, cpuAffinity: "depth" as const, gpusPerRank: 1 })),
     );
     await launch("ENVX", "serial", ["--gpus-per-node", "2"], { BALSAM_CORES_PER_NODE: "2" });
     const seen = await Promise.all(kids.map(async (k) => (await f.balsam.jobs.get(k._id)).data.result as Record<string, unknown>));
@@ -34,7 +34,8 @@ describe("a Balsam 0.x job's view of its launcher", () => {
       assert.equal(r.omp, "3");
       assert.equal(r.order, "PCI_BUS_ID");
     }
-    assert.deepEqual([...new Set(seen.map((r) => r.gpu))].sort(), ["0", "1"], "both GPUs handed out");
+    // One device of the node's each (issue 26: no longer round robin, which let two packed jobs share one).
+    for (const r of seen) assert.ok(["0", "1"].includes(r.gpu as string), JSON.stringify(seen));
     // Two packed jobs per node of two cores: one core each.
     assert.deepEqual([...new Set(seen.map((r) => r.cpus))].sort(), ["0", "1"], JSON.stringify(seen));
     const pr = (await f.balsam.jobs.get(parent._id)).data.result as Record<string, unknown>;

@@ -70,9 +70,11 @@ describe("launchers submitted to a real Slurm", () => {
   test("balsam service submits the launcher itself, and stops cleanly on SIGTERM", async () => {
     updateSettings(db.dir, (s) => ({
       ...s,
+      gpusPerNode: 2,
       service: { ...s.service, autoSubmit: true, queue: "debug", project: "test", maxQueuedLaunches: 1, maxNodes: 1, wallTimeMinutes: 5, minRunnableJobs: 1, jobMode: "serial", wfFilter: ["SVC_WF"], intervalSeconds: 1 },
     }));
-    await balsam.jobs.addMany(Array.from({ length: 8 }, (_, i) => ({ name: `svc${i}`, workflow: "SVC_WF", application: "echo", args: String(i), nodePackingCount: 4 })));
+    // Half of them take 1 of a node's 2 GPUs: 2 a node, so 4 × ½ + 4 × ¼ = 3 nodes of work.
+    await balsam.jobs.addMany(Array.from({ length: 8 }, (_, i) => ({ name: `svc${i}`, workflow: "SVC_WF", application: "echo", args: String(i), nodePackingCount: 4, gpusPerRank: i % 2 })));
     const before = await coll(ctx.store).queuedLaunches.countDocuments();
 
     const svc: ChildProcess = spawn(process.execPath, [BALSAM_BIN, "service"], { env: { ...process.env, ...db.env }, stdio: ["ignore", "ignore", "pipe"] });
@@ -91,7 +93,7 @@ describe("launchers submitted to a real Slurm", () => {
     assert.equal(await coll(ctx.store).queuedLaunches.countDocuments(), before + 1);
     assert.deepEqual([mine[0]!.scheduler, mine[0]!.queue, mine[0]!.project, mine[0]!.nodes, mine[0]!.wallTimeMinutes, mine[0]!.wfFilter], ["slurm", "debug", "test", 1, 5, ["SVC_WF"]]);
     const log = readFileSync(join(db.dir, "log", "service.log"), "utf8");
-    assert.match(log, /decision: 8 runnable job\(s\) need 2 node\(s\), 0 already queued: submitting 1 node\(s\) for 5 min/);
+    assert.match(log, /decision: 8 runnable job\(s\) need 3 node\(s\), 0 already queued: submitting 1 node\(s\) for 5 min/);
     assert.match(log, new RegExp(`submitted launch ${mine[0]!._id}: slurm id ${mine[0]!.schedulerId}`));
     assert.match(log, /→ finished/);
     assert.match(log, /stopping: received SIGTERM/);

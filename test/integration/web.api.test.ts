@@ -125,6 +125,7 @@ describe("balsam web: the REST API", () => {
     const cases: Array<[string, string, unknown, number, RegExp]> = [
       ["POST", "/api/jobs", { name: "x", workflow: "BAD", application: "echo", nodes: 3 }, 400, /unknown field 'nodes'/],
       ["POST", "/api/jobs", { name: "x", workflow: "BAD", application: "echo", numNodes: "3" }, 400, /numNodes/],
+      ["POST", "/api/jobs", { name: "x", workflow: "BAD", application: "echo", gpusPerRank: -1 }, 400, /gpusPerRank/],
       ["POST", "/api/jobs", { name: "x", workflow: "BAD", application: "no-such-app" }, 404, /no app named 'no-such-app'/],
       ["POST", "/api/jobs", { name: "x", workflow: "BAD" }, 400, /application/],
       ["POST", "/api/jobs", { name: "x", workflow: "bad wf/!", application: "echo" }, 400, /./],
@@ -163,8 +164,8 @@ describe("balsam web: the REST API", () => {
 
   test("patch one (fields, state), patch many, parents, children, kill, delete", async () => {
     const [a, b, c] = (await api(web, "POST", "/api/jobs/bulk", { body: { jobs: ["a", "b", "c"].map((n) => ({ name: n, workflow: "EDIT", application: "echo" })) } })).body.jobs as Job[];
-    const p1 = await api<Job>(web, "PATCH", `/api/jobs/${a!._id}`, { body: { set: { description: "hello", numNodes: 3 } } });
-    assert.deepEqual([p1.status, p1.body.description, p1.body.numNodes], [200, "hello", 3]);
+    const p1 = await api<Job>(web, "PATCH", `/api/jobs/${a!._id}`, { body: { set: { description: "hello", numNodes: 3, gpusPerRank: 2 } } });
+    assert.deepEqual([p1.status, p1.body.description, p1.body.numNodes, p1.body.gpusPerRank], [200, "hello", 3, 2]);
     const p2 = await api<Job>(web, "PATCH", `/api/jobs/${a!._id}`, { body: { state: "FAILED", message: "by hand" } });
     assert.equal(p2.body.state, "FAILED");
     assert.deepEqual(p2.body.stateHistory.at(-1)!.message, "by hand");

@@ -19,7 +19,7 @@ describe("the subcommand registry", () => {
       assert.ok(!seen.has(s.name), `${s.name} twice`);
       seen.add(s.name);
     }
-    assert.equal(SUBCOMMANDS.length, 21);
+    assert.equal(SUBCOMMANDS.length, 22);
   });
 
   test("a command line names one subcommand only when it is the first word", () => {

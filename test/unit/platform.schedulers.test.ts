@@ -155,6 +155,11 @@ describe("templates", () => {
     assert.match(render("lsf"), /jsrun -n 4 -r 1 -a 1 /);
     assert.match(render("lsf"), /mpirun -ppn 1 -n 4 /);
   });
+  test("submit-launch --tag: the launcher line carries the tags, shell-quoted", () => {
+    const v = templateValues(spec({ tags: { run: "B", note: "a b" } }));
+    assert.ok(v.launcher.endsWith(" --time-limit-minutes 54 --tag run\\=B --tag 'note=a b'"), v.launcher);
+    assert.ok(!templateValues(spec()).launcher.includes("--tag"));
+  });
   test("no workflow filter: --consume-all", () => {
     const v = templateValues(spec({ workflows: [] }));
     assert.equal(v.wf_filter, "--consume-all");

@@ -15,6 +15,16 @@ describe("decideLaunch", () => {
     const d = decideLaunch({ policy: policy(), runnable: [serial(20, 8)], tooLong: 0, inFlight: [] });
     assert.deepEqual(d.submit && d.nodes, 3);
   });
+  test("serial GPU jobs are sized by their GPUs when those bind first (gpusPerNode known)", () => {
+    // 16 one-GPU jobs packed 8 a node on 4-GPU nodes: 4 a node, so 4 nodes, not 2.
+    const gpu = { ...serial(16, 8), gpusPerRank: 1 };
+    const only = decideLaunch({ policy: policy(), runnable: [gpu], tooLong: 0, inFlight: [], gpusPerNode: 4 });
+    assert.equal(only.submit && only.nodes, 4);
+    const d = decideLaunch({ policy: policy(), runnable: [gpu, serial(8, 8)], tooLong: 0, inFlight: [], gpusPerNode: 4 });
+    assert.equal(d.submit && d.nodes, 5);
+    const unknown = decideLaunch({ policy: policy(), runnable: [gpu], tooLong: 0, inFlight: [] });
+    assert.equal(unknown.submit && unknown.nodes, 2, "without gpusPerNode only CPU shares count");
+  });
   test("capped at maxNodes", () => {
     const d = decideLaunch({ policy: policy(), runnable: [serial(1000)], tooLong: 0, inFlight: [] });
     assert.equal(d.submit && d.nodes, 8);

@@ -27,6 +27,7 @@ from .fields import FINAL_STATES, JOB_STATES
 from .history import StateHistory
 from .jobs import Job, JobsApi
 from .query import JobQuery
+from .reports import error_report, throughput_report, utilization_report
 
 __version__ = "0.1.0"
 
@@ -45,4 +46,5 @@ __all__ = [
     "AppsApi", "Balsam", "Result", "Job", "JobQuery", "JobsApi", "StateHistory", "BalsamError", "BadRequest", "ConfigError",
     "Conflict", "NotFound", "ServerError", "TooLarge", "Unauthorized", "Unreachable", "WaitTimeout",
     "JOB_STATES", "FINAL_STATES", "current_job", "spawn_child", "default_client",
+    "utilization_report", "throughput_report", "error_report",
 ]

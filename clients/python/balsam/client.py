@@ -114,6 +114,25 @@ class Balsam:
             raise WaitTimeout(f"{len(want) - len(got)} of {len(want)} jobs were not final after {timeout:g} s")
         return got
 
+    # -- reports (balsam.reports) ----------------------------------------
+    def utilization_report(self, since: Any = None, **selectors: Any) -> Any:
+        """``(times, running)``; see balsam.reports."""
+        from .reports import utilization_report
+
+        return utilization_report(self, since, **selectors)
+
+    def throughput_report(self, since: Any = None, **selectors: Any) -> Any:
+        """``(times, finished)``; see balsam.reports."""
+        from .reports import throughput_report
+
+        return throughput_report(self, since, **selectors)
+
+    def error_report(self, since: Any = None, **selectors: Any) -> Any:
+        """``(lines, counts)``; see balsam.reports."""
+        from .reports import error_report
+
+        return error_report(self, since, **selectors)
+
     # -- inside a job ----------------------------------------------------
     def current_job(self, job_class: type = Job) -> Job:
         """The job this code runs as: a launcher sets BALSAM_JOB_ID for every process it starts."""

@@ -27,10 +27,12 @@ SNAKE_TO_KEY: Dict[str, str] = {
     "threads_per_core": "threadsPerCore",
     "cpu_affinity": "cpuAffinity",
     "node_packing_count": "nodePackingCount",
+    "gpus_per_rank": "gpusPerRank",
     "coschedule_num_nodes": "coscheduleNumNodes",
     "wall_time_minutes": "wallTimeMinutes",
     "mpi_flags": "mpiFlags",
     "environ_vars": "environVars",
+    "tags": "tags",
     "input_files": "inputFiles",
     "stage_in_url": "stageInUrl",
     "stage_out_files": "stageOutFiles",
@@ -63,8 +65,8 @@ KEY_TO_SNAKE: Dict[str, str] = {v: k for k, v in SNAKE_TO_KEY.items()}
 SETTABLE = frozenset(
     [
         "name", "workflow", "application", "args", "description", "parents", "data", "numNodes", "ranksPerNode",
-        "threadsPerRank", "threadsPerCore", "cpuAffinity", "nodePackingCount", "coscheduleNumNodes",
-        "wallTimeMinutes", "mpiFlags", "environVars", "inputFiles", "stageInUrl", "stageOutFiles", "stageOutUrl",
+        "threadsPerRank", "threadsPerCore", "cpuAffinity", "nodePackingCount", "gpusPerRank", "coscheduleNumNodes",
+        "wallTimeMinutes", "mpiFlags", "environVars", "tags", "inputFiles", "stageInUrl", "stageOutFiles", "stageOutUrl",
         "postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry", "fastFailRetries", "waitForParents", "preprocess",
         "postprocess",
     ]
@@ -112,7 +114,7 @@ def env_dict(value: Any) -> Any:
 
 
 #: Fields 0.x kept as Django IntegerField, FloatField-like and BooleanField: a value of another type is converted as Django did.
-INTEGERS = frozenset(["numNodes", "ranksPerNode", "threadsPerRank", "threadsPerCore", "nodePackingCount", "coscheduleNumNodes", "fastFailRetries"])
+INTEGERS = frozenset(["numNodes", "ranksPerNode", "threadsPerRank", "threadsPerCore", "nodePackingCount", "gpusPerRank", "coscheduleNumNodes", "fastFailRetries"])
 NUMBERS = frozenset(["wallTimeMinutes"])
 BOOLEANS = frozenset(["postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry", "waitForParents"])
 TEXTS = frozenset(["name", "workflow", "application", "args", "description", "mpiFlags", "inputFiles", "stageInUrl", "stageOutFiles", "stageOutUrl", "preprocess", "postprocess"])

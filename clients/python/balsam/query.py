@@ -84,6 +84,11 @@ class JobQuery:
 
     def _select(self, key: str, op: str, value: Any) -> bool:
         """Puts a lookup into the server's selectors when the API has one for it."""
+        if key == "tags" and op == "exact" and isinstance(value, Mapping):
+            # Balsam 2's filter(tags={...}): jobs carrying all of these (others too), served by the tag index.
+            words = [f"{k}={v}" for k, v in value.items()]
+            self._sel["tag"] = list(self._sel.get("tag", [])) + words
+            return True
         if key == "name" and op == "contains" and isinstance(value, str) and value and "name" not in self._sel:
             self._sel["name"] = value
             return True

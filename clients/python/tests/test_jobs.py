@@ -41,7 +41,7 @@ class JobsTest(support.NoopAppTest):
         j = self.add(
             name="fields", workflow=wf, application_args="--x 1", num_nodes=2, ranks_per_node=4, threads_per_rank=2,
             environ_vars="A=1:PATH=/a:/b", wall_time_minutes=7, node_packing_count=3, post_error_handler=True,
-            auto_timeout_retry=False, fast_fail_retries=0, data={"k": [1, 2]}, description="d",
+            auto_timeout_retry=False, fast_fail_retries=0, data={"k": [1, 2]}, description="d", gpus_per_rank="2",
         )
         got = self.b.jobs.get(j.job_id)
         raw = got.to_dict()
@@ -53,6 +53,7 @@ class JobsTest(support.NoopAppTest):
         self.assertIs(got.post_error_handler, True)
         self.assertIs(got.auto_timeout_retry, False)
         self.assertEqual(raw["fastFailRetries"], 0)
+        self.assertEqual((raw["gpusPerRank"], got.gpus_per_rank), (2, 2), "Balsam 2's gpus_per_rank, a count as 0.x counts were")
         self.assertEqual(got.data, {"k": [1, 2]})
         self.assertEqual(got.state, "READY")
         self.assertEqual(got.created_at.tzinfo is not None, True)
@@ -160,6 +161,9 @@ class JobsTest(support.NoopAppTest):
         with self.assertRaises(balsam.BadRequest) as e2b:
             self.b.jobs.add_many([{"name": "ok", "workflow": wf, "application": self.app}, {"name": "bad", "workflow": wf, "application": self.app, "num_nodes": 0}])
         self.assertEqual(e2b.exception.status, 400)
+        with self.assertRaises(balsam.BadRequest) as e2c:
+            self.b.jobs.add(name="gpus", workflow=wf, application=self.app, gpus_per_rank=-1)
+        self.assertEqual(e2c.exception.status, 400)
         self.assertEqual(self.b.jobs.filter(workflow=wf).count(), 0, "a refused bulk adds nothing")
         with self.assertRaises(balsam.NotFound) as e3:
             self.b.jobs.get("ffffffff-ffff-ffff-ffff-ffffffffffff")

@@ -218,6 +218,8 @@ function filterQuery() {
     const v = $(`f-${k}`).value.trim();
     if (v) q.set(k, v);
   }
+  // Tags: `k=v` words separated by spaces, each one `tag` parameter (all must match).
+  for (const t of $("f-tag").value.trim().split(/\s+/).filter(Boolean)) q.append("tag", t);
   return q;
 }
 
@@ -255,7 +257,7 @@ $("filter").addEventListener("submit", (ev) => {
   });
 });
 $("f-clear").addEventListener("click", () => {
-  for (const k of ["workflow", "name", "state", "id"]) $(`f-${k}`).value = "";
+  for (const k of ["workflow", "name", "state", "id", "tag"]) $(`f-${k}`).value = "";
   cursors = [null];
   pageIndex = 0;
   void guarded(loadJobs);
@@ -274,7 +276,7 @@ $("f-state").append(...STATES.map((s) => el("option", { value: s }, s)));
 let jobTimer;
 let shownJob;
 
-const FIELD_ORDER = ["_id", "name", "workflow", "application", "args", "description", "state", "parents", "data", "numNodes", "ranksPerNode", "threadsPerRank", "threadsPerCore", "cpuAffinity", "nodePackingCount", "coscheduleNumNodes", "wallTimeMinutes", "mpiFlags", "environVars", "inputFiles", "stageInUrl", "stageOutFiles", "stageOutUrl", "postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry", "waitForParents", "workdir", "preprocess", "postprocess", "lock", "attempts", "exitCode", "runtimeSeconds", "queuedLaunch", "createdAt", "updatedAt"];
+const FIELD_ORDER = ["_id", "name", "workflow", "application", "args", "description", "state", "parents", "data", "numNodes", "ranksPerNode", "threadsPerRank", "threadsPerCore", "cpuAffinity", "nodePackingCount", "coscheduleNumNodes", "wallTimeMinutes", "mpiFlags", "environVars", "tags", "inputFiles", "stageInUrl", "stageOutFiles", "stageOutUrl", "postErrorHandler", "postTimeoutHandler", "autoTimeoutRetry", "waitForParents", "workdir", "preprocess", "postprocess", "lock", "attempts", "exitCode", "runtimeSeconds", "queuedLaunch", "createdAt", "updatedAt"];
 
 function fieldText(v) {
   if (v === null || v === undefined) return "";

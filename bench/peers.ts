@@ -1,0 +1,150 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
+import { makeCliDb } from "../test/support/cli.js";
+import { startLauncher } from "../test/support/launcher.js";
+import { connect } from "../libs/client/index.js";
+import { dropDatabase } from "../libs/store/index.js";
+import { cpuMsOf } from "../libs/platform/proc.js";
+import { num } from "./measure.js";
+import { addNoops, costsLine } from "./launcher.js";
+
+/**
+ * Issue 24: the systems a user would pick instead of ours, on the same no-op
+ * jobs (/bin/true as a process, 4 at a time) in the same run: Dask
+ * distributed, Celery, and raw spawn from a small process (the machine's
+ * limit, not the bench's large process's). Then the same with the servers
+ * pinned to one core and the launcher and its jobs to the other, as on a
+ * compute node whose database is elsewhere. BENCH_PEERS_JOBS (default 5000).
+ */
+
+const f1 = (x: number) => x.toFixed(1);
+const f2 = (x: number) => x.toFixed(2);
+const CONCURRENCY = 4;
+const peersDir = fileURLToPath(new URL("../../bench/peers/", import.meta.url));
+// Debian's python, where provisioning put Debian's Dask and Celery (a pyenv
+// python3 first on PATH would not see them).
+const python = process.env.BENCH_PYTHON ?? (existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
+
+/** stdout of `cmd`, or a rejection with its stderr's last line. */
+function run(cmd: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd[0]!, cmd.slice(1), { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    c.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    c.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    c.on("error", reject);
+    c.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(err.trim().split("\n").pop() ?? `exit ${code}`))));
+  });
+}
+
+/** Starts of /bin/true per second from a bare `node -e`, `CONCURRENCY` in flight. */
+async function rawSmall(n: number, wrap: string[] = []): Promise<number> {
+  const code = `const {spawn}=require("node:child_process");let next=0;const n=${n};const t=performance.now();
+Promise.all(Array.from({length:${CONCURRENCY}},async()=>{while(next<n){next++;await new Promise(r=>spawn("/bin/true",[],{stdio:"ignore"}).on("exit",r));}}))
+.then(()=>console.log(n/((performance.now()-t)/1000)));`;
+  return Number((await run([...wrap, process.execPath, "-e", code])).trim());
+}
+
+/** jobs/s of a peer script (bench/peers/*.py), or why it could not run. */
+async function peer(script: string, n: number, env: NodeJS.ProcessEnv): Promise<number | string> {
+  try {
+    const out = await run([python, `${peersDir}${script}`, String(n), String(CONCURRENCY)], env);
+    const r = JSON.parse(out.trim().split("\n").pop()!) as { jobs: number; seconds: number; ok: number };
+    if (r.ok !== n) return `${r.ok} of ${n} ran`;
+    return n / r.seconds;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+interface BalsamRun {
+  rate: number;
+  finished: number;
+  costs: string;
+  serverCpuMsPerJob: number;
+  redisCmdsPerJob: number;
+  launcherPid: number;
+}
+
+async function redisCommands(r: Redis): Promise<number> {
+  return Number(/total_commands_processed:(\d+)/.exec(await r.info("stats"))?.[1] ?? 0);
+}
+
+/** One serial launcher, packing `CONCURRENCY`, on `n` no-op jobs: jobs/s from its start to its exit. */
+async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, n: number, wrap: string[] = []): Promise<BalsamRun> {
+  const db = await makeCliDb(mongoUrl, redisUrl, "bench_peers", "bench_peers");
+  const b = await connect({ dbPath: db.dir });
+  const r = new Redis(redisUrl);
+  try {
+    await b.apps.add({ name: "true", executable: "/bin/true" });
+    await addNoops(b, "PEERS", n, "true", CONCURRENCY);
+    const cmds0 = await redisCommands(r);
+    const cpu0 = cpuMsOf(mongoPid);
+    const t = performance.now();
+    const l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" }, wrap);
+    await l.exited;
+    const s = (performance.now() - t) / 1000;
+    const out = {
+      rate: n / s,
+      finished: await b.jobs.filter({ workflow: "PEERS", state: "JOB_FINISHED" }).count(),
+      costs: costsLine(l),
+      serverCpuMsPerJob: (cpuMsOf(mongoPid) - cpu0) / n,
+      // Less the INFO itself; the launcher's own start-up and idle checks are in it.
+      redisCmdsPerJob: (await redisCommands(r)) - cmds0 - 1,
+      launcherPid: l.child.pid ?? 0,
+    };
+    out.redisCmdsPerJob /= n;
+    await dropDatabase(b.store);
+    return out;
+  } finally {
+    r.disconnect();
+    await b.close();
+    db.cleanup();
+  }
+}
+
+function showPeer(name: string, v: number | string, ours: number, raw: number): void {
+  if (typeof v === "string") console.log(`${name.padEnd(34)} not run: ${v}`);
+  else console.log(`${name.padEnd(34)} ${f1(v).padStart(7)} jobs/s  ${f2(v / raw)} of raw   balsam is ${f2(ours / v)}x`);
+}
+
+export async function benchPeers(mongoUrl: string, redisUrl: string, mongoPid: number | undefined): Promise<void> {
+  const n = num("BENCH_PEERS_JOBS", 5000);
+  console.log(`\n## the peers: ${n} no-op jobs (/bin/true as a process, ${CONCURRENCY} at a time), same run`);
+  const raw = await rawSmall(Math.min(n, 5000));
+  const dask = await peer("dask_noop.py", n, {});
+  // The bench's own Redis, another database number: Celery's keys stay apart from the queues'.
+  const celery = await peer("celery_noop.py", n, { BENCH_CELERY_REDIS: `${redisUrl.replace(/\/\d*$/, "")}/9` });
+  const ours = await balsamRun(mongoUrl, redisUrl, mongoPid, n);
+  const rawAfter = await rawSmall(Math.min(n, 5000));
+  const limit = Math.max(raw, rawAfter);
+  console.log(`raw spawn from a bare node, ${CONCURRENCY} in flight     ${f1(raw)} jobs/s before, ${f1(rawAfter)} after (the limit: ${f1(limit)})`);
+  showPeer(`Dask distributed, ${CONCURRENCY} procs x 1 thread`, dask, ours.rate, limit);
+  showPeer(`Celery, Redis broker, prefork ${CONCURRENCY}`, celery, ours.rate, limit);
+  console.log(`${"balsam, one serial launcher".padEnd(34)} ${f1(ours.rate).padStart(7)} jobs/s  ${f2(ours.rate / limit)} of raw   (${ours.finished} of ${n} finished; start-up included)`);
+  console.log(`  per job: ${mongoPid ? `database server ${f2(ours.serverCpuMsPerJob)} ms CPU, ` : ""}${f1(ours.redisCmdsPerJob)} Redis commands (the calls inside BullMQ's scripts counted); launcher: ${ours.costs}`);
+
+  // A compute node whose database is elsewhere: the servers on core 0, the
+  // launcher and its jobs on core 1, against raw spawn pinned to core 1.
+  const r = new Redis(redisUrl);
+  const redisPid = Number(/process_id:(\d+)/.exec(await r.info("server"))?.[1] ?? 0);
+  r.disconnect();
+  const pins = [mongoPid, redisPid].filter((p): p is number => !!p);
+  try {
+    for (const p of pins) await run(["taskset", "-a", "-p", "-c", "0", String(p)]);
+  } catch (err) {
+    console.log(`pinned: not run (${(err as Error).message})`);
+    return;
+  }
+  try {
+    const rawPinned = await rawSmall(Math.min(n, 5000), ["taskset", "-c", "1"]);
+    const pinned = await balsamRun(mongoUrl, redisUrl, mongoPid, n, ["taskset", "-c", "1"]);
+    console.log(`pinned (servers on core 0; launcher and jobs on core 1): raw spawn ${f1(rawPinned)} jobs/s; balsam ${f1(pinned.rate)} jobs/s = ${f2(pinned.rate / rawPinned)} of raw; launcher: ${pinned.costs}`);
+  } finally {
+    for (const p of pins) await run(["taskset", "-a", "-p", "-c", `0-${cpus().length - 1}`, String(p)]).catch(() => "");
+  }
+}

@@ -1,0 +1,85 @@
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { NodePool, demandOf, sameDemand, type Grant } from "../../services/launcher/pool.js";
+import { gpuFitFilter } from "../../libs/store/index.js";
+
+const four = { host: "n1", gpuIds: ["0", "1", "2", "3"] };
+
+/** Resolves with the grant, or "waiting" when the pool has none for it now. */
+async function now(p: Promise<Grant | null>): Promise<Grant | null | "waiting"> {
+  return Promise.race([p, new Promise<"waiting">((r) => setImmediate(() => r("waiting")))]);
+}
+
+describe("NodePool: a node's CPU share and whole GPUs", () => {
+  test("packing 8 on 4 GPUs: four 1-GPU jobs run, the fifth waits for a device, not for a CPU share", async () => {
+    const pool = new NodePool([four], "serial");
+    const d = demandOf({ nodePackingCount: 8, numNodes: 1, ranksPerNode: 1, gpusPerRank: 1 }, "serial");
+    const grants = await Promise.all([0, 1, 2, 3].map(() => pool.acquire(d)));
+    assert.deepEqual(grants.map((g) => g?.gpus), [[["0"]], [["1"]], [["2"]], [["3"]]]);
+    const fifth = pool.acquire(d);
+    assert.equal(await now(fifth), "waiting");
+    // A CPU-only job still fits beside them: its share is free.
+    const cpu = await now(pool.acquire(demandOf({ nodePackingCount: 8, numNodes: 1, ranksPerNode: 1 }, "serial")));
+    assert.notEqual(cpu, "waiting");
+    assert.deepEqual((cpu as Grant).gpus, [[]]);
+    grants[2]!.release();
+    assert.deepEqual((await fifth)?.gpus, [["2"]], "the freed device, and only it");
+    pool.close();
+  });
+
+  test("a 2-GPU job gets two distinct free devices, the lowest first; released devices come back in order", async () => {
+    const pool = new NodePool([four], "serial");
+    const one = demandOf({ nodePackingCount: 8, numNodes: 1, ranksPerNode: 1, gpusPerRank: 1 }, "serial");
+    const two = demandOf({ nodePackingCount: 8, numNodes: 1, ranksPerNode: 1, gpusPerRank: 2 }, "serial");
+    const a = (await pool.acquire(one))!;
+    const b = (await pool.acquire(two))!;
+    assert.deepEqual([a.gpus, b.gpus], [[["0"]], [["1", "2"]]]);
+    a.release();
+    a.release(); // twice is once
+    const c = (await pool.acquire(two))!;
+    assert.deepEqual(c.gpus, [["0", "3"]]);
+    pool.close();
+  });
+
+  test("the CPU share still counts: packing 2 holds two jobs on a 4-GPU node", async () => {
+    const pool = new NodePool([four], "serial");
+    const d = demandOf({ nodePackingCount: 2, numNodes: 1, ranksPerNode: 1, gpusPerRank: 1 }, "serial");
+    await pool.acquire(d);
+    await pool.acquire(d);
+    assert.equal(await now(pool.acquire(d)), "waiting");
+    pool.close();
+  });
+
+  test("mpi: whole nodes, and gpus_per_rank × ranks_per_node devices on each", async () => {
+    const pool = new NodePool([four, { host: "n2", gpuIds: ["0", "1", "2", "3"] }], "mpi");
+    const g = (await pool.acquire(demandOf({ nodePackingCount: 1, numNodes: 2, ranksPerNode: 2, gpusPerRank: 2 }, "mpi")))!;
+    assert.deepEqual([g.hosts, g.gpus], [["n1", "n2"], [["0", "1", "2", "3"], ["0", "1", "2", "3"]]]);
+    pool.close();
+  });
+
+  test("whyNever names what no node of the pool has", () => {
+    const serial = new NodePool([four], "serial");
+    assert.equal(serial.whyNever({ size: 0.5, gpus: 4 }), undefined);
+    assert.equal(serial.whyNever({ size: 0.5, gpus: 5 }), "5 GPU(s) per node, this launcher's nodes have 4");
+    assert.equal(new NodePool([{ host: "cpu", gpuIds: [] }], "serial").whyNever({ size: 1, gpus: 1 }), "1 GPU(s) per node, this launcher's nodes have none");
+    assert.equal(new NodePool([four], "mpi").whyNever({ size: 2, gpus: 0 }), "2 nodes, this launcher has 1");
+  });
+
+  test("demands: serial share and GPUs per node; a document from before gpus_per_rank needs none", () => {
+    assert.deepEqual(demandOf({ nodePackingCount: 4, numNodes: 1, ranksPerNode: 1 }, "serial"), { size: 0.25, gpus: 0 });
+    assert.ok(sameDemand({ size: 1 / 3, gpus: 1 }, { size: 1 / 3, gpus: 1 }));
+    assert.ok(!sameDemand({ size: 1 / 3, gpus: 1 }, { size: 1 / 3, gpus: 2 }));
+  });
+
+  test("the idle check's filter: gpus_per_rank × ranks_per_node ≤ the node's GPUs, one clause per count", () => {
+    assert.deepEqual(gpuFitFilter(0), { $or: [{ gpusPerRank: { $exists: false } }, { gpusPerRank: { $lte: 0 } }] });
+    assert.deepEqual(gpuFitFilter(4).$or, [
+      { gpusPerRank: { $exists: false } },
+      { gpusPerRank: { $lte: 0 } },
+      { gpusPerRank: 1, ranksPerNode: { $lte: 4 } },
+      { gpusPerRank: 2, ranksPerNode: { $lte: 2 } },
+      { gpusPerRank: 3, ranksPerNode: { $lte: 1 } },
+      { gpusPerRank: 4, ranksPerNode: { $lte: 1 } },
+    ]);
+  });
+});
