@@ -23,6 +23,13 @@ export class Dispatch {
   private readonly workers = new Map<string, Consumer>();
   private readonly apps = new Map<string, App>();
   private readonly tagFilter: TagFilter;
+  /**
+   * Jobs whose entries BullMQ gave up on here, each with the write recording
+   * it FAILED. Until that write lands the job looks runnable with no entry,
+   * and the idle check's reconcile may offer it again: such an entry is read
+   * afresh once the write is done, never run from its snapshot.
+   */
+  private readonly givenUp = new Map<string, Promise<void>>();
   /** Jobs running ahead of their claim, per workflow: each holds its worker's processor, so the worker's concurrency grows by as many. */
   private readonly ahead = new Map<string, number>();
   /** When the launcher last said the database was behind. */
@@ -59,7 +66,7 @@ export class Dispatch {
         drainDelaySeconds: 1,
         onError: (err) => core.log(`queue ${wf}: ${err.message}`),
         onLocksExtended: (ids, sentAt) => core.fence.locksExtended(ids, sentAt),
-        onGivenUp: (id) => void this.failStalled(id).catch((e: unknown) => core.log(`job ${id}: ${coerceError(e).message}`)),
+        onGivenUp: (id) => void this.givenUp.set(id, this.failStalled(id).catch((e: unknown) => core.log(`job ${id}: ${coerceError(e).message}`))),
       });
       this.workers.set(wf, w);
     }
@@ -105,7 +112,9 @@ export class Dispatch {
     const id = entry.id;
     const read = (): Promise<Job | null> => this.execution.records.read(id);
     // An entry whose launcher was lost holding it is read afresh: that launcher may have claimed the job meanwhile.
-    let job = entry.snapshot ? jobFromSnapshot(id, entry.snapshot) : await read();
+    const givenUp = this.givenUp.get(id);
+    if (givenUp) await givenUp;
+    let job = entry.snapshot && !givenUp ? jobFromSnapshot(id, entry.snapshot) : await read();
     // Another launcher's job (its tags are not all ours): back to the queue, untouched (tag-filter.ts).
     if (job && isRunnable(job.state) && !this.tagFilter.accepts(job)) {
       await new Promise((r) => setTimeout(r, this.tagFilter.missPauseMs()));
