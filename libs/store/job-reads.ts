@@ -87,7 +87,9 @@ async function exists(store: Store, filter: Filter<Job>): Promise<boolean> {
  * launcher with this much time, these nodes and `maxGpus` GPUs a node could
  * run. Filter `{workflow?, "tags.K"?, state: {$in: RUNNABLE}, wallTimeMinutes: {$lte}, numNodes: {$lte}, ranksPerNode?, $or: gpuFitFilter}`;
  * index `{workflow, state}` or `{state}` (or a `tag_K`).
- * Guard: "find by workflow and state $in is answered through an index and matches arrays too (explain)".
+ * Guard: "find by workflow and state $in is answered through an index and matches arrays too (explain)";
+ * with tags, "find by a tag (a field of a sub-document, "tags.k") is answered through its index and matches arrays too (explain)".
+ * The GPU clause (`$or` of equalities and ranges) has no conformance test of its own yet.
  */
 export function anyRunnableFitting(store: Store, f: { workflows?: readonly string[]; tags?: Tags; minutesLeft: number; maxNodes: number; maxGpus: number; serial: boolean }): Promise<boolean> {
   const fit: Filter<Job> = { ...inSelection(f.workflows, f.tags), state: { $in: [...RUNNABLE_STATES] }, numNodes: { $lte: f.serial ? 1 : f.maxNodes }, ...gpuFitFilter(f.maxGpus) };
