@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { BALSAM_BIN, makeCliDb, type CliDb } from "../test/support/cli.js";
 import { connect } from "../libs/client/index.js";
-import { buildJob, insertJobs } from "../libs/store/index.js";
+import { buildJob, dropDatabase, dropJobs, findJobs, insertJobs } from "../libs/store/index.js";
 import { num, pct } from "./measure.js";
 import { DEFAULT_LS_LIMIT } from "../cli/format.js";
 
@@ -70,11 +70,11 @@ export async function benchCli(mongoUrl: string, redisUrl: string): Promise<void
     let t = performance.now();
     for (let i = 0; i < dummies; i += 10_000) {
       const docs = Array.from({ length: Math.min(10_000, dummies - i) }, (_, k) => buildJob({ name: `raw${i + k}`, workflow: "RAW", application: "noop" }));
-      await bd.store.jobs.insertMany(docs, { ordered: false });
+      await insertJobs(bd.store, docs);
     }
     const rawRate = dummies / ((performance.now() - t) / 1000);
     // Dropped, not deleteMany({}): FerretDB deletes all matched ids in one statement, past SQLite's 32,766 variables.
-    await bd.store.jobs.drop();
+    await dropJobs(bd.store);
     await bd.store.ensureIndexes();
     const md = await timed(fresh, ["make_dummies", String(dummies)]);
     const mdRate = dummies / (md.ms / 1000);
@@ -89,7 +89,7 @@ export async function benchCli(mongoUrl: string, redisUrl: string): Promise<void
       await insertJobs(b.store, docs);
     }
     console.log(`(filled ${n} in ${f0((performance.now() - t) / 1000)} s)`);
-    const some = (await b.store.jobs.find({ workflow: "WF7" }, { projection: { _id: 1 } }).limit(1).toArray())[0]?._id ?? "";
+    const some = (await findJobs(b.store, { workflow: "WF7" }, { projection: { _id: 1 }, limit: 1 }))[0]?._id ?? "";
 
     await reads(`balsam ls --wf WF3 (first page of ${Math.min(DEFAULT_LS_LIMIT, perWf)} of ${perWf})`, ["ls", "--wf", "WF3"]);
     await reads(`BALSAM_LS_LIMIT=5000 balsam ls --wf WF3 (a page of ${Math.min(5000, perWf)}, the default before)`, ["ls", "--wf", "WF3"], { BALSAM_LS_LIMIT: "5000" });
@@ -107,8 +107,8 @@ export async function benchCli(mongoUrl: string, redisUrl: string): Promise<void
     await reads(`balsam ls --tree --wf WF3 (first page of ${perWf})`, ["ls", "--tree", "--wf", "WF3"]);
     line(`balsam modify ${some.slice(0, 8)} description x (id prefix among ${n})`, (await timed(db, ["modify", some.slice(0, 8), "description", "x"])).ms);
     line(`balsam rm jobs --wf WF5 --all --force (${perWf} of ${n})`, (await timed(db, ["rm", "jobs", "--wf", "WF5", "--all", "--force"])).ms);
-    await b.store.db.dropDatabase();
-    await bd.store.db.dropDatabase();
+    await dropDatabase(b.store);
+    await dropDatabase(bd.store);
   } finally {
     await b.close();
     await bd.close();
@@ -154,7 +154,7 @@ export async function benchStartup(mongoUrl: string, redisUrl: string): Promise<
     row("balsam ls --bogus (usage error)", ["ls", "--bogus"]);
     row(`balsam ls (${n} jobs)`, ["ls"]);
     row("balsam ls --wf START", ["ls", "--wf", "START"]);
-    await b.store.db.dropDatabase();
+    await dropDatabase(b.store);
     await b.queues.obliterate("START");
   } finally {
     await b.close();

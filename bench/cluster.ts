@@ -4,6 +4,7 @@ import { connect } from "../libs/client/index.js";
 import { queueName } from "../libs/queue/index.js";
 import { addNoops, benchLauncherProc, costsLine } from "./launcher.js";
 import { num } from "./measure.js";
+import { dropDatabase } from "../libs/store/index.js";
 
 /**
  * Issue #25: the queues on a Redis Cluster (3 masters + 3 replicas, started
@@ -52,7 +53,7 @@ async function runShape(mongoUrl: string, redisUrl: string, shards: Shard[], lab
     console.log(`${label}, ${workflows.length} workflows: ${f1(total / s)} jobs/s (${f1(s)} s), ${finished} of ${total} finished, launchers exit ${codes.join(",")}`);
     console.log(`  Redis commands per job: ${f1(sum)} in all; per shard ${perShard.map((x, i) => `:${shards[i]!.port} ${f1(x)}`).join(", ")}; busiest shard ${f1((100 * Math.max(...perShard)) / sum)}% of them`);
     ls.forEach((l, i) => console.log(`  launcher ${i + 1}: ${costsLine(l)}`));
-    await b.store.db.dropDatabase();
+    await dropDatabase(b.store);
   } finally {
     await b.close();
     db.cleanup();

@@ -6,6 +6,7 @@ import { connect, type Balsam } from "../libs/client/index.js";
 import { waitFor } from "../services/dbserver/servers.js";
 import { num, pct, rawSpawnRate } from "./measure.js";
 import { cpuMsOf } from "../libs/platform/proc.js";
+import { dropDatabase } from "../libs/store/index.js";
 
 /**
  * The launcher's throughput (DESIGN §7): no-op jobs end to end beside the
@@ -111,7 +112,7 @@ export async function benchLauncher(mongoUrl: string, redisUrl: string, mongoPid
       await lp.exited;
       console.log(`dispatch READY → process started, ${m} jobs added one at a time: p50 ${pct(lats, 50)} ms, p99 ${pct(lats, 99)} ms; add → result in hand: p50 ${pct(results, 50)} ms, p99 ${pct(results, 99)} ms`);
     }
-    await b.store.db.dropDatabase();
+    await dropDatabase(b.store);
   } finally {
     await b.close();
     db.cleanup();
@@ -141,7 +142,7 @@ async function benchManyLaunchers(mongoUrl: string, redisUrl: string, mongoPid: 
       console.log(`aggregate: ${f1(total / s)} jobs/s (${f1(s)} s), ${finished} of ${total} finished`);
       ls.forEach((l, i) => console.log(`  launcher ${i + 1}: ${costsLine(l)}`));
       if (mongoPid) console.log(`database server CPU: ${((cpuMsOf(mongoPid) - serverCpu0) / total).toFixed(2)} ms per job`);
-      await b.store.db.dropDatabase();
+      await dropDatabase(b.store);
     } finally {
       await b.close();
       db.cleanup();

@@ -6,6 +6,7 @@ import { Redis } from "ioredis";
 import { makeCliDb } from "../test/support/cli.js";
 import { startLauncher } from "../test/support/launcher.js";
 import { connect } from "../libs/client/index.js";
+import { dropDatabase } from "../libs/store/index.js";
 import { cpuMsOf } from "../libs/platform/proc.js";
 import { num } from "./measure.js";
 import { addNoops, costsLine } from "./launcher.js";
@@ -97,7 +98,7 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
       launcherPid: l.child.pid ?? 0,
     };
     out.redisCmdsPerJob /= n;
-    await b.store.db.dropDatabase();
+    await dropDatabase(b.store);
     return out;
   } finally {
     r.disconnect();

@@ -21,7 +21,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { startTestServers } from "../test/support/servers.js";
 import { connect } from "../libs/client/index.js";
-import { buildJob, Store } from "../libs/store/index.js";
+import { buildJob, dropDatabase, insertJobs, Store } from "../libs/store/index.js";
 import { num } from "./measure.js";
 import { benchCli, benchStartup } from "./cli.js";
 import { benchLauncher } from "./launcher.js";
@@ -47,7 +47,7 @@ async function benchEnqueue(mongoUrl: string, redisUrl: string): Promise<void> {
   let t = performance.now();
   for (let i = 0; i < n; i += chunk) {
     const docs = Array.from({ length: Math.min(chunk, n - i) }, (_, k) => buildJob({ name: `task${i + k}`, workflow: "RAW", application: "noop" }));
-    await store.jobs.insertMany(docs, { ordered: false });
+    await insertJobs(store, docs);
     for (let j = 0; j < docs.length; j += 2000) {
       await q.addBulk(docs.slice(j, j + 2000).map((d) => ({ name: "run", data: { id: d._id }, opts: { jobId: `${d._id}_0`, removeOnComplete: true } })));
     }
@@ -55,7 +55,7 @@ async function benchEnqueue(mongoUrl: string, redisUrl: string): Promise<void> {
   const rawS = (performance.now() - t) / 1000;
   await q.close();
   conn.disconnect();
-  await store.db.dropDatabase();
+  await dropDatabase(store);
   await store.close();
 
   const b = await connect({ mongoUrl, redisUrl, dbName: "bench_api", queuePrefix: "bench_api" });
@@ -65,7 +65,7 @@ async function benchEnqueue(mongoUrl: string, redisUrl: string): Promise<void> {
     await b.jobs.addMany(Array.from({ length: Math.min(chunk, n - i) }, (_, k) => ({ name: `task${i + k}`, workflow: "API", application: "noop" })));
   }
   const apiS = (performance.now() - t) / 1000;
-  await b.store.db.dropDatabase();
+  await dropDatabase(b.store);
   await b.queues.obliterate("API");
   await b.close();
   console.log(`raw insertMany+addBulk: ${f1(n / rawS)} jobs/s (${f1(rawS)} s)`);

@@ -21,6 +21,7 @@ import { waitFor } from "../services/dbserver/servers.js";
 import { num, pct, rawSpawnRate } from "./measure.js";
 import { Problem } from "../examples/polynome2/problem.js";
 import { runSearch } from "../examples/polynome2/search.js";
+import { dropDatabase, setJobFieldsIf } from "../libs/store/index.js";
 
 
 
@@ -82,7 +83,7 @@ export async function benchSearch(mongoUrl: string, redisUrl: string): Promise<v
     const writes: number[] = [];
     for (const j of jobs.slice(0, 200)) {
       const w0 = performance.now();
-      await b.store.jobs.updateOne({ _id: j._id, state: "JOB_FINISHED" }, { $set: { "data.probe": 1, updatedAt: new Date() } });
+      await setJobFieldsIf(b.store, { id: j._id, state: "JOB_FINISHED" }, { "data.probe": 1 });
       writes.push(performance.now() - w0);
     }
     const hops: number[] = [];
@@ -104,7 +105,7 @@ export async function benchSearch(mongoUrl: string, redisUrl: string): Promise<v
   } finally {
     launcher.child.kill("SIGTERM");
     await launcher.exited;
-    await b.store.db.dropDatabase().catch(() => undefined);
+    await dropDatabase(b.store).catch(() => undefined);
     await b.queues.obliterate("SEARCH").catch(() => undefined);
     await b.close();
     db.cleanup();

@@ -4,8 +4,7 @@
  * index serves it), and a bulk of conditional updates. Prints, asserts nothing.
  * Sizes: BENCH_IN_SIZES (default "20000,200000").
  */
-import { buildJob, Store } from "../libs/store/index.js";
-import { transitionOp } from "../libs/store/transitions.js";
+import { buildJob, dropDatabase, insertJobs, jobsByIds, readJob, recordTransitions, renewLeases, Store } from "../libs/store/index.js";
 import { cpuMsOf } from "../libs/platform/proc.js";
 import { num, pct } from "./measure.js";
 
@@ -22,7 +21,7 @@ export async function benchServer(mongoUrl: string): Promise<void> {
   console.log(`\n## _id $in of 50 ids vs one _id lookup, as the collection grows (${sizes.join(", ")} jobs)`);
   const store = await Store.connect({ url: mongoUrl, dbName: "bench_server" });
   try {
-    await store.db.dropDatabase();
+    await dropDatabase(store);
     await store.ensureIndexes();
     const ids: string[] = [];
     for (const size of sizes) {
@@ -31,26 +30,20 @@ export async function benchServer(mongoUrl: string): Promise<void> {
         const docs = Array.from({ length: Math.min(10_000, size - ids.length) }, (_, k) =>
           buildJob({ name: `task${ids.length + k}`, workflow: `WF${(ids.length + k) % 10}`, application: "noop" }),
         );
-        await store.jobs.insertMany(docs, { ordered: false });
+        await insertJobs(store, docs);
         ids.push(...docs.map((d) => d._id));
       }
       const fillS = (performance.now() - t) / 1000;
       const pick = (n: number) => Array.from({ length: n }, () => ids[Math.floor(Math.random() * ids.length)] as string);
       const one: number[] = [];
-      for (let i = 0; i < 50; i++) one.push(await timeMs(() => store.jobs.findOne({ _id: pick(1)[0] as string })));
+      for (let i = 0; i < 50; i++) one.push(await timeMs(() => readJob(store, pick(1)[0] as string)));
       const many: number[] = [];
-      for (let i = 0; i < 20; i++) many.push(await timeMs(() => store.jobs.find({ _id: { $in: pick(50) } }).toArray()));
+      for (let i = 0; i < 20; i++) many.push(await timeMs(() => jobsByIds(store, pick(50))));
       const cas: number[] = [];
       for (let i = 0; i < 5; i++) {
         const batch = pick(500);
-        cas.push(
-          await timeMs(() =>
-            store.jobs.bulkWrite(
-              batch.map((id) => ({ updateOne: { filter: { _id: id, state: "READY" }, update: { $set: { updatedAt: new Date() } } } })),
-              { ordered: false },
-            ),
-          ),
-        );
+        // One unordered bulk of conditional updates by _id, as a heartbeat sends them.
+        cas.push(await timeMs(() => renewLeases(store, "bench", batch, new Date())));
       }
       console.log(
         `${size} jobs (filled in ${f2(fillS)} s): one _id p50 ${f2(pct(one, 50))} ms; 50-id $in p50 ${f2(pct(many, 50))} ms ` +
@@ -58,7 +51,7 @@ export async function benchServer(mongoUrl: string): Promise<void> {
       );
     }
   } finally {
-    await store.db.dropDatabase().catch(() => undefined);
+    await dropDatabase(store).catch(() => undefined);
     await store.close();
   }
 }
@@ -75,7 +68,7 @@ export async function benchWrites(mongoUrl: string, mongoPid: number | undefined
   const n = num("BENCH_WRITE_JOBS", 5000);
   const store = await Store.connect({ url: mongoUrl, dbName: "bench_writes" });
   try {
-    await store.db.dropDatabase();
+    await dropDatabase(store);
     await store.ensureIndexes();
     const docs = Array.from({ length: n }, (_, i) => ({ ...buildJob({ name: `w${i}`, workflow: "W", application: "noop" }), state: "RUNNING" as const }));
     const measure = async (fn: () => Promise<void>) => {
@@ -84,14 +77,15 @@ export async function benchWrites(mongoUrl: string, mongoPid: number | undefined
       return { wall: (ms / n) * 1000, cpu: ((cpuMsOf(mongoPid) - cpu0) / n) * 1000 };
     };
     const ins = await measure(async () => {
-      for (let i = 0; i < n; i += 500) await store.jobs.insertMany(docs.slice(i, i + 500), { ordered: false });
+      for (let i = 0; i < n; i += 500) await insertJobs(store, docs.slice(i, i + 500));
     });
     const path = [{ state: "RUN_DONE" }, { state: "POSTPROCESSED" }, { state: "JOB_FINISHED" }] as const;
     const upd = await measure(async () => {
       for (let i = 0; i < n; i += 500) {
-        await store.jobs.bulkWrite(
-          docs.slice(i, i + 500).map((d) => ({ updateOne: transitionOp({ id: d._id, from: "RUNNING", path, set: { exitCode: 0 } }) })),
-          { ordered: false },
+        // The launcher writer's own operation: one unordered bulk of conditional updates.
+        await recordTransitions(
+          store,
+          docs.slice(i, i + 500).map((d) => ({ id: d._id, from: "RUNNING" as const, path, set: { exitCode: 0 } })),
         );
       }
     });
@@ -102,7 +96,7 @@ export async function benchWrites(mongoUrl: string, mongoPid: number | undefined
         `update/insert ${f2(upd.wall / ins.wall)}× wall${mongoPid ? `, ${f2(upd.cpu / ins.cpu)}× server CPU` : ""}`,
     );
   } finally {
-    await store.db.dropDatabase().catch(() => undefined);
+    await dropDatabase(store).catch(() => undefined);
     await store.close();
   }
 }

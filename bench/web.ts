@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { makeCliDb } from "../test/support/cli.js";
 import { api, startWeb, type WebProc } from "../test/support/web.js";
 import { connect, type Balsam } from "../libs/client/index.js";
-import { buildJob } from "../libs/store/index.js";
+import { buildJob, dropDatabase, dropJobs, insertJobs } from "../libs/store/index.js";
 import { num, pct } from "./measure.js";
 
 const f1 = (x: number) => x.toFixed(1);
@@ -21,7 +21,7 @@ async function benchTable(web: WebProc, b: Balsam, n: number): Promise<void> {
   const t0 = performance.now();
   for (let i = 0; i < n; i += 10_000) {
     const docs = Array.from({ length: Math.min(10_000, n - i) }, (_, k) => buildJob({ name: `task${i + k}`, workflow: `WF${(i + k) % 10}`, application: "noop" }));
-    await b.store.jobs.insertMany(docs, { ordered: false });
+    await insertJobs(b.store, docs);
   }
   console.log(`(filled in ${f1((performance.now() - t0) / 1000)} s)`);
 
@@ -50,7 +50,7 @@ async function benchTable(web: WebProc, b: Balsam, n: number): Promise<void> {
   if (after) await timeGet("job table, page 100 of WF3", `/api/jobs?workflow=WF3&limit=50&after=${after}`, 3);
   await timeGet(`state counts (/api/jobs/states, all ${n})`, "/api/jobs/states", 1);
   // deleteMany({}) of 100k jobs fails on FerretDB 1.24 ("too many SQL variables"); dropping the collection does not.
-  await b.store.jobs.drop();
+  await dropJobs(b.store);
   await b.store.ensureIndexes();
 }
 
@@ -82,7 +82,7 @@ export async function benchWeb(mongoUrl: string, redisUrl: string): Promise<void
     console.log(`POST /api/jobs/bulk:       ${f1(bulkN / webS)} jobs/s (${f1(webS)} s)  ratio ${(clientS / webS).toFixed(2)} of the client API`);
   } finally {
     await web.stop();
-    await b.store.db.dropDatabase().catch(() => undefined);
+    await dropDatabase(b.store).catch(() => undefined);
     for (const wf of ["WEB", "CLIENT"]) await b.queues.obliterate(wf).catch(() => undefined);
     await b.close();
     db.cleanup();

@@ -1,4 +1,5 @@
 import type { Balsam } from "../libs/client/index.js";
+import { listQueuedLaunches } from "../libs/store/index.js";
 import { refreshLaunchStates } from "../services/service/index.js";
 import { note, printJson, printLines, table } from "./format.js";
 
@@ -17,7 +18,7 @@ function when(d: Date): string {
 export async function listQueues(client: Balsam, json: boolean): Promise<void> {
   const refreshed = await refreshLaunchStates(client.store);
   for (const e of refreshed.errors) note(`${e}; showing the last known states`);
-  const docs = await client.store.queuedLaunches.find({}).sort({ submittedAt: 1 }).toArray();
+  const docs = await listQueuedLaunches(client.store);
   const rows = docs.map((d) => ({
     id: d._id,
     scheduler: d.scheduler,

@@ -1,4 +1,6 @@
 import type { ErrorGroup, Report, Series } from "../libs/models/index.js";
+// Types only: vega-lite itself is imported when a command draws.
+import type { TopLevelSpec } from "vega-lite";
 
 /*
  * How `balsam report` shows a report: a chart on the terminal, the series as
@@ -106,7 +108,7 @@ function errorTable(groups: readonly ErrorGroup[]): string[] {
 }
 
 /** The vega-lite spec of a report's plot. */
-export function plotSpec(r: Report): Record<string, unknown> {
+export function plotSpec(r: Report): TopLevelSpec {
   const base = { $schema: "https://vega.github.io/schema/vega-lite/v6.json", width: 640, height: 240, background: "white", config: { font: "sans-serif" } };
   if (r.kind === "errors") {
     return {
@@ -137,7 +139,7 @@ export function plotSpec(r: Report): Record<string, unknown> {
 /** The report as a PNG image: vega-lite → SVG (vega, headless) → PNG (resvg). */
 export async function reportPng(r: Report): Promise<Buffer> {
   const [vega, vegaLite, { Resvg }] = await Promise.all([import("vega"), import("vega-lite"), import("@resvg/resvg-js")]);
-  const view = new vega.View(vega.parse(vegaLite.compile(plotSpec(r) as never).spec), { renderer: "none" });
+  const view = new vega.View(vega.parse(vegaLite.compile(plotSpec(r)).spec), { renderer: "none" });
   try {
     const svg = await view.toSVG();
     const png = new Resvg(svg, { font: { loadSystemFonts: true, defaultFontFamily: "DejaVu Sans", sansSerifFamily: "DejaVu Sans" }, fitTo: { mode: "zoom", value: 1.5 } });

@@ -35,14 +35,14 @@ export async function killWhere(jobs: JobsApi, f: JobFilter, opts: { recursive?:
 }
 
 /** Sets one field (or the state, through the transition table) on every matching job. */
-export async function modifyWhere(jobs: JobsApi, f: JobFilter, change: { state: JobState; message?: string } | { set: Partial<Job> }): Promise<PerJobResult> {
+export async function modifyWhere(jobs: JobsApi, f: JobFilter, change: { state: JobState; message?: string } | { set: Partial<Omit<Job, "_id" | "state" | "stateHistory" | "workflow">> }): Promise<PerJobResult> {
   const matched = await jobs.filter(f).list({ projection: { _id: 1 }, sort: { createdAt: 1 } });
   const done: string[] = [];
   const refused: PerJobResult["refused"] = [];
   for (const j of matched) {
     try {
       if ("state" in change) await jobs.setState(j._id, change.state, change.message ?? "set by balsam modify");
-      else await jobs.modify(j._id, change.set as never);
+      else await jobs.modify(j._id, change.set);
       done.push(j._id);
     } catch (err) {
       refused.push({ id: j._id, reason: coerceError(err).message });

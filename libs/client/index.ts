@@ -27,6 +27,10 @@ import type { Settings } from "../config/index.js";
 export * from "../models/index.js";
 export * from "../errors/index.js";
 export { JobsApi, JobQuery, KILL_CHANNEL, FINISHED_CHANNEL, queueItem } from "./jobs.js";
+// The operations behind JobsApi, for the launcher, the service and recovery.
+export { announceFinished } from "./finished.js";
+export { releaseChildren, settleWaiting } from "./release.js";
+export type { JobsContext } from "./context.js";
 export type { AddJobOptions, DeleteVictim, JobFilter, ProgressOptions, RerunResult } from "./jobs.js";
 export type { ConnectOptions, ResolvedConnection } from "./connect.js";
 export { killWhere, modifyWhere, type PerJobResult } from "./by-filter.js";

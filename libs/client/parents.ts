@@ -1,25 +1,21 @@
 import { isActive, isFinal, isRunnable, type Job, type JobState } from "../models/index.js";
 import { ConflictError } from "../errors/index.js";
-import { descendantsOf, transitionJob, type Store } from "../store/index.js";
-import type { JobQueues } from "../queue/index.js";
+import { descendantsOf, getJob, markHasChildren, setJobFieldsIf, statesOf, transitionJob, type Store } from "../store/index.js";
+import { settleWaiting } from "./release.js";
+import type { JobsContext } from "./context.js";
 import { queueItem } from "./queue-item.js";
 import { leaseHeld } from "./lease.js";
 
-/** What changing a job's parents needs of the jobs API. */
-export interface ParentsContext {
-  readonly store: Store;
-  readonly queues: JobQueues;
-  get(idOrPrefix: string): Promise<Job>;
-  settleWaiting(kids: readonly Job[]): Promise<number>;
-}
+/** What changing a job's parents works on. */
+type ParentsContext = JobsContext;
 
 /**
  * Adds PARENT → CHILD (`balsam dep`, 0.x's `dag.add_dependency`), refusing
  * duplicates, cycles, and children that have started or ended.
  */
 export async function addDependency(ctx: ParentsContext, parentRef: string, childRef: string): Promise<{ parent: Job; child: Job }> {
-  const parent = await ctx.get(parentRef);
-  const child = await ctx.get(childRef);
+  const parent = await getJob(ctx.store, parentRef);
+  const child = await getJob(ctx.store, childRef);
   if (parent._id === child._id) throw new ConflictError("a job cannot depend on itself");
   if (child.parents.includes(parent._id)) throw new ConflictError(`${child._id} already depends on ${parent._id}`);
   if (await dependsOn(ctx.store, [parent._id], child._id)) {
@@ -47,10 +43,10 @@ export async function addDependency(ctx: ParentsContext, parentRef: string, chil
  * its state.
  */
 export async function setParents(ctx: ParentsContext, childRef: string, parentRefs: readonly string[], opts: { lease?: string } = {}): Promise<Job> {
-  const child = await ctx.get(childRef);
+  const child = await getJob(ctx.store, childRef);
   const parents: Job[] = [];
   for (const ref of parentRefs) {
-    const p = await ctx.get(ref);
+    const p = await getJob(ctx.store, ref);
     if (p._id === child._id) throw new ConflictError(`job ${child._id} cannot be its own parent`);
     if (!parents.some((q) => q._id === p._id)) parents.push(p);
   }
@@ -84,28 +80,26 @@ async function dependsOn(store: Store, ids: readonly string[], child: string): P
  * read and the write cannot leave it waiting forever.
  */
 async function replaceParents(ctx: ParentsContext, child: Job, ids: readonly string[], say: { waiting: string; ready: string }, lease?: string): Promise<Job> {
-  const parents = ids.length ? await ctx.store.jobs.find({ _id: { $in: [...ids] } }, { projection: { state: 1 } }).toArray() : [];
-  const waits = child.waitForParents && (parents.length < ids.length || parents.some((p) => p.state !== "JOB_FINISHED"));
+  const parents = await statesOf(ctx.store, ids);
+  const waits = child.waitForParents && (parents.size < new Set(ids).size || [...parents.values()].some((s) => s !== "JOB_FINISHED"));
   let to: JobState | undefined;
   if (child.state === "CREATED" || child.state === "AWAITING_PARENTS") to = waits ? "AWAITING_PARENTS" : "READY";
   else if (isRunnable(child.state) && waits) to = "AWAITING_PARENTS";
   if (to === child.state) to = undefined;
   const now = new Date();
   // A new version too: a launcher running a queued parent from its entry's snapshot (which says no children) then re-reads it before recording it finished.
-  if (ids.length) await ctx.store.jobs.updateMany({ _id: { $in: [...ids] }, hasChildren: false }, { $set: { hasChildren: true, updatedAt: now } });
+  await markHasChildren(ctx.store, ids, now);
   let written: boolean;
   if (to) {
     written = await transitionJob(ctx.store, { id: child._id, from: child.state, path: [{ state: to, message: to === "READY" ? say.ready : say.waiting }], set: { parents: [...ids] }, at: now });
   } else {
-    const cond: Record<string, unknown> = { _id: child._id, state: child.state };
-    if (lease) cond["lock.owner"] = lease;
-    written = (await ctx.store.jobs.updateOne(cond as never, { $set: { parents: [...ids], updatedAt: now } })).matchedCount === 1;
+    written = await setJobFieldsIf(ctx.store, { id: child._id, state: child.state, leaseOwner: lease || undefined }, { parents: [...ids] }, now);
   }
   if (!written) throw new ConflictError(`job ${child._id} changed state while its parents were set; try again`);
-  let updated = await ctx.get(child._id);
+  let updated = await getJob(ctx.store, child._id);
   // Its queue entry carries its parents (launch snapshot): replaced, or removed while it waits.
   if (isRunnable(child.state)) await ctx.queues.remove([queueItem(child)]);
   if (isRunnable(updated.state)) await ctx.queues.enqueue([queueItem(updated)]);
-  if (updated.state === "AWAITING_PARENTS" && (await ctx.settleWaiting([updated]))) updated = await ctx.get(child._id);
+  if (updated.state === "AWAITING_PARENTS" && (await settleWaiting(ctx, [updated]))) updated = await getJob(ctx.store, child._id);
   return updated;
 }

@@ -1,8 +1,10 @@
-import { ACTIVE_STATES, RUNNABLE_STATES, type Job } from "../models/index.js";
+import type { Job } from "../models/index.js";
 import { DEFAULT_MAX_LEASE_LAPSES } from "../config/index.js";
-import { recordTransitions, serverTime, type Store, type Transition } from "../store/index.js";
+import { lapsedLeases, recordTransitions, runnablePointers, serverTime, type Store, type Transition } from "../store/index.js";
 import type { JobQueues } from "../queue/index.js";
-import { FINISHED_CHANNEL, JobsApi, queueItem } from "./jobs.js";
+import { queueItem } from "./queue-item.js";
+import { announceFinished } from "./finished.js";
+import { releaseChildren } from "./release.js";
 
 export interface RecoverOptions {
   /** Leases that end before this have lapsed. Default: the database server's time now (serverTime). */
@@ -44,9 +46,7 @@ export async function recoverLapsedLeases(store: Store, queues: JobQueues, opts:
   const { limit = 1000, maxLeaseLapses = DEFAULT_MAX_LEASE_LAPSES } = opts;
   // The server's clock, not this process's: a lease's end was computed on it too, whatever the clocks of the nodes say.
   const now = opts.now ?? (await serverTime(store));
-  const lapsed = await store.jobs
-    .find({ state: { $in: [...ACTIVE_STATES] }, "lock.until": { $lt: now } } as never, { limit })
-    .toArray();
+  const lapsed = await lapsedLeases(store, now, limit);
   if (lapsed.length === 0) return [];
   const ts: Transition[] = lapsed.map((j) => {
     const owner = j.lock?.owner;
@@ -67,11 +67,9 @@ export async function recoverLapsedLeases(store: Store, queues: JobQueues, opts:
   await queues.enqueue(won.filter((w) => w.state === "RESTART_READY").map(({ j }) => queueItem({ ...j, state: "RESTART_READY", attempts: j.attempts + 1, lock: null, updatedAt: at })));
   const ended = won.filter((w) => w.state !== "RESTART_READY");
   // Told as a launcher tells it, so a search waiting on results() hears of it.
-  for (const { j, state } of ended) {
-    await queues.publish(FINISHED_CHANNEL, JSON.stringify({ id: j._id, workflow: j.workflow, name: j.name, state })).catch(() => undefined);
-  }
+  await announceFinished(queues, ended.map(({ j, state }) => ({ id: j._id, workflow: j.workflow, name: j.name, state })));
   const parents = ended.filter(({ j }) => j.hasChildren).map(({ j }) => j._id);
-  if (parents.length) await new JobsApi(store, queues).releaseChildren(parents);
+  await releaseChildren({ store, queues }, parents);
   return won.map(({ j }) => j._id);
 }
 
@@ -81,11 +79,9 @@ export async function recoverLapsedLeases(store: Store, queues: JobQueues, opts:
  * entries were offered.
  */
 export async function reenqueueRunnable(store: Store, queues: JobQueues, workflows?: string[]): Promise<number> {
-  const q: Record<string, unknown> = { state: { $in: [...RUNNABLE_STATES] } };
-  if (workflows) q.workflow = { $in: workflows };
   let n = 0;
-  const cursor = store.jobs.find(q as never, { projection: { _id: 1, workflow: 1, attempts: 1, numNodes: 1 } });
-  let batch: Job[] = [];
+  const cursor = runnablePointers(store, workflows);
+  let batch: Array<Pick<Job, "_id" | "workflow" | "attempts" | "numNodes">> = [];
   for await (const j of cursor) {
     batch.push(j);
     if (batch.length >= 2000) {

@@ -1,33 +1,10 @@
-import { FINAL_STATES, type Job, type JobState } from "../models/index.js";
+import type { Job } from "../models/index.js";
 import { BalsamError, UsageError } from "../errors/index.js";
-import type { Store } from "../store/index.js";
+import { finalAmong, type Store } from "../store/index.js";
 import type { JobQueues } from "../queue/index.js";
-import { FINISHED_CHANNEL } from "./jobs.js";
+import { FINISHED_CHANNEL, parseFinished, type FinishedJob } from "../queue/index.js";
 
-/** A job that reached a final state, as its launcher announced it. */
-export interface FinishedJob {
-  id: string;
-  name: string;
-  workflow: string;
-  state: JobState;
-  /** `data.result`: the last `DH-OUTPUT:` number or `BALSAM-RESULT:` JSON the job printed. */
-  result: unknown;
-}
-
-/**
- * The jobs a message on the finished channel announces: one object, or an
- * array of them (a launcher announces the jobs of one write together).
- * Anything else is not an announcement of ours.
- */
-export function parseFinished(msg: string): FinishedJob[] {
-  let v: unknown;
-  try {
-    v = JSON.parse(msg);
-  } catch {
-    return [];
-  }
-  return (Array.isArray(v) ? v : [v]).filter((f): f is FinishedJob => typeof (f as FinishedJob | null)?.id === "string");
-}
+export { parseFinished, type FinishedJob };
 
 export interface ResultsOptions {
   /** Give up after this long; the iterator then ends (wait() rejects). Default: no limit. */
@@ -161,9 +138,7 @@ export class ResultWatcher implements AsyncIterable<FinishedJob> {
 
   private async checkStore(ids: readonly string[]): Promise<void> {
     for (let i = 0; i < ids.length; i += STORE_CHUNK) {
-      const done = await this.store.jobs
-        .find({ _id: { $in: ids.slice(i, i + STORE_CHUNK) }, state: { $in: [...FINAL_STATES] } }, { projection: { name: 1, workflow: 1, state: 1, data: 1 } })
-        .toArray();
+      const done = await finalAmong(this.store, ids.slice(i, i + STORE_CHUNK));
       for (const d of done) this.deliver(fromDoc(d));
     }
   }

@@ -1,8 +1,11 @@
-import { Queue, Worker, DelayedError, type Job as BullJob } from "bullmq";
+import { Queue } from "bullmq";
 import { isValidWorkflow, queueName } from "./names.js";
 import { checkQueuePrefix, parseRedisUrl, type RedisTarget } from "../config/index.js";
 import { connectProducer, createRedisClient, pingTarget, type RedisClient } from "./connection.js";
 import type { LaunchSnapshot } from "../models/index.js";
+import { WORKFLOWS_CHANNEL } from "./channels.js";
+import { bullJobId, startConsumer, type Consumer, type ConsumerOptions, type QueueData, type QueueEntry } from "./consumer.js";
+export { bullJobId, type Consumer, type ConsumerOptions, type QueueData, type QueueEntry } from "./consumer.js";
 
 /**
  * BullMQ side of Balsam: one queue per workflow whose entries are pointers
@@ -13,13 +16,7 @@ import type { LaunchSnapshot } from "../models/index.js";
 export { queueName, isValidWorkflow } from "./names.js";
 export { masterNodes, type RedisClient } from "./connection.js";
 
-/** Same Balsam job and attempt → same BullMQ id, so enqueueing twice adds one entry. */
-export function bullJobId(id: string, attempt: number): string {
-  return `${id}_${attempt}`;
-}
-
-/** Told when a workflow gets its first queue entry. */
-export const WORKFLOWS_CHANNEL = "workflows";
+export * from "./channels.js";
 
 export interface QueueItem {
   id: string;
@@ -30,11 +27,6 @@ export interface QueueItem {
   numNodes?: number;
   /** What a launcher needs to run the job without reading it (see libs/models/snapshot.ts). */
   spec?: LaunchSnapshot;
-}
-
-export interface QueueData {
-  id: string;
-  s?: LaunchSnapshot;
 }
 
 export interface JobQueuesOptions {
@@ -222,48 +214,9 @@ export class JobQueues {
     };
   }
 
-  /**
-   * A BullMQ worker on one workflow's queue with its own blocking connection
-   * (`maxRetriesPerRequest: null`, as BullMQ requires for workers).
-   */
-  createWorker(workflow: string, processor: (job: BullJob<QueueData>, token?: string) => Promise<void>, opts: WorkerOptions): Worker<QueueData> {
-    const connection = createRedisClient(this.target, "blocking", this.connectTimeoutMs);
-    connection.on("error", () => undefined);
-    const w = new Worker<QueueData>(queueName(workflow), processor, {
-      connection,
-      prefix: this.prefix,
-      concurrency: opts.concurrency,
-      lockDuration: opts.lockDurationMs ?? 30_000,
-      stalledInterval: opts.stalledIntervalMs ?? 30_000,
-      ...(opts.maxStalledCount !== undefined ? { maxStalledCount: opts.maxStalledCount } : {}),
-      removeOnComplete: { count: 0 },
-      removeOnFail: { count: 0 },
-      autorun: opts.autorun ?? true,
-      drainDelay: opts.drainDelaySeconds ?? 1,
-    });
-    w.on("error", (err) => opts.onError?.(err));
-    const onExtended = opts.onLocksExtended;
-    if (onExtended) {
-      // Wrapped rather than heard ("locksRenewed"): the fence needs the time the extension was *sent*, which its lock's new end follows.
-      const extend = w.extendJobLocks.bind(w);
-      w.extendJobLocks = async (ids: string[], tokens: string[], duration: number) => {
-        const sentAt = performance.now();
-        const failed = await extend(ids, tokens, duration);
-        const ok = failed.length ? ids.filter((id) => !failed.includes(id)) : ids;
-        if (ok.length) onExtended(ok, sentAt);
-        return failed;
-      };
-    }
-    // BullMQ leaves a connection it was handed open on close(); this one is ours to end.
-    const close = w.close.bind(w);
-    w.close = async (force?: boolean) => {
-      try {
-        await close(force);
-      } finally {
-        connection.disconnect();
-      }
-    };
-    return w;
+  /** Consumes one workflow's queue (consumer.ts). */
+  consume(workflow: string, handler: (entry: QueueEntry) => Promise<void>, opts: ConsumerOptions): Consumer {
+    return startConsumer(this.target, this.prefix, this.connectTimeoutMs, workflow, handler, opts);
   }
 
   async close(): Promise<void> {
@@ -278,32 +231,6 @@ export class JobQueues {
     this.connection.disconnect();
   }
 }
-
-export interface WorkerOptions {
-  concurrency: number;
-  lockDurationMs?: number;
-  stalledIntervalMs?: number;
-  /** Entries whose worker died more often than this while holding them are failed (BullMQ default 1). */
-  maxStalledCount?: number;
-  drainDelaySeconds?: number;
-  autorun?: boolean;
-  onError?: (err: Error) => void;
-  /**
-   * Told the entries whose locks an extension renewed, with the time it was
-   * sent (`performance.now()`, a monotonic clock): each lock now lasts at
-   * least `lockDurationMs` from then.
-   */
-  onLocksExtended?: (entryIds: string[], sentAt: number) => void;
-}
-
-export { DelayedError };
-
-/** Whether a failed entry failed because its workers kept dying while they held it. */
-export function failedAsStalled(err: Error): boolean {
-  return /stalled more than allowable limit/.test(err.message);
-}
-export type { BullJob, Worker };
-
 
 /** True when the Redis a URL names answers PING within `timeoutMs` (false for a URL of no known form). */
 export async function pingRedis(url: string, timeoutMs = 1000): Promise<boolean> {

@@ -1,4 +1,5 @@
 import type { Store } from "./connection.js";
+import { coll } from "./collections.js";
 
 /**
  * The database server's clock, the one clock leases are judged by
@@ -10,7 +11,7 @@ import type { Store } from "./connection.js";
  * (`hello` answers the server's current time).
  */
 export async function serverTime(store: Store): Promise<Date> {
-  const r = await store.db.command({ hello: 1 });
+  const r = await coll(store).db.command({ hello: 1 });
   const at = (r as { localTime?: unknown }).localTime;
   if (!(at instanceof Date)) throw new Error("the database server did not say its time (hello without localTime)");
   return at;

@@ -1,45 +1,11 @@
-import { MongoClient, type Collection, type Db, type MongoClientOptions } from "mongodb";
+import { MongoClient, type Collection, type MongoClientOptions } from "mongodb";
 import type { App, Job } from "../models/index.js";
+import { COLLECTIONS, type Collections } from "./collections.js";
+import type { LauncherDoc, QueuedLaunchDoc } from "./docs.js";
 import { ConfigError, UnreachableError } from "../errors/index.js";
 import { redactUrl } from "../config/index.js";
 
-/** A running launcher, written by itself on start and on every heartbeat. */
-export interface LauncherDoc {
-  _id: string;
-  host: string;
-  pid: number;
-  mode: "serial" | "mpi";
-  workflows: string[] | null;
-  nodes: string[];
-  startedAt: Date;
-  heartbeat: Date;
-  state: "running" | "exited";
-  /** Jobs it was running at its last heartbeat. */
-  inFlight?: number;
-}
-
-/** A launcher batch job submitted by submit-launch or the service. */
-export interface QueuedLaunchDoc {
-  _id: string;
-  schedulerId: string;
-  scheduler: string;
-  queue: string;
-  project: string;
-  nodes: number;
-  wallTimeMinutes: number;
-  jobMode: "serial" | "mpi";
-  wfFilter: string[];
-  /** queued | running | finished | failed | unknown, as last seen from the scheduler. */
-  state: string;
-  scriptPath: string;
-  submittedAt: Date;
-  updatedAt: Date;
-  /** The directory holding the rendered script and the batch job's output. */
-  launchDir?: string;
-  submittedBy?: "submit-launch" | "service";
-  /** The batch script's exit status, once it wrote one. */
-  exitCode?: number | null;
-}
+export type { LauncherDoc, QueuedLaunchDoc } from "./docs.js";
 
 export interface StoreOptions {
   /** MongoDB connection string, e.g. mongodb://127.0.0.1:27017 */
@@ -121,12 +87,8 @@ export function mongoClientFor(opts: Pick<StoreOptions, "url" | "connectTimeoutM
  * this folder imports the `mongodb` driver.
  */
 export class Store {
-  readonly client: MongoClient;
-  readonly db: Db;
-  readonly jobs: Collection<Job>;
-  readonly apps: Collection<App>;
-  readonly launchers: Collection<LauncherDoc>;
-  readonly queuedLaunches: Collection<QueuedLaunchDoc>;
+  /** Private to libs/store (collections.ts): everything else calls a named operation. */
+  readonly [COLLECTIONS]: Collections;
   readonly url: string;
   /**
    * Commands sent, by name (`find`, `update`, …), from the driver's command
@@ -138,13 +100,16 @@ export class Store {
   private closed = false;
 
   private constructor(client: MongoClient, dbName: string, url: string) {
-    this.client = client;
     this.url = url;
-    this.db = client.db(dbName);
-    this.jobs = this.db.collection<Job>("jobs");
-    this.apps = this.db.collection<App>("apps");
-    this.launchers = this.db.collection<LauncherDoc>("launchers");
-    this.queuedLaunches = this.db.collection<QueuedLaunchDoc>("queuedLaunches");
+    const db = client.db(dbName);
+    this[COLLECTIONS] = {
+      client,
+      db,
+      jobs: db.collection<Job>("jobs"),
+      apps: db.collection<App>("apps"),
+      launchers: db.collection<LauncherDoc>("launchers"),
+      queuedLaunches: db.collection<QueuedLaunchDoc>("queuedLaunches"),
+    };
     client.on("commandStarted", (e) => this.commands.set(e.commandName, (this.commands.get(e.commandName) ?? 0) + 1));
   }
 
@@ -185,18 +150,20 @@ export class Store {
    * createIndexes names an index that already exists.
    */
   async ensureIndexes(): Promise<void> {
-    const want: Array<{ coll: Collection<never>; key: Record<string, 1>; name: string; unique?: boolean }> = [
-      { coll: this.jobs as never, key: { workflow: 1, state: 1 }, name: "workflow_state" },
-      { coll: this.jobs as never, key: { state: 1 }, name: "state" },
-      { coll: this.jobs as never, key: { parents: 1 }, name: "parents" },
-      { coll: this.jobs as never, key: { "lock.until": 1 }, name: "lock_until" },
-      { coll: this.jobs as never, key: { name: 1 }, name: "name" },
+    const jobs = this[COLLECTIONS].jobs as unknown as Collection;
+    const apps = this[COLLECTIONS].apps as unknown as Collection;
+    const want: Array<{ coll: Collection; key: Record<string, 1>; name: string; unique?: boolean }> = [
+      { coll: jobs, key: { workflow: 1, state: 1 }, name: "workflow_state" },
+      { coll: jobs, key: { state: 1 }, name: "state" },
+      { coll: jobs, key: { parents: 1 }, name: "parents" },
+      { coll: jobs, key: { "lock.until": 1 }, name: "lock_until" },
+      { coll: jobs, key: { name: 1 }, name: "name" },
       // With each key's own {"tags.K": 1} (tag-indexes.ts): FerretDB's patch 0016 needs both to answer `tags.K: V` from indexes.
-      { coll: this.jobs as never, key: { tags: 1 }, name: "tags" },
-      { coll: this.apps as never, key: { name: 1 }, name: "name_unique", unique: true },
+      { coll: jobs, key: { tags: 1 }, name: "tags" },
+      { coll: apps, key: { name: 1 }, name: "name_unique", unique: true },
     ];
     const existing = new Map<string, Set<string>>();
-    for (const coll of [this.jobs, this.apps] as unknown as Array<Collection<never>>) {
+    for (const coll of [jobs, apps]) {
       const names = await coll
         .listIndexes()
         .toArray()
@@ -213,7 +180,7 @@ export class Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.client.close();
+    await this[COLLECTIONS].client.close();
   }
 }
 

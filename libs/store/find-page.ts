@@ -1,5 +1,6 @@
 import { Long, type Document, type Filter } from "mongodb";
 import type { Store } from "./connection.js";
+import { coll } from "./collections.js";
 
 export interface PageOptions {
   /** At most this many documents (≥ 1). */
@@ -36,9 +37,9 @@ const asLong = (id: Long | number): Long => (typeof id === "number" ? Long.fromN
 export async function findPage<T extends Document>(store: Store, collection: string, filter: Filter<T>, opts: PageOptions): Promise<T[]> {
   if (!(opts.limit >= 1)) throw new RangeError(`findPage needs a limit ≥ 1, not ${opts.limit}`);
   const batchSize = opts.batchSize ?? opts.limit;
-  const session = store.client.startSession();
+  const session = coll(store).client.startSession();
   try {
-    const first = (await store.db.command(
+    const first = (await coll(store).db.command(
       {
         find: collection,
         filter,
@@ -53,11 +54,11 @@ export async function findPage<T extends Document>(store: Store, collection: str
     const docs = first.cursor.firstBatch ?? [];
     let id = first.cursor.id;
     while (isOpen(id) && docs.length < opts.limit) {
-      const more = (await store.db.command({ getMore: asLong(id), collection, batchSize: Math.min(batchSize, opts.limit - docs.length) }, { session })) as CursorReply<T>;
+      const more = (await coll(store).db.command({ getMore: asLong(id), collection, batchSize: Math.min(batchSize, opts.limit - docs.length) }, { session })) as CursorReply<T>;
       for (const d of more.cursor.nextBatch ?? []) docs.push(d);
       id = more.cursor.id;
     }
-    if (isOpen(id)) await store.db.command({ killCursors: collection, cursors: [asLong(id)] }, { session });
+    if (isOpen(id)) await coll(store).db.command({ killCursors: collection, cursors: [asLong(id)] }, { session });
     return docs;
   } finally {
     await session.endSession();

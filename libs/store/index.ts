@@ -6,6 +6,11 @@ export * from "./bulk.js";
 export * from "./find-page.js";
 export * from "./leases.js";
 export * from "./clock.js";
+export * from "./job-reads.js";
+export * from "./job-writes.js";
+export * from "./launchers.js";
+export * from "./admin.js";
+export * from "./views.js";
 
 import { MongoClient } from "mongodb";
 /** True when a MongoDB-wire server answers `ping` at `url` within `timeoutMs`. */

@@ -16,6 +16,7 @@ import type { Store } from "./connection.js";
 import { escapeRegex } from "./apps.js";
 import { chunked, MAX_IN_IDS } from "./bulk.js";
 import { findPage } from "./find-page.js";
+import { coll } from "./collections.js";
 import { ensureTagIndexes } from "./tag-indexes.js";
 
 /**
@@ -65,7 +66,7 @@ function stripUndefined<T extends object>(o: T): T {
 export async function insertJobs(store: Store, jobs: Job[]): Promise<void> {
   if (jobs.length === 0) return;
   await ensureTagIndexes(store, jobs.map((j) => j.tags));
-  await store.jobs.insertMany(jobs, { ordered: false });
+  await coll(store).jobs.insertMany(jobs, { ordered: false });
 }
 
 /**
@@ -130,7 +131,7 @@ export function checkJobFilter(f: JobFilter): void {
  * milliseconds at a million jobs, where `distinct` decodes every job.
  */
 export async function listWorkflows(store: Store): Promise<string[]> {
-  const rows = await store.jobs.aggregate<{ _id: string }>([{ $group: { _id: "$workflow" } }]).toArray();
+  const rows = await coll(store).jobs.aggregate<{ _id: string }>([{ $group: { _id: "$workflow" } }]).toArray();
   return rows.map((r) => r._id).filter((w): w is string => typeof w === "string").sort();
 }
 
@@ -176,7 +177,7 @@ export async function findJobs(store: Store, f: JobFilter, opts: FindOptions = {
   if (!r) return [];
   // A bounded read (every `ls`) goes through the find command, in one batch: see findPage.
   if (opts.limit) return findPage<Job>(store, "jobs", jobFilterQuery(r), { ...opts, limit: opts.limit });
-  let cur = store.jobs.find(jobFilterQuery(r));
+  let cur = coll(store).jobs.find(jobFilterQuery(r));
   if (opts.projection) cur = cur.project(opts.projection);
   if (opts.sort) cur = cur.sort(opts.sort);
   if (opts.skip) cur = cur.skip(opts.skip);
@@ -185,7 +186,7 @@ export async function findJobs(store: Store, f: JobFilter, opts: FindOptions = {
 
 export async function countJobs(store: Store, f: JobFilter): Promise<number> {
   const r = await resolveJobFilter(store, f);
-  return r ? store.jobs.countDocuments(jobFilterQuery(r)) : 0;
+  return r ? coll(store).jobs.countDocuments(jobFilterQuery(r)) : 0;
 }
 
 /**
@@ -196,7 +197,7 @@ export async function countJobs(store: Store, f: JobFilter): Promise<number> {
 export async function countByState(store: Store, f: JobFilter): Promise<Partial<Record<JobState, number>>> {
   const r = await resolveJobFilter(store, f);
   if (!r) return {};
-  const rows = await store.jobs
+  const rows = await coll(store).jobs
     .aggregate<{ _id: JobState; n: number }>([{ $match: jobFilterQuery(r) }, { $group: { _id: "$state", n: { $sum: 1 } } }])
     .toArray();
   const out: Partial<Record<JobState, number>> = {};
@@ -208,7 +209,7 @@ export async function countByState(store: Store, f: JobFilter): Promise<Partial<
 export async function countByWorkflowState(store: Store, f: JobFilter = {}): Promise<Array<{ workflow: string; state: JobState; n: number }>> {
   const r = await resolveJobFilter(store, f);
   if (!r) return [];
-  const rows = await store.jobs
+  const rows = await coll(store).jobs
     .aggregate<{ _id: { workflow: string; state: JobState }; n: number }>([
       { $match: jobFilterQuery(r) },
       { $group: { _id: { workflow: "$workflow", state: "$state" }, n: { $sum: 1 } } },
@@ -225,16 +226,16 @@ export async function countByWorkflowState(store: Store, f: JobFilter = {}): Pro
 export async function getJob(store: Store, idOrPart: string): Promise<Job> {
   const needle = idOrPart.trim();
   if (!needle) throw new UsageError("empty job id");
-  const exact = await store.jobs.findOne({ _id: needle });
+  const exact = await coll(store).jobs.findOne({ _id: needle });
   if (exact) return exact;
-  const found = await store.jobs.find({ _id: { $regex: escapeRegex(needle), $options: "i" } }).limit(11).toArray();
+  const found = await coll(store).jobs.find({ _id: { $regex: escapeRegex(needle), $options: "i" } }).limit(11).toArray();
   if (found.length === 0) throw new NotFoundError(`no job whose id contains '${needle}'`, { hint: "`balsam ls` shows job ids" });
   if (found.length > 1) throw new AmbiguousIdError(needle, found.slice(0, 10).map((j) => j._id), found.length > 10);
   return found[0] as Job;
 }
 
 export async function childrenOf(store: Store, id: string): Promise<Job[]> {
-  return store.jobs.find({ parents: id }).toArray();
+  return coll(store).jobs.find({ parents: id }).toArray();
 }
 
 /** Every job below `ids` in the dependency graph (not including them). */
@@ -243,7 +244,7 @@ export async function descendantsOf(store: Store, ids: string[]): Promise<Job[]>
   const out: Job[] = [];
   let frontier = ids;
   while (frontier.length > 0) {
-    const kids = await store.jobs.find({ parents: { $in: frontier } }).toArray();
+    const kids = await coll(store).jobs.find({ parents: { $in: frontier } }).toArray();
     frontier = [];
     for (const k of kids) {
       if (seen.has(k._id)) continue;
@@ -272,7 +273,7 @@ export async function dependentsOf(
     const next: string[] = [];
     // Large chunks: on FerretDB each query is a scan of the whole collection.
     for (let i = 0; i < frontier.length; i += 50_000) {
-      let cur = store.jobs.find({ parents: { $in: frontier.slice(i, i + 50_000) } });
+      let cur = coll(store).jobs.find({ parents: { $in: frontier.slice(i, i + 50_000) } });
       if (opts.projection) cur = cur.project({ ...opts.projection, _id: 1 });
       for (const k of await cur.toArray()) {
         if (seen.has(k._id)) continue;
@@ -291,7 +292,7 @@ export async function deleteJobsByIds(store: Store, ids: string[]): Promise<numb
   // `_id $in` is an index lookup on MongoDB and on our FerretDB (patch 0003);
   // bounded lists keep each command small.
   for (const chunk of chunked(ids, MAX_IN_IDS)) {
-    const res = await store.jobs.deleteMany({ _id: { $in: chunk } });
+    const res = await coll(store).jobs.deleteMany({ _id: { $in: chunk } });
     n += res.deletedCount;
   }
   return n;
@@ -311,20 +312,10 @@ export async function takeBackAddedJobs(store: Store, ids: string[], since: Date
   const unclaimed = { $in: [...WAITING_STATES, ...RUNNABLE_STATES] };
   for (const chunk of chunked(ids, MAX_IN_IDS)) {
     const ours = { _id: { $in: chunk }, createdAt: { $gte: since } };
-    const gone = (await store.jobs.find({ ...ours, state: unclaimed }, { projection: { _id: 1 } }).toArray()).map((j) => j._id);
-    if (gone.length) await store.jobs.deleteMany({ _id: { $in: gone }, state: unclaimed });
+    const gone = (await coll(store).jobs.find({ ...ours, state: unclaimed }, { projection: { _id: 1 } }).toArray()).map((j) => j._id);
+    if (gone.length) await coll(store).jobs.deleteMany({ _id: { $in: gone }, state: unclaimed });
     takenBack.push(...gone);
-    stay += await store.jobs.countDocuments(ours);
+    stay += await coll(store).jobs.countDocuments(ours);
   }
   return { takenBack, stay };
-}
-
-/** Sets plain fields (not the state) on one job. */
-export async function setJobFields(store: Store, id: string, set: Partial<Job>): Promise<void> {
-  const res = await store.jobs.updateOne({ _id: id }, { $set: { ...set, updatedAt: new Date() } });
-  if (res.matchedCount === 0) throw new NotFoundError(`no job ${id}`);
-}
-
-export async function addParent(store: Store, childId: string, parentId: string): Promise<void> {
-  await store.jobs.updateOne({ _id: childId }, { $addToSet: { parents: parentId }, $set: { updatedAt: new Date() } });
 }

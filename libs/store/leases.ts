@@ -1,5 +1,6 @@
 import type { Store } from "./connection.js";
 import { chunked, MAX_BULK_OPS } from "./bulk.js";
+import { coll } from "./collections.js";
 
 /**
  * Extends the leases `owner` holds on the jobs `ids` (one conditional update
@@ -10,7 +11,7 @@ import { chunked, MAX_BULK_OPS } from "./bulk.js";
 export async function renewLeases(store: Store, owner: string, ids: readonly string[], until: Date): Promise<number> {
   let renewed = 0;
   for (const chunk of chunked(ids, MAX_BULK_OPS)) {
-    const res = await store.jobs.bulkWrite(
+    const res = await coll(store).jobs.bulkWrite(
       chunk.map((id) => ({ updateOne: { filter: { _id: id, "lock.owner": owner }, update: { $set: { "lock.until": until } } } })),
       { ordered: false },
     );

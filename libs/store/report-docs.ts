@@ -1,5 +1,6 @@
 import { REPORT_PROJECTION, type ReportDoc, type ReportKind } from "../models/index.js";
 import type { Store } from "./connection.js";
+import { coll } from "./collections.js";
 import { jobFilterQuery, resolveJobFilter, type JobFilter } from "./jobs.js";
 
 /**
@@ -15,6 +16,6 @@ import { jobFilterQuery, resolveJobFilter, type JobFilter } from "./jobs.js";
 export async function forEachReportDoc(store: Store, kind: ReportKind, f: JobFilter, fn: (d: ReportDoc) => void): Promise<void> {
   const r = await resolveJobFilter(store, kind === "errors" && f.state === undefined ? { ...f, state: "FAILED" } : f);
   if (!r) return;
-  const cur = store.jobs.find(jobFilterQuery(r), { projection: REPORT_PROJECTION, batchSize: 5000 });
+  const cur = coll(store).jobs.find(jobFilterQuery(r), { projection: REPORT_PROJECTION, batchSize: 5000 });
   for await (const d of cur) fn(d as ReportDoc);
 }

@@ -1,6 +1,7 @@
 import type { Collection } from "mongodb";
 import type { Store } from "./connection.js";
 import { ConflictError } from "../errors/index.js";
+import { coll } from "./collections.js";
 
 /**
  * The one-service-per-database lock: a single document whose `_id` makes a
@@ -26,7 +27,7 @@ export interface ServiceLockClaim {
 export type AcquireResult = { acquired: true } | { acquired: false; holder: ServiceLockDoc };
 
 function locks(store: Store): Collection<ServiceLockDoc> {
-  return store.db.collection<ServiceLockDoc>("serviceLock");
+  return coll(store).db.collection<ServiceLockDoc>("serviceLock");
 }
 
 function isDuplicateKey(err: unknown): boolean {

@@ -1,4 +1,5 @@
 import type { Store } from "./connection.js";
+import { coll } from "./collections.js";
 import { checkTags } from "../models/index.js";
 
 /**
@@ -23,7 +24,7 @@ const known = new WeakMap<Store, Promise<Set<string>>>();
 async function tagIndexes(store: Store): Promise<Set<string>> {
   let p = known.get(store);
   if (!p) {
-    p = store.jobs
+    p = coll(store).jobs
       .listIndexes()
       .toArray()
       .then((ix) => new Set(ix.map((i) => String(i.name)).filter((n) => n.startsWith("tag_"))))
@@ -43,9 +44,9 @@ export async function ensureTagIndexes(store: Store, tagMaps: Iterable<Record<st
     const name = `tag_${k}`;
     if (have.has(name) || have.size >= MAX_TAG_INDEXES) continue;
     try {
-      await store.jobs.createIndex({ [`tags.${k}`]: 1 }, { name });
+      await coll(store).jobs.createIndex({ [`tags.${k}`]: 1 }, { name });
     } catch (err) {
-      const now = await store.jobs
+      const now = await coll(store).jobs
         .listIndexes()
         .toArray()
         .then((ix) => ix.map((i) => String(i.name)))

@@ -5,6 +5,7 @@ import { allowedTransitions } from "../models/index.js";
 import type { Store } from "./connection.js";
 import { chunked, MAX_BULK_OPS } from "./bulk.js";
 import { randomUUID } from "node:crypto";
+import { coll } from "./collections.js";
 
 /**
  * One compare-and-set state change: the job must be in `from` (and, when
@@ -71,7 +72,7 @@ export function transitionOp(t: Transition, writeTime = new Date()): { filter: F
 /** Applies one transition; false when the job was not in the expected state/owner (a lost race). */
 export async function transitionJob(store: Store, t: Transition): Promise<boolean> {
   const { filter, update } = transitionOp(t);
-  const res = await store.jobs.updateOne(filter, update);
+  const res = await coll(store).jobs.updateOne(filter, update);
   return res.matchedCount === 1;
 }
 
@@ -95,9 +96,9 @@ export async function recordTransitions(store: Store, ts: Transition[], now = ne
       (update.$set as Record<string, unknown>).writeToken = `${bulkId}:${i}`;
       return { updateOne: { filter, update } };
     });
-    const res = await store.jobs.bulkWrite(ops, { ordered: false });
+    const res = await coll(store).jobs.bulkWrite(ops, { ordered: false });
     if (res.matchedCount === chunk.length) continue;
-    const docs = await store.jobs
+    const docs = await coll(store).jobs
       .find({ _id: { $in: [...new Set(chunk.map((t) => t.id))] } }, { projection: { writeToken: 1 } })
       .toArray();
     // Statement index of this bulk that last wrote each job, if any.

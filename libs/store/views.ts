@@ -2,6 +2,7 @@ import type { Job } from "../models/index.js";
 import type { LauncherDoc, QueuedLaunchDoc, Store } from "./connection.js";
 import { findPage } from "./find-page.js";
 import { jobFilterQuery, type JobFilter } from "./jobs.js";
+import { coll } from "./collections.js";
 
 /**
  * Read-only queries for views of a whole database (the `balsam web`
@@ -27,28 +28,28 @@ export async function pageJobs(store: Store, f: JobFilter, opts: { limit: number
 
 /** The jobs that reached `state` since `since`, only their `updatedAt` (the time of their last write). */
 export async function finishTimesSince(store: Store, since: Date, state: Job["state"] = "JOB_FINISHED"): Promise<Date[]> {
-  const rows = await store.jobs.find({ state, updatedAt: { $gte: since } }, { projection: { _id: 0, updatedAt: 1 } }).toArray();
+  const rows = await coll(store).jobs.find({ state, updatedAt: { $gte: since } }, { projection: { _id: 0, updatedAt: 1 } }).toArray();
   return rows.map((r) => r.updatedAt);
 }
 
 /** Fields of finished jobs the metrics need, for ids heard on the finished channel. */
 export async function finishFacts(store: Store, ids: readonly string[]): Promise<Array<Pick<Job, "_id" | "runtimeSeconds" | "updatedAt" | "state">>> {
   if (ids.length === 0) return [];
-  return store.jobs.find({ _id: { $in: [...ids] } }, { projection: { runtimeSeconds: 1, updatedAt: 1, state: 1 } }).toArray();
+  return coll(store).jobs.find({ _id: { $in: [...ids] } }, { projection: { runtimeSeconds: 1, updatedAt: 1, state: 1 } }).toArray();
 }
 
 /** Full documents of the given ids (a bounded list: callers chunk). */
 export async function jobsByIds(store: Store, ids: readonly string[]): Promise<Job[]> {
   if (ids.length === 0) return [];
-  return store.jobs.find({ _id: { $in: [...ids] } }).toArray();
+  return coll(store).jobs.find({ _id: { $in: [...ids] } }).toArray();
 }
 
 /** Launchers recorded as running (a killed one stays "running" until its heartbeat is seen to be old). */
 export async function listRunningLaunchers(store: Store): Promise<LauncherDoc[]> {
-  return store.launchers.find({ state: "running" }).sort({ startedAt: 1 }).toArray();
+  return coll(store).launchers.find({ state: "running" }).sort({ startedAt: 1 }).toArray();
 }
 
 /** The recorded launcher batch jobs, oldest first, as `balsam ls queues` shows them. */
 export async function listQueuedLaunches(store: Store): Promise<QueuedLaunchDoc[]> {
-  return store.queuedLaunches.find({}).sort({ submittedAt: 1 }).toArray();
+  return coll(store).queuedLaunches.find({}).sort({ submittedAt: 1 }).toArray();
 }

@@ -1,5 +1,5 @@
-import { renewLeases, serverTime, type Store } from "../../libs/store/index.js";
-import type { BullJob, QueueData } from "../../libs/queue/index.js";
+import { leasedBy, renewLeases, serverTime, type Store } from "../../libs/store/index.js";
+import type { QueueEntry } from "../../libs/queue/index.js";
 import { monoMs } from "./spawner.js";
 import type { FenceView } from "./runner.js";
 
@@ -28,6 +28,9 @@ import type { FenceView } from "./runner.js";
  *   jobs end at their deadlines; when it can write again it writes only
  *   where it still holds the lease (every write is conditioned on it).
  */
+/** The queue entry a job running ahead of its claim holds: its id, and when it was fetched (ms since the epoch). */
+export type AheadEntry = Pick<QueueEntry, "entryId" | "fetchedAt">;
+
 export interface FenceOptions {
   store: Store;
   owner: string;
@@ -103,10 +106,10 @@ export class Fence implements FenceView {
   }
 
   /** A job starts ahead of its claim: it holds only its entry's lock, taken when the entry was fetched or last extended. */
-  ahead(id: string, entry: BullJob<QueueData>): void {
-    const fetched = entry.processedOn ? monoMs() - Math.max(0, Date.now() - entry.processedOn) : monoMs() - this.o.lockDurationMs;
-    const since = Math.max(fetched, this.extended.get(String(entry.id)) ?? -Infinity);
-    this.held.set(id, { deadline: since + this.o.lockDurationMs - this.lockMarginMs, entryId: String(entry.id) });
+  ahead(id: string, entry: AheadEntry): void {
+    const fetched = entry.fetchedAt ? monoMs() - Math.max(0, Date.now() - entry.fetchedAt) : monoMs() - this.o.lockDurationMs;
+    const since = Math.max(fetched, this.extended.get(entry.entryId) ?? -Infinity);
+    this.held.set(id, { deadline: since + this.o.lockDurationMs - this.lockMarginMs, entryId: entry.entryId });
   }
 
   /** BullMQ extended these entries' locks, the request sent at `sentAt` (performance.now()). */
@@ -184,8 +187,7 @@ export class Fence implements FenceView {
     let ours = new Set(live);
     if (renewed < live.length || fenced) {
       // Rare: some were recovered by others meanwhile. Only those still ours move.
-      const docs = await this.o.store.jobs.find({ _id: { $in: [...ids] }, "lock.owner": this.o.owner } as never, { projection: { _id: 1 } }).toArray();
-      ours = new Set(docs.map((d) => d._id));
+      ours = new Set(await leasedBy(this.o.store, this.o.owner, ids));
     }
     this.lastOk = Math.max(this.lastOk, sentAt);
     this.setDeadline(live.filter((id) => ours.has(id)), sentAt + this.o.leaseTtlMs - this.marginMs, true);

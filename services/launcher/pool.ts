@@ -164,14 +164,3 @@ export class NodePool {
   }
 }
 
-/**
- * The part of the idle check's query that keeps only jobs whose GPUs fit a
- * node of `maxGpus`: gpus_per_rank × ranks_per_node ≤ maxGpus, spelled as
- * one clause per GPU count since FerretDB 1.x cannot multiply two fields
- * (`$expr`). A job from before the field existed needs none.
- */
-export function gpuFitFilter(maxGpus: number): Record<string, unknown> {
-  const clauses: Array<Record<string, unknown>> = [{ gpusPerRank: { $exists: false } }, { gpusPerRank: { $lte: 0 } }];
-  for (let g = 1; g <= maxGpus; g++) clauses.push({ gpusPerRank: g, ranksPerNode: { $lte: Math.floor(maxGpus / g) } });
-  return { $or: clauses };
-}

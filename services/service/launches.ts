@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { RUNNABLE_STATES, WAITING_STATES, type Balsam } from "../../libs/client/index.js";
+import type { Balsam } from "../../libs/client/index.js";
 import type { Settings } from "../../libs/config/index.js";
 import { BalsamError, ConfigError, NotFoundError, UsageError, coerceError } from "../../libs/errors/index.js";
 import { isValidWorkflow } from "../../libs/queue/index.js";
@@ -24,7 +24,7 @@ import {
   type LaunchState,
   type SchedulerAdapter,
 } from "../../libs/platform/index.js";
-import type { QueuedLaunchDoc, Store } from "../../libs/store/index.js";
+import { countRunnableOrWaiting, insertQueuedLaunch, launchesIn, setLaunchStateIf, type QueuedLaunchDoc, type Store } from "../../libs/store/index.js";
 
 /** bin/balsam.js of this package: the batch script runs it by absolute path. */
 export const BALSAM_BIN = resolve(fileURLToPath(import.meta.url), "../../../../bin/balsam.js");
@@ -186,7 +186,7 @@ export interface SubmitContext {
 /** Refuses a launch that could only start and exit: its workflows hold nothing runnable or waiting. */
 export async function checkWorkToDo(client: Balsam, workflows: readonly string[]): Promise<void> {
   if (workflows.length === 0) return;
-  const n = await client.store.jobs.countDocuments({ workflow: { $in: [...workflows] }, state: { $in: [...RUNNABLE_STATES, ...WAITING_STATES] } } as never);
+  const n = await countRunnableOrWaiting(client.store, workflows);
   if (n === 0) {
     throw new NotFoundError(`no job of workflow ${workflows.join(",")} could run (none is runnable or waiting on parents)`, {
       hint: "`balsam ls --wf WF` shows its jobs; add some with `balsam job`",
@@ -273,7 +273,7 @@ export async function submitLaunch(client: Balsam, adapter: SchedulerAdapter, r:
     updatedAt: now,
     exitCode: null,
   };
-  await client.store.queuedLaunches.insertOne(doc);
+  await insertQueuedLaunch(client.store, doc);
   return doc;
 }
 
@@ -306,7 +306,7 @@ function readExitCode(doc: QueuedLaunchDoc): number | null {
  * and the local scheduler do not say how a job ended).
  */
 export async function refreshLaunchStates(store: Store, env: NodeJS.ProcessEnv = process.env): Promise<RefreshResult> {
-  const open = await store.queuedLaunches.find({ state: { $in: [...OPEN_LAUNCH_STATES] } }).toArray();
+  const open = await launchesIn(store, OPEN_LAUNCH_STATES);
   const bySched = new Map<string, QueuedLaunchDoc[]>();
   for (const d of open) bySched.set(d.scheduler, [...(bySched.get(d.scheduler) ?? []), d]);
   const result: RefreshResult = { changes: [], errors: [] };
@@ -338,8 +338,7 @@ export async function refreshLaunchStates(store: Store, env: NodeJS.ProcessEnv =
         if (to === d.state) continue;
         const now = new Date();
         // Conditioned on the state read, so two refreshers never record a change twice.
-        const upd = await store.queuedLaunches.updateOne({ _id: d._id, state: d.state }, { $set: { state: to, updatedAt: now, ...(exitCode !== null ? { exitCode } : {}) } });
-        if (upd.matchedCount === 1) result.changes.push({ launch: { ...d, state: to, updatedAt: now }, from: d.state, to });
+        if (await setLaunchStateIf(store, d._id, d.state, { state: to, updatedAt: now, ...(exitCode !== null ? { exitCode } : {}) })) result.changes.push({ launch: { ...d, state: to, updatedAt: now }, from: d.state, to });
       }
     }
   }

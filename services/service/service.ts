@@ -1,10 +1,11 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { FINAL_STATES, RUNNABLE_STATES, recoverLapsedLeases, reenqueueRunnable, type Balsam } from "../../libs/client/index.js";
+import { releaseChildren, recoverLapsedLeases, reenqueueRunnable, type Balsam } from "../../libs/client/index.js";
 import { resolveMaxLeaseLapses, type ServicePolicy } from "../../libs/config/index.js";
 import { ConfigError, ConflictError, coerceError } from "../../libs/errors/index.js";
 import { OPEN_LAUNCH_STATES, launcherMinutes, type SchedulerAdapter } from "../../libs/platform/index.js";
 import { acquireServiceLock, releaseServiceLock, renewServiceLock, type ServiceLockDoc } from "../../libs/store/service-lock.js";
+import { finalIds, launchesIn, parentsOfWaiting, runnableBySize, runnableByWorkflow } from "../../libs/store/index.js";
 import { refreshLaunchStates, resolveSubmitLaunchOptions, submitLaunch, type ResolvedSubmitLaunch } from "./launches.js";
 import { decideLaunch, type WorkBucket } from "./policy.js";
 
@@ -168,12 +169,11 @@ export class BalsamService {
 
   private async releaseChildren(): Promise<number> {
     const { store } = this.o.client;
-    const waiting = await store.jobs.find({ state: "AWAITING_PARENTS" } as never, { projection: { parents: 1 }, limit: 10_000 }).toArray();
-    if (waiting.length === 0) return 0;
-    const parents = [...new Set(waiting.flatMap((w) => w.parents))];
-    const done = await store.jobs.find({ _id: { $in: parents }, state: { $in: [...FINAL_STATES] } } as never, { projection: { _id: 1 } }).toArray();
+    const parents = await parentsOfWaiting(store, { states: ["AWAITING_PARENTS"], limit: 10_000 });
+    if (parents.length === 0) return 0;
+    const done = await finalIds(store, parents);
     if (done.length === 0) return 0;
-    const moved = await this.o.client.jobs.releaseChildren(done.map((d) => d._id));
+    const moved = await releaseChildren(this.o.client, done);
     if (moved > 0) this.log(`released ${moved} child job(s) of ${done.length} finished parent(s)`);
     return moved;
   }
@@ -193,17 +193,15 @@ export class BalsamService {
    */
   private async reenqueue(): Promise<number> {
     const { store, queues } = this.o.client;
-    const rows = await store.jobs
-      .aggregate<{ _id: string; n: number }>([{ $match: { state: { $in: [...RUNNABLE_STATES] } } }, { $group: { _id: "$workflow", n: { $sum: 1 } } }])
-      .toArray();
+    const rows = await runnableByWorkflow(store);
     const full = this.passes % this.fullSweepEvery === 1 || this.fullSweepEvery === 1;
     let total = 0;
     for (const r of rows) {
-      const pending = await queues.pending(r._id);
+      const pending = await queues.pending(r.workflow);
       if (!full && pending >= r.n) continue;
-      const n = await reenqueueRunnable(store, queues, [r._id]);
+      const n = await reenqueueRunnable(store, queues, [r.workflow]);
       total += n;
-      if (pending < r.n) this.log(`workflow ${r._id}: ${r.n} runnable job(s) but ${pending} queue entries: offered ${n} again`);
+      if (pending < r.n) this.log(`workflow ${r.workflow}: ${r.n} runnable job(s) but ${pending} queue entries: offered ${n} again`);
     }
     return total;
   }
@@ -216,19 +214,8 @@ export class BalsamService {
   }
 
   private async runnableWork(): Promise<{ buckets: WorkBucket[]; tooLong: number }> {
-    const { store } = this.o.client;
     const p = this.o.policy;
-    const q: Record<string, unknown> = { state: { $in: [...RUNNABLE_STATES] } };
-    if (p.wfFilter.length) q.workflow = { $in: p.wfFilter };
-    const limit = launcherMinutes(p.wallTimeMinutes);
-    const rows = await store.jobs
-      .aggregate<{ _id: { n: number; p: number; g?: number | null }; c: number }>([
-        { $match: { ...q, wallTimeMinutes: { $lte: limit } } },
-        { $group: { _id: { n: "$numNodes", p: "$nodePackingCount", g: "$gpusPerRank" }, c: { $sum: 1 } } },
-      ])
-      .toArray();
-    const tooLong = await store.jobs.countDocuments({ ...q, wallTimeMinutes: { $gt: limit } } as never);
-    return { buckets: rows.map((r) => ({ numNodes: r._id.n ?? 1, nodePackingCount: r._id.p ?? 1, gpusPerRank: r._id.g ?? 0, count: r.c })), tooLong };
+    return runnableBySize(this.o.client.store, p.wfFilter, launcherMinutes(p.wallTimeMinutes));
   }
 
   private launchOptions(nodes: number): ResolvedSubmitLaunch {
@@ -252,7 +239,7 @@ export class BalsamService {
     const p = this.o.policy;
     if (!p.autoSubmit) return null;
     const { store } = this.o.client;
-    const inFlight = await store.queuedLaunches.find({ state: { $in: [...OPEN_LAUNCH_STATES] } }, { projection: { state: 1, nodes: 1 } }).toArray();
+    const inFlight = await launchesIn(store, OPEN_LAUNCH_STATES);
     const work = await this.runnableWork();
     const d = decideLaunch({ policy: p, runnable: work.buckets, tooLong: work.tooLong, inFlight, gpusPerNode: this.o.client.settings?.gpusPerNode });
     if (!d.submit) {

@@ -14,6 +14,7 @@ import { makeCliDb, runBalsam, type CliDb } from "../support/cli.js";
 import { ask, startRedisCluster, type RedisClusterHandle } from "../support/redis-ha.js";
 import { createApp } from "../../libs/store/index.js";
 import { freePort } from "../../services/dbserver/servers.js";
+import { coll } from "../../libs/store/collections.js";
 
 const ctx = useTestContext("clustererr");
 let cluster: RedisClusterHandle;
@@ -38,7 +39,7 @@ async function refusedJob(db: CliDb, message: RegExp): Promise<void> {
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0]!, message);
   assert.doesNotMatch(r.stderr, new RegExp(cluster.password));
-  assert.equal(await ctx.store.jobs.countDocuments(), 0, "a job was added");
+  assert.equal(await coll(ctx.store).jobs.countDocuments(), 0, "a job was added");
 }
 
 describe("a cluster that cannot serve: one line, exit code 1, nothing changed", () => {
@@ -95,6 +96,6 @@ describe("a cluster that cannot serve: one line, exit code 1, nothing changed", 
     await cluster.waitHealthy();
     const r = await db.run(["job", "--yes", "--name", "x", "--application", "noop", "--workflow", "W"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(await ctx.store.jobs.countDocuments(), 1);
+    assert.equal(await coll(ctx.store).jobs.countDocuments(), 1);
   });
 });

@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { useTestContext } from "../support/context.js";
 import { BSON, Binary, Double, Long, ObjectId, type Collection, type Document } from "mongodb";
 import { Store } from "../../libs/store/index.js";
+import { coll as driverOf } from "../../libs/store/collections.js";
 
 const ctx = useTestContext("conformance");
 
@@ -35,7 +36,7 @@ async function openClients(n: number): Promise<Store[]> {
   return clients.slice(0, n);
 }
 
-const coll = (s: Store, name: string) => s.db.collection<Doc>(name);
+const coll = (s: Store, name: string) => driverOf(s).db.collection<Doc>(name);
 
 async function seed(name: string, n: number, state = "READY"): Promise<string[]> {
   const c = coll(ctx.store, name);
@@ -200,7 +201,7 @@ describe("MongoDB-wire server conformance", () => {
         assert.equal(res.modifiedCount, size - other.size);
         assert.equal(await coll(ctx.store, `bulk${size}`).countDocuments({ state: "RUNNING" }), size - other.size);
       } finally {
-        await within(10_000, "closing the bulk client", s.client.close(true)).catch(() => undefined);
+        await within(10_000, "closing the bulk client", driverOf(s).client.close(true)).catch(() => undefined);
       }
     });
   }
@@ -294,7 +295,7 @@ describe("MongoDB-wire server conformance", () => {
 
   /** Documents shaped like jobs, with the odd values a generic server must still match right. */
   async function seedOdd(name: string): Promise<Collection<Loose>> {
-    const c = ctx.store.db.collection<Loose>(name);
+    const c = driverOf(ctx.store).db.collection<Loose>(name);
     await c.drop().catch(() => undefined);
     await c.createIndex({ workflow: 1, state: 1 }, { name: "workflow_state" });
     await c.createIndex({ state: 1 }, { name: "state" });
@@ -427,7 +428,7 @@ describe("MongoDB-wire server conformance", () => {
   });
 
   test("a projected find returns each field exactly as the whole document holds it (escapes, unicode, extreme numbers and dates)", async () => {
-    const c = ctx.store.db.collection<{ _id: unknown } & Document>("projexact");
+    const c = driverOf(ctx.store).db.collection<{ _id: unknown } & Document>("projexact");
     await c.drop().catch(() => undefined);
     await c.insertMany([
       { _id: "a", name: "plain", n: 1, big: Long.fromString("9007199254740993"), d: new Date(0), s: 'x"y\\z\n\t\u0001', u: "héllo ✓ 😀", e: "", b: true, nul: null, f: new Double(2), arr: [1, "a", { x: 1 }], obj: { k: "v" } },
@@ -454,7 +455,7 @@ describe("MongoDB-wire server conformance", () => {
   });
 
   test("an inclusion projection of top-level fields keeps the document's order, drops _id when asked, copies nested values whole and leaves out the filter's fields", async () => {
-    const c = ctx.store.db.collection<{ _id: unknown } & Document>("projorder");
+    const c = driverOf(ctx.store).db.collection<{ _id: unknown } & Document>("projorder");
     await c.drop().catch(() => undefined);
     await c.insertMany([
       { _id: "p1", z: 1, a: { x: [1, { y: 2 }], w: "v" }, m: [{ k: 1 }, "s", { e: {} }], bin: new Binary(Buffer.from("hi")), t: "x", extra: "no", n: Long.fromNumber(3) },
@@ -484,7 +485,7 @@ describe("MongoDB-wire server conformance", () => {
   });
 
   test("a deleteMany of 40,000 documents answers with the right count", async () => {
-    const c = ctx.store.db.collection<Loose>("bigdel");
+    const c = driverOf(ctx.store).db.collection<Loose>("bigdel");
     await c.drop().catch(() => undefined);
     for (let i = 0; i < 40_000; i += 10_000) await c.insertMany(Array.from({ length: 10_000 }, (_, k) => ({ _id: `d${i + k}`, k: (i + k) % 2 })));
     const res = await within(120_000, "deleteMany of 40,000", c.deleteMany({}));

@@ -10,12 +10,13 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { useTestContext, waitFor } from "../support/context.js";
+import { coll } from "../../libs/store/collections.js";
 
 const ctx = useTestContext("clock");
 
 async function serverNow(): Promise<{ at: Date; sent: number; answered: number }> {
   const sent = Date.now();
-  const r = (await ctx.store.db.command({ hello: 1 })) as { localTime?: unknown };
+  const r = (await coll(ctx.store).db.command({ hello: 1 })) as { localTime?: unknown };
   const answered = Date.now();
   assert.ok(r.localTime instanceof Date, `hello answered localTime ${String(r.localTime)}`);
   return { at: r.localTime, sent, answered };
@@ -32,7 +33,7 @@ describe("the server's clock", () => {
   });
 
   test("a conditional update on a nested date ($lt, recovery's lapse test) matches only what ended before it, once", async () => {
-    const c = ctx.store.db.collection<{ _id: string; lock: { owner: string; until: Date } | null }>("clock_leases");
+    const c = coll(ctx.store).db.collection<{ _id: string; lock: { owner: string; until: Date } | null }>("clock_leases");
     const { at: now } = await serverNow();
     const lapsed = new Date(now.getTime() - 1);
     const live = new Date(now.getTime() + 1);

@@ -8,6 +8,7 @@ import { makeCliDb, runBalsam, type CliDb } from "../support/cli.js";
 import { JobsApi } from "../../libs/client/jobs.js";
 import { createApp } from "../../libs/store/index.js";
 import { freePort, startRedis, type ServerHandle } from "../../services/dbserver/servers.js";
+import { coll } from "../../libs/store/collections.js";
 
 /**
  * DESIGN invariant 5: bad input gets one clear line, the right exit code
@@ -39,7 +40,7 @@ before(async () => {
   await jobs.addDependency(P, C);
   await jobs.kill(K);
   // As a launcher leaves it while the job's process runs: RUNNING under a lease that has not lapsed.
-  await ctx.store.jobs.updateOne({ _id: R }, { $set: { state: "RUNNING", lock: { owner: "test-launcher", until: new Date(Date.now() + 3_600_000) } } });
+  await coll(ctx.store).jobs.updateOne({ _id: R }, { $set: { state: "RUNNING", lock: { owner: "test-launcher", until: new Date(Date.now() + 3_600_000) } } });
 
   scratch = mkdtempSync(join(tmpdir(), "balsam-badinput-"));
   const home = { BALSAM_HOME: db.env.BALSAM_HOME };
@@ -171,8 +172,8 @@ const CASES: Case[] = [
 
 /** Everything a command could have changed: every job's state, parents and update time, every app. */
 async function snapshot(): Promise<unknown> {
-  const jobs = await ctx.store.jobs.find({}, { projection: { state: 1, parents: 1, updatedAt: 1, numNodes: 1, args: 1 } }).sort({ _id: 1 }).toArray();
-  const apps = await ctx.store.apps.find({}).sort({ name: 1 }).toArray();
+  const jobs = await coll(ctx.store).jobs.find({}, { projection: { state: 1, parents: 1, updatedAt: 1, numNodes: 1, args: 1 } }).sort({ _id: 1 }).toArray();
+  const apps = await coll(ctx.store).apps.find({}).sort({ name: 1 }).toArray();
   const queued = await ctx.queues.pending("TEST");
   return { jobCount: jobs.length, appCount: apps.length, jobs, apps, queued };
 }
@@ -196,7 +197,7 @@ describe("bad input: one line, the right exit code, nothing changed", { concurre
   }
 
   test("the fixture is as the cases assume", async () => {
-    assert.equal(await ctx.store.jobs.countDocuments(), 4);
-    assert.equal(await ctx.store.apps.countDocuments(), 1);
+    assert.equal(await coll(ctx.store).jobs.countDocuments(), 4);
+    assert.equal(await coll(ctx.store).apps.countDocuments(), 1);
   });
 });

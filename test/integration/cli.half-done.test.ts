@@ -9,6 +9,7 @@ import { JobsApi } from "../../libs/client/jobs.js";
 import { JobQueues } from "../../libs/queue/index.js";
 import { createApp } from "../../libs/store/index.js";
 import { startRedis, type ServerHandle } from "../../services/dbserver/servers.js";
+import { coll } from "../../libs/store/collections.js";
 
 /**
  * A command whose first write lands and whose second is refused changes
@@ -59,7 +60,7 @@ describe("Redis refusing writes after MongoDB took the jobs", () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(oneLine(r.stderr), /^balsam: nothing was added: Redis refused the queue entries: OOM command not allowed/);
     assert.equal(r.stdout, "");
-    assert.equal(await ctx.store.jobs.countDocuments(), 0);
+    assert.equal(await coll(ctx.store).jobs.countDocuments(), 0);
   });
 
   test("make_dummies 5: exit 1, no dummy job and no dummy app left", async () => {
@@ -68,17 +69,17 @@ describe("Redis refusing writes after MongoDB took the jobs", () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(oneLine(r.stderr), /^balsam: nothing was added: Redis refused the queue entries: OOM/);
     assert.equal(r.stdout, "");
-    assert.equal(await ctx.store.jobs.countDocuments(), 0);
-    assert.deepEqual((await ctx.store.apps.find({}).toArray()).map((a) => a.name), ["AMBS"]);
+    assert.equal(await coll(ctx.store).jobs.countDocuments(), 0);
+    assert.deepEqual((await coll(ctx.store).apps.find({}).toArray()).map((a) => a.name), ["AMBS"]);
   });
 
   test("the retry once Redis takes writes again adds the job once", async () => {
     await refuseWrites(false);
     const r = await db.run(["job", "--yes", "--name", "x", "--application", "AMBS", "--workflow", "TEST"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual((await ctx.store.jobs.find({}).toArray()).map((j) => [j._id, j.state]), [[r.stdout.trim(), "READY"]]);
+    assert.deepEqual((await coll(ctx.store).jobs.find({}).toArray()).map((j) => [j._id, j.state]), [[r.stdout.trim(), "READY"]]);
     assert.equal(await fullQueues!.pending("TEST"), 1);
-    await ctx.store.jobs.deleteMany({});
+    await coll(ctx.store).jobs.deleteMany({});
     await fullQueues!.obliterate("TEST");
   });
 
@@ -89,7 +90,7 @@ describe("Redis refusing writes after MongoDB took the jobs", () => {
       jobs.addChunks([[{ name: "a", workflow: "CH", application: "AMBS" }]]),
       /^BalsamError: nothing was added: Redis refused the queue entries: OOM/,
     );
-    assert.equal(await ctx.store.jobs.countDocuments(), 0);
+    assert.equal(await coll(ctx.store).jobs.countDocuments(), 0);
     await refuseWrites(false);
   });
 });
@@ -103,10 +104,10 @@ describe("jobs.addChunks is all or nothing across chunks", () => {
       assert.equal(err.message, "no app named 'NOPE'");
       return true;
     });
-    assert.equal(await ctx.store.jobs.countDocuments({ workflow: "CHUNKS" }), 0);
+    assert.equal(await coll(ctx.store).jobs.countDocuments({ workflow: "CHUNKS" }), 0);
     assert.equal(await ctx.queues.pending("CHUNKS"), 0);
     assert.equal(await jobs.addChunks([ok, ok.map((s) => ({ ...s, name: `${s.name}b` }))]), 6);
-    assert.equal(await ctx.store.jobs.countDocuments({ workflow: "CHUNKS" }), 6);
+    assert.equal(await coll(ctx.store).jobs.countDocuments({ workflow: "CHUNKS" }), 6);
   });
 
   test("taking back never touches a job the add did not make: a duplicate id stays as it was", async () => {
@@ -119,7 +120,7 @@ describe("jobs.addChunks is all or nothing across chunks", () => {
       ]),
       /^BalsamError: nothing was added: .*duplicate key/,
     );
-    assert.deepEqual((await ctx.store.jobs.find({ workflow: "DUP" }).toArray()).map((j) => [j._id, j.name, j.state]), [[first!._id, "first", "READY"]]);
+    assert.deepEqual((await coll(ctx.store).jobs.find({ workflow: "DUP" }).toArray()).map((j) => [j._id, j.name, j.state]), [[first!._id, "first", "READY"]]);
     assert.equal(await ctx.queues.pending("DUP"), 1);
   });
 });

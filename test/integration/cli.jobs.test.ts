@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { useTestContext } from "../support/context.js";
 import { spawnSync } from "node:child_process";
 import { BALSAM_BIN, makeCliDb, type CliDb, type RunResult } from "../support/cli.js";
+import { coll } from "../../libs/store/collections.js";
 
 /**
  * The job and app subcommands run as a user runs them: the built `balsam`
@@ -35,7 +36,7 @@ async function addJob(args: string[]): Promise<string> {
 }
 
 async function job(id: string) {
-  const j = await ctx.store.jobs.findOne({ _id: id });
+  const j = await coll(ctx.store).jobs.findOne({ _id: id });
   assert.ok(j, `job ${id} is in MongoDB`);
   return j;
 }
@@ -53,14 +54,14 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
   test("app adds an application; the same name twice is refused in one line", async () => {
     const r = await ok(["app", "--name", "AMBS", "--executable", "python -m ambs", "--description", "the", "search"]);
     assert.match(r.stdout, /added app AMBS/);
-    const app = await ctx.store.apps.findOne({ name: "AMBS" });
+    const app = await coll(ctx.store).apps.findOne({ name: "AMBS" });
     assert.equal(app?.executable, "python -m ambs");
     assert.equal(app?.description, "the search");
     const dup = await db.run(["app", "--name", "AMBS", "--executable", "x"]);
     assert.equal(dup.code, 1);
     assert.equal(dup.stderr.trim().split("\n").length, 1);
     assert.match(dup.stderr, /^balsam: an app named 'AMBS' already exists/);
-    assert.equal(await ctx.store.apps.countDocuments({ name: "AMBS" }), 1);
+    assert.equal(await coll(ctx.store).apps.countDocuments({ name: "AMBS" }), 1);
   });
 
   test("the seed's own `balsam job` line: --args starting with dashes is one value", async () => {
@@ -234,7 +235,7 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
       assert.equal(await ctx.queues.has({ id: child, workflow: "DAG", attempts: 0 }), true);
 
       await ok(["modify", "AMBS", "executable", "python3 -m ambs", "--type", "apps"]);
-      assert.equal((await ctx.store.apps.findOne({ name: "AMBS" }))?.executable, "python3 -m ambs");
+      assert.equal((await coll(ctx.store).apps.findOne({ name: "AMBS" }))?.executable, "python3 -m ambs");
     });
 
     test("killjob --recursive kills a job and everything below it, keeping them in the DB", async () => {
@@ -257,7 +258,7 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
       const k3 = (await ok(["mkchild", "--parent", p3, "--name", "k3", "--application", "AMBS"])).stdout.trim();
       const k4 = (await ok(["mkchild", "--parent", k3, "--name", "k4", "--application", "AMBS"])).stdout.trim();
       assert.equal((await ok(["rm", "jobs", "--name", "p3", "--recursive", "--force"])).stdout.trim(), "removed 3 job(s)");
-      assert.equal(await ctx.store.jobs.countDocuments({ _id: { $in: [p3, k3, k4] } }), 0);
+      assert.equal(await coll(ctx.store).jobs.countDocuments({ _id: { $in: [p3, k3, k4] } }), 0);
     });
   });
 
@@ -265,8 +266,8 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
     const pendingBefore = await ctx.queues.pending("TEST");
     const r = await ok(["rm", "jobs", "--name", "task", "--wf", "TEST", "--force"]);
     assert.equal(r.stdout.trim(), "removed 2 job(s)");
-    assert.deepEqual((await ctx.store.jobs.find({ workflow: "TEST" }).toArray()).map((j) => j.name), ["test"]);
-    assert.deepEqual((await ctx.store.jobs.find({ name: { $regex: "task" } }).toArray()).map((j) => j.workflow), ["OTHER"]);
+    assert.deepEqual((await coll(ctx.store).jobs.find({ workflow: "TEST" }).toArray()).map((j) => j.name), ["test"]);
+    assert.deepEqual((await coll(ctx.store).jobs.find({ name: { $regex: "task" } }).toArray()).map((j) => j.workflow), ["OTHER"]);
     assert.equal(await ctx.queues.pending("TEST"), pendingBefore - 2);
     const none = await ok(["rm", "jobs", "--name", "task", "--wf", "TEST", "--force"]);
     assert.match(none.stdout, /no jobs match; nothing removed/);
@@ -285,24 +286,24 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
 
   test("rm refuses a job a launcher is running unless --force, naming it", async () => {
     const id = await addJob(["--name", "busy", "--application", "AMBS", "--workflow", "BUSY"]);
-    await ctx.store.jobs.updateOne({ _id: id }, { $set: { state: "RUNNING", lock: { owner: "test-launcher", until: new Date(Date.now() + 3_600_000) } } });
+    await coll(ctx.store).jobs.updateOne({ _id: id }, { $set: { state: "RUNNING", lock: { owner: "test-launcher", until: new Date(Date.now() + 3_600_000) } } });
     const refused = await db.run(["rm", "jobs", "--wf", "BUSY", "--all"]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, new RegExp(`^balsam: 1 of the job\\(s\\) to remove is running: busy \\(${id}\\) \\(stop them first with \`balsam killjob --id ID\``));
-    assert.equal(await ctx.store.jobs.countDocuments({ _id: id }), 1);
+    assert.equal(await coll(ctx.store).jobs.countDocuments({ _id: id }), 1);
     assert.equal((await ok(["rm", "jobs", "--wf", "BUSY", "--all", "--force"])).stdout.trim(), "removed 1 job(s)");
-    assert.equal(await ctx.store.jobs.countDocuments({ _id: id }), 0);
+    assert.equal(await coll(ctx.store).jobs.countDocuments({ _id: id }), 0);
   });
 
   test("make_dummies adds N jobs in bulk and the dummy app; no progress bar off a terminal", async () => {
     const r = await ok(["make_dummies", "25", "--wf", "DUM"]);
     assert.equal(r.stdout.trim(), "added 25 dummy job(s) to workflow DUM");
     assert.equal(r.stderr, "");
-    assert.equal(await ctx.store.jobs.countDocuments({ workflow: "DUM", application: "dummy", state: "READY" }), 25);
-    assert.equal((await ctx.store.apps.findOne({ name: "dummy" }))?.executable, "/bin/true");
+    assert.equal(await coll(ctx.store).jobs.countDocuments({ workflow: "DUM", application: "dummy", state: "READY" }), 25);
+    assert.equal((await coll(ctx.store).apps.findOne({ name: "dummy" }))?.executable, "/bin/true");
     assert.equal(await ctx.queues.pending("DUM"), 25);
     await ok(["make_dummies", "5", "--wf", "DUM"]); // the app exists now: reused, not an error
-    assert.equal(await ctx.store.jobs.countDocuments({ workflow: "DUM" }), 30);
+    assert.equal(await coll(ctx.store).jobs.countDocuments({ workflow: "DUM" }), 30);
     const names = parseTable((await ok(["ls", "--wf", "DUM"], { BALSAM_LS_LIMIT: "3" })).stdout).rows.map((row) => row[1]);
     assert.deepEqual(names, ["dummy0", "dummy1", "dummy2"]);
     // A reader that stops early (`| head`; here `| true`, gone before the first write) ends the listing quietly.
@@ -320,7 +321,7 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
     assert.equal(await ctx.queues.pending("DUM"), 0);
     const a = await ok(["rm", "apps", "--name", "dummy", "--force"]);
     assert.equal(a.stdout.trim(), "removed 1 app(s): dummy");
-    assert.equal(await ctx.store.apps.countDocuments({ name: "dummy" }), 0);
-    assert.equal(await ctx.store.apps.countDocuments({ name: "AMBS" }), 1);
+    assert.equal(await coll(ctx.store).apps.countDocuments({ name: "dummy" }), 0);
+    assert.equal(await coll(ctx.store).apps.countDocuments({ name: "AMBS" }), 1);
   });
 });

@@ -4,6 +4,7 @@ import { useTestContext } from "../support/context.js";
 import { makeCliDb, type CliDb } from "../support/cli.js";
 import { JobsApi } from "../../libs/client/jobs.js";
 import { createApp } from "../../libs/store/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 /**
  * Hardening item 9: what the launcher would refuse at run time — a command it
@@ -41,8 +42,8 @@ const CASES: Array<{ name: string; args: string[]; message: RegExp }> = [
 ];
 
 async function snapshot(): Promise<unknown> {
-  const jobs = await ctx.store.jobs.find({}).sort({ _id: 1 }).toArray();
-  const apps = await ctx.store.apps.find({}).sort({ name: 1 }).toArray();
+  const jobs = await coll(ctx.store).jobs.find({}).sort({ _id: 1 }).toArray();
+  const apps = await coll(ctx.store).apps.find({}).sort({ name: 1 }).toArray();
   return { jobs, apps, queued: await ctx.queues.pending("TEST") };
 }
 

@@ -5,6 +5,7 @@ import { quote } from "shell-quote";
 import { useTestContext, waitFor } from "../support/context.js";
 import { BALSAM_BIN, makeCliDb, type CliDb } from "../support/cli.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 /**
  * Issue 12's progress: a bar on a terminal and nothing off one, and Ctrl-C
@@ -80,7 +81,7 @@ describe("progress on a terminal, and Ctrl-C", () => {
     const removed = Number(m[1]);
     assert.ok(removed > 0 && removed < total, `removed ${removed}`);
     assert.equal(Number(m[2]), total - removed);
-    const left = await ctx.store.jobs.find({ workflow: "BIG" }, { projection: { _id: 1, attempts: 1, state: 1 } }).toArray();
+    const left = await coll(ctx.store).jobs.find({ workflow: "BIG" }, { projection: { _id: 1, attempts: 1, state: 1 } }).toArray();
     assert.equal(left.length, total - removed);
     // Exactly the jobs left have queue entries: as many entries as jobs, and each job has its own.
     assert.equal(await ctx.queues.pending("BIG"), left.length);

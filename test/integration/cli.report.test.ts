@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { useCliFixture } from "../support/fixture.js";
 import type { RunResult } from "../support/cli.js";
 import type { Job, JobState } from "../../libs/client/index.js";
-import { buildJob } from "../../libs/store/index.js";
+import { buildJob, insertJobs } from "../../libs/store/index.js";
 
 /**
  * `balsam report utilization|throughput|errors` on a database whose state
@@ -66,7 +66,7 @@ describe("balsam report", () => {
       job("I", [[0, "READY"], ...DONE(0, 100)], 100, "y"),
       job("J", [[0, "READY"], [1, "FAILED", "other campaign"]], null, "y"),
     ];
-    await f.balsam.store.jobs.insertMany(jobs);
+    await insertJobs(f.balsam.store, jobs);
   });
 
   test("utilization: jobs running over time, as computed by hand from the histories", async () => {

@@ -8,6 +8,7 @@ import { useTestContext } from "../support/context.js";
 import { makeCliDb, runBalsam, type CliDb, type RunResult } from "../support/cli.js";
 import { exitedWithin, startLauncher } from "../support/launcher.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 /**
  * What a Balsam 0.x user types (issue 13), run as they run it: the built
@@ -37,7 +38,7 @@ async function addJob(args: string[]): Promise<string> {
 }
 
 async function job(id: string) {
-  const j = await ctx.store.jobs.findOne({ _id: id });
+  const j = await coll(ctx.store).jobs.findOne({ _id: id });
   assert.ok(j, `job ${id} is in MongoDB`);
   return j;
 }
@@ -154,9 +155,9 @@ describe("0.x spellings (issue 13 item 3)", () => {
     const keep = await addJob(["--name", "kept", "--workflow", "SPELL2"]);
     assert.match((await ok(["ls", "job", "--wf-filter", "SPELL2"])).stdout, /gone/);
     await ok(["rm", "jobs", "--wf-filter", "SPELL2", "--name", "gone", "--force"]);
-    assert.equal(await ctx.store.jobs.countDocuments({ _id: id }), 0);
+    assert.equal(await coll(ctx.store).jobs.countDocuments({ _id: id }), 0);
     await ok(["rm", "job", "--id", keep, "--force"]);
-    assert.equal(await ctx.store.jobs.countDocuments({ workflow: "SPELL2" }), 0);
+    assert.equal(await coll(ctx.store).jobs.countDocuments({ workflow: "SPELL2" }), 0);
   });
 
   test("mkchild --wall-minutes --preprocessor --postprocessor", async () => {

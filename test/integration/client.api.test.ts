@@ -1,30 +1,21 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { quote } from "shell-quote";
-import { useTestContext } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
+import { useCliFixture } from "../support/fixture.js";
 import { startLauncher } from "../support/launcher.js";
-import { connect, ConfigError, type Balsam, type FinishedJob, type Job } from "../../libs/client/index.js";
+import { connect, ConfigError, type FinishedJob, type Job } from "../../libs/client/index.js";
+import { coll } from "../../libs/store/collections.js";
 
-const ctx = useTestContext("client");
-let db: CliDb;
-let balsam: Balsam;
-let scripts: string;
+const f = useCliFixture("client");
+const { ctx, script } = f;
 
 const CLIENT_URL = pathToFileURL(resolve(fileURLToPath(import.meta.url), "../../../libs/client/index.js")).href;
 
-function script(name: string, body: string): string {
-  const p = join(scripts, name);
-  writeFileSync(p, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  return p;
-}
-
 function launcher(wf: string) {
-  return startLauncher(["--wf-filter", wf, "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" });
+  return startLauncher(["--wf-filter", wf, "--job-mode", "serial"], { ...f.db.env, BALSAM_NODELIST: "node1" });
 }
 
 function finishedAt(j: Job): number {
@@ -40,15 +31,7 @@ function pct(xs: number[], p: number): number {
 
 describe("client API against the real servers", () => {
   before(async () => {
-    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-    balsam = await connect({ dbPath: db.dir });
-    scripts = mkdtempSync(join(tmpdir(), "balsam-client-"));
-    await balsam.apps.add({ name: "echo", executable: script("echo.sh", 'echo "DH-OUTPUT: $1"') });
-  });
-  after(async () => {
-    await balsam.close();
-    db.cleanup();
-    rmSync(scripts, { recursive: true, force: true });
+    await f.balsam.apps.add({ name: "echo", executable: script("echo.sh", 'echo "DH-OUTPUT: $1"') });
   });
 
   test("addMany adds 10,000 evaluations with one insertMany and bulk enqueues them", async () => {
@@ -58,7 +41,7 @@ describe("client API against the real servers", () => {
     try {
       await bulk.apps.add({ name: "echo", executable: "/bin/echo" });
       const n = 10_000;
-      const jobs = bulk.store.jobs;
+      const jobs = coll(bulk.store).jobs;
       const insertMany = jobs.insertMany.bind(jobs);
       let inserts = 0;
       let docs = 0;
@@ -85,15 +68,15 @@ describe("client API against the real servers", () => {
       assert.equal(await bulk.queues.pending("BULK"), n, "every job has its queue entry");
     } finally {
       await bulk.queues.obliterate("BULK").catch(() => undefined);
-      await bulk.store.db.dropDatabase().catch(() => undefined);
+      await coll(bulk.store).db.dropDatabase().catch(() => undefined);
       await bulk.close();
     }
   });
 
   test("results are pushed as jobs finish: each once, with its result, long before a MongoDB recheck", async () => {
     // No recheck at all: whatever arrives after add() came through Redis.
-    const w = await balsam.watch({ recheckMs: 1e12 });
-    const jobs = await balsam.jobs.addMany(Array.from({ length: 20 }, (_, i) => ({ name: `task${i}`, workflow: "PUSH", application: "echo", args: String(i), nodePackingCount: 4 })));
+    const w = await f.balsam.watch({ recheckMs: 1e12 });
+    const jobs = await f.balsam.jobs.addMany(Array.from({ length: 20 }, (_, i) => ({ name: `task${i}`, workflow: "PUSH", application: "echo", args: String(i), nodePackingCount: 4 })));
     await w.add(jobs.map((j) => j._id));
     assert.equal(w.pending, 20);
     const l = launcher("PUSH");
@@ -112,7 +95,7 @@ describe("client API against the real servers", () => {
     const byId = new Map(jobs.map((j) => [j._id, j]));
     const lat: number[] = [];
     for (const { r, at } of got) {
-      const j = await balsam.jobs.get(r.id);
+      const j = await f.balsam.jobs.get(r.id);
       assert.equal(r.state, "JOB_FINISHED");
       assert.equal(r.result, Number(byId.get(r.id)!.args), `${r.name}'s result`);
       assert.equal(r.name, j.name);
@@ -123,28 +106,28 @@ describe("client API against the real servers", () => {
     assert.ok(Math.max(...lat) < 5000, `latencies ${lat.join(", ")} ms`);
   });
 
-  test("balsam.results(ids) yields each finished job once, as it finishes", async () => {
-    const jobs = await balsam.jobs.addMany(Array.from({ length: 12 }, (_, i) => ({ name: `task${i}`, workflow: "ITER", application: "echo", args: String(100 + i), nodePackingCount: 4 })));
+  test("f.balsam.results(ids) yields each finished job once, as it finishes", async () => {
+    const jobs = await f.balsam.jobs.addMany(Array.from({ length: 12 }, (_, i) => ({ name: `task${i}`, workflow: "ITER", application: "echo", args: String(100 + i), nodePackingCount: 4 })));
     const ids = jobs.map((j) => j._id);
     const l = launcher("ITER");
     const got: FinishedJob[] = [];
-    for await (const r of balsam.results(ids, { timeoutMs: 120_000, recheckMs: 1e12 })) got.push(r);
+    for await (const r of f.balsam.results(ids, { timeoutMs: 120_000, recheckMs: 1e12 })) got.push(r);
     assert.equal(await l.exited, 0, l.output());
     assert.equal(got.length, 12, l.output());
     assert.deepEqual(new Set(got.map((g) => g.id)), new Set(ids));
     for (const r of got) assert.equal(r.result, Number(jobs.find((j) => j._id === r.id)!.args));
     // Everything is final now: wait() answers from MongoDB at once.
-    const all = await balsam.wait(ids, { timeoutMs: 30_000 });
+    const all = await f.balsam.wait(ids, { timeoutMs: 30_000 });
     assert.equal(all.length, 12);
   });
 
   test("a watcher delivers jobs that finished before add(): heard ones from its buffer, older ones from MongoDB", async () => {
-    const [old] = await balsam.jobs.addMany([{ name: "old", workflow: "OLD", application: "echo", args: "1" }]);
+    const [old] = await f.balsam.jobs.addMany([{ name: "old", workflow: "OLD", application: "echo", args: "1" }]);
     const l1 = launcher("OLD");
     assert.equal(await l1.exited, 0, l1.output());
-    const w = await balsam.watch({ recheckMs: 1e12 });
+    const w = await f.balsam.watch({ recheckMs: 1e12 });
     try {
-      const [late] = await balsam.jobs.addMany([{ name: "late", workflow: "LATE", application: "echo", args: "2" }]);
+      const [late] = await f.balsam.jobs.addMany([{ name: "late", workflow: "LATE", application: "echo", args: "2" }]);
       const l2 = launcher("LATE");
       assert.equal(await l2.exited, 0, l2.output());
       // Finished while not yet watched, and MongoDB is not read: the announcement was kept.
@@ -165,33 +148,33 @@ describe("client API against the real servers", () => {
   });
 
   test("wait() rejects after timeoutMs when a job does not finish", async () => {
-    const j = await balsam.jobs.add({ name: "never", workflow: "NOLAUNCHER", application: "echo" });
-    await assert.rejects(balsam.wait([j._id], { timeoutMs: 300 }), /timed out after 300 ms: 1 of 1 jobs not finished/);
-    await balsam.jobs.filter({ workflow: "NOLAUNCHER" }).delete();
+    const j = await f.balsam.jobs.add({ name: "never", workflow: "NOLAUNCHER", application: "echo" });
+    await assert.rejects(f.balsam.wait([j._id], { timeoutMs: 300 }), /timed out after 300 ms: 1 of 1 jobs not finished/);
+    await f.balsam.jobs.filter({ workflow: "NOLAUNCHER" }).delete();
   });
 
   test("the seed's Django filter-delete: name contains 'task' within workflow TEST only", async () => {
-    await balsam.jobs.addMany([
+    await f.balsam.jobs.addMany([
       { name: "test", workflow: "TEST", application: "echo" },
       { name: "task92", workflow: "TEST", application: "echo" },
       { name: "task93", workflow: "TEST", application: "echo" },
       { name: "task92", workflow: "OTHER", application: "echo" },
       { name: "task_7", workflow: "OTHER", application: "echo" },
     ]);
-    const deleted = await balsam.jobs.filter({ name: "task", workflow: "TEST" }).delete();
+    const deleted = await f.balsam.jobs.filter({ name: "task", workflow: "TEST" }).delete();
     assert.equal(deleted, 2);
-    assert.deepEqual((await balsam.jobs.filter({ workflow: "TEST" }).list()).map((j) => j.name), ["test"]);
-    assert.deepEqual((await balsam.jobs.filter({ workflow: "OTHER" }).list()).map((j) => j.name).sort(), ["task92", "task_7"]);
+    assert.deepEqual((await f.balsam.jobs.filter({ workflow: "TEST" }).list()).map((j) => j.name), ["test"]);
+    assert.deepEqual((await f.balsam.jobs.filter({ workflow: "OTHER" }).list()).map((j) => j.name).sort(), ["task92", "task_7"]);
     // The deleted jobs' queue entries went with them; the survivor's stayed.
-    assert.equal(await balsam.queues.pending("TEST"), 1);
-    assert.throws(() => balsam.jobs.filter({ state: "NOPE" as never }), /unknown state 'NOPE'/);
-    await assert.rejects(balsam.jobs.filter({}).delete(), /empty filter/);
-    await balsam.jobs.filter({ workflow: "TEST" }).delete();
-    await balsam.jobs.filter({ workflow: "OTHER" }).delete();
+    assert.equal(await f.balsam.queues.pending("TEST"), 1);
+    assert.throws(() => f.balsam.jobs.filter({ state: "NOPE" as never }), /unknown state 'NOPE'/);
+    await assert.rejects(f.balsam.jobs.filter({}).delete(), /empty filter/);
+    await f.balsam.jobs.filter({ workflow: "TEST" }).delete();
+    await f.balsam.jobs.filter({ workflow: "OTHER" }).delete();
   });
 
   test("a running job finds itself with currentJob() and adds a child with spawnChild()", async () => {
-    const spawner = join(scripts, "spawner.mjs");
+    const spawner = join(f.dir, "spawner.mjs");
     writeFileSync(
       spawner,
       `import { connect } from ${JSON.stringify(CLIENT_URL)};
@@ -205,19 +188,19 @@ try {
 }
 `,
     );
-    await balsam.apps.add({ name: "spawner", executable: quote([process.execPath, spawner]) });
-    const parent = await balsam.jobs.add({ name: "parent", workflow: "SPAWN", application: "spawner" });
+    await f.balsam.apps.add({ name: "spawner", executable: quote([process.execPath, spawner]) });
+    const parent = await f.balsam.jobs.add({ name: "parent", workflow: "SPAWN", application: "spawner" });
     const l = launcher("SPAWN");
     // The launcher stays while the child can still be released and run.
     assert.equal(await l.exited, 0, l.output());
-    const p = await balsam.jobs.get(parent._id);
+    const p = await f.balsam.jobs.get(parent._id);
     assert.equal(p.state, "JOB_FINISHED", JSON.stringify(p.stateHistory));
     const seen = p.data.result as { me: string; state: string; workflow: string; child: string; childState: string };
     assert.equal(seen.me, parent._id);
     assert.equal(seen.state, "RUNNING");
     assert.equal(seen.workflow, "SPAWN");
     assert.equal(seen.childState, "AWAITING_PARENTS", "a child waits for its running parent");
-    const kids = await balsam.jobs.children(parent._id);
+    const kids = await f.balsam.jobs.children(parent._id);
     assert.equal(kids.length, 1);
     const kid = kids[0]!;
     assert.equal(kid._id, seen.child);
@@ -227,6 +210,6 @@ try {
     assert.equal(kid.state, "JOB_FINISHED", JSON.stringify(kid.stateHistory));
     assert.equal(kid.data.result, 7);
     assert.ok(finishedAt(kid) >= finishedAt(p), "the child ran after its parent finished");
-    await assert.rejects(balsam.currentJob({}), (e: unknown) => e instanceof ConfigError && /BALSAM_JOB_ID is not set/.test(e.message));
+    await assert.rejects(f.balsam.currentJob({}), (e: unknown) => e instanceof ConfigError && /BALSAM_JOB_ID is not set/.test(e.message));
   });
 });

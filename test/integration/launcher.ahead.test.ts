@@ -7,6 +7,7 @@ import { useTestContext, waitFor, alive } from "../support/context.js";
 import { makeCliDb, runBalsam, type CliDb } from "../support/cli.js";
 import { startLauncher, exitedWithin } from "../support/launcher.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 /**
  * Jobs run ahead of their claim (DESIGN §7): a short job is recorded in one
@@ -168,7 +169,7 @@ describe("jobs running ahead of their claim", () => {
     const l = startLauncher(["--wf-filter", "RACE", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1", BALSAM_LEASE_TTL_MS: "60000", BALSAM_CLAIM_AFTER_MS: "10000" });
     await waitFor(() => lines(log).includes("before"), 30_000, "the first run to start");
     // Straight to the store, as a racing writer would: the queue entry is already taken.
-    await balsam.store.jobs.updateOne({ _id: job._id, state: "READY" }, { $set: { args: "after", updatedAt: new Date() } });
+    await coll(balsam.store).jobs.updateOne({ _id: job._id, state: "READY" }, { $set: { args: "after", updatedAt: new Date() } });
     writeFileSync(gate, "");
     assert.equal(await exitedWithin(l, 60_000), 0, l.output());
     assert.deepEqual(lines(log), ["before", "after"]);

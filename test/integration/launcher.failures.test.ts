@@ -1,14 +1,14 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { useTestContext, waitFor } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
-import { startLauncher, type LauncherProc } from "../support/launcher.js";
-import { connect, isFinal, queueItem, type AppSpec, type Balsam, type Job, type JobSpec } from "../../libs/client/index.js";
+import { waitFor } from "../support/context.js";
+import { useCliFixture } from "../support/fixture.js";
+import { type LauncherProc } from "../support/launcher.js";
+import { isFinal, queueItem, type AppSpec, type Job, type JobSpec } from "../../libs/client/index.js";
 import { buildJob, insertJobs } from "../../libs/store/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 /**
  * Hardening item 9: an error outside the launcher's handled paths used to
@@ -16,21 +16,13 @@ import { buildJob, insertJobs } from "../../libs/store/index.js";
  * ever. Every failure must end in a recorded state with its reason, and a job
  * that keeps losing its launcher must stop coming back.
  */
-const ctx = useTestContext("fail");
-let db: CliDb;
-let balsam: Balsam;
-let scripts: string;
+const f = useCliFixture("fail");
+const { ctx, script } = f;
 const running: LauncherProc[] = [];
-
-function script(name: string, body: string): string {
-  const p = join(scripts, name);
-  writeFileSync(p, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  return p;
-}
 
 /** Stored as another client, or a balsam before the creation-time checks, could have stored it. */
 async function storeApp(spec: AppSpec): Promise<void> {
-  await ctx.store.apps.insertOne({ _id: randomUUID(), preprocess: "", postprocess: "", envscript: "", description: "", createdAt: new Date(), ...spec });
+  await coll(ctx.store).apps.insertOne({ _id: randomUUID(), preprocess: "", postprocess: "", envscript: "", description: "", createdAt: new Date(), ...spec });
 }
 
 async function storeJob(spec: JobSpec): Promise<Job> {
@@ -41,7 +33,7 @@ async function storeJob(spec: JobSpec): Promise<Job> {
 }
 
 function launch(wf: string, env: NodeJS.ProcessEnv = {}): LauncherProc {
-  const l = startLauncher(["--wf-filter", wf, "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1", ...env });
+  const l = f.start(wf, { env });
   running.push(l);
   return l;
 }
@@ -49,12 +41,12 @@ function launch(wf: string, env: NodeJS.ProcessEnv = {}): LauncherProc {
 /** Waits until every job is final; on timeout says where each one is. */
 async function untilFinal(ids: string[], timeoutMs: number): Promise<Job[]> {
   try {
-    await waitFor(async () => (await ctx.store.jobs.find({ _id: { $in: ids } }).toArray()).every((j) => isFinal(j.state)), timeoutMs, "the jobs to end", 200);
+    await waitFor(async () => (await coll(ctx.store).jobs.find({ _id: { $in: ids } }).toArray()).every((j) => isFinal(j.state)), timeoutMs, "the jobs to end", 200);
   } catch {
-    const jobs = await Promise.all(ids.map((id) => balsam.jobs.get(id)));
+    const jobs = await Promise.all(ids.map((id) => f.balsam.jobs.get(id)));
     assert.fail(`not every job ended:\n${jobs.map((j) => `${j.name.slice(0, 20)} ${j.state} attempts=${j.attempts} ${j.stateHistory.map((h) => h.state).join(">")}`).join("\n")}`);
   }
-  return Promise.all(ids.map((id) => balsam.jobs.get(id)));
+  return Promise.all(ids.map((id) => f.balsam.jobs.get(id)));
 }
 
 /**
@@ -68,23 +60,15 @@ function runsOf(log: string, id: string): number {
 }
 
 describe("launcher failure paths", () => {
-  before(async () => {
-    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-    balsam = await connect({ dbPath: db.dir });
-    scripts = mkdtempSync(join(tmpdir(), "balsam-fail-"));
-  });
   after(async () => {
     for (const l of running) {
       if (l.child.exitCode === null && l.child.signalCode === null) l.child.kill("SIGTERM");
       await l.exited;
     }
-    await balsam.close();
-    db.cleanup();
-    rmSync(scripts, { recursive: true, force: true });
   });
 
   test("a script the launcher cannot split, or a name too long for a directory, ends FAILED with the reason; nothing runs twice", async () => {
-    const log = join(scripts, "runs.log");
+    const log = join(f.dir, "runs.log");
     const counted = script("counted.sh", `echo "$BALSAM_JOB_ID" >> ${log}`);
     await storeApp({ name: "badpost", executable: counted, postprocess: "echo a | cat" });
     await storeApp({ name: "badpre", executable: counted, preprocess: "echo a; echo b" });
@@ -128,19 +112,19 @@ describe("launcher failure paths", () => {
     { how: "under its lease", claimAfterMs: "0", message: /^lease of launcher \S+ lapsed for the 2nd time \(maxLeaseLapses 2\): not restarted/, restarts: 1 },
   ]) {
     test(`a job that keeps losing its launcher ${v.how} is FAILED after maxLeaseLapses (settings.json), saying why`, async () => {
-      const settingsFile = join(db.dir, "settings.json");
+      const settingsFile = join(f.db.dir, "settings.json");
       const settings = JSON.parse(readFileSync(settingsFile, "utf8")) as Record<string, unknown>;
       writeFileSync(settingsFile, JSON.stringify({ ...settings, maxLeaseLapses: 2 }));
       try {
-        const log = join(scripts, `crash-${v.claimAfterMs}.log`);
+        const log = join(f.dir, `crash-${v.claimAfterMs}.log`);
         // As a job that takes its node's memory down with the launcher would.
-        await balsam.apps.add({ name: `crasher${v.claimAfterMs}`, executable: script(`crasher${v.claimAfterMs}.sh`, `echo "$BALSAM_JOB_ID" >> ${log}; ${KILL_LAUNCHER}; exec sleep 60`) });
-        const j = await balsam.jobs.add({ name: "crasher", workflow: `CRASH${v.claimAfterMs}`, application: `crasher${v.claimAfterMs}` });
-        for (let i = 0; i < 5 && !isFinal((await balsam.jobs.get(j._id)).state); i++) {
+        await f.balsam.apps.add({ name: `crasher${v.claimAfterMs}`, executable: script(`crasher${v.claimAfterMs}.sh`, `echo "$BALSAM_JOB_ID" >> ${log}; ${KILL_LAUNCHER}; exec sleep 60`) });
+        const j = await f.balsam.jobs.add({ name: "crasher", workflow: `CRASH${v.claimAfterMs}`, application: `crasher${v.claimAfterMs}` });
+        for (let i = 0; i < 5 && !isFinal((await f.balsam.jobs.get(j._id)).state); i++) {
           const l = launch(`CRASH${v.claimAfterMs}`, { BALSAM_LEASE_TTL_MS: "1500", BALSAM_CLAIM_AFTER_MS: v.claimAfterMs });
           await l.exited;
         }
-        const d = await balsam.jobs.get(j._id);
+        const d = await f.balsam.jobs.get(j._id);
         assert.equal(d.state, "FAILED", d.stateHistory.map((h) => `${h.state} ${h.message}`).join("\n"));
         assert.match(d.stateHistory.at(-1)!.message, v.message);
         assert.equal(d.stateHistory.filter((h) => h.state === "RESTART_READY").length, v.restarts);
@@ -161,15 +145,15 @@ describe("launcher failure paths", () => {
     { how: "under its lease", claimAfterMs: "0", restarts: 1 },
   ]) {
     test(`a spawn helper killed -9 ${v.how} loses its jobs' processes, and the launcher runs them again`, async () => {
-      const log = join(scripts, `helper-${v.claimAfterMs}.log`);
-      const mark = join(scripts, `helper-${v.claimAfterMs}.killed`);
+      const log = join(f.dir, `helper-${v.claimAfterMs}.log`);
+      const mark = join(f.dir, `helper-${v.claimAfterMs}.killed`);
       // The first run kills its parent (the helper) and waits to be killed with it.
       const exe = script(`helperkill${v.claimAfterMs}.sh`, `echo "$BALSAM_JOB_ID" >> ${log}; if [ ! -e ${mark} ]; then touch ${mark}; kill -9 $PPID; exec sleep 60; fi; echo BALSAM-RESULT: 7`);
-      await balsam.apps.add({ name: `helperkill${v.claimAfterMs}`, executable: exe });
-      await balsam.apps.add({ name: `true${v.claimAfterMs}`, executable: "/bin/true" });
+      await f.balsam.apps.add({ name: `helperkill${v.claimAfterMs}`, executable: exe });
+      await f.balsam.apps.add({ name: `true${v.claimAfterMs}`, executable: "/bin/true" });
       const wf = `HELPER${v.claimAfterMs}`;
-      const j = await balsam.jobs.add({ name: "victim", workflow: wf, application: `helperkill${v.claimAfterMs}` });
-      const others = await balsam.jobs.addMany(Array.from({ length: 5 }, (_, i) => ({ name: `other${i}`, workflow: wf, application: `true${v.claimAfterMs}` })));
+      const j = await f.balsam.jobs.add({ name: "victim", workflow: wf, application: `helperkill${v.claimAfterMs}` });
+      const others = await f.balsam.jobs.addMany(Array.from({ length: 5 }, (_, i) => ({ name: `other${i}`, workflow: wf, application: `true${v.claimAfterMs}` })));
       const l = launch(wf, { BALSAM_CLAIM_AFTER_MS: v.claimAfterMs });
       const [d, ...rest] = await untilFinal([j._id, ...others.map((o) => o._id)], 60_000);
       assert.match(l.output(), /job processes start through \S+balsam-spawn \(vfork\)/);

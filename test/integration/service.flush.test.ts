@@ -8,6 +8,7 @@ import { makeCliDb, BALSAM_BIN, type CliDb } from "../support/cli.js";
 import { startLauncher } from "../support/launcher.js";
 import { lsQueuesJson, updateSettings } from "../support/schedulers.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 const ctx = useTestContext("flush");
 let db: CliDb;
@@ -62,7 +63,7 @@ describe("balsam service heals a flushed Redis", () => {
     const child = await balsam.jobs.add({ name: "child", workflow: "FLUSH", application: "echo", parents: [parent._id] });
     assert.equal(await ctx.queues.pending("FLUSH"), 41);
     // A launcher that died between recording the parent finished and releasing its child.
-    await ctx.store.jobs.updateOne({ _id: parent._id }, { $set: { state: "JOB_FINISHED" } });
+    await coll(ctx.store).jobs.updateOne({ _id: parent._id }, { $set: { state: "JOB_FINISHED" } });
 
     assert.ok((await flushOurKeys()) > 0);
     assert.equal(await ctx.queues.pending("FLUSH"), 0, "the queue is gone");
@@ -75,7 +76,7 @@ describe("balsam service heals a flushed Redis", () => {
     assert.match(log, /released 1 child job\(s\) of 1 finished parent\(s\)/);
     assert.match(log, /workflow FLUSH: 41 runnable job\(s\) but 1 queue entries: offered 41 again/);
     assert.match(log, /policy: no auto-submission/);
-    assert.equal(await ctx.store.queuedLaunches.countDocuments(), 0);
+    assert.equal(await coll(ctx.store).queuedLaunches.countDocuments(), 0);
 
     const l = startLauncher(["--wf-filter", "FLUSH", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" });
     assert.equal(await l.exited, 0, l.output());
@@ -104,7 +105,7 @@ describe("balsam service heals a flushed Redis", () => {
       assert.equal(second.code, 1);
       assert.match(second.stderr, new RegExp(`another balsam service is running for this database: pid ${svc.child.pid} on host `));
 
-      const launches = await ctx.store.queuedLaunches.find({ submittedBy: "service" }).toArray();
+      const launches = await coll(ctx.store).queuedLaunches.find({ submittedBy: "service" }).toArray();
       assert.equal(launches.length, 1, svc.output());
       assert.deepEqual([launches[0]!.scheduler, launches[0]!.nodes, launches[0]!.wfFilter], ["local", 1, ["LOOP"]]);
       await waitFor(async () => (await lsQueuesJson(db)).find((r) => r.id === launches[0]!._id)?.state === "finished", 60_000, "the local launch to end");
@@ -113,7 +114,7 @@ describe("balsam service heals a flushed Redis", () => {
     }
     assert.equal(await svc.exited, 0, svc.output());
     assert.match(svc.output(), /stopping: received SIGTERM/);
-    assert.equal(await ctx.store.db.collection("serviceLock").countDocuments(), 0, "the lock is released");
+    assert.equal(await coll(ctx.store).db.collection("serviceLock").countDocuments(), 0, "the lock is released");
     const log = readFileSync(join(db.dir, "log", "service.log"), "utf8");
     assert.match(log, /decision: \d+ runnable job\(s\) need \d+ node\(s\), 0 already queued: submitting 1 node\(s\) for 10 min/);
     assert.match(log, /submitted launch \S+: local id \d+/);

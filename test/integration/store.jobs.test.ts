@@ -1,17 +1,19 @@
-import { test, describe } from "node:test";
+import { before, test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { useTestContext } from "../support/context.js";
 import { JobsApi } from "../../libs/client/jobs.js";
 import { createApp, transitionJob, getJob, findJobs, findPage, countByState } from "../../libs/store/index.js";
 import { AmbiguousIdError, NotFoundError, UsageError } from "../../libs/errors/index.js";
 import type { JobSpec } from "../../libs/models/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 const ctx = useTestContext("store");
 
 describe("jobs in MongoDB", () => {
   let jobs: JobsApi;
 
-  test("setup: an app", async () => {
+  // Every test below adds jobs of this app.
+  before(async () => {
     jobs = new JobsApi(ctx.store, ctx.queues);
     await createApp(ctx.store, { name: "sim", executable: "/bin/true" });
   });
@@ -105,11 +107,11 @@ describe("jobs in MongoDB", () => {
   });
 
   test("a bad workflow name gives a clear error and changes nothing", async () => {
-    const before = await ctx.store.jobs.countDocuments();
+    const before = await coll(ctx.store).jobs.countDocuments();
     await assert.rejects(jobs.addMany([{ name: "ok", workflow: "GOOD", application: "sim" }, { name: "x", workflow: "bad:name", application: "sim" }]), (e: unknown) => e instanceof UsageError && /letters, digits/.test(e.hint ?? ""));
-    assert.equal(await ctx.store.jobs.countDocuments(), before);
+    assert.equal(await coll(ctx.store).jobs.countDocuments(), before);
     await assert.rejects(jobs.add({ name: "x", workflow: "W", application: "nope" }), /no app named 'nope'/);
-    assert.equal(await ctx.store.jobs.countDocuments(), before);
+    assert.equal(await coll(ctx.store).jobs.countDocuments(), before);
   });
 
   test("children and dependency cycles", async () => {

@@ -7,6 +7,7 @@ import { useTestContext } from "../support/context.js";
 import { makeCliDb, type CliDb, type RunResult } from "../support/cli.js";
 import { readStandin, updateSettings, writeStandin } from "../support/schedulers.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 const ctx = useTestContext("subbad");
 let db: CliDb;
@@ -26,7 +27,7 @@ async function nothingRecorded(r: RunResult, code: number, message: RegExp): Pro
   assert.match(r.stderr, message);
   assert.equal(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
   assert.equal(r.stdout, "");
-  assert.equal(await ctx.store.queuedLaunches.countDocuments(), 0, "nothing recorded");
+  assert.equal(await coll(ctx.store).queuedLaunches.countDocuments(), 0, "nothing recorded");
   const launches = join(db.dir, "launches");
   assert.deepEqual(existsSync(launches) ? readdirSync(launches) : [], [], "no launch directory left behind");
 }

@@ -13,6 +13,7 @@ import { useTestContext, waitFor } from "../support/context.js";
 import { makeCliDb, BALSAM_BIN, type CliDb } from "../support/cli.js";
 import { lsQueues, lsQueuesJson, updateSettings } from "../support/schedulers.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 const PROVISION = resolve(fileURLToPath(import.meta.url), "../../../../scripts/provision-slurm.sh");
 
@@ -45,7 +46,7 @@ describe("launchers submitted to a real Slurm", () => {
     assert.equal(r.code, 0, r.stderr);
     const launchId = r.stdout.trim();
     assert.match(r.stderr, /submitted to slurm as \d+/);
-    const doc = await ctx.store.queuedLaunches.findOne({ _id: launchId });
+    const doc = await coll(ctx.store).queuedLaunches.findOne({ _id: launchId });
     assert.ok(doc);
     assert.match(doc.schedulerId, /^\d+$/);
     assert.deepEqual([doc.queue, doc.project, doc.nodes, doc.wallTimeMinutes, doc.jobMode, doc.wfFilter], ["debug", "test", 1, 5, "serial", ["SLURM_WF"]]);
@@ -74,7 +75,7 @@ describe("launchers submitted to a real Slurm", () => {
     }));
     // Half of them take 1 of a node's 2 GPUs: 2 a node, so 4 × ½ + 4 × ¼ = 3 nodes of work.
     await balsam.jobs.addMany(Array.from({ length: 8 }, (_, i) => ({ name: `svc${i}`, workflow: "SVC_WF", application: "echo", args: String(i), nodePackingCount: 4, gpusPerRank: i % 2 })));
-    const before = await ctx.store.queuedLaunches.countDocuments();
+    const before = await coll(ctx.store).queuedLaunches.countDocuments();
 
     const svc: ChildProcess = spawn(process.execPath, [BALSAM_BIN, "service"], { env: { ...process.env, ...db.env }, stdio: ["ignore", "ignore", "pipe"] });
     let out = "";
@@ -82,20 +83,20 @@ describe("launchers submitted to a real Slurm", () => {
     const exited = new Promise<number>((r) => svc.on("close", (code, sig) => r(code ?? (sig ? 128 : 1))));
     try {
       await waitFor(() => allFinished("SVC_WF"), 180_000, "the service's launch to finish the jobs");
-      await waitFor(async () => (await ctx.store.queuedLaunches.countDocuments({ submittedBy: "service", state: "finished" })) === 1, 60_000, "the service to see its launch finished");
+      await waitFor(async () => (await coll(ctx.store).queuedLaunches.countDocuments({ submittedBy: "service", state: "finished" })) === 1, 60_000, "the service to see its launch finished");
     } finally {
       svc.kill("SIGTERM");
     }
     assert.equal(await exited, 0, out);
-    const mine = await ctx.store.queuedLaunches.find({ submittedBy: "service" }).toArray();
+    const mine = await coll(ctx.store).queuedLaunches.find({ submittedBy: "service" }).toArray();
     assert.equal(mine.length, 1, `one launch, not one per pass: ${out}`);
-    assert.equal(await ctx.store.queuedLaunches.countDocuments(), before + 1);
+    assert.equal(await coll(ctx.store).queuedLaunches.countDocuments(), before + 1);
     assert.deepEqual([mine[0]!.scheduler, mine[0]!.queue, mine[0]!.project, mine[0]!.nodes, mine[0]!.wallTimeMinutes, mine[0]!.wfFilter], ["slurm", "debug", "test", 1, 5, ["SVC_WF"]]);
     const log = readFileSync(join(db.dir, "log", "service.log"), "utf8");
     assert.match(log, /decision: 8 runnable job\(s\) need 3 node\(s\), 0 already queued: submitting 1 node\(s\) for 5 min/);
     assert.match(log, new RegExp(`submitted launch ${mine[0]!._id}: slurm id ${mine[0]!.schedulerId}`));
     assert.match(log, /→ finished/);
     assert.match(log, /stopping: received SIGTERM/);
-    assert.equal(await ctx.store.db.collection("serviceLock").countDocuments(), 0, "the lock is released");
+    assert.equal(await coll(ctx.store).db.collection("serviceLock").countDocuments(), 0, "the lock is released");
   });
 });

@@ -16,6 +16,7 @@ import { useTestContext } from "../support/context.js";
 import { makeCliDb, BALSAM_BIN, type CliDb } from "../support/cli.js";
 import { lsQueuesJson, readStandin, updateSettings, writeStandin } from "../support/schedulers.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
+import { coll } from "../../libs/store/collections.js";
 
 const ctx = useTestContext("standin");
 let db: CliDb;
@@ -106,7 +107,7 @@ describe("submit-launch to Cobalt, PBS and LSF (recording stand-ins)", () => {
       );
       assert.equal(r.code, 0, r.stderr);
       const launchId = r.stdout.trim();
-      const doc = await ctx.store.queuedLaunches.findOne({ _id: launchId });
+      const doc = await coll(ctx.store).queuedLaunches.findOne({ _id: launchId });
       assert.ok(doc, "the launch is recorded");
       assert.deepEqual(
         { schedulerId: doc.schedulerId, scheduler: doc.scheduler, queue: doc.queue, project: doc.project, nodes: doc.nodes, minutes: doc.wallTimeMinutes, mode: doc.jobMode, wf: doc.wfFilter, state: doc.state },
@@ -168,12 +169,12 @@ describe("submit-launch to Cobalt, PBS and LSF (recording stand-ins)", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(readStandin(bin, "qsub")!.script!, /pbsdsh -u \S+ \S+balsam\.js launcher/);
 
-    const before = await ctx.store.queuedLaunches.countDocuments();
+    const before = await coll(ctx.store).queuedLaunches.countDocuments();
     writeFileSync(tpl, original + "\necho {{gpus_per_node}}\n");
     const bad = await db.run(["submit-launch", "-n", "2", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "serial", "--wf-filter", "SI"], { env: pathWith(bin) });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /pbs\.sh uses unknown placeholder\(s\): \{\{gpus_per_node\}\}/);
-    assert.equal(await ctx.store.queuedLaunches.countDocuments(), before);
+    assert.equal(await coll(ctx.store).queuedLaunches.countDocuments(), before);
     writeFileSync(tpl, original);
   });
 });

@@ -1,50 +1,35 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { useTestContext, waitFor } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
+import { waitFor } from "../support/context.js";
+import { useCliFixture } from "../support/fixture.js";
 import { startLauncher } from "../support/launcher.js";
 import { api, readSse, startWeb, type SseEvent, type WebProc } from "../support/web.js";
-import { connect, FINISHED_CHANNEL, parseFinished, type Balsam, type Job } from "../../libs/client/index.js";
+import { FINISHED_CHANNEL, parseFinished, type Job } from "../../libs/client/index.js";
 
-const ctx = useTestContext("webapi");
-let db: CliDb;
-let balsam: Balsam;
+const f = useCliFixture("webapi");
+const { script } = f;
 let web: WebProc;
-let scripts: string;
 
-function script(name: string, body: string): string {
-  const p = join(scripts, name);
-  writeFileSync(p, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  return p;
-}
-
-const count = async (wf: string) => balsam.jobs.filter({ workflow: wf }).count();
+const count = async (wf: string) => f.balsam.jobs.filter({ workflow: wf }).count();
 
 describe("balsam web: the REST API", () => {
   before(async () => {
-    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-    balsam = await connect({ dbPath: db.dir });
-    scripts = mkdtempSync(join(tmpdir(), "balsam-web-"));
-    await balsam.apps.add({ name: "echo", executable: script("echo.sh", 'echo "line one"; echo "DH-OUTPUT: $1"') });
-    web = await startWeb(db.env);
+    await f.balsam.apps.add({ name: "echo", executable: script("echo.sh", 'echo "line one"; echo "DH-OUTPUT: $1"') });
+    web = await startWeb(f.db.env);
   });
   after(async () => {
     assert.equal(await web.stop(), 0, web.output());
-    await balsam.close();
-    db.cleanup();
-    rmSync(scripts, { recursive: true, force: true });
   });
 
   test("web.json and web-token are 0600 and name this server; the URL is on 127.0.0.1", () => {
     assert.match(web.url, /^http:\/\/127\.0\.0\.1:\d+$/);
-    const info = JSON.parse(readFileSync(join(db.dir, "web.json"), "utf8")) as { url: string; token: string; pid: number };
+    const info = JSON.parse(readFileSync(join(f.db.dir, "web.json"), "utf8")) as { url: string; token: string; pid: number };
     assert.deepEqual([info.url, info.token, info.pid], [web.url, web.token, web.child.pid]);
-    assert.equal(statSync(join(db.dir, "web.json")).mode & 0o777, 0o600);
-    assert.equal(statSync(join(db.dir, "web-token")).mode & 0o777, 0o600);
-    assert.equal(readFileSync(join(db.dir, "web-token"), "utf8").trim(), web.token);
+    assert.equal(statSync(join(f.db.dir, "web.json")).mode & 0o777, 0o600);
+    assert.equal(statSync(join(f.db.dir, "web-token")).mode & 0o777, 0o600);
+    assert.equal(readFileSync(join(f.db.dir, "web-token"), "utf8").trim(), web.token);
   });
 
   test("a missing or wrong token is 401 and changes nothing; a query token does not allow a state change", async () => {
@@ -167,14 +152,14 @@ describe("balsam web: the REST API", () => {
     assert.equal(await count("BAD"), before);
 
     // Ambiguous: a one-character prefix shared by two jobs.
-    const ids = (await balsam.jobs.filter({ workflow: "PAGE" }).list()).map((j) => j._id);
+    const ids = (await f.balsam.jobs.filter({ workflow: "PAGE" }).list()).map((j) => j._id);
     const prefix = [..."0123456789abcdef"].find((c) => ids.filter((id) => id.startsWith(c)).length >= 2)!;
     const amb = await api(web, "GET", `/api/jobs/${prefix}`);
     assert.equal(amb.status, 409);
     assert.match(amb.body.error.message, new RegExp(`id '${prefix}' matches`));
     const ambKill = await api(web, "POST", `/api/jobs/${prefix}/kill`, { body: {} });
     assert.equal(ambKill.status, 409);
-    assert.equal(await balsam.jobs.filter({ workflow: "PAGE", state: "USER_KILLED" }).count(), 0);
+    assert.equal(await f.balsam.jobs.filter({ workflow: "PAGE", state: "USER_KILLED" }).count(), 0);
   });
 
   test("patch one (fields, state), patch many, parents, children, kill, delete", async () => {
@@ -191,7 +176,7 @@ describe("balsam web: the REST API", () => {
 
     const many = await api(web, "PATCH", "/api/jobs?workflow=EDIT&name=b", { body: { set: { description: "bee" } } });
     assert.deepEqual(many.body, { modified: 1 });
-    assert.equal((await balsam.jobs.get(b!._id)).description, "bee");
+    assert.equal((await f.balsam.jobs.get(b!._id)).description, "bee");
 
     const dep = await api(web, "POST", `/api/jobs/${c!._id}/parents`, { body: { parent: b!._id.slice(0, 12) } });
     assert.equal(dep.status, 200, JSON.stringify(dep.body));
@@ -204,17 +189,17 @@ describe("balsam web: the REST API", () => {
 
     const kill = await api(web, "POST", `/api/jobs/${b!._id}/kill`, { headers: { "content-type": "application/json" } });
     assert.deepEqual(new Set(kill.body.killed), new Set([b!._id, c!._id]));
-    assert.equal((await balsam.jobs.get(c!._id)).state, "USER_KILLED");
+    assert.equal((await f.balsam.jobs.get(c!._id)).state, "USER_KILLED");
     assert.equal((await api(web, "POST", `/api/jobs/${b!._id}/kill`, { body: {} })).status, 409);
 
-    const fresh = await balsam.jobs.add({ name: "fresh", workflow: "EDIT2", application: "echo" });
+    const fresh = await f.balsam.jobs.add({ name: "fresh", workflow: "EDIT2", application: "echo" });
     const notFinal = await api(web, "POST", `/api/jobs/${fresh._id}/rerun`);
     assert.equal(notFinal.status, 409);
     assert.match(notFinal.body.error.message, /only FAILED, USER_KILLED or JOB_FINISHED jobs can be rerun/);
     const rerun = await api(web, "POST", `/api/jobs/${b!._id}/rerun`);
     assert.equal(rerun.status, 200, JSON.stringify(rerun.body));
     assert.deepEqual(rerun.body.rerun, [b!._id]);
-    assert.equal((await balsam.jobs.get(b!._id)).state, "READY");
+    assert.equal((await f.balsam.jobs.get(b!._id)).state, "READY");
     assert.equal((await api(web, "POST", `/api/jobs/${b!._id}/rerun`, { body: { again: true } })).status, 400);
 
     const del = await api(web, "DELETE", "/api/jobs?workflow=EDIT&name=c&state=USER_KILLED,AWAITING_PARENTS,FAILED");
@@ -223,17 +208,17 @@ describe("balsam web: the REST API", () => {
   });
 
   test("a launcher runs jobs: output tail; results stream each one within 100 ms of the launcher recording it", async () => {
-    await balsam.apps.add({ name: "nap", executable: script("nap.sh", 'sleep "$1"; echo "DH-OUTPUT: $2"') });
-    const early = await balsam.jobs.add({ name: "early", workflow: "SSE", application: "echo", args: "7" });
-    await balsam.jobs.setState(early._id, "USER_KILLED");
-    const jobs = await balsam.jobs.addMany(Array.from({ length: 6 }, (_, i) => ({ name: `nap${i}`, workflow: "SSE", application: "nap", args: `${0.3 + 0.15 * i} ${i}` })));
+    await f.balsam.apps.add({ name: "nap", executable: script("nap.sh", 'sleep "$1"; echo "DH-OUTPUT: $2"') });
+    const early = await f.balsam.jobs.add({ name: "early", workflow: "SSE", application: "echo", args: "7" });
+    await f.balsam.jobs.setState(early._id, "USER_KILLED");
+    const jobs = await f.balsam.jobs.addMany(Array.from({ length: 6 }, (_, i) => ({ name: `nap${i}`, workflow: "SSE", application: "nap", args: `${0.3 + 0.15 * i} ${i}` })));
     const ids = [early._id, ...jobs.map((j) => j._id)];
     const res = await fetch(`${web.url}/api/results`, { method: "POST", headers: { authorization: `Bearer ${web.token}`, "content-type": "application/json" }, body: JSON.stringify({ ids, timeoutMs: 60_000 }) });
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type") ?? "", /text\/event-stream/);
     // The launcher announces each job right after its record is written: hearing that here is "recorded".
     const announced = new Map<string, number>();
-    const unsubscribe = await balsam.queues.subscribe(FINISHED_CHANNEL, (msg) => {
+    const unsubscribe = await f.balsam.queues.subscribe(FINISHED_CHANNEL, (msg) => {
       // One message may announce several jobs (those of one launcher write).
       for (const { id } of parseFinished(msg)) if (!announced.has(id)) announced.set(id, Date.now());
     });
@@ -241,7 +226,7 @@ describe("balsam web: the REST API", () => {
     const reading = readSse(res, (e) => {
       events.push(e);
     });
-    const l = startLauncher(["--wf-filter", "SSE", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" });
+    const l = startLauncher(["--wf-filter", "SSE", "--job-mode", "serial"], { ...f.db.env, BALSAM_NODELIST: "node1" });
     // The launcher lives at least as long as its longest job (1.05 s): long enough to be seen.
     let shown: Record<string, unknown> | undefined;
     await waitFor(async () => {
@@ -276,7 +261,7 @@ describe("balsam web: the REST API", () => {
     assert.match(out.body.path, /nap0\.out$/);
 
     // GET form, everything final already, and a timeout with an id that never finishes.
-    const pending = await balsam.jobs.add({ name: "never", workflow: "SSE-IDLE", application: "echo" });
+    const pending = await f.balsam.jobs.add({ name: "never", workflow: "SSE-IDLE", application: "echo" });
     const got: SseEvent[] = [];
     const r2 = await fetch(`${web.url}/api/results?ids=${jobs[0]!._id},${pending._id}&timeoutMs=300&token=${web.token}`);
     await readSse(r2, (e) => {

@@ -1,37 +1,27 @@
 /// <reference lib="dom" />
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { useTestContext, waitFor } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
+import { waitFor } from "../support/context.js";
+import { useCliFixture } from "../support/fixture.js";
 import { exitedWithin, startLauncher } from "../support/launcher.js";
 import { startWeb, type WebProc } from "../support/web.js";
-import { connect, type Balsam } from "../../libs/client/index.js";
 
 /** Debian's chromium (scripts/provision.sh installs it); playwright-core brings no browser. */
 const CHROMIUM = process.env.BALSAM_CHROMIUM ?? "/usr/bin/chromium";
 /** Screenshots for a reviewer, under the repository's git-ignored test-output/. */
 const SHOTS = resolve(fileURLToPath(import.meta.url), "../../../../test-output/web");
 
-const ctx = useTestContext("webui");
-let db: CliDb;
-let balsam: Balsam;
+const f = useCliFixture("webui");
+const { script } = f;
 let web: WebProc;
 let browser: Browser;
 let page: Page;
-let scripts: string;
 const dialogs: string[] = [];
 const pageErrors: string[] = [];
-
-function script(name: string, body: string): string {
-  const p = join(scripts, name);
-  writeFileSync(p, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  return p;
-}
 
 async function shot(name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
@@ -49,12 +39,9 @@ async function cellText(workflow: string, state: string): Promise<string | null>
 describe("balsam web: the dashboard in a real browser", () => {
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-    balsam = await connect({ dbPath: db.dir });
-    scripts = mkdtempSync(join(tmpdir(), "balsam-webui-"));
-    await balsam.apps.add({ name: "nap", executable: script("nap.sh", 'sleep "$1"; echo "started $2"; echo "DH-OUTPUT: $2"') });
-    await balsam.apps.add({ name: "long", executable: script("long.sh", 'echo $$ > "$1"; exec sleep 300') });
-    web = await startWeb(db.env);
+    await f.balsam.apps.add({ name: "nap", executable: script("nap.sh", 'sleep "$1"; echo "started $2"; echo "DH-OUTPUT: $2"') });
+    await f.balsam.apps.add({ name: "long", executable: script("long.sh", 'echo $$ > "$1"; exec sleep 300') });
+    web = await startWeb(f.db.env);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.on("dialog", (d) => {
@@ -67,20 +54,17 @@ describe("balsam web: the dashboard in a real browser", () => {
   after(async () => {
     await browser?.close();
     assert.equal(await web.stop(), 0, web.output());
-    await balsam.close();
-    db.cleanup();
-    rmSync(scripts, { recursive: true, force: true });
   });
 
   test("the per-state counts change on screen, without a reload, while a launcher runs the jobs", async () => {
-    await balsam.jobs.addMany(Array.from({ length: 20 }, (_, i) => ({ name: `nap${i}`, workflow: "LIVE", application: "nap", args: `0.2 ${i}`, nodePackingCount: 4 })));
-    await balsam.jobs.addMany([{ name: "alpha", workflow: "OTHER", application: "nap", args: "0 a" }, { name: "beta", workflow: "OTHER", application: "nap", args: "0 b" }]);
+    await f.balsam.jobs.addMany(Array.from({ length: 20 }, (_, i) => ({ name: `nap${i}`, workflow: "LIVE", application: "nap", args: `0.2 ${i}`, nodePackingCount: 4 })));
+    await f.balsam.jobs.addMany([{ name: "alpha", workflow: "OTHER", application: "nap", args: "0 a" }, { name: "beta", workflow: "OTHER", application: "nap", args: "0 b" }]);
     await page.goto(`${web.url}/?token=${web.token}`);
     await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === "20", cell("LIVE", "READY"));
     assert.equal(new URL(page.url()).search, "", "the token leaves the address bar");
     await page.evaluate(() => ((window as unknown as { sameDocument: boolean }).sameDocument = true));
     await shot("1-overview-before");
-    const l = startLauncher(["--wf-filter", "LIVE", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" });
+    const l = startLauncher(["--wf-filter", "LIVE", "--job-mode", "serial"], { ...f.db.env, BALSAM_NODELIST: "node1" });
     const seen = new Set<string>();
     await waitFor(
       async () => {
@@ -130,10 +114,10 @@ describe("balsam web: the dashboard in a real browser", () => {
   });
 
   test("kill a running job from its page: USER_KILLED on screen and its process gone", async () => {
-    const pidFile = join(scripts, "long.pid");
-    const job = await balsam.jobs.add({ name: "long", workflow: "KILL", application: "long", args: pidFile });
-    const l = startLauncher(["--wf-filter", "KILL", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" });
-    await waitFor(async () => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "" && (await balsam.jobs.get(job._id)).state === "RUNNING", 30_000, "the long job to run");
+    const pidFile = join(f.dir, "long.pid");
+    const job = await f.balsam.jobs.add({ name: "long", workflow: "KILL", application: "long", args: pidFile });
+    const l = startLauncher(["--wf-filter", "KILL", "--job-mode", "serial"], { ...f.db.env, BALSAM_NODELIST: "node1" });
+    await waitFor(async () => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "" && (await f.balsam.jobs.get(job._id)).state === "RUNNING", 30_000, "the long job to run");
     const pid = Number(readFileSync(pidFile, "utf8").trim());
     assert.doesNotThrow(() => process.kill(pid, 0), "the job's process runs");
     await page.goto(`${web.url}/#/`);
@@ -157,20 +141,20 @@ describe("balsam web: the dashboard in a real browser", () => {
       10_000,
       "the killed job's process to be gone",
     );
-    assert.equal((await balsam.jobs.get(job._id)).state, "USER_KILLED");
+    assert.equal((await f.balsam.jobs.get(job._id)).state, "USER_KILLED");
     await shot("6-killed");
     assert.equal(await exitedWithin(l, 30_000), 0, l.output());
     // Rerun, from the same page: back to READY, its history kept (no launcher takes it here).
     await page.click("#rerun");
     await page.waitForFunction(() => document.querySelector("#job-state")?.textContent === "READY");
-    const again = await balsam.jobs.get(job._id);
+    const again = await f.balsam.jobs.get(job._id);
     assert.deepEqual([again.state, again.attempts], ["READY", 1]);
     assert.ok(again.stateHistory.some((h) => h.state === "USER_KILLED"), "history kept");
   });
 
   test("a job named <img src=x onerror=alert(1)> is shown as text; errors are readable messages", async () => {
     const name = "<img src=x onerror=alert(1)>";
-    const job = await balsam.jobs.add({ name, workflow: "XSS", application: "nap", args: "0 x", description: "<script>alert(2)</script><b>bold?</b>" });
+    const job = await f.balsam.jobs.add({ name, workflow: "XSS", application: "nap", args: "0 x", description: "<script>alert(2)</script><b>bold?</b>" });
     await page.goto(`${web.url}/#/`);
     await page.fill("#f-workflow", "XSS");
     await page.fill("#f-name", "");

@@ -1,26 +1,17 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { hostname, tmpdir } from "node:os";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
-import { useTestContext } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
+import { useCliFixture } from "../support/fixture.js";
+import { makeCliDb } from "../support/cli.js";
 import { startLauncher } from "../support/launcher.js";
 import { api, readSse, startWeb, type SseEvent, type WebProc } from "../support/web.js";
-import { connect, type Balsam } from "../../libs/client/index.js";
 
-const ctx = useTestContext("webmetrics");
-let db: CliDb;
-let balsam: Balsam;
+const f = useCliFixture("webmetrics");
+const { ctx, script } = f;
 let web: WebProc;
-let scripts: string;
-
-function script(name: string, body: string): string {
-  const p = join(scripts, name);
-  writeFileSync(p, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  return p;
-}
 
 async function scrape(): Promise<ReturnType<typeof parsePrometheusTextFormat>> {
   const r = await api(web, "GET", "/metrics");
@@ -31,23 +22,17 @@ async function scrape(): Promise<ReturnType<typeof parsePrometheusTextFormat>> {
 
 describe("balsam web: /metrics and the live counts", () => {
   before(async () => {
-    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-    balsam = await connect({ dbPath: db.dir });
-    scripts = mkdtempSync(join(tmpdir(), "balsam-webm-"));
-    await balsam.apps.add({ name: "ok", executable: script("ok.sh", 'echo "DH-OUTPUT: 1"') });
-    await balsam.apps.add({ name: "bad", executable: script("bad.sh", "exit 3") });
-    web = await startWeb(db.env);
+    await f.balsam.apps.add({ name: "ok", executable: script("ok.sh", 'echo "DH-OUTPUT: 1"') });
+    await f.balsam.apps.add({ name: "bad", executable: script("bad.sh", "exit 3") });
+    web = await startWeb(f.db.env);
   });
   after(async () => {
     assert.equal(await web.stop(), 0, web.output());
-    assert.ok(!existsSync(join(db.dir, "web.json")), "a stopped server removes web.json");
-    await balsam.close();
-    db.cleanup();
-    rmSync(scripts, { recursive: true, force: true });
+    assert.ok(!existsSync(join(f.db.dir, "web.json")), "a stopped server removes web.json");
   });
 
   test("the states stream sends the counts, then new counts as a launcher changes them", async () => {
-    await balsam.jobs.addMany([
+    await f.balsam.jobs.addMany([
       ...Array.from({ length: 8 }, (_, i) => ({ name: `ok${i}`, workflow: "MA", application: "ok" })),
       ...Array.from({ length: 3 }, (_, i) => ({ name: `bad${i}`, workflow: "MA", application: "bad" })),
       ...Array.from({ length: 4 }, (_, i) => ({ name: `wait${i}`, workflow: "MB", application: "ok" })),
@@ -62,7 +47,7 @@ describe("balsam web: /metrics and the live counts", () => {
       if (!launched) {
         assert.deepEqual(e.data.byWorkflow.MA, { READY: 11 });
         launched = true;
-        launcher = startLauncher(["--wf-filter", "MA", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" });
+        launcher = startLauncher(["--wf-filter", "MA", "--job-mode", "serial"], { ...f.db.env, BALSAM_NODELIST: "node1" });
       }
       // Done once MA holds only final states.
       return !(e.data.byWorkflow.MA?.JOB_FINISHED === 8 && e.data.byWorkflow.MA?.FAILED === 3);
@@ -81,7 +66,7 @@ describe("balsam web: /metrics and the live counts", () => {
       assert.ok(byName.has(n), `metrics lack ${n}`);
     }
     for (const wf of ["MA", "MB"]) {
-      const ls = await db.run(["ls", "--wf", wf, "--by-states", "--json"]);
+      const ls = await f.db.run(["ls", "--wf", wf, "--by-states", "--json"]);
       assert.equal(ls.code, 0, ls.stderr);
       const want = JSON.parse(ls.stdout) as { total: number; states: Record<string, number> };
       const got: Record<string, number> = {};
@@ -101,11 +86,11 @@ describe("balsam web: /metrics and the live counts", () => {
   });
 
   test("a restarted server keeps its token; the port in use is one clear line", async () => {
-    const again = await startWeb(db.env);
+    const again = await startWeb(f.db.env);
     try {
       assert.equal(again.token, web.token);
       const port = new URL(again.url).port;
-      const r = await db.run(["web", "--port", port], { timeoutMs: 20_000 });
+      const r = await f.db.run(["web", "--port", port], { timeoutMs: 20_000 });
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.match(r.stderr, new RegExp(`port ${port} is in use`));
     } finally {

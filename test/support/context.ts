@@ -4,6 +4,7 @@ import { Store } from "../../libs/store/index.js";
 import { JobQueues, masterNodes } from "../../libs/queue/index.js";
 import { waitFor } from "../../services/dbserver/servers.js";
 import { startTestServers, type TestServers } from "./servers.js";
+import { coll } from "../../libs/store/collections.js";
 
 export { waitFor };
 
@@ -57,7 +58,7 @@ export function useTestContext(kind: string): TestContext {
       await ctx.queues.close();
     }
     if (ctx.store) {
-      await ctx.store.db.dropDatabase().catch(() => undefined);
+      await coll(ctx.store).db.dropDatabase().catch(() => undefined);
       await ctx.store.close();
     }
     if (servers) await servers.stop();

@@ -5,7 +5,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { useTestContext, type TestContext } from "./context.js";
 import { makeCliDb, type CliDb } from "./cli.js";
-import { startLauncher, exitedWithin } from "./launcher.js";
+import { startLauncher, exitedWithin, type LauncherProc } from "./launcher.js";
 import { startWeb, type WebProc } from "./web.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
 
@@ -26,6 +26,8 @@ export interface CliFixture {
   script(name: string, body: string, shebang?: string): string;
   /** Runs `balsam launcher --wf-filter WF` until it exits (it must exit 0 within 3 minutes); returns its output. */
   launch(wf: string, opts?: LaunchOptions): Promise<string>;
+  /** Starts `balsam launcher --wf-filter WF` (`--wf-exact` with `exact`) and leaves it to the test. */
+  start(wf: string, opts?: LaunchOptions): LauncherProc;
 }
 
 export interface LaunchOptions {
@@ -33,6 +35,8 @@ export interface LaunchOptions {
   /** More launcher flags. */
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** `--wf-exact WF` instead of `--wf-filter WF`. */
+  exact?: boolean;
 }
 
 export function useCliFixture(kind: string, opts: { web?: boolean } = {}): CliFixture {
@@ -43,10 +47,13 @@ export function useCliFixture(kind: string, opts: { web?: boolean } = {}): CliFi
     writeFileSync(p, `${shebang}\n${body}\n`, { mode: 0o755 });
     return p;
   };
-  f.launch = async (wf, { mode = "serial", args = [], env = {} } = {}) => {
+  f.start = (wf, { mode = "serial", args = [], env = {}, exact = false } = {}) => {
     // Two names for this host make two "nodes" an mpirun can reach.
     const nodes = mode === "mpi" ? `localhost,${hostname()}` : "node1";
-    const l = startLauncher(["--wf-filter", wf, "--job-mode", mode, ...args], { ...f.db.env, BALSAM_NODELIST: nodes, ...env });
+    return startLauncher([exact ? "--wf-exact" : "--wf-filter", wf, "--job-mode", mode, ...args], { ...f.db.env, BALSAM_NODELIST: nodes, ...env });
+  };
+  f.launch = async (wf, opts = {}) => {
+    const l = f.start(wf, opts);
     assert.equal(await exitedWithin(l, 180_000), 0, l.output());
     return l.output();
   };

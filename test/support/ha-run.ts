@@ -7,6 +7,7 @@ import { masterNodes, queueName, type JobQueues } from "../../libs/queue/index.j
 import { makeCliDb, type CliDb } from "./cli.js";
 import { exitedWithin, startLauncher, type LauncherProc } from "./launcher.js";
 import { waitFor, type TestContext } from "./context.js";
+import { coll } from "../../libs/store/collections.js";
 
 /**
  * What the cluster pass's files share: a database on a given Redis URL, an
@@ -54,7 +55,7 @@ export async function openHaRun(ctx: TestContext, redisUrl: string, tag = ""): P
     },
     close: async () => {
       for (const l of started) if (l.child.exitCode === null) l.child.kill("SIGKILL");
-      if (tag) await balsam.store.db.dropDatabase();
+      if (tag) await coll(balsam.store).db.dropDatabase();
       await balsam.close();
       db.cleanup();
       rmSync(dir, { recursive: true, force: true });

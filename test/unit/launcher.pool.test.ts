@@ -1,6 +1,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { NodePool, demandOf, gpuFitFilter, sameDemand, type Grant } from "../../services/launcher/pool.js";
+import { NodePool, demandOf, sameDemand, type Grant } from "../../services/launcher/pool.js";
+import { gpuFitFilter } from "../../libs/store/index.js";
 
 const four = { host: "n1", gpuIds: ["0", "1", "2", "3"] };
 

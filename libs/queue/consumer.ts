@@ -1,0 +1,138 @@
+import { Worker, DelayedError, type Job as BullJob } from "bullmq";
+import type { LaunchSnapshot } from "../models/index.js";
+import { queueName } from "./names.js";
+import { createRedisClient, type RedisClient } from "./connection.js";
+import type { RedisTarget } from "../config/index.js";
+
+/**
+ * The queue port a launcher consumes through (pg-boss's worker callbacks,
+ * BullMQ's IQueueBackend are the models): entries and a consumer, with
+ * nothing of BullMQ showing. Only this folder imports bullmq.
+ */
+
+/** Entry data as stored in Redis: the Balsam job id and, optionally, its launch snapshot. */
+export interface QueueData {
+  id: string;
+  s?: LaunchSnapshot;
+}
+
+/** One delivery of a queue entry to a consumer. */
+export interface QueueEntry {
+  /** The Balsam job id. */
+  readonly id: string;
+  /** The job as it was queued, when the entry carries it and no consumer died holding it (then it may be stale). */
+  readonly snapshot?: LaunchSnapshot;
+  /** The entry's own id in the queue, which lock extensions name (ConsumerOptions.onLocksExtended). */
+  readonly entryId: string;
+  /** When this delivery began (ms since the epoch): the entry's lock runs from then. */
+  readonly fetchedAt?: number;
+  /** Gives the entry back to be delivered again in `ms`, not completed: the job was not taken. Ends the handler (throws). */
+  defer(ms: number): Promise<never>;
+}
+
+export interface ConsumerOptions {
+  /** Entries in hand at once, besides those held (Consumer.hold). */
+  concurrency: number;
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  /** Entries whose consumer died more often than this while holding them are given up (BullMQ default 1). */
+  maxStalledCount?: number;
+  drainDelaySeconds?: number;
+  onError?: (err: Error) => void;
+  /**
+   * Told the entries whose locks an extension renewed, with the time it was
+   * sent (`performance.now()`, a monotonic clock): each lock now lasts at
+   * least `lockDurationMs` from then.
+   */
+  onLocksExtended?: (entryIds: string[], sentAt: number) => void;
+  /** An entry given up on because its consumers kept dying while they held it (maxStalledCount): the job id. */
+  onGivenUp?: (id: string) => void;
+}
+
+/** A consumer of one workflow's queue. */
+export interface Consumer {
+  /** Fetches nothing more until resume(); entries in hand go on. */
+  pause(): Promise<void>;
+  resume(): void;
+  /**
+   * `n` more entries may be in hand than the concurrency: entries whose
+   * handlers wait on a long job (a job running ahead of its claim holds its
+   * entry) do not take the place of new ones.
+   */
+  hold(n: number): void;
+  /** Closes once the handlers in progress have returned. */
+  close(): Promise<void>;
+}
+
+/** Same Balsam job and attempt → same BullMQ id, so enqueueing twice adds one entry. */
+export function bullJobId(id: string, attempt: number): string {
+  return `${id}_${attempt}`;
+}
+
+/** Whether a failed entry failed because its workers kept dying while they held it. */
+function givenUpAsStalled(err: Error): boolean {
+  return /stalled more than allowable limit/.test(err.message);
+}
+
+function entryOf(job: BullJob<QueueData>, token: string | undefined): QueueEntry {
+  return {
+    id: job.data.id,
+    snapshot: job.stalledCounter ? undefined : job.data.s,
+    entryId: String(job.id),
+    fetchedAt: job.processedOn,
+    async defer(ms: number): Promise<never> {
+      await job.moveToDelayed(Date.now() + ms, token);
+      throw new DelayedError();
+    },
+  };
+}
+
+/**
+ * A BullMQ worker on one workflow's queue with its own blocking connection
+ * (`maxRetriesPerRequest: null`, as BullMQ requires for workers).
+ */
+export function startConsumer(target: RedisTarget, prefix: string, connectTimeoutMs: number, workflow: string, handler: (entry: QueueEntry) => Promise<void>, opts: ConsumerOptions): Consumer {
+  const connection: RedisClient = createRedisClient(target, "blocking", connectTimeoutMs);
+  connection.on("error", () => undefined);
+  const w = new Worker<QueueData>(queueName(workflow), (job, token) => handler(entryOf(job, token)), {
+    connection,
+    prefix,
+    concurrency: opts.concurrency,
+    lockDuration: opts.lockDurationMs ?? 30_000,
+    stalledInterval: opts.stalledIntervalMs ?? 30_000,
+    ...(opts.maxStalledCount !== undefined ? { maxStalledCount: opts.maxStalledCount } : {}),
+    removeOnComplete: { count: 0 },
+    removeOnFail: { count: 0 },
+    drainDelay: opts.drainDelaySeconds ?? 1,
+  });
+  w.on("error", (err) => opts.onError?.(err));
+  const givenUp = opts.onGivenUp;
+  if (givenUp) w.on("failed", (job: BullJob<QueueData> | undefined, err: Error) => job && givenUpAsStalled(err) && givenUp(job.data.id));
+  const onExtended = opts.onLocksExtended;
+  if (onExtended) {
+    // Wrapped rather than heard ("locksRenewed"): the fence needs the time the extension was *sent*, which its lock's new end follows.
+    const extend = w.extendJobLocks.bind(w);
+    w.extendJobLocks = async (ids: string[], tokens: string[], duration: number) => {
+      const sentAt = performance.now();
+      const failed = await extend(ids, tokens, duration);
+      const ok = failed.length ? ids.filter((id) => !failed.includes(id)) : ids;
+      if (ok.length) onExtended(ok, sentAt);
+      return failed;
+    };
+  }
+  return {
+    pause: () => w.pause(true),
+    resume: () => w.resume(),
+    hold: (n) => {
+      w.concurrency = opts.concurrency + n;
+    },
+    async close() {
+      try {
+        await w.close();
+      } finally {
+        // BullMQ leaves a connection it was handed open on close(); this one is ours to end.
+        connection.disconnect();
+      }
+    },
+  };
+}
