@@ -1,28 +1,24 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { useTestContext } from "../support/context.js";
 import { spawnSync } from "node:child_process";
-import { BALSAM_BIN, makeCliDb, type CliDb, type RunResult } from "../support/cli.js";
+import { BALSAM_BIN, type RunResult } from "../support/cli.js";
 import { coll } from "../../libs/store/collections.js";
+import { useCliFixture } from "../support/fixture.js";
 
 /**
  * The job and app subcommands run as a user runs them: the built `balsam`
  * in a subprocess against a database directory on the test servers,
  * checked through what they print and what they leave in MongoDB and Redis.
  */
-const ctx = useTestContext("cli");
-let db: CliDb;
+const f = useCliFixture("cli");
+const { ctx } = f;
 
-before(async () => {
-  db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-});
-after(() => db?.cleanup());
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SEED_ARGS = "--evaluator balsam --problem polynome2.Problem --run polynome2.run";
 
 async function ok(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  const r = await db.run(args, { env });
+  const r = await f.db.run(args, { env });
   assert.equal(r.code, 0, `balsam ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
   return r;
 }
@@ -57,7 +53,7 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
     const app = await coll(ctx.store).apps.findOne({ name: "AMBS" });
     assert.equal(app?.executable, "python -m ambs");
     assert.equal(app?.description, "the search");
-    const dup = await db.run(["app", "--name", "AMBS", "--executable", "x"]);
+    const dup = await f.db.run(["app", "--name", "AMBS", "--executable", "x"]);
     assert.equal(dup.code, 1);
     assert.equal(dup.stderr.trim().split("\n").length, 1);
     assert.match(dup.stderr, /^balsam: an app named 'AMBS' already exists/);
@@ -287,7 +283,7 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
   test("rm refuses a job a launcher is running unless --force, naming it", async () => {
     const id = await addJob(["--name", "busy", "--application", "AMBS", "--workflow", "BUSY"]);
     await coll(ctx.store).jobs.updateOne({ _id: id }, { $set: { state: "RUNNING", lock: { owner: "test-launcher", until: new Date(Date.now() + 3_600_000) } } });
-    const refused = await db.run(["rm", "jobs", "--wf", "BUSY", "--all"]);
+    const refused = await f.db.run(["rm", "jobs", "--wf", "BUSY", "--all"]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, new RegExp(`^balsam: 1 of the job\\(s\\) to remove is running: busy \\(${id}\\) \\(stop them first with \`balsam killjob --id ID\``));
     assert.equal(await coll(ctx.store).jobs.countDocuments({ _id: id }), 1);
@@ -308,7 +304,7 @@ describe("balsam app / job / ls / modify / dep / mkchild / killjob / rm / make_d
     assert.deepEqual(names, ["dummy0", "dummy1", "dummy2"]);
     // A reader that stops early (`| head`; here `| true`, gone before the first write) ends the listing quietly.
     const piped = spawnSync("bash", ["-c", `"${process.execPath}" "${BALSAM_BIN}" ls --wf DUM | true; echo "\${PIPESTATUS[0]}"`], {
-      env: { ...process.env, ...db.env },
+      env: { ...process.env, ...f.db.env },
       encoding: "utf8",
     });
     assert.equal(piped.stdout.trim(), "0", piped.stderr);

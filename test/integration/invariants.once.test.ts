@@ -4,37 +4,25 @@
  * server's conditional update is atomic (the first round's FerretDB let two
  * clients both win: 306–316 wins over 300 jobs).
  */
-import { test, describe, before, after } from "node:test";
+import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { useTestContext } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
 import { startLauncher } from "../support/launcher.js";
-import { connect, reenqueueRunnable, type Balsam } from "../../libs/client/index.js";
+import { reenqueueRunnable } from "../../libs/client/index.js";
 import { recordTransitions, Store, type Transition } from "../../libs/store/index.js";
+import { useCliFixture } from "../support/fixture.js";
 
-const ctx = useTestContext("once");
-let db: CliDb;
-let balsam: Balsam;
-let scripts: string;
+const f = useCliFixture("once");
+const { ctx } = f;
 
 describe("a job finishes once", () => {
-  before(async () => {
-    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-    balsam = await connect({ dbPath: db.dir });
-    scripts = mkdtempSync(join(tmpdir(), "balsam-once-"));
-  });
   after(async () => {
-    await balsam.close();
-    db.cleanup();
-    rmSync(scripts, { recursive: true, force: true });
   });
 
   test("4 clients claiming the same 1,000 jobs in bulks: each job is claimed by exactly one, and each knows", async () => {
-    await balsam.apps.add({ name: "noop", executable: "/bin/true" });
-    const jobs = await balsam.jobs.addMany(Array.from({ length: 1000 }, (_, i) => ({ name: `c${i}`, workflow: "CLAIMS", application: "noop" })));
+    await f.balsam.apps.add({ name: "noop", executable: "/bin/true" });
+    const jobs = await f.balsam.jobs.addMany(Array.from({ length: 1000 }, (_, i) => ({ name: `c${i}`, workflow: "CLAIMS", application: "noop" })));
     const ids = jobs.map((j) => j._id);
     const stores = await Promise.all([0, 1, 2, 3].map(() => Store.connect({ url: ctx.mongoUrl, dbName: ctx.dbName })));
     try {
@@ -63,7 +51,7 @@ describe("a job finishes once", () => {
       assert.equal(all.length, 1000, `claims reported won: ${won.map((w) => w.length).join(" + ")}`);
       assert.equal(new Set(all).size, 1000);
       // What each client believes matches the documents.
-      const docs = await balsam.jobs.filter({ workflow: "CLAIMS" }).list();
+      const docs = await f.balsam.jobs.filter({ workflow: "CLAIMS" }).list();
       won.forEach((mine, k) => {
         const owned = docs.filter((d) => d.lock?.owner === `L${k}`).map((d) => d._id).sort();
         assert.deepEqual([...mine].sort(), owned);
@@ -75,20 +63,20 @@ describe("a job finishes once", () => {
   });
 
   test("4 launchers on one workflow of 3,000 short jobs, runnable jobs re-offered meanwhile: each runs once, finishes once", async () => {
-    const log = join(scripts, "ran.log");
-    const app = join(scripts, "mark.sh");
+    const log = join(f.dir, "ran.log");
+    const app = join(f.dir, "mark.sh");
     writeFileSync(app, `#!/bin/sh\necho "$BALSAM_JOB_ID" >> ${log}\n`, { mode: 0o755 });
-    await balsam.apps.add({ name: "mark", executable: app });
+    await f.balsam.apps.add({ name: "mark", executable: app });
     const N = 3000;
-    await balsam.jobs.addMany(Array.from({ length: N }, (_, i) => ({ name: `m${i}`, workflow: "ONCE", application: "mark", nodePackingCount: 4 })));
-    const launchers = [1, 2, 3, 4].map((n) => startLauncher(["--wf-filter", "ONCE", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: `node${n}` }));
+    await f.balsam.jobs.addMany(Array.from({ length: N }, (_, i) => ({ name: `m${i}`, workflow: "ONCE", application: "mark", nodePackingCount: 4 })));
+    const launchers = [1, 2, 3, 4].map((n) => startLauncher(["--wf-filter", "ONCE", "--job-mode", "serial"], { ...f.db.env, BALSAM_NODELIST: `node${n}` }));
     // What `balsam service` and idle launchers do after Redis lost entries:
     // offer every runnable job again, while the launchers are taking them.
     let running = true;
     const reoffer = (async () => {
       let rounds = 0;
       while (running) {
-        await reenqueueRunnable(balsam.store, balsam.queues, ["ONCE"]);
+        await reenqueueRunnable(f.balsam.store, f.balsam.queues, ["ONCE"]);
         rounds++;
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -104,7 +92,7 @@ describe("a job finishes once", () => {
     const twice = [...counts].filter(([, n]) => n > 1);
     assert.equal(twice.length, 0, `jobs run more than once: ${JSON.stringify(twice.slice(0, 5))}`);
     assert.equal(counts.size, N);
-    const docs = await balsam.jobs.filter({ workflow: "ONCE" }).list();
+    const docs = await f.balsam.jobs.filter({ workflow: "ONCE" }).list();
     assert.equal(docs.length, N);
     for (const d of docs) {
       assert.equal(d.state, "JOB_FINISHED");
