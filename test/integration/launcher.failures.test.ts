@@ -121,7 +121,8 @@ describe("launcher failure paths", () => {
         await f.balsam.apps.add({ name: `crasher${v.claimAfterMs}`, executable: script(`crasher${v.claimAfterMs}.sh`, `echo "$BALSAM_JOB_ID" >> ${log}; ${KILL_LAUNCHER}; exec sleep 60`) });
         const j = await f.balsam.jobs.add({ name: "crasher", workflow: `CRASH${v.claimAfterMs}`, application: `crasher${v.claimAfterMs}` });
         for (let i = 0; i < 5 && !isFinal((await f.balsam.jobs.get(j._id)).state); i++) {
-          const l = launch(`CRASH${v.claimAfterMs}`, { BALSAM_LEASE_TTL_MS: "1500", BALSAM_CLAIM_AFTER_MS: v.claimAfterMs });
+          // 3 s, not less: a launcher slowed by a busy machine must not be fenced (an extra run) before its job kills it.
+          const l = launch(`CRASH${v.claimAfterMs}`, { BALSAM_LEASE_TTL_MS: "3000", BALSAM_CLAIM_AFTER_MS: v.claimAfterMs });
           await l.exited;
         }
         const d = await f.balsam.jobs.get(j._id);
