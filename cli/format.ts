@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import { JOB_FIELDS, JOB_STATES, formatTags, isJobState, jobField, parseTags, type FieldSpec, type JobState, type Tags } from "../libs/models/index.js";
 import { queueName as checkWorkflowName } from "../libs/queue/names.js";
 import { UsageError } from "../libs/errors/index.js";
+import type { JobFilter } from "../libs/client/index.js";
 
 /** The columns every job listing starts with, as in the seed's `balsam ls`. */
 export const LS_BASE_FIELDS = ["job_id", "name", "workflow", "application", "state"] as const;
@@ -78,6 +79,29 @@ export function parseWorkflow(raw: string | undefined): string | undefined {
 /** Repeated `--tag KEY=VALUE` words: one map, or a usage error (exit 2) naming the bad word, before any server is asked. */
 export function parseTagWords(words: readonly string[] | undefined): Tags | undefined {
   return parseTags(words);
+}
+
+/** The job selectors `ls`, `rm` and `report` share. */
+export interface SelectorOptions {
+  name?: string;
+  id?: string;
+  wf?: string;
+  wfExact?: string;
+  state?: string;
+  tag?: string[];
+}
+
+/** Those selectors as one filter: `--wf` matches as 0.x did (workflow__icontains), `--wf-exact` names one workflow. */
+export function selectorFilter(o: SelectorOptions): JobFilter {
+  if (o.wf !== undefined && o.wfExact !== undefined) throw new UsageError("give one of --wf and --wf-exact");
+  return {
+    name: o.name || undefined,
+    id: o.id || undefined,
+    workflowContains: parseWorkflow(o.wf),
+    workflow: parseWorkflow(o.wfExact),
+    state: parseState(o.state),
+    tags: parseTagWords(o.tag),
+  };
 }
 
 /** Commander collector for a repeatable `--tag KEY=VALUE`. */

@@ -4,33 +4,11 @@ import { APP_FIELDS, JOB_FIELDS, JOB_STATES, appField, type FieldSpec, type Job,
 import type { Balsam, JobFilter } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, withClient } from "./common.js";
-import {
-  DEFAULT_LS_LIMIT,
-  cell,
-  collectTag,
-  lsFields,
-  parseTagWords,
-  lsLimit,
-  note,
-  parseState,
-  parseWorkflow,
-  objectsArg,
-  printJson,
-  printLines,
-  table,
-  toJsonRecord,
-  valueOf,
-} from "./format.js";
+import { DEFAULT_LS_LIMIT, cell, collectTag, lsFields, lsLimit, note, objectsArg, printJson, printLines, table, toJsonRecord, valueOf, selectorFilter, type SelectorOptions } from "./format.js";
 
 type Objects = "jobs" | "apps" | "wf" | "queues";
 
-interface LsOptions {
-  name?: string;
-  id?: string;
-  wf?: string;
-  wfExact?: string;
-  state?: string;
-  tag?: string[];
+interface LsOptions extends SelectorOptions {
   byStates?: boolean;
   history?: boolean;
   tree?: boolean;
@@ -59,16 +37,7 @@ function resolve(objects: Objects, o: LsOptions): Resolved {
   const wf = o.wf ?? o.wfExact;
   if (objects === "queues" && (wf !== undefined || o.state !== undefined || o.name !== undefined || o.id !== undefined || o.tag !== undefined)) throw new UsageError("ls queues takes no selectors");
   if (objects === "apps" && (wf !== undefined || o.state !== undefined || o.tag !== undefined)) throw new UsageError("--wf, --state and --tag select jobs, not apps");
-  if (o.wf !== undefined && o.wfExact !== undefined) throw new UsageError("give one of --wf and --wf-exact");
-  // --wf matches as 0.x did (workflow__icontains); --wf-exact names one workflow.
-  const filter: JobFilter = {
-    name: o.name || undefined,
-    id: o.id || undefined,
-    workflowContains: parseWorkflow(o.wf),
-    workflow: parseWorkflow(o.wfExact),
-    state: parseState(o.state),
-    tags: parseTagWords(o.tag),
-  };
+  const filter = selectorFilter(o);
   const fields = objects === "jobs" && view === "table" ? (o.verbose ? [...JOB_FIELDS] : lsFields()) : [];
   return { objects, filter, fields, limit: lsLimit(), json: o.json === true, verbose: o.verbose === true, view };
 }

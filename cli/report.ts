@@ -1,18 +1,11 @@
 import { Argument, type Command } from "commander";
 import { writeFileSync } from "node:fs";
 import { REPORT_KINDS, type ReportKind } from "../libs/models/index.js";
-import type { JobFilter } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, withClient } from "./common.js";
-import { collectTag, parseState, parseTagWords, parseWorkflow, printLines } from "./format.js";
+import { collectTag, printLines, selectorFilter, type SelectorOptions } from "./format.js";
 
-interface ReportOptions {
-  name?: string;
-  id?: string;
-  wf?: string;
-  wfExact?: string;
-  state?: string;
-  tag?: string[];
+interface ReportOptions extends SelectorOptions {
   since?: string;
   csv?: string;
   png?: string;
@@ -52,15 +45,7 @@ export function register(program: Command): Command {
     .addHelpText("after", "\nThe series come from the jobs' state histories, as Balsam 0.x's utilization_report/throughput_report did.")
     .action(
       action(async (kind: ReportKind, o: ReportOptions) => {
-        if (o.wf !== undefined && o.wfExact !== undefined) throw new UsageError("give one of --wf and --wf-exact");
-        const filter: JobFilter = {
-          name: o.name || undefined,
-          id: o.id || undefined,
-          workflowContains: parseWorkflow(o.wf),
-          workflow: parseWorkflow(o.wfExact),
-          state: parseState(o.state),
-          tags: parseTagWords(o.tag),
-        };
+        const filter = selectorFilter(o);
         const since = parseSince(o.since);
         if (o.png === "-") throw new UsageError("--png needs a file name");
         const report = await withClient((b) => b.report(kind, filter, { since }), { readOnly: true });

@@ -5,15 +5,9 @@ import type { Balsam, JobFilter } from "../libs/client/index.js";
 import { UsageError } from "../libs/errors/index.js";
 import { action, confirm, isTerminal, out, withClient } from "./common.js";
 import { EXIT_INTERRUPTED, withProgress } from "./progress.js";
-import { collectTag, note, objectsArg, parseState, parseTagWords, parseWorkflow, preview } from "./format.js";
+import { collectTag, note, objectsArg, preview, selectorFilter, type SelectorOptions } from "./format.js";
 
-interface RmOptions {
-  name?: string;
-  id?: string;
-  wf?: string;
-  wfExact?: string;
-  state?: string;
-  tag?: string[];
+interface RmOptions extends SelectorOptions {
   all?: boolean;
   recursive?: boolean;
   force?: boolean;
@@ -136,15 +130,10 @@ export function register(program: Command): Command {
           await withClient((b) => rmApps(b, o));
           return;
         }
-        const state = parseState(o.state);
-        const tags = parseTagWords(o.tag);
-        if (o.wf !== undefined && o.wfExact !== undefined) throw new UsageError("give one of --wf and --wf-exact");
-        const workflowContains = parseWorkflow(o.wf);
-        const workflow = parseWorkflow(o.wfExact);
-        if (!o.name && !o.id && !state && !tags && !o.all) {
+        const filter = selectorFilter(o);
+        if (!o.name && !o.id && !filter.state && !filter.tags && !o.all) {
           throw new UsageError("rm jobs needs a selector: --name, --id, --state, --tag or --all", { hint: "--wf WF narrows any of them; --wf WF --all removes a whole workflow" });
         }
-        const filter: JobFilter = { name: o.name || undefined, id: o.id || undefined, workflowContains, workflow, state, tags };
         await withClient((b) => rmJobs(b, o, filter));
       }),
     );

@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { BALSAM_BIN, type RunResult } from "../support/cli.js";
+import { BALSAM_BIN } from "../support/cli.js";
 import { coll } from "../../libs/store/collections.js";
 import { useCliFixture } from "../support/fixture.js";
 
@@ -17,11 +17,7 @@ const { ctx } = f;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SEED_ARGS = "--evaluator balsam --problem polynome2.Problem --run polynome2.run";
 
-async function ok(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  const r = await f.db.run(args, { env });
-  assert.equal(r.code, 0, `balsam ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r;
-}
+const ok = f.ok;
 
 /** Adds a job and returns its id, as printed on stdout. */
 async function addJob(args: string[]): Promise<string> {

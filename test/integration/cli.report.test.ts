@@ -5,7 +5,6 @@ import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { useCliFixture } from "../support/fixture.js";
-import type { RunResult } from "../support/cli.js";
 import type { Job, JobState } from "../../libs/client/index.js";
 import { buildJob, insertJobs } from "../../libs/store/index.js";
 
@@ -38,11 +37,7 @@ const DONE = (run: number, end: number): Array<[number, JobState]> => [
   [run, "STAGED_IN"], [run, "PREPROCESSED"], [run, "RUNNING"], [end, "RUN_DONE"], [end, "POSTPROCESSED"], [end, "JOB_FINISHED"],
 ];
 
-async function ok(args: string[]): Promise<RunResult> {
-  const r = await f.db.run(args);
-  assert.equal(r.code, 0, `balsam ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r;
-}
+const ok = f.ok;
 
 async function csv(args: string[]): Promise<string[]> {
   return (await ok(["report", ...args, "--csv", "-"])).stdout.trimEnd().split("\n");

@@ -1,6 +1,5 @@
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type RunResult } from "../support/cli.js";
 import { exitedWithin, startLauncher } from "../support/launcher.js";
 import { useCliFixture } from "../support/fixture.js";
 
@@ -14,17 +13,9 @@ const f = useCliFixture("selectors");
 
 const ID = (n: number, tail: string) => `${String(n).padStart(8, "0")}-0000-4000-8000-${tail.padStart(12, "0")}`;
 
-async function ok(args: string[]): Promise<RunResult> {
-  const r = await f.db.run(args);
-  assert.equal(r.code, 0, `balsam ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r;
-}
+const ok = f.ok;
 
-/** The job names `balsam ls ... --json` prints, sorted. */
-async function names(args: string[]): Promise<string[]> {
-  const r = await ok(["ls", ...args, "--json"]);
-  return (JSON.parse(r.stdout) as Array<{ name: string }>).map((j) => j.name).sort();
-}
+const names = f.names;
 
 describe("0.x selectors: ls/rm --name, --wf, --id; launcher --wf-filter", () => {
   // Inside the describe, so the client is closed before the context checks for open sockets.

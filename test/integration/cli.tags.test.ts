@@ -2,7 +2,6 @@ import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { useCliFixture } from "../support/fixture.js";
 import { exitedWithin, startLauncher } from "../support/launcher.js";
-import type { RunResult } from "../support/cli.js";
 import type { Job } from "../../libs/client/index.js";
 
 /**
@@ -17,16 +16,9 @@ async function noopApp(): Promise<void> {
   if (!(await f.balsam.apps.find("noop"))) await f.balsam.apps.add({ name: "noop", executable: "/bin/true" });
 }
 
-async function ok(args: string[]): Promise<RunResult> {
-  const r = await f.db.run(args);
-  assert.equal(r.code, 0, `balsam ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r;
-}
+const ok = f.ok;
 
-async function names(args: string[]): Promise<string[]> {
-  const r = await ok(["ls", ...args, "--json"]);
-  return (JSON.parse(r.stdout) as Array<{ name: string }>).map((j) => j.name).sort();
-}
+const names = f.names;
 
 async function all(): Promise<Job[]> {
   return f.balsam.jobs.filter({}).list();

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { useTestContext, type TestContext } from "./context.js";
-import { makeCliDb, type CliDb } from "./cli.js";
+import { makeCliDb, type CliDb, type RunResult } from "./cli.js";
 import { startLauncher, exitedWithin, type LauncherProc } from "./launcher.js";
 import { startWeb, type WebProc } from "./web.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
@@ -28,6 +28,10 @@ export interface CliFixture {
   launch(wf: string, opts?: LaunchOptions): Promise<string>;
   /** Starts `balsam launcher --wf-filter WF` (`--wf-exact` with `exact`) and leaves it to the test. */
   start(wf: string, opts?: LaunchOptions): LauncherProc;
+  /** Runs `balsam ARGS`, which must exit 0. */
+  ok(args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult>;
+  /** The job names `balsam ls ARGS --json` prints, sorted. */
+  names(args: string[]): Promise<string[]>;
 }
 
 export interface LaunchOptions {
@@ -56,6 +60,15 @@ export function useCliFixture(kind: string, opts: { web?: boolean } = {}): CliFi
     const l = f.start(wf, opts);
     assert.equal(await exitedWithin(l, 180_000), 0, l.output());
     return l.output();
+  };
+  f.ok = async (args, env = {}) => {
+    const r = await f.db.run(args, { env });
+    assert.equal(r.code, 0, `balsam ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+    return r;
+  };
+  f.names = async (args) => {
+    const r = await f.ok(["ls", ...args, "--json"]);
+    return (JSON.parse(r.stdout) as Array<{ name: string }>).map((j) => j.name).sort();
   };
   before(async () => {
     f.db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
