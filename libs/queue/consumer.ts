@@ -127,12 +127,30 @@ export function startConsumer(target: RedisTarget, prefix: string, connectTimeou
       w.concurrency = opts.concurrency + n;
     },
     async close() {
-      try {
-        await w.close();
-      } finally {
-        // BullMQ leaves a connection it was handed open on close(); this one is ours to end.
+      const closing = w.close().catch(() => undefined);
+      // BullMQ waits for its calls in flight; one stuck on a Redis node that
+      // died (a cluster failover under load) would hold the launcher's exit
+      // for ever. After a grace the connection is cut, which fails those calls.
+      if (!(await settlesWithin(closing, CLOSE_GRACE_MS))) {
         connection.disconnect();
+        await settlesWithin(closing, CLOSE_GRACE_MS);
       }
+      // BullMQ leaves a connection it was handed open on close(); this one is ours to end.
+      connection.disconnect();
     },
   };
+}
+
+/** How long a consumer's close waits for BullMQ before cutting its connection. */
+const CLOSE_GRACE_MS = 10_000;
+
+/** True when `p` settles within `ms`. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

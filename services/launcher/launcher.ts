@@ -228,16 +228,26 @@ export class Launcher implements Core {
       r.timedOut = true;
       r.handle?.terminate(this.o.killGraceMs);
     }
-    await this.dispatch.close();
-    while (this.tasks.size > 0) await Promise.all([...this.tasks]);
-    await this.completion.flush();
-    await this.writer.close();
-    await this.processes?.close();
-    for (const u of this.unsubscribe) await u();
-    await markLauncherExited(this.o.client.store, this.owner).catch(() => undefined);
+    await this.step("closing the queue consumers", this.dispatch.close());
+    while (this.tasks.size > 0) await this.step(`waiting for ${this.tasks.size} job task(s)`, Promise.all([...this.tasks]));
+    await this.step("announcing finished jobs", this.completion.flush());
+    await this.step("writing the last state changes", this.writer.close());
+    await this.step("stopping the spawn helper", this.processes?.close());
+    for (const u of this.unsubscribe) await this.step("unsubscribing", u());
+    await this.step("marking the launcher exited", markLauncherExited(this.o.client.store, this.owner).catch(() => undefined));
     this.state = "stopped";
     const s = this.completion.summary;
     this.log(`stopped (${this.reason}): ${s.finished} finished, ${s.failed} failed, ${s.restarted} to restart, ${s.killed} killed; ${costs(this.o.client.store, s, this.cpuAtStart, this.processes?.spawnCpuMs() ?? 0)}`);
+  }
+
+  /** One step of the shutdown; one that takes long says which it is, so a hang names itself. */
+  private async step<T>(what: string, p: Promise<T> | undefined): Promise<T | undefined> {
+    const t = setInterval(() => this.log(`shutdown: still ${what}`), 10 * SECOND);
+    try {
+      return await p;
+    } finally {
+      clearInterval(t);
+    }
   }
 
   private onKill(id: string): void {
