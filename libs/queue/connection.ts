@@ -122,7 +122,7 @@ export function masterNodes(c: RedisClient): Redis[] {
 }
 
 /** `p`, or a rejection after `ms`. */
-async function bounded<T>(p: Promise<T>, ms: number): Promise<T> {
+export async function bounded<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`no answer within ${ms} ms`)), Math.max(1, ms))));
   try {

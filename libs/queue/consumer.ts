@@ -1,7 +1,7 @@
 import { Worker, DelayedError, type Job as BullJob } from "bullmq";
 import type { LaunchSnapshot } from "../models/index.js";
 import { queueName } from "./names.js";
-import { createRedisClient, type RedisClient } from "./connection.js";
+import { bounded, createRedisClient, type RedisClient } from "./connection.js";
 import type { RedisTarget } from "../config/index.js";
 
 /**
@@ -131,9 +131,9 @@ export function startConsumer(target: RedisTarget, prefix: string, connectTimeou
       // BullMQ waits for its calls in flight; one stuck on a Redis node that
       // died (a cluster failover under load) would hold the launcher's exit
       // for ever. After a grace the connection is cut, which fails those calls.
-      if (!(await settlesWithin(closing, CLOSE_GRACE_MS))) {
+      if (!(await bounded(closing, CLOSE_GRACE_MS).then(() => true, () => false))) {
         connection.disconnect();
-        await settlesWithin(closing, CLOSE_GRACE_MS);
+        await bounded(closing, CLOSE_GRACE_MS).catch(() => undefined);
       }
       // BullMQ leaves a connection it was handed open on close(); this one is ours to end.
       connection.disconnect();
@@ -143,14 +143,3 @@ export function startConsumer(target: RedisTarget, prefix: string, connectTimeou
 
 /** How long a consumer's close waits for BullMQ before cutting its connection. */
 const CLOSE_GRACE_MS = 10_000;
-
-/** True when `p` settles within `ms`. */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
-  try {
-    return await Promise.race([p.then(() => true as const), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
