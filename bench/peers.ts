@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { execa } from "execa";
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -29,24 +29,17 @@ const peersDir = fileURLToPath(new URL("../../bench/peers/", import.meta.url));
 const python = process.env.BENCH_PYTHON ?? (existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
 
 /** stdout of `cmd`, or a rejection with its stderr's last line. */
-function run(cmd: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd[0]!, cmd.slice(1), { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    c.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    c.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    c.on("error", reject);
-    c.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(err.trim().split("\n").pop() ?? `exit ${code}`))));
-  });
+async function run(cmd: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await execa(cmd[0]!, cmd.slice(1), { env, reject: false });
+  if (r.exitCode === 0) return r.stdout;
+  throw new Error(r.stderr.trim().split("\n").pop() || r.shortMessage);
 }
 
-/** Starts of /bin/true per second from a bare `node -e`, `CONCURRENCY` in flight. */
+/** Starts of /bin/true per second from a bare node that loads only measure.js's rawSpawnRate, `CONCURRENCY` in flight. */
 async function rawSmall(n: number, wrap: string[] = []): Promise<number> {
-  const code = `const {spawn}=require("node:child_process");let next=0;const n=${n};const t=performance.now();
-Promise.all(Array.from({length:${CONCURRENCY}},async()=>{while(next<n){next++;await new Promise(r=>spawn("/bin/true",[],{stdio:"ignore"}).on("exit",r));}}))
-.then(()=>console.log(n/((performance.now()-t)/1000)));`;
-  return Number((await run([...wrap, process.execPath, "-e", code])).trim());
+  const measure = new URL("./measure.js", import.meta.url).href;
+  const code = `const { rawSpawnRate } = await import(${JSON.stringify(measure)}); console.log(await rawSpawnRate("/bin/true", ${n}, ${CONCURRENCY}));`;
+  return Number((await run([...wrap, process.execPath, "--input-type=module", "-e", code])).trim());
 }
 
 /** jobs/s of a peer script (bench/peers/*.py), or why it could not run. */
@@ -67,7 +60,6 @@ interface BalsamRun {
   costs: string;
   serverCpuMsPerJob: number;
   redisCmdsPerJob: number;
-  launcherPid: number;
 }
 
 async function redisCommands(r: Redis): Promise<number> {
@@ -94,10 +86,8 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
       costs: costsLine(l),
       serverCpuMsPerJob: (cpuMsOf(mongoPid) - cpu0) / n,
       // Less the INFO itself; the launcher's own start-up and idle checks are in it.
-      redisCmdsPerJob: (await redisCommands(r)) - cmds0 - 1,
-      launcherPid: l.child.pid ?? 0,
+      redisCmdsPerJob: ((await redisCommands(r)) - cmds0 - 1) / n,
     };
-    out.redisCmdsPerJob /= n;
     await dropDatabase(b.store);
     return out;
   } finally {
