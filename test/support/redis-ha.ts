@@ -111,15 +111,20 @@ function liveNodes(nodes: RedisNode[]): RedisNode[] {
   return nodes.filter((n) => !n.killed);
 }
 
-/** 3 masters + 3 replicas: `redis-server --cluster-enabled yes` ×6, then `redis-cli --cluster create … --cluster-replicas 1`. */
-export async function startRedisCluster(): Promise<RedisClusterHandle> {
-  const dir = mkdtempSync(join(tmpdir(), "balsam-cluster-"));
-  const password = newSecret();
+/** A group's scratch directory, its one password, the nodes it starts, and how to stop them all. */
+function scratch(prefix: string): { dir: string; password: string; nodes: RedisNode[]; stop: () => Promise<void> } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   const nodes: RedisNode[] = [];
   const stop = async () => {
     await Promise.all(nodes.map((n) => n.stop()));
     rmSync(dir, { recursive: true, force: true });
   };
+  return { dir, password: newSecret(), nodes, stop };
+}
+
+/** 3 masters + 3 replicas: `redis-server --cluster-enabled yes` ×6, then `redis-cli --cluster create … --cluster-replicas 1`. */
+export async function startRedisCluster(): Promise<RedisClusterHandle> {
+  const { dir, password, nodes, stop } = scratch("balsam-cluster-");
   try {
     for (let i = 0; i < 6; i++) {
       const d = join(dir, `n${i}`);
@@ -198,13 +203,7 @@ export interface SentinelGroupHandle {
 
 /** A primary, its replica and 3 Sentinels (`redis-server CONF --sentinel`), quorum 2. */
 export async function startSentinelGroup(masterName = "balsam"): Promise<SentinelGroupHandle> {
-  const dir = mkdtempSync(join(tmpdir(), "balsam-sentinel-"));
-  const password = newSecret();
-  const all: RedisNode[] = [];
-  const stop = async () => {
-    await Promise.all(all.map((n) => n.stop()));
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const { dir, password, nodes: all, stop } = scratch("balsam-sentinel-");
   try {
     const auth = ["--masterauth", password];
     const primary = asNode(await startRedis({ dir: join(dir, "primary"), password, appendOnly: false, extraArgs: auth, logFile: join(dir, "primary.log") }));
