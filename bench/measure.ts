@@ -22,3 +22,31 @@ export async function rawSpawnRate(file: string, n: number, concurrency: number)
   );
   return n / ((performance.now() - t) / 1000);
 }
+
+/**
+ * Starts of `file` per second through the launcher's spawn helper
+ * (native/balsam-spawn: vfork, as Python's subprocess does), `concurrency`
+ * in flight: the ceiling of the way our launcher starts processes, without
+ * the launcher. Undefined when the helper is not built.
+ */
+export async function rawHelperSpawnRate(file: string, n: number, concurrency: number): Promise<number | undefined> {
+  const { HelperSpawner, helperPath } = await import("../services/launcher/spawner.js");
+  const path = helperPath();
+  if (!path) return undefined;
+  const helper = new HelperSpawner(path, () => undefined);
+  let next = 0;
+  const t = performance.now();
+  try {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < n) {
+          next++;
+          await new Promise<void>((r) => helper.run({ argv: [file], cwd: "/", env: {}, outFile: "/dev/null", mkdir: false }, (m) => m.t !== "started" && r()));
+        }
+      }),
+    );
+    return n / ((performance.now() - t) / 1000);
+  } finally {
+    await helper.close();
+  }
+}

@@ -308,6 +308,8 @@ static void reap(void) {
       if (jobs[i].pid != pid) continue;
       /* Ended by its fence's SIGTERM: the rest of its session goes now, and its output says so. */
       if (jobs[i].termed && jobs[i].deadline > 0) fence(&jobs[i]);
+      /* What the job left in its group goes with it: the node's share it held goes to the next job (the launcher did this kill, at an exception per job when, as mostly, nothing was left). */
+      kill(-pid, SIGKILL);
       if (WIFSIGNALED(status)) reply("x %s -1 %d\n", jobs[i].id, WTERMSIG(status));
       else reply("x %s %d 0\n", jobs[i].id, WEXITSTATUS(status));
       free(jobs[i].id);

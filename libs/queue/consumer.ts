@@ -120,11 +120,19 @@ export function startConsumer(target: RedisTarget, prefix: string, connectTimeou
       return failed;
     };
   }
+  let held = 0;
   return {
     pause: () => w.pause(true),
     resume: () => w.resume(),
     hold: (n) => {
-      w.concurrency = opts.concurrency + n;
+      const grows = n > held;
+      held = n;
+      // A smaller hold waits a turn of the event loop: the entry whose handler
+      // just returned is completed first, with room for BullMQ's completion to
+      // fetch the next entry in the same call (its fetchNext asks whether the
+      // entries in hand are within the concurrency), not in a second one.
+      if (grows) w.concurrency = opts.concurrency + held;
+      else setImmediate(() => (w.concurrency = opts.concurrency + held));
     },
     async close() {
       const closing = w.close().catch(() => undefined);

@@ -2,7 +2,7 @@ import { HelperSpawner, InProcessSpawner, helperPath, monoMs, type Spawner } fro
 import { WATCHDOG } from "./watchdog.js";
 import { execa, execaSync, type ResultPromise } from "execa";
 import { accessSync, closeSync, constants, openSync, readSync, fstatSync, statSync } from "node:fs";
-import { delimiter, join, resolve } from "node:path";
+import { delimiter, isAbsolute, join, resolve } from "node:path";
 import type { Writable } from "node:stream";
 
 /**
@@ -91,6 +91,7 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 export class ProcessSupervisor {
   private state: "running" | "closed" = "running";
   private reaperBroken = false;
+  private told = "";
   private readonly foundCache = new Map<string, string>();
   private readonly baseEnv: Record<string, string>;
   private spawner: Spawner;
@@ -140,10 +141,24 @@ export class ProcessSupervisor {
     if (this.state === "running") this.log(`the watchdog stopped (${err.message}): job processes may outlive this launcher if it is killed`);
   }
 
+  /**
+   * Lines for the watchdog are sent once per turn of the event loop: a write
+   * is a system call, and each job adds two or three lines (measured: one
+   * write per line was 6% of a launcher's CPU on no-op jobs). A process
+   * registered a turn late is still ended if the launcher dies meanwhile: its
+   * parent-death signal does that.
+   */
   private tell(line: string): void {
+    if (this.told === "") setImmediate(() => this.flushTold());
+    this.told += line;
+  }
+
+  private flushTold(): void {
+    const lines = this.told;
+    this.told = "";
     const stdin = this.reaper?.stdin as Writable | null | undefined;
     if (!stdin || this.reaperBroken || stdin.destroyed) return;
-    stdin.write(line);
+    stdin.write(lines);
   }
 
   /**
@@ -229,7 +244,7 @@ export class ProcessSupervisor {
         if (key !== undefined && m.t === "exit" && m.signal === "SIGKILL" && deadline !== undefined && monoMs() >= (this.opts.fence?.deadline(key) ?? Infinity)) fenced = true;
         if (timer) clearTimeout(timer);
         if (pid !== undefined) {
-          signalGroup(pid, "SIGKILL");
+          if (!spawner.endsGroups) signalGroup(pid, "SIGKILL");
           // Rare (kills, time limits) and worth a /proc scan: what the job left outside its group, e.g. an mpirun's ranks after the mpirun was SIGKILLed.
           if (terminated) this.tell(`! ${pid}\n`);
           this.tell(`- ${pid}\n`);
@@ -265,10 +280,11 @@ export class ProcessSupervisor {
     return this.spawner.cpuMs();
   }
 
-  /** findExecutable, remembered per PATH for bare names: every job of an app names the same one. */
+  /** findExecutable, remembered for bare names (per PATH) and absolute paths: every job of an app names the same one. One removed since fails at its exec instead (the helper says why). */
   private found(cmd: string, path: string | undefined, cwd: string): string | undefined {
-    if (cmd.includes("/")) return findExecutable(cmd, path, cwd);
-    const key = `${path ?? ""}\0${cmd}`;
+    // A relative path depends on the job's directory: looked up each time.
+    if (cmd.includes("/") && !isAbsolute(cmd)) return findExecutable(cmd, path, cwd);
+    const key = isAbsolute(cmd) ? cmd : `${path ?? ""}\0${cmd}`;
     let hit = this.foundCache.get(key);
     if (hit === undefined) {
       hit = findExecutable(cmd, path, cwd);
@@ -286,6 +302,7 @@ export class ProcessSupervisor {
     await this.spawner.close();
     const reaper = this.reaper;
     if (!reaper) return;
+    this.flushTold();
     (reaper.stdin as Writable | null)?.end();
     const t = setTimeout(() => reaper.kill("SIGKILL"), 5000);
     await reaper.catch(() => undefined);

@@ -43,6 +43,8 @@ export interface Spawner {
   run(req: StartRequest, reply: (m: SpawnReply) => void): number;
   /** Whether it kills its processes at their fence deadlines itself (the helper); if not, the watchdog does. */
   readonly keepsDeadlines: boolean;
+  /** Whether it kills a process's group when the process exits (the helper); if not, the launcher does. */
+  readonly endsGroups: boolean;
   /** Sets the fence deadline (CLOCK_MONOTONIC ms) of the processes started as `ids`. */
   moveDeadlines(ids: readonly number[], deadline: number): void;
   /** CPU the spawner used outside the launcher's own process, in ms. */
@@ -101,6 +103,7 @@ export class InProcessSpawner implements Spawner {
   }
   /** The watchdog keeps these processes' deadlines (runner.ts). */
   readonly keepsDeadlines = false;
+  readonly endsGroups = false;
   moveDeadlines(): void {}
   cpuMs(): number {
     return 0;
@@ -140,6 +143,7 @@ export class HelperSpawner implements Spawner {
   private readonly pending = new Map<number, (m: SpawnReply) => void>();
   private seq = 0;
   private rest = "";
+  private outbox = "";
   private closing = false;
   private spentMs = 0;
   /** Times the helper died while the launcher ran. */
@@ -198,6 +202,7 @@ export class HelperSpawner implements Spawner {
   private onExit(child: ChildProcessByStdio<Writable, Readable, null>, why: string): void {
     if (this.child !== child) return;
     this.child = undefined;
+    this.outbox = "";
     if (this.closing) return;
     this.deaths++;
     const lost = [...this.pending.values()];
@@ -227,15 +232,31 @@ export class HelperSpawner implements Spawner {
   }
 
   readonly keepsDeadlines = true;
+  readonly endsGroups = true;
   moveDeadlines(ids: readonly number[], deadline: number): void {
     const live = ids.filter((id) => this.pending.has(id));
     if (live.length && this.child) this.send(["D", String(Math.floor(deadline)), ...live.map(String)]);
   }
 
-  /** One request: one write, one system call. */
+  /**
+   * Requests go out once per turn of the event loop, in one write (a system
+   * call each): jobs freed by one reply of the helper start together. They
+   * belong to the helper they were made for: if it dies first, its
+   * requests' jobs were told "lost" and nothing of them goes to the next one.
+   */
   private send(fields: string[]): void {
     const body = fields.join("\0") + "\0";
-    this.child!.stdin.write(`${Buffer.byteLength(body)}\n${body}`);
+    if (this.outbox === "") {
+      const child = this.child!;
+      setImmediate(() => this.flush(child));
+    }
+    this.outbox += `${Buffer.byteLength(body)}\n${body}`;
+  }
+
+  private flush(child: ChildProcessByStdio<Writable, Readable, null>): void {
+    if (this.child !== child || this.outbox === "") return;
+    child.stdin.write(this.outbox);
+    this.outbox = "";
   }
 
   cpuMs(): number {
@@ -249,6 +270,7 @@ export class HelperSpawner implements Spawner {
     if (!child) return;
     const exited = new Promise<void>((res) => child.once("close", () => res()));
     this.spentMs += cpuMsOf(child.pid);
+    this.flush(child);
     child.stdin.end();
     const t = setTimeout(() => child.kill("SIGKILL"), 5000);
     await exited;
