@@ -56,7 +56,7 @@ async function rmJobs(b: Balsam, o: RmOptions, filter: JobFilter): Promise<void>
   const victims: Job[] = o.recursive ? [...matched, ...below] : matched;
   const orphans = o.recursive ? [] : below.filter((j) => WAITING_STATES.includes(j.state));
   const what = `${victims.length} job(s)`;
-  if (!o.force) b.jobs.refuseRunning(victims);
+  if (!o.force) await b.jobs.refuseRunning(victims);
   checkCanAsk(o, what);
   if (!o.force) {
     note(`will remove ${what}: ${preview(victims.map((j) => j.name))}${o.recursive && below.length ? ` (${below.length} of them depend on the matched jobs)` : ""}`);

@@ -96,8 +96,8 @@ export class JobsApi implements JobsContext {
   }
 
   /** Refuses to delete jobs a launcher is running (see remove.ts). */
-  refuseRunning(victims: ReadonlyArray<Pick<Job, "_id" | "name" | "state" | "lock">>): void {
-    refuseRunning(victims);
+  refuseRunning(victims: ReadonlyArray<Pick<Job, "_id" | "name" | "state" | "lock">>): Promise<void> {
+    return refuseRunning(this, victims);
   }
 
   /** Moves a job to `to` through the transition table (see modify.ts). */

@@ -1,8 +1,8 @@
-import { allowedTransitions, canTransition, isActive, isFinal, isRunnable, RERUN_REQUESTS, transitionPath, type Job, type JobSpec, type JobState, isLaunchField } from "../models/index.js";
+import { allowedTransitions, canTransition, isFinal, isRunnable, RERUN_REQUESTS, transitionPath, type Job, type JobSpec, type JobState, isLaunchField } from "../models/index.js";
 import { ConflictError, InvalidTransitionError, NotFoundError, UsageError } from "../errors/index.js";
-import { chunked, findApp, getJob, jobFilterQuery, MAX_IN_IDS, setJobFieldsIf, transitionJob, type JobFilter, type Transition, resolveJobFilter, runnableMatching, setJobFieldsWhere } from "../store/index.js";
+import { chunked, findApp, getJob, jobFilterQuery, MAX_IN_IDS, setJobFieldsIf, transitionJob, type JobFilter, type Transition, resolveJobFilter, runnableMatching, setJobFieldsWhere, serverTime } from "../store/index.js";
 import { queueItem } from "./queue-item.js";
-import { leaseHeld } from "./lease.js";
+import { leaseHeld, leaseLive } from "./lease.js";
 import { announceFinished } from "./finished.js";
 import { releaseChildren } from "./release.js";
 import { rerun } from "./rerun.js";
@@ -22,8 +22,8 @@ export async function modify(ctx: JobsContext, idOrPrefix: string, set: Partial<
   // The job's own scripts hold its launcher's lease (see setState) and may edit it, as 0.x's `job.save()`.
   const lease = leaseHeld(job, opts.lease);
   const ownProcess = lease !== undefined;
-  if (isActive(job.state) && job.lock && job.lock.until > new Date() && !ownProcess) {
-    throw new ConflictError(`job ${job._id} is held by launcher ${job.lock.owner}`, { hint: "kill it with `balsam killjob`, or wait for it to finish" });
+  if (!ownProcess && leaseLive(job, await serverTime(ctx.store))) {
+    throw new ConflictError(`job ${job._id} is held by launcher ${job.lock!.owner}`, { hint: "kill it with `balsam killjob`, or wait for it to finish" });
   }
   if (set.application !== undefined && set.application !== job.application) {
     if (!(await findApp(ctx.store, set.application))) {
@@ -56,7 +56,7 @@ export async function modify(ctx: JobsContext, idOrPrefix: string, set: Partial<
 export async function setState(ctx: JobsContext, idOrPrefix: string, to: JobState, message = "set by user", opts: { lease?: string } = {}): Promise<Job> {
   const job = await getJob(ctx.store, idOrPrefix);
   const lease = leaseHeld(job, opts.lease);
-  const held = isActive(job.state) && job.lock !== null && job.lock.until > new Date();
+  const held = leaseLive(job, await serverTime(ctx.store));
   const ownProcess = held && lease !== undefined;
   if (isFinal(job.state) && RERUN_REQUESTS.includes(to)) {
     await rerun(ctx, job._id, { restart: to === "RESTART_READY", message: `${message} (${to})` });

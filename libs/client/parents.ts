@@ -1,10 +1,10 @@
 import { isActive, isFinal, isRunnable, type Job, type JobState } from "../models/index.js";
 import { ConflictError } from "../errors/index.js";
-import { descendantsOf, getJob, markHasChildren, setJobFieldsIf, statesOf, transitionJob, type Store } from "../store/index.js";
+import { descendantsOf, getJob, markHasChildren, setJobFieldsIf, statesOf, transitionJob, serverTime, type Store } from "../store/index.js";
 import { settleWaiting } from "./release.js";
 import type { JobsContext } from "./context.js";
 import { queueItem } from "./queue-item.js";
-import { leaseHeld } from "./lease.js";
+import { leaseHeld, leaseLive } from "./lease.js";
 
 /** What changing a job's parents works on. */
 type ParentsContext = JobsContext;
@@ -50,7 +50,7 @@ export async function setParents(ctx: ParentsContext, childRef: string, parentRe
     if (p._id === child._id) throw new ConflictError(`job ${child._id} cannot be its own parent`);
     if (!parents.some((q) => q._id === p._id)) parents.push(p);
   }
-  const held = isActive(child.state) && child.lock !== null && child.lock.until > new Date();
+  const held = leaseLive(child, await serverTime(ctx.store));
   const lease = held ? leaseHeld(child, opts.lease) : undefined;
   if (held && lease === undefined) {
     throw new ConflictError(`job ${child._id} is ${child.state}, held by launcher ${child.lock!.owner}: its parents can be set before it starts or once it ends`, {

@@ -1,8 +1,9 @@
 import { isActive, isFinal, isRunnable, type Job } from "../models/index.js";
 import { ConflictError, UsageError } from "../errors/index.js";
-import { chunked, deleteJobsByIds, descendantsOf, findJobs, getJob, isEmptyFilter, markKillRequested, MAX_IN_IDS, recordTransitions, type JobFilter } from "../store/index.js";
+import { chunked, deleteJobsByIds, descendantsOf, findJobs, getJob, isEmptyFilter, markKillRequested, MAX_IN_IDS, recordTransitions, serverTime, type JobFilter } from "../store/index.js";
 import { KILL_CHANNEL } from "../queue/index.js";
 import { queueItem } from "./queue-item.js";
+import { leaseLive } from "./lease.js";
 import { releaseChildren } from "./release.js";
 import type { JobsContext, ProgressOptions } from "./context.js";
 
@@ -26,7 +27,7 @@ export async function deleteWhere(ctx: JobsContext, f: JobFilter, opts: { evenIf
  * `onProgress` hears how many jobs have been dealt with after each chunk.
  */
 export async function deleteJobs(ctx: JobsContext, victims: ReadonlyArray<DeleteVictim>, opts: ProgressOptions & { evenIfRunning?: boolean } = {}): Promise<number> {
-  if (!opts.evenIfRunning) refuseRunning(victims);
+  if (!opts.evenIfRunning) await refuseRunning(ctx, victims);
   let n = 0;
   let done = 0;
   for (const chunk of chunked([...victims], MAX_IN_IDS)) {
@@ -44,9 +45,9 @@ export async function deleteJobs(ctx: JobsContext, victims: ReadonlyArray<Delete
  * lease that has not lapsed): the record would go while the process runs
  * on, with nothing left to report to and no way to kill it by id.
  */
-export function refuseRunning(victims: ReadonlyArray<Pick<Job, "_id" | "name" | "state" | "lock">>): void {
-  const now = new Date();
-  const running = victims.filter((j) => isActive(j.state) && j.lock && j.lock.until > now);
+export async function refuseRunning(ctx: JobsContext, victims: ReadonlyArray<Pick<Job, "_id" | "name" | "state" | "lock">>): Promise<void> {
+  const now = await serverTime(ctx.store);
+  const running = victims.filter((j) => leaseLive(j, now));
   if (running.length === 0) return;
   const shown = running.slice(0, 5).map((j) => `${j.name} (${j._id})`).join(", ");
   const more = running.length > 5 ? ` and ${running.length - 5} more` : "";
