@@ -1,43 +1,20 @@
-import { test, describe, before } from "node:test";
+import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor } from "../support/context.js";
-import { useCliFixture } from "../support/fixture.js";
-import { startMongo, type MongoHandle } from "../../services/dbserver/servers.js";
+import { useRestartRun } from "../support/restart.js";
+import { startMongo } from "../../services/dbserver/servers.js";
 
 // DESIGN §6.1: restarting the MongoDB-wire server mid-run loses no job. The
 // file runs a server of its own so the restart does not disturb other files.
-let mongo: MongoHandle;
-const f = useCliFixture("mongorestart", {
-  servers: async (dir) => {
-    mongo = await startMongo({ dir: join(dir, "data") });
-    return { mongoUrl: mongo.url, stop: () => mongo.stop() };
-  },
-});
+const { f, server: mongo, runThroughRestart, assertFinishedOnce } = useRestartRun("mongorestart", "mongoUrl", (dir, port) => startMongo({ dir: join(dir, "data"), port }), 0.3);
 
 describe("a MongoDB restart in the middle of a run", () => {
-  before(async () => {
-    const script = f.script("slowish.sh", 'sleep 0.3\necho "DH-OUTPUT: $1"');
-    await f.balsam.apps.add({ name: "slowish", executable: script });
-  });
-
   test("the launcher waits the restart out; every job finishes once", async () => {
-    await f.balsam.jobs.addMany(Array.from({ length: 40 }, (_, i) => ({ name: `m${i}`, workflow: "MR", application: "slowish", args: String(i), nodePackingCount: 4 })));
     // Short leases: a claim whose answer the restart swallowed is recovered quickly.
-    const l = f.start("MR", { env: { BALSAM_LEASE_TTL_MS: "4000" } });
-    await waitFor(async () => (await f.balsam.jobs.filter({ workflow: "MR", state: "JOB_FINISHED" }).count()) >= 8, 60_000, "eight jobs to finish");
-    const port = mongo.port;
-    await mongo.stop();
-    mongo = await startMongo({ dir: join(f.dir, "data"), port });
-    assert.equal(await l.exited, 0, l.output());
-    const jobs = await f.balsam.jobs.filter({ workflow: "MR" }).list();
-    assert.equal(jobs.length, 40);
-    for (const j of jobs) {
-      assert.equal(j.state, "JOB_FINISHED", `${j.name}: ${JSON.stringify(j.stateHistory)}`);
-      assert.equal(j.stateHistory.filter((h) => h.state === "JOB_FINISHED").length, 1);
-      assert.equal(j.data.result, Number(j.args));
-    }
+    await runThroughRestart("MR", { n: 40, prefix: "m", finishedFirst: 8, waitingFor: "eight jobs to finish", env: { BALSAM_LEASE_TTL_MS: "4000" } });
+    await assertFinishedOnce("MR", 40);
   });
 
   // Jobs that end faster than the database records them must not pile up in
@@ -57,7 +34,7 @@ describe("a MongoDB restart in the middle of a run", () => {
     await f.balsam.jobs.addMany(Array.from({ length: n }, (_, i) => ({ name: `s${i}`, workflow: "SLOWDB", application: "counted", nodePackingCount: 4 })));
     const l = f.start("SLOWDB", { env: { BALSAM_WRITE_BACKLOG: String(backlog) } });
     const runs = () => (existsSync(log) ? readFileSync(log, "utf8").split("\n").filter(Boolean).length : 0);
-    const pid = mongo.pid;
+    const pid = mongo().pid;
     let ranWhileBehind = 0;
     try {
       await waitFor(() => runs() > 0, 60_000, "the first job to run");
