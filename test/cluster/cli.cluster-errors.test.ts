@@ -6,25 +6,23 @@
  */
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { useTestContext, waitFor } from "../support/context.js";
-import { makeCliDb, runBalsam, type CliDb } from "../support/cli.js";
+import { waitFor } from "../support/context.js";
+import { runBalsam, type CliDb } from "../support/cli.js";
+import { useCliFixture } from "../support/fixture.js";
 import { ask, startRedisCluster, type RedisClusterHandle } from "../support/redis-ha.js";
 import { createApp } from "../../libs/store/index.js";
 import { freePort } from "../../services/dbserver/servers.js";
 import { coll } from "../../libs/store/collections.js";
 
-const ctx = useTestContext("clustererr");
+const f = useCliFixture("clustererr");
+const { ctx } = f;
 let cluster: RedisClusterHandle;
-let scratch: string;
-const dbs: CliDb[] = [];
 
 /** A database directory whose settings name `redisUrl`, on this file's MongoDB database (so a job added would show). */
 async function dbWith(redisUrl: string): Promise<CliDb> {
-  const db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-  dbs.push(db);
+  const db = await f.anotherDb();
   const file = join(db.dir, "settings.json");
   writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), redisUrl }));
   return db;
@@ -45,12 +43,9 @@ async function refusedJob(db: CliDb, message: RegExp): Promise<void> {
 describe("a cluster that cannot serve: one line, exit code 1, nothing changed", () => {
   before(async () => {
     cluster = await startRedisCluster();
-    scratch = mkdtempSync(join(tmpdir(), "balsam-clustererr-"));
     await createApp(ctx.store, { name: "noop", executable: "/bin/true" });
   });
   after(async () => {
-    for (const db of dbs) db.cleanup();
-    rmSync(scratch, { recursive: true, force: true });
     await cluster?.stop();
   });
 
@@ -62,8 +57,8 @@ describe("a cluster that cannot serve: one line, exit code 1, nothing changed", 
       [["--redis-url", cluster.url, "--queue-prefix", "{balsam}"], /^balsam: queue prefix '\{balsam\}' has braces: on Redis Cluster they would put every workflow's queue in one hash slot/],
     ];
     for (const [args, message] of cases) {
-      const dir = join(scratch, "db");
-      const r = await runBalsam(["init", dir, ...args], { env: { BALSAM_HOME: join(scratch, "home") } });
+      const dir = join(f.dir, "db");
+      const r = await runBalsam(["init", dir, ...args], { env: { BALSAM_HOME: join(f.dir, "home") } });
       assert.equal(r.code, 1, r.stderr);
       assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
       assert.match(r.stderr, message);

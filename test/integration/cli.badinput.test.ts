@@ -1,10 +1,9 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { useTestContext } from "../support/context.js";
-import { makeCliDb, runBalsam, type CliDb } from "../support/cli.js";
+import { runBalsam } from "../support/cli.js";
+import { useCliFixture } from "../support/fixture.js";
 import { JobsApi } from "../../libs/client/jobs.js";
 import { createApp } from "../../libs/store/index.js";
 import { freePort, startRedis, type ServerHandle } from "../../services/dbserver/servers.js";
@@ -14,9 +13,8 @@ import { coll } from "../../libs/store/collections.js";
  * DESIGN invariant 5: bad input gets one clear line, the right exit code
  * (2 usage, 1 runtime), and changes nothing in the database.
  */
-const ctx = useTestContext("cli");
-let db: CliDb;
-let scratch = "";
+const f = useCliFixture("cli");
+const { ctx } = f;
 /** Database directories whose servers are not there. */
 const dirs = { mongoDown: "", redisDown: "", notADb: "", wrongPassword: "", noPassword: "", initCwd: "" };
 /** A redis-server of this file's own that demands a password. */
@@ -27,8 +25,7 @@ const C = "abcdef02-0000-4000-8000-000000000002";
 const K = "0f0f0f0f-0000-4000-8000-000000000003"; // killed
 const R = "0e0e0e0e-0000-4000-8000-000000000004"; // running under a live lease
 
-before(async () => {
-  db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
+f.setup(async () => {
   const jobs = new JobsApi(ctx.store, ctx.queues);
   await createApp(ctx.store, { name: "AMBS", executable: "/bin/true" });
   await jobs.addMany([
@@ -42,10 +39,9 @@ before(async () => {
   // As a launcher leaves it while the job's process runs: RUNNING under a lease that has not lapsed.
   await coll(ctx.store).jobs.updateOne({ _id: R }, { $set: { state: "RUNNING", lock: { owner: "test-launcher", until: new Date(Date.now() + 3_600_000) } } });
 
-  scratch = mkdtempSync(join(tmpdir(), "balsam-badinput-"));
-  const home = { BALSAM_HOME: db.env.BALSAM_HOME };
+  const home = { BALSAM_HOME: f.db.env.BALSAM_HOME };
   const init = async (name: string, mongoUrl: string, redisUrl: string) => {
-    const dir = join(scratch, name);
+    const dir = join(f.dir, name);
     const r = await runBalsam(["init", dir, "--mongo-url", mongoUrl, "--redis-url", redisUrl, "--db-name", ctx.dbName, "--queue-prefix", ctx.prefix], { env: home });
     assert.equal(r.code, 0, r.stderr);
     return dir;
@@ -53,19 +49,14 @@ before(async () => {
   dirs.mongoDown = await init("mongo-down", `mongodb://127.0.0.1:${await freePort()}`, ctx.redisUrl);
   // Same database name as the working directory: MongoDB answers, so "nothing changed" is checked for real.
   dirs.redisDown = await init("redis-down", ctx.mongoUrl, `redis://127.0.0.1:${await freePort()}`);
-  dirs.notADb = scratch;
-  locked = await startRedis({ dir: join(scratch, "locked-redis"), appendOnly: false, password: "the-right-one" });
+  dirs.notADb = f.dir;
+  locked = await startRedis({ dir: join(f.dir, "locked-redis"), appendOnly: false, password: "the-right-one" });
   ctx.onClose(() => locked?.stop());
   dirs.wrongPassword = await init("wrong-password", ctx.mongoUrl, locked.url.replace("the-right-one", "a-wrong-one"));
   dirs.noPassword = await init("no-password", ctx.mongoUrl, locked.url.replace(":the-right-one@", ""));
-  dirs.initCwd = join(scratch, "init-cwd");
+  dirs.initCwd = join(f.dir, "init-cwd");
   mkdirSync(dirs.initCwd);
-  writeFileSync(join(scratch, "a-file"), "");
-});
-
-after(() => {
-  db?.cleanup();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  writeFileSync(join(f.dir, "a-file"), "");
 });
 
 interface Case {
@@ -143,7 +134,7 @@ const CASES: Case[] = [
   { name: "init ''", args: ["init", ""], cwd: () => dirs.initCwd, unchanged: initCwdEmpty, code: 2, message: /^balsam: init needs a directory path, not '' \(e\.g\. balsam init ~\/mydb\)$/ },
   { name: "init --db-name 'bad name'", args: ["init", "x", "--db-name", "bad name"], cwd: () => dirs.initCwd, unchanged: initCwdEmpty, code: 2, message: /^balsam: database name 'bad name' is not allowed: use 1-60 letters, digits, _ or -$/ },
   { name: "init where no directory can be made", args: ["init", "/proc/nope"], unchanged: () => assert.equal(existsSync("/proc/nope"), false), code: 1, message: /^balsam: cannot create the database directory \/proc\/nope: ENOENT/ },
-  { name: "init that fails half-way leaves nothing", args: ["init", "x"], cwd: () => dirs.initCwd, env: () => ({ BALSAM_HOME: join(scratch, "a-file", "home") }), unchanged: initCwdEmpty, code: 1, message: /^balsam: cannot create the database directory .*init-cwd\/x: ENOTDIR/ },
+  { name: "init that fails half-way leaves nothing", args: ["init", "x"], cwd: () => dirs.initCwd, env: () => ({ BALSAM_HOME: join(f.dir, "a-file", "home") }), unchanged: initCwdEmpty, code: 1, message: /^balsam: cannot create the database directory .*init-cwd\/x: ENOTDIR/ },
   { name: "--num-nodes past 2^53", args: [...ADD, "--num-nodes", "99999999999999999999"], code: 2, message: /^balsam: --num-nodes must be ≤ 1000000, not 99999999999999999999$/ },
   { name: "--wall-time-minutes absurd", args: [...ADD, "--wall-time-minutes", "1000001"], code: 2, message: /^balsam: --wall-time-minutes must be ≤ 1000000, not 1000001$/ },
   { name: "modify num_nodes past 2^53", args: ["modify", P, "num_nodes", "99999999999999999999"], code: 2, message: /^balsam: num_nodes is too large: 99999999999999999999$/ },
@@ -184,7 +175,7 @@ describe("bad input: one line, the right exit code, nothing changed", { concurre
   for (const c of CASES) {
     test(c.name, async () => {
       const before = await snapshot();
-      const r = await db.run(c.args, { env: c.env?.() ?? {}, cwd: c.cwd?.() });
+      const r = await f.db.run(c.args, { env: c.env?.() ?? {}, cwd: c.cwd?.() });
       assert.equal(r.code, c.code, `exit code of balsam ${c.args.join(" ")}; stderr: ${r.stderr}`);
       const lines = r.stderr.trimEnd().split("\n");
       assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`);

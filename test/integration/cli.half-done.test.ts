@@ -1,10 +1,7 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { useTestContext } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
+import { useCliFixture } from "../support/fixture.js";
 import { JobsApi } from "../../libs/client/jobs.js";
 import { JobQueues } from "../../libs/queue/index.js";
 import { createApp } from "../../libs/store/index.js";
@@ -18,29 +15,26 @@ import { coll } from "../../libs/store/collections.js";
  * redis-server of this file's own at `maxmemory 1` and `noeviction`: every
  * write is answered OOM, while reads (PING, SMEMBERS) still work.
  */
-const ctx = useTestContext("halfdone");
-let scratch = "";
 let full: ServerHandle | undefined;
 let fullQueues: JobQueues | undefined;
-let db: CliDb;
-
-before(async () => {
-  scratch = mkdtempSync(join(tmpdir(), "balsam-halfdone-"));
-  full = await startRedis({ dir: join(scratch, "redis"), appendOnly: false });
-  // Closed before the context checks that no socket is left open.
-  ctx.onClose(async () => {
-    await fullQueues?.close();
-    await full?.stop();
-  });
-  fullQueues = await JobQueues.connect({ redisUrl: full.url, prefix: ctx.prefix });
-  // The database on the shared MongoDB, its queues on the refusing Redis.
-  db = await makeCliDb(ctx.mongoUrl, full.url, ctx.dbName, ctx.prefix);
-  await createApp(ctx.store, { name: "AMBS", executable: "/bin/true" });
+// The database on the shared MongoDB, its queues on the refusing Redis.
+const f = useCliFixture("halfdone", {
+  servers: async (dir) => {
+    full = await startRedis({ dir: join(dir, "redis"), appendOnly: false });
+    fullQueues = await JobQueues.connect({ redisUrl: full.url, prefix: ctx.prefix });
+    return {
+      redisUrl: full.url,
+      stop: async () => {
+        await fullQueues?.close();
+        await full?.stop();
+      },
+    };
+  },
 });
+const { ctx } = f;
 
-after(() => {
-  db?.cleanup();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
+f.setup(async () => {
+  await createApp(ctx.store, { name: "AMBS", executable: "/bin/true" });
 });
 
 async function refuseWrites(yes: boolean): Promise<void> {
@@ -56,7 +50,7 @@ function oneLine(stderr: string): string {
 describe("Redis refusing writes after MongoDB took the jobs", () => {
   test("balsam job: exit 1, one line saying nothing was added, no job left in MongoDB", async () => {
     await refuseWrites(true);
-    const r = await db.run(["job", "--yes", "--name", "x", "--application", "AMBS", "--workflow", "TEST"]);
+    const r = await f.db.run(["job", "--yes", "--name", "x", "--application", "AMBS", "--workflow", "TEST"]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(oneLine(r.stderr), /^balsam: nothing was added: Redis refused the queue entries: OOM command not allowed/);
     assert.equal(r.stdout, "");
@@ -65,7 +59,7 @@ describe("Redis refusing writes after MongoDB took the jobs", () => {
 
   test("make_dummies 5: exit 1, no dummy job and no dummy app left", async () => {
     await refuseWrites(true);
-    const r = await db.run(["make_dummies", "5"]);
+    const r = await f.db.run(["make_dummies", "5"]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(oneLine(r.stderr), /^balsam: nothing was added: Redis refused the queue entries: OOM/);
     assert.equal(r.stdout, "");
@@ -75,7 +69,7 @@ describe("Redis refusing writes after MongoDB took the jobs", () => {
 
   test("the retry once Redis takes writes again adds the job once", async () => {
     await refuseWrites(false);
-    const r = await db.run(["job", "--yes", "--name", "x", "--application", "AMBS", "--workflow", "TEST"]);
+    const r = await f.db.run(["job", "--yes", "--name", "x", "--application", "AMBS", "--workflow", "TEST"]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual((await coll(ctx.store).jobs.find({}).toArray()).map((j) => [j._id, j.state]), [[r.stdout.trim(), "READY"]]);
     assert.equal(await fullQueues!.pending("TEST"), 1);

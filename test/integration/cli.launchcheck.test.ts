@@ -1,7 +1,6 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { useTestContext } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
+import { useCliFixture } from "../support/fixture.js";
 import { JobsApi } from "../../libs/client/jobs.js";
 import { createApp } from "../../libs/store/index.js";
 import { coll } from "../../libs/store/collections.js";
@@ -11,17 +10,14 @@ import { coll } from "../../libs/store/collections.js";
  * cannot split without a shell, a name too long for the working directory —
  * is refused when the app or job is made, in one line, exit 2, nothing changed.
  */
-const ctx = useTestContext("lcheck");
-let db: CliDb;
+const f = useCliFixture("lcheck");
+const { ctx } = f;
 const J = "abcdef01-0000-4000-8000-00000000000a";
 
-before(async () => {
-  db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
+f.setup(async () => {
   await createApp(ctx.store, { name: "AMBS", executable: "/bin/true" });
   await new JobsApi(ctx.store, ctx.queues).add({ _id: J, name: "task", workflow: "TEST", application: "AMBS" });
 });
-
-after(() => db?.cleanup());
 
 const ADD = ["job", "--yes", "--application", "AMBS", "--workflow", "TEST"];
 const APP = (name: string) => ["app", "--name", name, "--executable", "/bin/true"];
@@ -51,7 +47,7 @@ describe("commands the launcher would refuse are refused at creation", { concurr
   for (const c of CASES) {
     test(c.name, async () => {
       const before = await snapshot();
-      const r = await db.run(c.args);
+      const r = await f.db.run(c.args);
       assert.equal(r.code, 2, `exit code of balsam ${c.args.join(" ")}; stderr: ${r.stderr}`);
       const lines = r.stderr.trimEnd().split("\n");
       assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`);
@@ -63,9 +59,9 @@ describe("commands the launcher would refuse are refused at creation", { concurr
 });
 
 test("what the launcher can run is accepted: quoted JSON, quoted spaces, globs, a 246-character name", async () => {
-  const app = await db.run(["app", "--name", "quoted", "--executable", "/bin/echo", "--postprocess", `/bin/echo --note "a b" 'c d' *.txt`]);
+  const app = await f.db.run(["app", "--name", "quoted", "--executable", "/bin/echo", "--postprocess", `/bin/echo --note "a b" 'c d' *.txt`]);
   assert.equal(app.code, 0, app.stderr);
-  const job = await db.run([...ADD, "--name", "n".repeat(246), "--args", `'{"e0": -5, "e1": 2}' --flag="x y"`]);
+  const job = await f.db.run([...ADD, "--name", "n".repeat(246), "--args", `'{"e0": -5, "e1": 2}' --flag="x y"`]);
   assert.equal(job.code, 0, job.stderr);
   assert.match(job.stdout.trim(), /^[0-9a-f-]{36}$/);
 });

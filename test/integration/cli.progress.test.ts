@@ -1,10 +1,10 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { quote } from "shell-quote";
-import { useTestContext, waitFor } from "../support/context.js";
-import { BALSAM_BIN, makeCliDb, type CliDb } from "../support/cli.js";
-import { connect, type Balsam } from "../../libs/client/index.js";
+import { waitFor } from "../support/context.js";
+import { BALSAM_BIN } from "../support/cli.js";
+import { useCliFixture } from "../support/fixture.js";
 import { coll } from "../../libs/store/collections.js";
 
 /**
@@ -12,23 +12,18 @@ import { coll } from "../../libs/store/collections.js";
  * during a long `rm` leaving every job either gone with its queue entry or
  * untouched, with a line saying how many were removed.
  */
-const ctx = useTestContext("progress");
-let db: CliDb;
-let balsam: Balsam;
+const f = useCliFixture("progress");
+const { ctx } = f;
 
-before(async () => {
-  db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-  balsam = await connect({ dbPath: db.dir });
-  ctx.onClose(() => balsam.close());
-  await balsam.apps.add({ name: "ok", executable: "/bin/true" });
+f.setup(async () => {
+  await f.balsam.apps.add({ name: "ok", executable: "/bin/true" });
 });
-after(() => db?.cleanup());
 
 /** Runs `balsam ARGS` under a pseudo-terminal (`script`), as a user at a terminal does; its output as the terminal shows it. */
 function onTerminal(args: string[]): Promise<{ code: number; output: string }> {
   return new Promise((res, rej) => {
     const child = spawn("script", ["-qfec", quote([process.execPath, BALSAM_BIN, ...args]), "/dev/null"], {
-      env: { ...process.env, ...db.env, BALSAM_DEBUG: "" },
+      env: { ...process.env, ...f.db.env, BALSAM_DEBUG: "" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -46,7 +41,7 @@ describe("progress on a terminal, and Ctrl-C", () => {
     assert.match(tty.output, /█+ 100% \| ETA: 0s \| 1500\/1500/);
     assert.match(tty.output, /added 1500 dummy job\(s\) to workflow TTY/);
 
-    const piped = await db.run(["make_dummies", "1500", "--wf", "PIPED"]);
+    const piped = await f.db.run(["make_dummies", "1500", "--wf", "PIPED"]);
     assert.equal(piped.code, 0, piped.stderr);
     assert.equal(piped.stderr, "", "no bar off a terminal");
     assert.equal(piped.stdout, "added 1500 dummy job(s) to workflow PIPED\n");
@@ -54,17 +49,17 @@ describe("progress on a terminal, and Ctrl-C", () => {
     const rmTty = await onTerminal(["rm", "jobs", "--wf", "TTY", "--all", "--force"]);
     assert.equal(rmTty.code, 0, rmTty.output);
     assert.match(rmTty.output, /1500\/1500/);
-    const rmPiped = await db.run(["rm", "jobs", "--wf", "PIPED", "--all", "--force"]);
+    const rmPiped = await f.db.run(["rm", "jobs", "--wf", "PIPED", "--all", "--force"]);
     assert.equal(rmPiped.stderr, "");
     assert.equal(rmPiped.stdout, "removed 1500 job(s)\n");
   });
 
   test("Ctrl-C during a long rm: each job gone with its queue entry or untouched, and the count said", async () => {
     const total = 5000;
-    await balsam.jobs.addChunks([Array.from({ length: total }, (_, i) => ({ name: `big${i}`, workflow: "BIG", application: "ok" }))]);
+    await f.balsam.jobs.addChunks([Array.from({ length: total }, (_, i) => ({ name: `big${i}`, workflow: "BIG", application: "ok" }))]);
     assert.equal(await ctx.queues.pending("BIG"), total);
     const child = spawn(process.execPath, [BALSAM_BIN, "rm", "jobs", "--wf", "BIG", "--all", "--force"], {
-      env: { ...process.env, ...db.env, BALSAM_DEBUG: "" },
+      env: { ...process.env, ...f.db.env, BALSAM_DEBUG: "" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

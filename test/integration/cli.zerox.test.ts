@@ -1,13 +1,11 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { useTestContext } from "../support/context.js";
-import { makeCliDb, runBalsam, type CliDb, type RunResult } from "../support/cli.js";
-import { exitedWithin, startLauncher } from "../support/launcher.js";
-import { connect, type Balsam } from "../../libs/client/index.js";
+import { runBalsam } from "../support/cli.js";
+import { useCliFixture } from "../support/fixture.js";
 import { coll } from "../../libs/store/collections.js";
 
 /**
@@ -15,23 +13,12 @@ import { coll } from "../../libs/store/collections.js";
  * `balsam` in a subprocess, each command line as 0.x's docs and recipes
  * spell it, checked through what lands in MongoDB and Redis.
  */
-const ctx = useTestContext("zerox");
-let db: CliDb;
-let balsam: Balsam;
+const f = useCliFixture("zerox");
+const { ctx, ok } = f;
 
-before(async () => {
-  db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-  balsam = await connect({ dbPath: db.dir });
-  ctx.onClose(() => balsam.close());
-  await balsam.apps.add({ name: "ok", executable: "/bin/true" });
+f.setup(async () => {
+  await f.balsam.apps.add({ name: "ok", executable: "/bin/true" });
 });
-after(() => db?.cleanup());
-
-async function ok(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  const r = await db.run(args, { env });
-  assert.equal(r.code, 0, `balsam ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r;
-}
 
 async function addJob(args: string[]): Promise<string> {
   return (await ok(["job", "--yes", "--application", "ok", ...args])).stdout.trim();
@@ -48,8 +35,7 @@ function states(j: { stateHistory: Array<{ state: string }> }): string[] {
 }
 
 async function runLauncher(wf: string): Promise<void> {
-  const l = startLauncher(["--wf-filter", wf, "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1" });
-  assert.equal(await exitedWithin(l, 120_000), 0, l.output());
+  await f.launch(wf, { withinMs: 120_000 });
 }
 
 describe("rerun (issue 13 item 1)", () => {
@@ -106,14 +92,14 @@ describe("rerun (issue 13 item 1)", () => {
 
   test("a job that is not final is refused by id, and a child of a failed parent left out is skipped", async () => {
     const ready = await addJob(["--name", "r", "--workflow", "RR3"]);
-    const r = await db.run(["rerun", ready]);
+    const r = await f.db.run(["rerun", ready]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /is READY; only FAILED, USER_KILLED or JOB_FINISHED jobs can be rerun/);
     const p = await addJob(["--name", "p", "--workflow", "RR3"]);
     const c = await addJob(["--name", "c", "--workflow", "RR3"]);
     await ok(["dep", p, c]);
     await ok(["killjob", "--id", p]);
-    const skip = await db.run(["rerun", "--wf", "RR3", "--state", "FAILED"]);
+    const skip = await f.db.run(["rerun", "--wf", "RR3", "--state", "FAILED"]);
     assert.equal(skip.code, 1, skip.stderr);
     assert.match(skip.stderr, new RegExp(`not rerun: ${c}: parent ${p} is USER_KILLED; rerun it too`));
     assert.equal((await job(c)).state, "FAILED");
@@ -145,7 +131,7 @@ describe("0.x spellings (issue 13 item 3)", () => {
     assert.equal((await job(id)).wallTimeMinutes, 7);
     const hist = await ok(["ls", "--hist", "--name", "abbr"]);
     assert.match(hist.stdout, new RegExp(`${id} \\| abbr \\| SPELL \\| READY\\n  \\S+  CREATED`));
-    const amb = await db.run(["ls", "--h"]);
+    const amb = await f.db.run(["ls", "--h"]);
     assert.equal(amb.code, 2);
     assert.match(amb.stderr, /^balsam: option '--h' is ambiguous: it could be --history, --help/);
   });
@@ -179,7 +165,7 @@ describe("0.x spellings (issue 13 item 3)", () => {
 
 describe("database activation (issue 13 item 10)", () => {
   test("which --name, which with no database, activate / deactivate, cd", async () => {
-    const home = { BALSAM_HOME: db.env.BALSAM_HOME };
+    const home = { BALSAM_HOME: f.db.env.BALSAM_HOME };
     const other = mkdtempSync(join(tmpdir(), "balsam-zerox-"));
     try {
       const second = join(other, "second-db");
@@ -193,7 +179,7 @@ describe("database activation (issue 13 item 10)", () => {
       assert.equal((await runBalsam(["which", "--name", "nowhere"], { env: home })).code, 1);
       const list = await runBalsam(["which"], { env: { ...home, BALSAM_DB_PATH: "" } });
       assert.equal(list.code, 0, list.stderr);
-      assert.deepEqual(list.stdout.trim().split("\n").slice(1).sort(), [db.dir, second].sort());
+      assert.deepEqual(list.stdout.trim().split("\n").slice(1).sort(), [f.db.dir, second].sort());
       // What `eval "$(balsam activate second)"` does, in a real shell.
       const act = await runBalsam(["activate", "second"], { env: home });
       assert.equal(act.code, 0, act.stderr);
@@ -204,18 +190,18 @@ describe("database activation (issue 13 item 10)", () => {
       rmSync(other, { recursive: true, force: true });
     }
     const id = await addJob(["--name", "where", "--workflow", "CD"]);
-    assert.equal((await ok(["cd", id.slice(0, 8)])).stdout.trim(), join(db.dir, "data", "CD", `where_${id.slice(0, 8)}`));
+    assert.equal((await ok(["cd", id.slice(0, 8)])).stdout.trim(), join(f.db.dir, "data", "CD", `where_${id.slice(0, 8)}`));
   });
 });
 
 describe("spawn_child and kill as 0.x's dag (issue 13 item 9)", () => {
   test("spawnChild copies its job, applies overrides, and depends on the job and its parents", async () => {
-    const grand = await balsam.jobs.add({ name: "g", workflow: "DAG", application: "ok" });
-    const me = await balsam.jobs.add({
+    const grand = await f.balsam.jobs.add({ name: "g", workflow: "DAG", application: "ok" });
+    const me = await f.balsam.jobs.add({
       name: "me", workflow: "DAG", application: "ok", args: "--x 1", numNodes: 3, environVars: { A: "1" }, postErrorHandler: true,
       data: { keep: 1, result: 42 }, parents: [grand._id],
     });
-    const kid = await balsam.spawnChild({ name: "kid", args: "--x 2" }, { BALSAM_JOB_ID: me._id });
+    const kid = await f.balsam.spawnChild({ name: "kid", args: "--x 2" }, { BALSAM_JOB_ID: me._id });
     assert.equal(kid.name, "kid");
     assert.equal(kid.args, "--x 2");
     assert.equal(kid.workflow, "DAG");
@@ -233,9 +219,9 @@ describe("spawn_child and kill as 0.x's dag (issue 13 item 9)", () => {
     );
 
     // jobs.kill is recursive by default, as dag.kill.
-    const killed = await balsam.jobs.kill(me._id);
+    const killed = await f.balsam.jobs.kill(me._id);
     assert.deepEqual(killed.sort(), [me._id, kid._id].sort());
-    assert.equal((await balsam.jobs.get(kid._id)).state, "USER_KILLED");
-    assert.equal((await balsam.jobs.get(grand._id)).state, "READY");
+    assert.equal((await f.balsam.jobs.get(kid._id)).state, "USER_KILLED");
+    assert.equal((await f.balsam.jobs.get(grand._id)).state, "READY");
   });
 });

@@ -1,13 +1,11 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from "node:fs";
-import { tmpdir, hostname } from "node:os";
+import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { useTestContext, waitFor, alive } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
-import { startLauncher, exitedWithin, type LauncherProc } from "../support/launcher.js";
+import { waitFor, alive } from "../support/context.js";
+import { exitedWithin, type LauncherProc } from "../support/launcher.js";
+import { useCliFixture } from "../support/fixture.js";
 import { marksScript, runsOf, assertFencedThenRunOnce } from "../support/marks.js";
-import { connect, type Balsam } from "../../libs/client/index.js";
 import type { Job } from "../../libs/models/index.js";
 
 /**
@@ -15,18 +13,13 @@ import type { Job } from "../../libs/models/index.js";
  * its job running while another launcher recovers it (DESIGN §6.2): the job's
  * processes die at their fence deadline, on the spawn helper's timer.
  */
-const ctx = useTestContext("fence");
-let db: CliDb;
-let balsam: Balsam;
-let dir: string;
-const launchers: LauncherProc[] = [];
+const f = useCliFixture("fence");
 const LEASE_MS = 3000;
-const ENV = { BALSAM_NODELIST: "node1", BALSAM_LEASE_TTL_MS: String(LEASE_MS), BALSAM_CLAIM_AFTER_MS: "1000" };
+const ENV = { BALSAM_LEASE_TTL_MS: String(LEASE_MS), BALSAM_CLAIM_AFTER_MS: "1000" };
 
-function launch(wf: string, env: NodeJS.ProcessEnv = {}, mode = "serial"): LauncherProc {
-  const l = startLauncher(["--wf-filter", wf, "--job-mode", mode], { ...db.env, ...ENV, ...env });
-  launchers.push(l);
-  return l;
+/** On node1, or on two nodes (this host by two names) in mpi mode. */
+function launch(wf: string, mode: "serial" | "mpi" = "serial"): LauncherProc {
+  return f.start(wf, { mode, env: ENV });
 }
 
 function ownerOf(l: LauncherProc): string {
@@ -47,40 +40,22 @@ async function elapse(ms: number): Promise<void> {
  * output, and the marks file.
  */
 async function frozenScenario(wf: string, frozenWhen: (j: Job, marks: string) => boolean) {
-  const marks = join(dir, `${wf}.marks`);
-  await balsam.apps.add({ name: wf, executable: marksScript(dir, wf, marks, 15) });
-  const job = await balsam.jobs.add({ name: wf.toLowerCase(), workflow: wf, application: wf });
+  const marks = join(f.dir, `${wf}.marks`);
+  await f.balsam.apps.add({ name: wf, executable: marksScript(f.dir, wf, marks, 15) });
+  const job = await f.balsam.jobs.add({ name: wf.toLowerCase(), workflow: wf, application: wf });
   const a = launch(wf);
-  await waitFor(async () => frozenWhen(await balsam.jobs.get(job._id), marks), 30_000, "the job to run under launcher A", 10);
+  await waitFor(async () => frozenWhen(await f.balsam.jobs.get(job._id), marks), 30_000, "the job to run under launcher A", 10);
   a.child.kill("SIGSTOP");
-  const frozen = await balsam.jobs.get(job._id);
+  const frozen = await f.balsam.jobs.get(job._id);
   const b = launch(wf);
   await elapse(3 * LEASE_MS);
   a.child.kill("SIGCONT");
   assert.equal(await exitedWithin(b, 90_000), 0, b.output());
   assert.equal(await exitedWithin(a, 60_000), 0, a.output());
-  return { job: await balsam.jobs.get(job._id), frozen, owner: ownerOf(a), aOut: a.output(), marks };
+  return { job: await f.balsam.jobs.get(job._id), frozen, owner: ownerOf(a), aOut: a.output(), marks };
 }
 
 describe("a frozen launcher's jobs are fenced", () => {
-  before(async () => {
-    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-    balsam = await connect({ dbPath: db.dir });
-    dir = mkdtempSync(join(tmpdir(), "balsam-fence-"));
-  });
-  after(async () => {
-    for (const l of launchers) {
-      if (l.child.exitCode === null && l.child.signalCode === null) {
-        l.child.kill("SIGCONT");
-        l.child.kill("SIGKILL");
-      }
-      await l.exited;
-    }
-    await balsam.close();
-    db.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
   test("a job running under its lease: killed at its deadline, recovered once the lease lapses, never two at once; the thawed launcher writes nothing for it", async () => {
     const r = await frozenScenario("FROZEN", (j) => j.state === "RUNNING" && j.lock !== null);
     assert.equal(r.frozen.lock?.owner, r.owner, "frozen while A held the job's lease");
@@ -100,14 +75,13 @@ describe("a frozen launcher's jobs are fenced", () => {
   });
 
   test("an MPI job of 2 ranks on 2 nodes: fencing its frozen launcher leaves no rank running", async () => {
-    const ranks = join(dir, "ranks");
-    const rank = join(dir, "rank.sh");
-    writeFileSync(rank, `#!/bin/sh\necho "$$" >> ${ranks}\nexec sleep 300\n`, { mode: 0o755 });
-    await balsam.apps.add({ name: "mpifence", executable: rank });
-    const job = await balsam.jobs.add({ name: "mpifence", workflow: "MPIFENCE", application: "mpifence", numNodes: 2, ranksPerNode: 1 });
-    const a = launch("MPIFENCE", { BALSAM_NODELIST: `localhost,${hostname()}` }, "mpi");
+    const ranks = join(f.dir, "ranks");
+    const rank = f.script("rank.sh", `echo "$$" >> ${ranks}\nexec sleep 300`);
+    await f.balsam.apps.add({ name: "mpifence", executable: rank });
+    const job = await f.balsam.jobs.add({ name: "mpifence", workflow: "MPIFENCE", application: "mpifence", numNodes: 2, ranksPerNode: 1 });
+    const a = launch("MPIFENCE", "mpi");
     const pids = () => (existsSync(ranks) ? readFileSync(ranks, "utf8").trim().split("\n").filter(Boolean).map(Number) : []);
-    await waitFor(async () => pids().length === 2 && (await balsam.jobs.get(job._id)).state === "RUNNING", 60_000, "both ranks to run");
+    await waitFor(async () => pids().length === 2 && (await f.balsam.jobs.get(job._id)).state === "RUNNING", 60_000, "both ranks to run");
     a.child.kill("SIGSTOP");
     // Bounded by the wait, not asserted to the millisecond: on a loaded machine mpirun takes
     // its time to pass the signal on (a 4 s bound failed once in CI); the launcher staying

@@ -1,55 +1,20 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, rmSync, existsSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { useTestContext, waitFor } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
-import { startLauncher } from "../support/launcher.js";
-import { connect, type Balsam } from "../../libs/client/index.js";
-import { startMongo, type MongoHandle } from "../../services/dbserver/servers.js";
+import { waitFor } from "../support/context.js";
+import { useRestartRun } from "../support/restart.js";
+import { startMongo } from "../../services/dbserver/servers.js";
 
 // DESIGN §6.1: restarting the MongoDB-wire server mid-run loses no job. The
 // file runs a server of its own so the restart does not disturb other files.
-const ctx = useTestContext("mongorestart");
-let mongo: MongoHandle;
-let dir: string;
-let db: CliDb;
-let balsam: Balsam;
+const { f, server: mongo, runThroughRestart, assertFinishedOnce } = useRestartRun("mongorestart", "mongoUrl", (dir, port) => startMongo({ dir: join(dir, "data"), port }), 0.3);
 
 describe("a MongoDB restart in the middle of a run", () => {
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "balsam-own-mongo-"));
-    mongo = await startMongo({ dir: join(dir, "data") });
-    db = await makeCliDb(mongo.url, ctx.redisUrl, ctx.dbName, ctx.prefix);
-    balsam = await connect({ dbPath: db.dir });
-    const script = join(dir, "slowish.sh");
-    writeFileSync(script, '#!/bin/sh\nsleep 0.3\necho "DH-OUTPUT: $1"\n', { mode: 0o755 });
-    await balsam.apps.add({ name: "slowish", executable: script });
-  });
-  after(async () => {
-    await balsam.close();
-    await mongo.stop();
-    db.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
   test("the launcher waits the restart out; every job finishes once", async () => {
-    await balsam.jobs.addMany(Array.from({ length: 40 }, (_, i) => ({ name: `m${i}`, workflow: "MR", application: "slowish", args: String(i), nodePackingCount: 4 })));
     // Short leases: a claim whose answer the restart swallowed is recovered quickly.
-    const l = startLauncher(["--wf-filter", "MR", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1", BALSAM_LEASE_TTL_MS: "4000" });
-    await waitFor(async () => (await balsam.jobs.filter({ workflow: "MR", state: "JOB_FINISHED" }).count()) >= 8, 60_000, "eight jobs to finish");
-    const port = mongo.port;
-    await mongo.stop();
-    mongo = await startMongo({ dir: join(dir, "data"), port });
-    assert.equal(await l.exited, 0, l.output());
-    const jobs = await balsam.jobs.filter({ workflow: "MR" }).list();
-    assert.equal(jobs.length, 40);
-    for (const j of jobs) {
-      assert.equal(j.state, "JOB_FINISHED", `${j.name}: ${JSON.stringify(j.stateHistory)}`);
-      assert.equal(j.stateHistory.filter((h) => h.state === "JOB_FINISHED").length, 1);
-      assert.equal(j.data.result, Number(j.args));
-    }
+    await runThroughRestart("MR", { n: 40, prefix: "m", finishedFirst: 8, waitingFor: "eight jobs to finish", env: { BALSAM_LEASE_TTL_MS: "4000" } });
+    await assertFinishedOnce("MR", 40);
   });
 
   // Jobs that end faster than the database records them must not pile up in
@@ -61,16 +26,15 @@ describe("a MongoDB restart in the middle of a run", () => {
   // speed of the two processes (a server slowed rather than frozen was
   // outrun only on an idle machine, and the default 500 never).
   test("a launcher whose database falls behind waits for it instead of piling up finished jobs; all are recorded once", async () => {
-    const log = join(dir, "ran.log");
-    const counted = join(dir, "counted.sh");
-    writeFileSync(counted, `#!/bin/sh\necho "$BALSAM_JOB_ID" >> ${log}\n`, { mode: 0o755 });
-    await balsam.apps.add({ name: "counted", executable: counted });
+    const log = join(f.dir, "ran.log");
+    const counted = f.script("counted.sh", `echo "$BALSAM_JOB_ID" >> ${log}`);
+    await f.balsam.apps.add({ name: "counted", executable: counted });
     const n = 300;
     const backlog = 3;
-    await balsam.jobs.addMany(Array.from({ length: n }, (_, i) => ({ name: `s${i}`, workflow: "SLOWDB", application: "counted", nodePackingCount: 4 })));
-    const l = startLauncher(["--wf-filter", "SLOWDB", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1", BALSAM_WRITE_BACKLOG: String(backlog) });
+    await f.balsam.jobs.addMany(Array.from({ length: n }, (_, i) => ({ name: `s${i}`, workflow: "SLOWDB", application: "counted", nodePackingCount: 4 })));
+    const l = f.start("SLOWDB", { env: { BALSAM_WRITE_BACKLOG: String(backlog) } });
     const runs = () => (existsSync(log) ? readFileSync(log, "utf8").split("\n").filter(Boolean).length : 0);
-    const pid = mongo.pid;
+    const pid = mongo().pid;
     let ranWhileBehind = 0;
     try {
       await waitFor(() => runs() > 0, 60_000, "the first job to run");
@@ -92,6 +56,6 @@ describe("a MongoDB restart in the middle of a run", () => {
     const ids = readFileSync(log, "utf8").split("\n").filter(Boolean);
     assert.equal(ids.length, n, "each job ran once");
     assert.equal(new Set(ids).size, n);
-    assert.deepEqual(await balsam.jobs.filter({ workflow: "SLOWDB" }).byState(), { JOB_FINISHED: n });
+    assert.deepEqual(await f.balsam.jobs.filter({ workflow: "SLOWDB" }).byState(), { JOB_FINISHED: n });
   });
 });

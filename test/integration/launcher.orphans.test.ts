@@ -1,22 +1,18 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { useTestContext, waitFor } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
-import { startLauncher, type LauncherProc } from "../support/launcher.js";
-import { connect, type Balsam } from "../../libs/client/index.js";
+import { waitFor } from "../support/context.js";
+import { type LauncherProc } from "../support/launcher.js";
+import { useCliFixture } from "../support/fixture.js";
 
 /**
  * Hardening item 10: a job's processes, its own children included, end with
  * its launcher — so a job restarted after the lease lapses never shares its
  * working directory with a live earlier instance (DESIGN §6.2).
  */
-const ctx = useTestContext("orphan");
-let db: CliDb;
-let balsam: Balsam;
-let scripts: string;
+const f = useCliFixture("orphan");
+/** Ended with SIGTERM in `after` if a failing run left them. */
 const launchers: LauncherProc[] = [];
 /** Every job process the tests saw, killed in `after` if a failing run left it. */
 const seen = new Set<number>();
@@ -29,12 +25,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-function script(name: string, body: string, shell = "/bin/sh"): string {
-  const p = join(scripts, name);
-  writeFileSync(p, `#!${shell}\n${body}\n`, { mode: 0o755 });
-  return p;
 }
 
 function processGroupOf(pid: number): number {
@@ -50,7 +40,7 @@ function processGroupOf(pid: number): number {
 const TWO_CHILDREN = ["sleep 300 &", "a=$!", "set -m; sleep 300 & b=$!; set +m", 'echo "$$ $a $b" > pids', "wait"];
 
 function launch(wf: string, env: NodeJS.ProcessEnv = {}): LauncherProc {
-  const l = startLauncher(["--wf-filter", wf, "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1", ...env });
+  const l = f.start(wf, { env });
   launchers.push(l);
   return l;
 }
@@ -60,7 +50,7 @@ async function pidsOf(id: string, file: string, count: number): Promise<number[]
   let pids: number[] = [];
   await waitFor(
     async () => {
-      const { workdir } = await balsam.jobs.get(id);
+      const { workdir } = await f.balsam.jobs.get(id);
       const p = join(workdir, file);
       pids = existsSync(p) ? readFileSync(p, "utf8").trim().split(/\s+/).filter(Boolean).map(Number) : [];
       return pids.length === count;
@@ -73,11 +63,6 @@ async function pidsOf(id: string, file: string, count: number): Promise<number[]
 }
 
 describe("job processes end with their launcher", () => {
-  before(async () => {
-    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-    balsam = await connect({ dbPath: db.dir });
-    scripts = mkdtempSync(join(tmpdir(), "balsam-orphan-"));
-  });
   after(async () => {
     for (const l of launchers) {
       if (l.child.exitCode === null && l.child.signalCode === null) l.child.kill("SIGTERM");
@@ -90,17 +75,14 @@ describe("job processes end with their launcher", () => {
         // already gone
       }
     }
-    await balsam.close();
-    db.cleanup();
-    rmSync(scripts, { recursive: true, force: true });
   });
 
   test("kill -9 of a launcher running 2 jobs ends their processes and children, in their process group or not; the restarts never overlap them", async () => {
     // Each run first records any instance of an earlier run still alive; the
     // first run starts a child and waits, the second finishes at once.
-    await balsam.apps.add({
+    await f.balsam.apps.add({
       name: "stubborn",
-      executable: script(
+      executable: f.script(
         "stubborn.sh",
         [
           'if [ -f pids ]; then for p in $(cat pids); do if [ -r /proc/$p/stat ] && ! grep -q ") Z" /proc/$p/stat; then echo "$p" >> overlap; fi; done; fi',
@@ -108,10 +90,10 @@ describe("job processes end with their launcher", () => {
           'if [ $n -gt 1 ]; then echo "DH-OUTPUT: $n"; exit 0; fi',
           ...TWO_CHILDREN,
         ].join("\n"),
-        "/bin/bash",
+        "#!/bin/bash",
       ),
     });
-    const jobs = await balsam.jobs.addMany([0, 1].map((i) => ({ name: `orphan${i}`, workflow: "ORPH", application: "stubborn", nodePackingCount: 2 })));
+    const jobs = await f.balsam.jobs.addMany([0, 1].map((i) => ({ name: `orphan${i}`, workflow: "ORPH", application: "stubborn", nodePackingCount: 2 })));
     const env = { BALSAM_LEASE_TTL_MS: "2000" };
     const l1 = launch("ORPH", env);
     const perJob = await Promise.all(jobs.map((j) => pidsOf(j._id, "pids", 3)));
@@ -126,7 +108,7 @@ describe("job processes end with their launcher", () => {
     const l2 = launch("ORPH", env);
     assert.equal(await l2.exited, 0, l2.output());
     for (const j of jobs) {
-      const d = await balsam.jobs.get(j._id);
+      const d = await f.balsam.jobs.get(j._id);
       assert.equal(d.state, "JOB_FINISHED", JSON.stringify(d.stateHistory));
       assert.equal(d.data.result, 2, "ran again after the lease lapsed");
       assert.ok(d.stateHistory.some((h) => h.state === "RESTART_READY" && /lease of launcher .* lapsed/.test(h.message)));
@@ -135,22 +117,22 @@ describe("job processes end with their launcher", () => {
   });
 
   test("killjob ends the job's children too, in its process group or not", async () => {
-    await balsam.apps.add({ name: "parent", executable: script("parent.sh", TWO_CHILDREN.join("\n"), "/bin/bash") });
-    const j = await balsam.jobs.add({ name: "victim", workflow: "KILLKIDS", application: "parent" });
+    await f.balsam.apps.add({ name: "parent", executable: f.script("parent.sh", TWO_CHILDREN.join("\n"), "#!/bin/bash") });
+    const j = await f.balsam.jobs.add({ name: "victim", workflow: "KILLKIDS", application: "parent" });
     const l = launch("KILLKIDS", { BALSAM_KILL_GRACE_MS: "2000" });
     const pids = await pidsOf(j._id, "pids", 3);
-    await balsam.jobs.kill(j._id);
+    await f.balsam.jobs.kill(j._id);
     assert.equal(await l.exited, 0, l.output());
-    assert.equal((await balsam.jobs.get(j._id)).state, "USER_KILLED");
+    assert.equal((await f.balsam.jobs.get(j._id)).state, "USER_KILLED");
     await waitFor(() => pids.every((p) => !alive(p)), 5_000, `job processes ${pids.join(", ")} to end`);
   });
 
   test("a job's background processes end when its main process exits", async () => {
-    await balsam.apps.add({ name: "leaver", executable: script("leaver.sh", 'sleep 300 &\necho "$!" > child\necho "DH-OUTPUT: 1"') });
-    const j = await balsam.jobs.add({ name: "leaver", workflow: "LEAVE", application: "leaver" });
+    await f.balsam.apps.add({ name: "leaver", executable: f.script("leaver.sh", 'sleep 300 &\necho "$!" > child\necho "DH-OUTPUT: 1"') });
+    const j = await f.balsam.jobs.add({ name: "leaver", workflow: "LEAVE", application: "leaver" });
     const l = launch("LEAVE");
     assert.equal(await l.exited, 0, l.output());
-    assert.equal((await balsam.jobs.get(j._id)).state, "JOB_FINISHED");
+    assert.equal((await f.balsam.jobs.get(j._id)).state, "JOB_FINISHED");
     const [child] = await pidsOf(j._id, "child", 1);
     await waitFor(() => !alive(child!), 5_000, `background process ${child} to end`);
   });

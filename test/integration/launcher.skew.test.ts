@@ -1,13 +1,11 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { useTestContext, waitFor } from "../support/context.js";
-import { makeCliDb, type CliDb } from "../support/cli.js";
-import { startLauncher, exitedWithin, type LauncherProc } from "../support/launcher.js";
+import { waitFor } from "../support/context.js";
+import { exitedWithin, type LauncherProc } from "../support/launcher.js";
 import { marksScript, runsOf, overlaps } from "../support/marks.js";
-import { connect, type Balsam } from "../../libs/client/index.js";
+import { useCliFixture } from "../support/fixture.js";
 
 /**
  * Launchers whose node clocks are wrong (libfaketime, provisioned by
@@ -15,45 +13,26 @@ import { connect, type Balsam } from "../../libs/client/index.js";
  * database server's clock (DESIGN §6.2), so a node an hour behind or ahead
  * neither loses a live job early nor keeps a dead one's lease for an hour.
  */
-const ctx = useTestContext("skew");
+const f = useCliFixture("skew");
 const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const LEASE_MS = 3000;
-let db: CliDb;
-let balsam: Balsam;
-let dir: string;
-const launchers: LauncherProc[] = [];
 
 function launch(wf: string, clock: string): LauncherProc {
-  const env = { BALSAM_NODELIST: "node1", BALSAM_LEASE_TTL_MS: String(LEASE_MS), LD_PRELOAD: FAKETIME_LIB, FAKETIME: clock };
-  const l = startLauncher(["--wf-filter", wf, "--job-mode", "serial"], { ...db.env, ...env });
-  launchers.push(l);
-  return l;
+  return f.start(wf, { env: { BALSAM_LEASE_TTL_MS: String(LEASE_MS), LD_PRELOAD: FAKETIME_LIB, FAKETIME: clock } });
 }
 
 async function runningUnder(wf: string, seconds: number, clock: string) {
-  const marks = join(dir, `${wf}.marks`);
-  await balsam.apps.add({ name: wf, executable: marksScript(dir, wf, marks, seconds) });
-  const job = await balsam.jobs.add({ name: wf.toLowerCase(), workflow: wf, application: wf });
+  const marks = join(f.dir, `${wf}.marks`);
+  await f.balsam.apps.add({ name: wf, executable: marksScript(f.dir, wf, marks, seconds) });
+  const job = await f.balsam.jobs.add({ name: wf.toLowerCase(), workflow: wf, application: wf });
   const a = launch(wf, clock);
-  await waitFor(async () => (await balsam.jobs.get(job._id)).lock !== null && runsOf(marks).length > 0, 30_000, "the job to run under a lease");
+  await waitFor(async () => (await f.balsam.jobs.get(job._id)).lock !== null && runsOf(marks).length > 0, 30_000, "the job to run under a lease");
   return { job, a, marks };
 }
 
 describe("launchers with skewed clocks", () => {
-  before(async () => {
+  before(() => {
     assert.ok(existsSync(FAKETIME_LIB), "libfaketime is installed (scripts/provision.sh --for-tests)");
-    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-    balsam = await connect({ dbPath: db.dir });
-    dir = mkdtempSync(join(tmpdir(), "balsam-skew-"));
-  });
-  after(async () => {
-    for (const l of launchers) {
-      if (l.child.exitCode === null && l.child.signalCode === null) l.child.kill("SIGKILL");
-      await l.exited;
-    }
-    await balsam.close();
-    db.cleanup();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   test("a live job on a node an hour behind is not recovered by a node an hour ahead: one run, finished once", async () => {
@@ -61,7 +40,7 @@ describe("launchers with skewed clocks", () => {
     const b = launch("BEHIND", "+1h");
     assert.equal(await exitedWithin(a, 60_000), 0, a.output());
     assert.equal(await exitedWithin(b, 60_000), 0, b.output());
-    const doc = await balsam.jobs.get(job._id);
+    const doc = await f.balsam.jobs.get(job._id);
     assert.equal(doc.state, "JOB_FINISHED", JSON.stringify(doc.stateHistory));
     assert.ok(!doc.stateHistory.some((h) => h.state === "RESTART_READY"), `recovered while it ran: ${JSON.stringify(doc.stateHistory)}`);
     const runs = runsOf(marks);
@@ -75,10 +54,10 @@ describe("launchers with skewed clocks", () => {
     a.child.kill("SIGKILL");
     await a.exited;
     const killedAt = Date.now();
-    await waitFor(async () => (await balsam.jobs.get(job._id)).stateHistory.some((h) => h.state === "RESTART_READY"), 6 * LEASE_MS, "the dead launcher's lease to be recovered");
+    await waitFor(async () => (await f.balsam.jobs.get(job._id)).stateHistory.some((h) => h.state === "RESTART_READY"), 6 * LEASE_MS, "the dead launcher's lease to be recovered");
     assert.ok(Date.now() - killedAt < 6 * LEASE_MS);
     assert.equal(await exitedWithin(b, 60_000), 0, b.output());
-    const doc = await balsam.jobs.get(job._id);
+    const doc = await f.balsam.jobs.get(job._id);
     assert.equal(doc.state, "JOB_FINISHED", JSON.stringify(doc.stateHistory));
     assert.equal(doc.stateHistory.filter((h) => h.state === "JOB_FINISHED").length, 1);
     const runs = runsOf(marks);

@@ -1,11 +1,10 @@
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { spawn } from "node:child_process";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { useTestContext, waitFor } from "../support/context.js";
-import { BALSAM_BIN, makeCliDb, type CliDb } from "../support/cli.js";
+import { BALSAM_BIN } from "../support/cli.js";
+import { useCliFixture } from "../support/fixture.js";
 
 /**
  * The Python client (clients/python) against real servers: `balsam web` on a
@@ -13,43 +12,18 @@ import { BALSAM_BIN, makeCliDb, type CliDb } from "../support/cli.js";
  * themselves, and Python's own unittest suite (`python3 -m unittest
  * discover`), whose summary line is echoed here.
  */
-const ctx = useTestContext("python");
+// `balsam web` has written web.json, which the Python client reads, before it prints its URL.
+const f = useCliFixture("python", { web: true });
 const CLIENT = resolve(fileURLToPath(import.meta.url), "../../../../clients/python");
 /** The interpreter under test; BALSAM_TEST_PYTHON picks another (the client supports Python ≥ 3.9). */
 const PYTHON = process.env.BALSAM_TEST_PYTHON ?? "python3";
 /** Fewer tests than this means discovery lost a module (an import error reads as "Ran 0 tests ... OK" otherwise). */
 const MIN_TESTS = 33;
-let db: CliDb;
-let web: ChildProcess | undefined;
-let webOut = "";
-
-before(async () => {
-  db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-  web = spawn(process.execPath, [BALSAM_BIN, "web", "--port", "0"], { env: { ...process.env, ...db.env }, stdio: ["ignore", "pipe", "pipe"] });
-  web.stdout!.on("data", (d: Buffer) => (webOut += d.toString()));
-  web.stderr!.on("data", (d: Buffer) => (webOut += d.toString()));
-  const exited = new Promise<void>((r) => web!.once("exit", () => r()));
-  await Promise.race([
-    waitFor(() => existsSync(join(db.dir, "web.json")), 60_000, "balsam web to write web.json"),
-    exited.then(() => {
-      throw new Error(`balsam web exited at start:\n${webOut}`);
-    }),
-  ]);
-});
-
-after(async () => {
-  if (web && web.exitCode === null) {
-    const exited = new Promise<void>((r) => web!.once("exit", () => r()));
-    web.kill("SIGTERM");
-    await exited;
-  }
-  db?.cleanup();
-});
 
 test("python3 -m unittest: the Python client's suite passes against balsam web and a real launcher", async (t) => {
   const env = {
     ...process.env,
-    ...db.env,
+    ...f.db.env,
     PYTHONPATH: CLIENT,
     PYTHONUNBUFFERED: "1",
     PYTHONDONTWRITEBYTECODE: "1",
@@ -72,7 +46,7 @@ test("python3 -m unittest: the Python client's suite passes against balsam web a
   const verdict = /^(OK.*|FAILED.*)$/m.exec(out.slice(ran?.index ?? 0));
   for (const line of out.split("\n").filter((l) => l.startsWith("pushed results:"))) t.diagnostic(line);
   t.diagnostic(`${PYTHON} -m unittest: ${ran?.[0] ?? "no summary"} — ${verdict?.[0] ?? "?"}`);
-  assert.equal(code, 0, `${out}\n--- balsam web ---\n${webOut}`);
+  assert.equal(code, 0, `${out}\n--- balsam web ---\n${f.web!.output()}`);
   assert.ok(ran && Number(ran[1]) >= MIN_TESTS, `expected at least ${MIN_TESTS} tests:\n${out}`);
   assert.equal(verdict?.[0], "OK", `every test ran, none skipped:\n${out}`);
 });

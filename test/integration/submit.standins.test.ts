@@ -6,22 +6,18 @@
  * script, and that states read back through the status command. Slurm runs
  * for real in submit.slurm.test.ts.
  */
-import { test, describe, before, after } from "node:test";
+import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { useTestContext } from "../support/context.js";
-import { makeCliDb, BALSAM_BIN, type CliDb } from "../support/cli.js";
+import { BALSAM_BIN } from "../support/cli.js";
+import { useCliFixture } from "../support/fixture.js";
 import { lsQueuesJson, readStandin, updateSettings, writeStandin } from "../support/schedulers.js";
-import { connect, type Balsam } from "../../libs/client/index.js";
 import { coll } from "../../libs/store/collections.js";
 
-const ctx = useTestContext("standin");
-let db: CliDb;
-let balsam: Balsam;
-let root: string;
+const f = useCliFixture("standin");
+const { ctx } = f;
 
 interface Case {
   scheduler: "cobalt" | "pbs" | "lsf";
@@ -82,26 +78,18 @@ function pathWith(dir: string): NodeJS.ProcessEnv {
 
 describe("submit-launch to Cobalt, PBS and LSF (recording stand-ins)", () => {
   before(async () => {
-    db = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName, ctx.prefix);
-    balsam = await connect({ dbPath: db.dir });
-    root = mkdtempSync(join(tmpdir(), "balsam-standins-"));
-    await balsam.apps.add({ name: "echo", executable: "/bin/echo" });
-    await balsam.jobs.add({ name: "one", workflow: "SI", application: "echo" });
-  });
-  after(async () => {
-    await balsam.close();
-    db.cleanup();
-    rmSync(root, { recursive: true, force: true });
+    await f.balsam.apps.add({ name: "echo", executable: "/bin/echo" });
+    await f.balsam.jobs.add({ name: "one", workflow: "SI", application: "echo" });
   });
 
   for (const c of CASES) {
     test(`${c.scheduler}: the submit command line, the rendered script, the state read back`, async () => {
-      const bin = join(root, c.scheduler);
+      const bin = join(f.dir, c.scheduler);
       writeStandin(bin, c.submit, { stdout: c.submitReply });
       writeStandin(bin, c.status, { stdout: c.statusReply });
-      updateSettings(db.dir, (s) => ({ ...s, scheduler: c.scheduler }));
+      updateSettings(f.db.dir, (s) => ({ ...s, scheduler: c.scheduler }));
 
-      const r = await db.run(
+      const r = await f.db.run(
         ["submit-launch", "-n", "4", "-q", "debug-cache-quad", "-t", "60", "-A", "datascience", "--job-mode", "serial", "--wf-filter", "SI", "--sched-flags", "--attrs mcdram=cache:numa=quad"],
         { env: pathWith(bin) },
       );
@@ -113,7 +101,7 @@ describe("submit-launch to Cobalt, PBS and LSF (recording stand-ins)", () => {
         { schedulerId: doc.schedulerId, scheduler: doc.scheduler, queue: doc.queue, project: doc.project, nodes: doc.nodes, minutes: doc.wallTimeMinutes, mode: doc.jobMode, wf: doc.wfFilter, state: doc.state },
         { schedulerId: c.id, scheduler: c.scheduler, queue: "debug-cache-quad", project: "datascience", nodes: 4, minutes: 60, mode: "serial", wf: ["SI"], state: "queued" },
       );
-      const launchDir = join(db.dir, "launches", launchId);
+      const launchDir = join(f.db.dir, "launches", launchId);
       assert.equal(doc.scriptPath, join(launchDir, "launch.sh"));
 
       const rec = readStandin(bin, c.submit);
@@ -123,13 +111,13 @@ describe("submit-launch to Cobalt, PBS and LSF (recording stand-ins)", () => {
 
       const script = rec.script!;
       execFileSync("bash", ["-n", doc.scriptPath]);
-      assert.match(script, new RegExp(`^export BALSAM_DB_PATH=${db.dir.replace(/[/.]/g, "\\$&")}$`, "m"));
-      assert.ok(script.includes(`${process.execPath} ${BALSAM_BIN} launcher`), "node and bin/balsam.js by absolute path");
+      assert.match(script, new RegExp(`^export BALSAM_DB_PATH=${f.db.dir.replace(/[/.]/g, "\\$&")}$`, "m"));
+      assert.ok(script.includes(`${process.execPath} ${BALSAM_BIN} launcher`), "node and bin/f.balsam.js by absolute path");
       assert.match(script, c.perNode);
       assert.match(script, /else\n.*\n\s+\S+ \S+balsam\.js launcher --wf-filter SI --job-mode serial --time-limit-minutes 54\nfi/);
-      assert.equal(readFileSync(join(db.dir, "templates", `${c.scheduler}.sh`), "utf8").includes("{{launcher}}"), true, "the template is kept in the database directory");
+      assert.equal(readFileSync(join(f.db.dir, "templates", `${c.scheduler}.sh`), "utf8").includes("{{launcher}}"), true, "the template is kept in the database directory");
 
-      const rows = await lsQueuesJson(db, pathWith(bin));
+      const rows = await lsQueuesJson(f.db, pathWith(bin));
       const row = rows.find((x) => x.id === launchId);
       assert.equal(row?.state, "running", `${c.status} says it runs`);
       assert.ok(readStandin(bin, c.status)!.argv.some((a) => a.includes(c.id.split(".")[0]!)), `${c.status} was asked about ${c.id}`);
@@ -137,41 +125,41 @@ describe("submit-launch to Cobalt, PBS and LSF (recording stand-ins)", () => {
   }
 
   test("pbs: a launch the scheduler no longer knows finished, or failed by its exit code", async () => {
-    const bin = join(root, "pbs-gone");
+    const bin = join(f.dir, "pbs-gone");
     writeStandin(bin, "qsub", { stdout: "555.server\n" });
     writeStandin(bin, "qstat", { stderr: "qstat: Unknown Job Id 555.server\n", exitCode: 153 });
-    updateSettings(db.dir, (s) => ({ ...s, scheduler: "pbs" }));
-    const first = await db.run(["submit-launch", "-n", "1", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "mpi", "--wf-filter", "SI"], { env: pathWith(bin) });
+    updateSettings(f.db.dir, (s) => ({ ...s, scheduler: "pbs" }));
+    const first = await f.db.run(["submit-launch", "-n", "1", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "mpi", "--wf-filter", "SI"], { env: pathWith(bin) });
     assert.equal(first.code, 0, first.stderr);
     writeStandin(bin, "qsub", { stdout: "556.server\n" });
-    const second = await db.run(["submit-launch", "-n", "1", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "mpi", "--wf-filter", "SI"], { env: pathWith(bin) });
+    const second = await f.db.run(["submit-launch", "-n", "1", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "mpi", "--wf-filter", "SI"], { env: pathWith(bin) });
     assert.equal(second.code, 0, second.stderr);
     const [ok, bad] = [first.stdout.trim(), second.stdout.trim()];
-    writeFileSync(join(db.dir, "launches", ok, "exit-code"), "0\n");
-    writeFileSync(join(db.dir, "launches", bad, "exit-code"), "3\n");
-    const rows = await lsQueuesJson(db, pathWith(bin));
+    writeFileSync(join(f.db.dir, "launches", ok, "exit-code"), "0\n");
+    writeFileSync(join(f.db.dir, "launches", bad, "exit-code"), "3\n");
+    const rows = await lsQueuesJson(f.db, pathWith(bin));
     assert.equal(rows.find((x) => x.id === ok)?.state, "finished");
     assert.equal(rows.find((x) => x.id === bad)?.state, "failed");
-    const script = readFileSync(join(db.dir, "launches", ok, "launch.sh"), "utf8");
+    const script = readFileSync(join(f.db.dir, "launches", ok, "launch.sh"), "utf8");
     assert.match(script, /--job-mode mpi --time-limit-minutes 9/);
   });
 
   test("a site's edit of the template is used, and an unknown placeholder refused with nothing recorded", async () => {
-    const bin = join(root, "pbs-edit");
+    const bin = join(f.dir, "pbs-edit");
     writeStandin(bin, "qsub", { stdout: "600.server\n" });
     writeStandin(bin, "qstat", { stdout: "" });
-    updateSettings(db.dir, (s) => ({ ...s, scheduler: "pbs" }));
-    const tpl = join(db.dir, "templates", "pbs.sh");
+    updateSettings(f.db.dir, (s) => ({ ...s, scheduler: "pbs" }));
+    const tpl = join(f.db.dir, "templates", "pbs.sh");
     assert.ok(existsSync(tpl));
     const original = readFileSync(tpl, "utf8");
     writeFileSync(tpl, original.replace("mpiexec -n {{nodes}} -ppn 1 {{launcher}}", "pbsdsh -u {{launcher}}"));
-    const r = await db.run(["submit-launch", "-n", "2", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "serial", "--wf-filter", "SI"], { env: pathWith(bin) });
+    const r = await f.db.run(["submit-launch", "-n", "2", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "serial", "--wf-filter", "SI"], { env: pathWith(bin) });
     assert.equal(r.code, 0, r.stderr);
     assert.match(readStandin(bin, "qsub")!.script!, /pbsdsh -u \S+ \S+balsam\.js launcher/);
 
     const before = await coll(ctx.store).queuedLaunches.countDocuments();
     writeFileSync(tpl, original + "\necho {{gpus_per_node}}\n");
-    const bad = await db.run(["submit-launch", "-n", "2", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "serial", "--wf-filter", "SI"], { env: pathWith(bin) });
+    const bad = await f.db.run(["submit-launch", "-n", "2", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "serial", "--wf-filter", "SI"], { env: pathWith(bin) });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /pbs\.sh uses unknown placeholder\(s\): \{\{gpus_per_node\}\}/);
     assert.equal(await coll(ctx.store).queuedLaunches.countDocuments(), before);

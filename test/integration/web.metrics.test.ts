@@ -5,8 +5,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { useCliFixture } from "../support/fixture.js";
-import { makeCliDb } from "../support/cli.js";
-import { startLauncher } from "../support/launcher.js";
+import { type LauncherProc } from "../support/launcher.js";
 import { api, readSse, startWeb, type SseEvent, type WebProc } from "../support/web.js";
 
 const f = useCliFixture("webmetrics");
@@ -41,13 +40,13 @@ describe("balsam web: /metrics and the live counts", () => {
     assert.equal(res.status, 200);
     const seen: SseEvent[] = [];
     let launched = false;
-    let launcher: ReturnType<typeof startLauncher> | undefined;
+    let launcher: LauncherProc | undefined;
     await readSse(res, (e) => {
       seen.push(e);
       if (!launched) {
         assert.deepEqual(e.data.byWorkflow.MA, { READY: 11 });
         launched = true;
-        launcher = startLauncher(["--wf-filter", "MA", "--job-mode", "serial"], { ...f.db.env, BALSAM_NODELIST: "node1" });
+        launcher = f.start("MA");
       }
       // Done once MA holds only final states.
       return !(e.data.byWorkflow.MA?.JOB_FINISHED === 8 && e.data.byWorkflow.MA?.FAILED === 3);
@@ -101,40 +100,36 @@ describe("balsam web: /metrics and the live counts", () => {
 
 describe("balsam web: starting it", () => {
   test("--listen-all refuses a token file others can read; a malformed one is refused; nothing is served", async () => {
-    const db2 = await makeCliDb(ctx.mongoUrl, ctx.redisUrl, ctx.dbName + "_2", ctx.prefix + "_2");
-    try {
-      const tokenFile = join(db2.dir, "web-token");
-      writeFileSync(tokenFile, "ab".repeat(24) + "\n", { mode: 0o644 });
-      chmodSync(tokenFile, 0o644);
-      const r = await db2.run(["web", "--port", "0", "--listen-all"], { timeoutMs: 20_000 });
-      assert.equal(r.code, 1, r.stdout + r.stderr);
-      assert.match(r.stderr, /readable by other users.*refusing to listen on all interfaces/);
-      assert.equal(r.stderr.trim().split("\n").length, 1);
-      assert.equal(r.stdout, "");
-      assert.ok(!existsSync(join(db2.dir, "web.json")));
-      writeFileSync(tokenFile, "not a token\n", { mode: 0o600 });
-      const m = await db2.run(["web", "--port", "0"], { timeoutMs: 20_000 });
-      assert.equal(m.code, 1);
-      assert.match(m.stderr, /does not hold a web token/);
-      const p = await db2.run(["web", "--port", "70000"], { timeoutMs: 20_000 });
-      assert.equal(p.code, 2);
-      assert.match(p.stderr, /--port must be ≤ 65535/);
+    const db2 = await f.anotherDb({ dbName: ctx.dbName + "_2", prefix: ctx.prefix + "_2" });
+    const tokenFile = join(db2.dir, "web-token");
+    writeFileSync(tokenFile, "ab".repeat(24) + "\n", { mode: 0o644 });
+    chmodSync(tokenFile, 0o644);
+    const r = await db2.run(["web", "--port", "0", "--listen-all"], { timeoutMs: 20_000 });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /readable by other users.*refusing to listen on all interfaces/);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+    assert.equal(r.stdout, "");
+    assert.ok(!existsSync(join(db2.dir, "web.json")));
+    writeFileSync(tokenFile, "not a token\n", { mode: 0o600 });
+    const m = await db2.run(["web", "--port", "0"], { timeoutMs: 20_000 });
+    assert.equal(m.code, 1);
+    assert.match(m.stderr, /does not hold a web token/);
+    const p = await db2.run(["web", "--port", "70000"], { timeoutMs: 20_000 });
+    assert.equal(p.code, 2);
+    assert.match(p.stderr, /--port must be ≤ 65535/);
 
-      // With a token only its owner can read, --listen-all serves, and the token still guards it.
-      writeFileSync(tokenFile, "cd".repeat(24) + "\n");
-      chmodSync(tokenFile, 0o600);
-      const all = await startWeb(db2.env, ["--listen-all"]);
-      try {
-        assert.equal(all.token, "cd".repeat(24));
-        assert.equal(new URL(all.url).hostname, hostname().toLowerCase());
-        const local = { url: `http://127.0.0.1:${new URL(all.url).port}`, token: all.token };
-        assert.equal((await api(local, "GET", "/api/health")).status, 200);
-        assert.equal((await api(local, "GET", "/api/health", { token: null })).status, 401);
-      } finally {
-        assert.equal(await all.stop(), 0);
-      }
+    // With a token only its owner can read, --listen-all serves, and the token still guards it.
+    writeFileSync(tokenFile, "cd".repeat(24) + "\n");
+    chmodSync(tokenFile, 0o600);
+    const all = await startWeb(db2.env, ["--listen-all"]);
+    try {
+      assert.equal(all.token, "cd".repeat(24));
+      assert.equal(new URL(all.url).hostname, hostname().toLowerCase());
+      const local = { url: `http://127.0.0.1:${new URL(all.url).port}`, token: all.token };
+      assert.equal((await api(local, "GET", "/api/health")).status, 200);
+      assert.equal((await api(local, "GET", "/api/health", { token: null })).status, 401);
     } finally {
-      db2.cleanup();
+      assert.equal(await all.stop(), 0);
     }
   });
 

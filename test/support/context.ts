@@ -22,6 +22,14 @@ export interface TestContext {
   queues: JobQueues;
   /** Registers something to close in `after` (launchers, extra clients). */
   onClose(fn: () => Promise<void> | void): void;
+  /**
+   * Registers set-up to run in `before`, once the context's own and every
+   * step registered earlier have finished. Node 20 calls a top-level
+   * `before` hook as soon as it is registered, without awaiting the hooks
+   * before it, so a file's `before` using the context (or a fixture built
+   * on it) raced their set-up; a step here waits for it.
+   */
+  setup(fn: () => Promise<void> | void): void;
 }
 
 let servers: TestServers | undefined;
@@ -38,9 +46,23 @@ export function useTestContext(kind: string): TestContext {
   const ctx = { dbName: uniqueName(kind), prefix: uniqueName(kind) } as TestContext;
   const closers: Array<() => Promise<void> | void> = [];
   let baseline = 0;
+  /** Settles as the step registered last does. */
+  let last: Promise<void> = Promise.resolve();
   ctx.onClose = (fn) => closers.push(fn);
+  ctx.setup = (fn) => {
+    const previous = last;
+    let adopt!: (step: Promise<void>) => void;
+    last = new Promise<void>((resolve) => (adopt = resolve));
+    // A step that fails fails those after it; each hook reports it, none is left unhandled.
+    last.catch(() => undefined);
+    before(() => {
+      const step = previous.then(() => fn());
+      adopt(step);
+      return step;
+    });
+  };
 
-  before(async () => {
+  ctx.setup(async () => {
     baseline = openSockets();
     if (!process.env.MONGODB_URL || !process.env.REDIS_URL) servers = await startTestServers();
     ctx.mongoUrl = process.env.MONGODB_URL ?? servers!.mongoUrl;
