@@ -133,7 +133,7 @@ function microFor(patch: string): Micro | undefined {
   const finds = num("BENCH_FERRETDB_FINDS", 50);
   switch (patch) {
     case "0001":
-      return idLookups(2 * n, 10);
+      return idLookups(2 * n, 30);
     case "0002":
       return projectedFinds(`first page (${n + 1}) of one workflow of ${10 * n} jobs, 3 finds`, 10 * n, 3, n + 1, { workflow: "WF3" });
     case "0009":
@@ -186,7 +186,10 @@ async function startSide(label: string, binary: string, dbName: string): Promise
     if (saved === undefined) delete process.env.BALSAM_FERRETDB;
     else process.env.BALSAM_FERRETDB = saved;
   }
-  const store = await Store.connect({ url: server.url, dbName });
+  // The driver's heartbeat waits connectTimeoutMs (5 s by default) for a server that may spend
+  // minutes in one count without 0010 on a loaded box: at 10⁶ jobs the heartbeat timed out and the
+  // driver dropped the count's connection.
+  const store = await Store.connect({ url: server.url, dbName, connectTimeoutMs: 10 * 60_000 });
   await store.ensureIndexes();
   return { label, server, store, dir };
 }
