@@ -7,9 +7,11 @@
  * BENCH_LS_JOBS (default 1000000), BENCH_IN_SIZES (default 20000,200000).
  * BENCH_CLUSTER_JOBS (default 8000; a Redis Cluster started here beside the one Redis),
  * BENCH_PEERS_JOBS (default 5000; Dask distributed and Celery on the same no-op jobs),
- * BENCH_ONLY=server|enqueue|launcher|peers|cluster|cli|startup|search|web|chaos runs one part (cli includes startup;
+ * BENCH_ONLY=server|enqueue|launcher|peers|cluster|cli|startup|search|web|chaos|ferretdb runs one part (cli includes startup;
  * web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000;
- * chaos, the cluster in a box: BENCH_CHAOS_JOBS, default 5000; BENCH_CHAOS_SECONDS, default 180).
+ * chaos, the cluster in a box: BENCH_CHAOS_JOBS, default 5000; BENCH_CHAOS_SECONDS, default 180;
+ * ferretdb, each speed-only patch of our FerretDB series with and without it, and 0010's counts:
+ * BENCH_FERRETDB_JOBS, default 1000; BENCH_FERRETDB_COUNT_JOBS, default 20000; see bench/ferretdb.ts).
  * BENCH_FERRETDB_BEFORE=/path/to/ferretdb runs the write costs and the launcher part a second
  * time on servers started from that binary (e.g. a build without our patch
  * series), so before and after are measured in one run.
@@ -31,6 +33,7 @@ import { benchServer, benchWrites } from "./server.js";
 import { benchWeb } from "./web.js";
 import { benchChaos } from "./chaos.js";
 import { benchPeers } from "./peers.js";
+import { benchFerretdb } from "./ferretdb.js";
 
 const only = process.env.BENCH_ONLY;
 
@@ -111,6 +114,8 @@ async function main(): Promise<void> {
     // Last: filling a million jobs into FerretDB takes minutes.
     if (!only || only === "cli" || only === "startup") await benchStartup(servers.mongoUrl, servers.redisUrl);
     if (!only || only === "cli") await benchCli(servers.mongoUrl, servers.redisUrl);
+    // Servers of its own: FerretDB builds of the patch series' prefixes, two at a time.
+    if (!only || only === "ferretdb") await benchFerretdb();
     // Servers of its own (on every address: the namespaces reach them through their links).
     if (!only || only === "chaos") await benchChaos();
   } finally {
