@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { useLocalDb } from "../support/local-db.js";
 import { exitedWithin, startLauncher } from "../support/launcher.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
-import { isAlive, waitFor } from "../../services/dbserver/servers.js";
+import { waitFor } from "../../services/dbserver/servers.js";
 
 describe("local servers killed and restarted mid-run", () => {
   const db = useLocalDb("localrestart", { connect: true });
@@ -24,10 +24,7 @@ describe("local servers killed and restarted mid-run", () => {
     await waitFor(async () => (await balsam!.jobs.filter({ workflow: "LR", state: "JOB_FINISHED" }).count()) >= 300, 120_000, "300 jobs to finish");
     await balsam.close();
     balsam = undefined;
-    const info = db.serverInfo();
-    process.kill(info.redis.pid, "SIGKILL");
-    process.kill(info.mongo.pid, "SIGKILL");
-    await waitFor(() => !isAlive(info.redis.pid) && !isAlive(info.mongo.pid), 10_000, "the servers to die");
+    await db.killServers();
     const up = await db.run(["server", "--connect"]);
     assert.equal(up.code, 0, up.stderr);
     // Bounded: a launcher that never finds the servers again must fail the test, not hang it.

@@ -49,10 +49,7 @@ describe("local servers on a cluster", () => {
 
   test("a server killed with SIGKILL comes back on its recorded port", async () => {
     assert.equal((await db.run(["server", "--connect"])).code, 0);
-    const before = db.serverInfo();
-    process.kill(before.redis.pid, "SIGKILL");
-    process.kill(before.mongo.pid, "SIGKILL");
-    await waitFor(() => !isAlive(before.redis.pid) && !isAlive(before.mongo.pid), 10_000, "the servers to die");
+    const before = await db.killServers();
     const again = await db.run(["server", "--connect"]);
     assert.equal(again.code, 0, again.stderr);
     const after = db.serverInfo();

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runBalsam, type RunResult } from "./cli.js";
+import { isAlive, waitFor } from "../../services/dbserver/servers.js";
 
 /** What `server-info.json` records of a local database's servers. */
 export interface LocalServerInfo {
@@ -20,6 +21,8 @@ export interface LocalDb {
   /** Runs `balsam ARGS` on the database. */
   run(args: string[]): Promise<RunResult>;
   serverInfo(): LocalServerInfo;
+  /** SIGKILLs both servers and waits until they are gone; returns what was recorded of them. */
+  killServers(): Promise<LocalServerInfo>;
 }
 
 export interface LocalDbOptions {
@@ -39,6 +42,13 @@ export function useLocalDb(kind: string, opts: LocalDbOptions = {}): LocalDb {
   const db = {
     run: (args) => runBalsam(args, { env: db.env }),
     serverInfo: () => JSON.parse(readFileSync(join(db.dir, "server-info.json"), "utf8")) as LocalServerInfo,
+    killServers: async () => {
+      const info = db.serverInfo();
+      process.kill(info.redis.pid, "SIGKILL");
+      process.kill(info.mongo.pid, "SIGKILL");
+      await waitFor(() => !isAlive(info.redis.pid) && !isAlive(info.mongo.pid), 10_000, "the servers to die");
+      return info;
+    },
   } as LocalDb;
   before(async () => {
     root = mkdtempSync(join(tmpdir(), `balsam-${kind}-`));
