@@ -10,14 +10,17 @@ export function register(program: Command): Command {
     .command("cd")
     .description("print a job's working directory: cd \"$(balsam cd ID)\"")
     .argument("<id>", "job id or unique prefix")
-    .action(
-      action(async (id: string) => {
-        const { workdirFor } = await import("../libs/client/workdir.js");
-        const dir = await withClient(async (b) => {
-          const job = await b.jobs.get(id);
-          return job.workdir || workdirFor(b.dbPath as string, job);
-        }, { readOnly: true });
-        out(dir);
-      }),
-    );
+    .action(action(async (id: string) => out(await jobWorkdir(id))));
+}
+
+/** The directory the job recorded, else the one it will run in. */
+async function jobWorkdir(id: string): Promise<string> {
+  const { workdirFor } = await import("../libs/client/workdir.js");
+  return withClient(
+    async (b) => {
+      const job = await b.jobs.get(id);
+      return job.workdir || workdirFor(b.dbPath as string, job);
+    },
+    { readOnly: true },
+  );
 }

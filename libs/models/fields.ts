@@ -14,63 +14,41 @@ export interface FieldSpec {
   editable: boolean;
 }
 
-function f(snake: string, key: string, type: FieldType, editable = true): FieldSpec {
-  return { snake, key, type, editable };
+/**
+ * Builds a table from `snake: type` in the order `ls --verbose` shows them.
+ * The stored key is the snake name in camelCase unless `keys` names another.
+ */
+function fieldTable(types: Record<string, FieldType>, readOnly: readonly string[], keys: Record<string, string> = {}): FieldSpec[] {
+  return Object.entries(types).map(([snake, type]) => ({
+    snake,
+    key: keys[snake] ?? snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()),
+    type,
+    editable: !readOnly.includes(snake),
+  }));
 }
 
-export const JOB_FIELDS: readonly FieldSpec[] = [
-  f("job_id", "_id", "string", false),
-  f("name", "name", "string"),
-  f("workflow", "workflow", "string", false),
-  f("application", "application", "string"),
-  f("args", "args", "string"),
-  f("description", "description", "string"),
-  f("state", "state", "state"),
-  f("parents", "parents", "stringList", false),
-  f("has_children", "hasChildren", "bool", false),
-  f("data", "data", "json"),
-  f("num_nodes", "numNodes", "int"),
-  f("ranks_per_node", "ranksPerNode", "int"),
-  f("threads_per_rank", "threadsPerRank", "int"),
-  f("threads_per_core", "threadsPerCore", "int"),
-  f("cpu_affinity", "cpuAffinity", "string"),
-  f("node_packing_count", "nodePackingCount", "int"),
-  f("gpus_per_rank", "gpusPerRank", "int"),
-  f("coschedule_num_nodes", "coscheduleNumNodes", "int"),
-  f("wall_time_minutes", "wallTimeMinutes", "int"),
-  f("mpi_flags", "mpiFlags", "string"),
-  f("environ_vars", "environVars", "env"),
-  f("tags", "tags", "tags"),
-  f("input_files", "inputFiles", "string"),
-  f("stage_in_url", "stageInUrl", "string"),
-  f("stage_out_files", "stageOutFiles", "string"),
-  f("stage_out_url", "stageOutUrl", "string"),
-  f("post_error_handler", "postErrorHandler", "bool"),
-  f("post_timeout_handler", "postTimeoutHandler", "bool"),
-  f("auto_timeout_retry", "autoTimeoutRetry", "bool"),
-  f("fast_fail_retries", "fastFailRetries", "int"),
-  f("wait_for_parents", "waitForParents", "bool"),
-  f("preprocess", "preprocess", "string"),
-  f("postprocess", "postprocess", "string"),
-  f("working_directory", "workdir", "string", false),
-  f("lock", "lock", "json", false),
-  f("attempts", "attempts", "int", false),
-  f("exit_code", "exitCode", "int", false),
-  f("runtime_seconds", "runtimeSeconds", "int", false),
-  f("queued_launch", "queuedLaunch", "string", false),
-  f("created_at", "createdAt", "date", false),
-  f("updated_at", "updatedAt", "date", false),
-];
+export const JOB_FIELDS: readonly FieldSpec[] = fieldTable(
+  {
+    job_id: "string", name: "string", workflow: "string", application: "string", args: "string", description: "string",
+    state: "state", parents: "stringList", has_children: "bool", data: "json",
+    num_nodes: "int", ranks_per_node: "int", threads_per_rank: "int", threads_per_core: "int", cpu_affinity: "string",
+    node_packing_count: "int", gpus_per_rank: "int", coschedule_num_nodes: "int", wall_time_minutes: "int",
+    mpi_flags: "string", environ_vars: "env", tags: "tags",
+    input_files: "string", stage_in_url: "string", stage_out_files: "string", stage_out_url: "string",
+    post_error_handler: "bool", post_timeout_handler: "bool", auto_timeout_retry: "bool", fast_fail_retries: "int", wait_for_parents: "bool",
+    preprocess: "string", postprocess: "string",
+    working_directory: "string", lock: "json", attempts: "int", exit_code: "int", runtime_seconds: "int", queued_launch: "string",
+    created_at: "date", updated_at: "date",
+  },
+  ["job_id", "workflow", "parents", "has_children", "working_directory", "lock", "attempts", "exit_code", "runtime_seconds", "queued_launch", "created_at", "updated_at"],
+  { job_id: "_id", working_directory: "workdir" },
+);
 
-export const APP_FIELDS: readonly FieldSpec[] = [
-  f("app_id", "_id", "string", false),
-  f("name", "name", "string"),
-  f("executable", "executable", "string"),
-  f("preprocess", "preprocess", "string"),
-  f("postprocess", "postprocess", "string"),
-  f("envscript", "envscript", "string"),
-  f("description", "description", "string"),
-];
+export const APP_FIELDS: readonly FieldSpec[] = fieldTable(
+  { app_id: "string", name: "string", executable: "string", preprocess: "string", postprocess: "string", envscript: "string", description: "string" },
+  ["app_id"],
+  { app_id: "_id" },
+);
 
 export function jobField(snake: string): FieldSpec | undefined {
   return JOB_FIELDS.find((x) => x.snake === snake);

@@ -42,15 +42,22 @@ export interface MpiCommand {
 
 export function buildMpiCommand(kind: MpiKind, spec: MpiLaunchSpec): MpiCommand {
   validate(spec);
+  const env = baseEnv(spec);
+  const launcher = launcherArgv(kind, spec, env);
+  return { argv: [...launcher, ...spec.mpiFlags, ...spec.command], env };
+}
+
+/** The launcher and its own flags, which come before the caller's `mpiFlags` and command. May add to `env`. */
+function launcherArgv(kind: MpiKind, spec: MpiLaunchSpec, env: Record<string, string>): string[] {
   switch (kind) {
     case "openmpi":
-      return buildOpenMpi(spec);
+      return openMpiArgv(spec, env);
     case "mpich":
-      return buildMpich(spec);
+      return mpichArgv(spec, env);
     case "cray":
-      return buildAprun(spec);
+      return aprunArgv(spec);
     case "slurm":
-      return buildSrun(spec);
+      return srunArgv(spec);
     default: {
       const unknown: never = kind;
       throw new UsageError(`unknown MPI kind '${String(unknown)}'`, {
@@ -116,8 +123,7 @@ function envNames(env: Record<string, string>): string[] {
   return Object.keys(env).sort();
 }
 
-function buildOpenMpi(spec: MpiLaunchSpec): MpiCommand {
-  const env = baseEnv(spec);
+function openMpiArgv(spec: MpiLaunchSpec, env: Record<string, string>): string[] {
   if (spec.asRoot === true) {
     // mpirun exits at once as root unless both are set.
     env.OMPI_ALLOW_RUN_AS_ROOT = "1";
@@ -125,70 +131,32 @@ function buildOpenMpi(spec: MpiLaunchSpec): MpiCommand {
   }
   const rpn = spec.ranksPerNode;
   const depth = spec.cpuAffinity === "depth";
-  const argv = [
+  return [
     "mpirun",
-    "-n",
-    totalRanks(spec),
-    "--host",
-    spec.hosts.map((h) => `${h}:${rpn}`).join(","),
+    ...["-n", totalRanks(spec)],
+    ...["--host", spec.hosts.map((h) => `${h}:${rpn}`).join(",")],
     // `slot` fills each host's `:rpn` slots in turn; `ppr:N:node` would count
     // hosts that resolve to one machine (localhost + its name) as one node.
-    "--map-by",
-    depth ? `slot:PE=${bindWidth(spec)}` : "slot",
-    "--bind-to",
+    ...["--map-by", depth ? `slot:PE=${bindWidth(spec)}` : "slot"],
     // Plain `core` aborts when ranks x PE exceeds the node's cores (2 ranks x
     // PE=2 on a 2-core test VM); overload-allowed lets them share cores instead.
-    depth ? "core:overload-allowed" : "none",
+    ...["--bind-to", depth ? "core:overload-allowed" : "none"],
     // Small test machines and packed launchers ask for more ranks than
     // cores; Open MPI refuses that unless told to oversubscribe.
     "--oversubscribe",
     // -x forwards a variable's value from mpirun's own environment to every rank.
     ...envNames(env).flatMap((name) => ["-x", name]),
-    ...spec.mpiFlags,
-    ...spec.command,
   ];
-  return { argv, env };
 }
 
-function buildMpich(spec: MpiLaunchSpec): MpiCommand {
-  const env = baseEnv(spec);
-  const argv = [
-    "mpiexec",
-    "-n",
-    totalRanks(spec),
-    "-ppn",
-    String(spec.ranksPerNode),
-    "-hosts",
-    spec.hosts.join(","),
-    ...(spec.cpuAffinity === "depth" ? ["-bind-to", `core:${bindWidth(spec)}`] : []),
-    "-envlist",
-    envNames(env).join(","),
-    ...spec.mpiFlags,
-    ...spec.command,
-  ];
-  return { argv, env };
+function mpichArgv(spec: MpiLaunchSpec, env: Record<string, string>): string[] {
+  const bind = spec.cpuAffinity === "depth" ? ["-bind-to", `core:${bindWidth(spec)}`] : [];
+  return ["mpiexec", "-n", totalRanks(spec), "-ppn", String(spec.ranksPerNode), "-hosts", spec.hosts.join(","), ...bind, "-envlist", envNames(env).join(",")];
 }
 
-function buildAprun(spec: MpiLaunchSpec): MpiCommand {
-  const env = baseEnv(spec);
-  const argv = [
-    "aprun",
-    "-n",
-    totalRanks(spec),
-    "-N",
-    String(spec.ranksPerNode),
-    "-d",
-    String(bindWidth(spec)),
-    "-j",
-    String(spec.threadsPerCore),
-    "-cc",
-    spec.cpuAffinity,
-    "-L",
-    spec.hosts.map(crayNodeId).join(","),
-    ...spec.mpiFlags,
-    ...spec.command,
-  ];
-  return { argv, env };
+function aprunArgv(spec: MpiLaunchSpec): string[] {
+  const perNode = ["-N", String(spec.ranksPerNode), "-d", String(bindWidth(spec)), "-j", String(spec.threadsPerCore)];
+  return ["aprun", "-n", totalRanks(spec), ...perNode, "-cc", spec.cpuAffinity, "-L", spec.hosts.map(crayNodeId).join(",")];
 }
 
 /** `aprun -L` takes numeric nids; Cray nodefiles name the same nodes `nid00012`. */
@@ -201,22 +169,15 @@ function crayNodeId(host: string): string {
   });
 }
 
-function buildSrun(spec: MpiLaunchSpec): MpiCommand {
-  const env = baseEnv(spec);
-  const argv = [
+function srunArgv(spec: MpiLaunchSpec): string[] {
+  return [
     "srun",
-    "-n",
-    totalRanks(spec),
-    "-N",
-    String(spec.hosts.length),
+    ...["-n", totalRanks(spec), "-N", String(spec.hosts.length)],
     `--ntasks-per-node=${spec.ranksPerNode}`,
     `--cpus-per-task=${bindWidth(spec)}`,
     `--cpu-bind=${spec.cpuAffinity === "depth" ? "cores" : "none"}`,
     `--nodelist=${spec.hosts.join(",")}`,
     // srun copies the caller's environment to every task; `env` is set on srun itself.
     "--export=ALL",
-    ...spec.mpiFlags,
-    ...spec.command,
   ];
-  return { argv, env };
 }

@@ -203,46 +203,26 @@ export function discoverNodes(env: NodeJS.ProcessEnv, opts: DiscoverNodesOptions
   return { scheduler, nodes: hosts.map((host) => ({ host, cores, gpus })) };
 }
 
-function discoverHosts(
-  env: NodeJS.ProcessEnv,
-  opts: DiscoverNodesOptions,
-): { scheduler: NodeSource; hosts: string[] } {
-  const override = nonEmpty(env, "BALSAM_NODELIST");
-  if (override !== undefined) {
-    const hosts = override
-      .split(",")
-      .map((h) => h.trim())
-      .filter((h) => h !== "");
-    return { scheduler: "override", hosts: nonEmptyHosts(hosts, `BALSAM_NODELIST '${override}'`) };
-  }
+/** Where hosts come from, first set wins. `nodefile`: the variable names a file of hosts, else it lists them. */
+const HOST_SOURCES: ReadonlyArray<{ variable: string; scheduler: NodeSource } & ({ nodefile: true } | { parse: (value: string) => string[] })> = [
+  { variable: "BALSAM_NODELIST", scheduler: "override", parse: (v) => v.split(",").map((h) => h.trim()).filter((h) => h !== "") },
+  { variable: "SLURM_JOB_NODELIST", scheduler: "slurm", parse: expandHostList },
+  { variable: "SLURM_NODELIST", scheduler: "slurm", parse: expandHostList },
+  { variable: "COBALT_NODEFILE", scheduler: "cobalt", nodefile: true },
+  { variable: "COBALT_PARTNAME", scheduler: "cobalt", parse: parseCobaltPartname },
+  { variable: "PBS_NODEFILE", scheduler: "pbs", nodefile: true },
+  { variable: "LSB_HOSTS", scheduler: "lsf", parse: parseLsfHosts },
+];
 
-  const slurmVar = nonEmpty(env, "SLURM_JOB_NODELIST") !== undefined ? "SLURM_JOB_NODELIST" : "SLURM_NODELIST";
-  const slurm = nonEmpty(env, slurmVar);
-  if (slurm !== undefined) {
-    return { scheduler: "slurm", hosts: nonEmptyHosts(expandHostList(slurm), `${slurmVar} '${slurm}'`) };
+function discoverHosts(env: NodeJS.ProcessEnv, opts: DiscoverNodesOptions): { scheduler: NodeSource; hosts: string[] } {
+  for (const source of HOST_SOURCES) {
+    const value = nonEmpty(env, source.variable);
+    if (value === undefined) continue;
+    const fromFile = "nodefile" in source;
+    const hosts = fromFile ? parseNodefile(readNodefile(opts, source.variable, value)) : source.parse(value);
+    const where = fromFile ? `${source.variable} ${value}` : `${source.variable} '${value}'`;
+    return { scheduler: source.scheduler, hosts: nonEmptyHosts(hosts, where) };
   }
-
-  const cobaltFile = nonEmpty(env, "COBALT_NODEFILE");
-  if (cobaltFile !== undefined) {
-    const hosts = parseNodefile(readNodefile(opts, "COBALT_NODEFILE", cobaltFile));
-    return { scheduler: "cobalt", hosts: nonEmptyHosts(hosts, `COBALT_NODEFILE ${cobaltFile}`) };
-  }
-  const partname = nonEmpty(env, "COBALT_PARTNAME");
-  if (partname !== undefined) {
-    return { scheduler: "cobalt", hosts: nonEmptyHosts(parseCobaltPartname(partname), `COBALT_PARTNAME '${partname}'`) };
-  }
-
-  const pbsFile = nonEmpty(env, "PBS_NODEFILE");
-  if (pbsFile !== undefined) {
-    const hosts = parseNodefile(readNodefile(opts, "PBS_NODEFILE", pbsFile));
-    return { scheduler: "pbs", hosts: nonEmptyHosts(hosts, `PBS_NODEFILE ${pbsFile}`) };
-  }
-
-  const lsf = nonEmpty(env, "LSB_HOSTS");
-  if (lsf !== undefined) {
-    return { scheduler: "lsf", hosts: nonEmptyHosts(parseLsfHosts(lsf), `LSB_HOSTS '${lsf}'`) };
-  }
-
   return { scheduler: "local", hosts: [opts.localHost] };
 }
 

@@ -52,8 +52,9 @@ function words(s: string): string[] {
   return s.split(/\s+/).filter((w) => w !== "");
 }
 
-function firstMatch(stdout: string, re: RegExp, what: string): string {
-  const m = re.exec(stdout);
+/** The first group of the first pattern that matches, tried in order. */
+function firstMatch(stdout: string, what: string, ...patterns: RegExp[]): string {
+  const m = patterns.map((re) => re.exec(stdout)).find((x) => x !== null);
   if (!m?.[1]) throw new ConfigError(`cannot find the job id in ${what}'s output: ${stdout.trim().slice(0, 200) || "(nothing)"}`);
   return m[1];
 }
@@ -66,85 +67,76 @@ function hhmmss(minutes: number): string {
   return [h, m, s].map((n) => String(n).padStart(2, "0")).join(":");
 }
 
-function withProject(flag: string, project: string): string[] {
-  return project ? [flag, project] : [];
+interface SubmitFlags {
+  resources: (o: SubmitOptions) => string[];
+  /** Given only when the launch names a project. */
+  projectFlag: string;
+  nameFlag: string;
+  output: (o: SubmitOptions) => string[];
+}
+
+type BatchAdapterSpec = SubmitFlags & Omit<SchedulerAdapter, "name" | "submitCommand" | "defaultTemplate" | "submitArgv">;
+
+/** A batch scheduler's adapter. It submits `<command> <resources> [<project>] <name> <output> <site's flags> <script>`: the order every one here takes. */
+function batchAdapter(name: SchedulerName, submitCommand: string, defaultTemplate: string, spec: BatchAdapterSpec): SchedulerAdapter {
+  const { resources, projectFlag, nameFlag, output, ...rest } = spec;
+  const submitArgv = (script: string, o: SubmitOptions): string[] => {
+    const project = o.project ? [projectFlag, o.project] : [];
+    return [submitCommand, ...resources(o), ...project, nameFlag, o.jobName ?? "balsam", ...output(o), ...o.schedFlags, script];
+  };
+  return { name, submitCommand, defaultTemplate, submitArgv, ...rest };
+}
+
+/** Parses a status listing a line at a time; `row` gives [id, state] for a line that lists a job. */
+function statusRows(out: string, row: (line: string) => [string, LaunchState] | undefined): Map<string, LaunchState> {
+  const m = new Map<string, LaunchState>();
+  for (const line of out.split("\n")) {
+    const r = row(line);
+    if (r) m.set(...r);
+  }
+  return m;
+}
+
+/** A listing whose rows start `<numeric id> <status word>`. */
+function idFirstRows(state: (word: string) => LaunchState): SchedulerAdapter["parseStatus"] {
+  return (out) =>
+    statusRows(out, (line) => {
+      const [id, word] = words(line);
+      return id !== undefined && word !== undefined && /^\d+$/.test(id) ? [id, state(word)] : undefined;
+    });
+}
+
+/** A scheduler's state words (any case) → launch states; a word not listed is "unknown". */
+function stateTable(table: Partial<Record<LaunchState, readonly string[]>>): (s: string) => LaunchState {
+  const byWord = new Map<string, LaunchState>();
+  for (const [state, names] of Object.entries(table)) for (const name of names) byWord.set(name, state as LaunchState);
+  return (s) => byWord.get(s.toUpperCase()) ?? "unknown";
 }
 
 /** Slurm's job states (squeue %T), as launch states. */
-export function slurmState(s: string): LaunchState {
-  switch (s.toUpperCase()) {
-    case "PENDING":
-    case "CONFIGURING":
-    case "REQUEUED":
-    case "REQUEUE_HOLD":
-    case "REQUEUE_FED":
-    case "RESV_DEL_HOLD":
-      return "queued";
-    case "RUNNING":
-    case "COMPLETING":
-    case "SUSPENDED":
-    case "STAGE_OUT":
-    case "SIGNALING":
-    case "RESIZING":
-      return "running";
-    case "COMPLETED":
-      return "finished";
-    case "FAILED":
-    case "CANCELLED":
-    case "TIMEOUT":
-    case "NODE_FAIL":
-    case "OUT_OF_MEMORY":
-    case "BOOT_FAIL":
-    case "DEADLINE":
-    case "PREEMPTED":
-    case "REVOKED":
-    case "SPECIAL_EXIT":
-      return "failed";
-    default:
-      return "unknown";
-  }
-}
+export const slurmState = stateTable({
+  queued: ["PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"],
+  running: ["RUNNING", "COMPLETING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "RESIZING"],
+  finished: ["COMPLETED"],
+  failed: ["FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"],
+});
 
-const slurm: SchedulerAdapter = {
-  name: "slurm",
-  submitCommand: "sbatch",
-  defaultTemplate: SLURM_TEMPLATE,
-  submitArgv: (script, o) => [
-    "sbatch",
-    "-N",
-    String(o.nodes),
-    "-p",
-    o.queue,
-    "-t",
-    String(o.wallTimeMinutes),
-    ...withProject("-A", o.project),
-    "-J",
-    o.jobName ?? "balsam",
-    "-o",
-    `${o.launchDir}/output.txt`,
-    "-D",
-    o.launchDir,
-    ...o.schedFlags,
-    script,
-  ],
+const slurm = batchAdapter("slurm", "sbatch", SLURM_TEMPLATE, {
+  resources: (o) => ["-N", String(o.nodes), "-p", o.queue, "-t", String(o.wallTimeMinutes)],
+  projectFlag: "-A",
+  nameFlag: "-J",
+  output: (o) => ["-o", `${o.launchDir}/output.txt`, "-D", o.launchDir],
   // `Submitted batch job 42`, or `42;cluster` with --parsable in the site's flags.
-  parseSubmitOutput: (out) => {
-    const m = /Submitted batch job\s+(\d+)/.exec(out) ?? /^\s*(\d+)(?:;\S*)?\s*$/m.exec(out);
-    if (!m?.[1]) throw new ConfigError(`cannot find the job id in sbatch's output: ${out.trim().slice(0, 200) || "(nothing)"}`);
-    return m[1];
-  },
+  parseSubmitOutput: (out) => firstMatch(out, "sbatch", /Submitted batch job\s+(\d+)/, /^\s*(\d+)(?:;\S*)?\s*$/m),
   // -t all: finished jobs stay listed (for MinJobAge) with how they ended.
   statusArgv: (ids) => ["squeue", "-h", "-t", "all", "-o", "%i|%T", "-j", ids.join(",")],
-  parseStatus: (out) => {
-    const m = new Map<string, LaunchState>();
-    for (const line of out.split("\n")) {
+  parseStatus: (out) =>
+    statusRows(out, (line) => {
       const [id, st] = line.trim().split("|");
-      if (id && st) m.set(id, slurmState(st));
-    }
-    return m;
-  },
+      return id && st ? [id, slurmState(st)] : undefined;
+    }),
   goneOnError: /Invalid job id/i,
-};
+});
 
 /** Cobalt's job states (qstat State), as launch states. */
 export function cobaltState(s: string): LaunchState {
@@ -155,103 +147,43 @@ export function cobaltState(s: string): LaunchState {
   return "unknown";
 }
 
-const cobalt: SchedulerAdapter = {
-  name: "cobalt",
-  submitCommand: "qsub",
-  defaultTemplate: COBALT_TEMPLATE,
-  submitArgv: (script, o) => [
-    "qsub",
-    "-n",
-    String(o.nodes),
-    "-t",
-    String(o.wallTimeMinutes),
-    "-q",
-    o.queue,
-    ...withProject("-A", o.project),
-    "--jobname",
-    o.jobName ?? "balsam",
-    // Cobalt writes <prefix>.output, .error and .cobaltlog.
-    "-O",
-    `${o.launchDir}/cobalt`,
-    ...o.schedFlags,
-    script,
-  ],
+const cobalt = batchAdapter("cobalt", "qsub", COBALT_TEMPLATE, {
+  resources: (o) => ["-n", String(o.nodes), "-t", String(o.wallTimeMinutes), "-q", o.queue],
+  projectFlag: "-A",
+  nameFlag: "--jobname",
+  // Cobalt writes <prefix>.output, .error and .cobaltlog.
+  output: (o) => ["-O", `${o.launchDir}/cobalt`],
   // Cobalt prints the bare job id (warnings, if any, go before it).
-  parseSubmitOutput: (out) => firstMatch(out, /^\s*(\d+)\s*$/m, "qsub"),
+  parseSubmitOutput: (out) => firstMatch(out, "qsub", /^\s*(\d+)\s*$/m),
   statusArgv: (ids) => ["qstat", "--header", "JobID:State", ...ids],
-  parseStatus: (out) => {
-    const m = new Map<string, LaunchState>();
-    for (const line of out.split("\n")) {
-      const w = words(line);
-      if (w.length >= 2 && /^\d+$/.test(w[0]!)) m.set(w[0]!, cobaltState(w[1]!));
-    }
-    return m;
-  },
+  parseStatus: idFirstRows(cobaltState),
   goneOnError: /unknown|not found|no such job/i,
-};
+});
 
 /** PBS Pro / Torque one-letter states (qstat S column), as launch states. */
-export function pbsState(s: string): LaunchState {
-  switch (s.toUpperCase()) {
-    case "Q":
-    case "H":
-    case "W":
-    case "T":
-    case "S":
-    case "U":
-      return "queued";
-    case "R":
-    case "E":
-    case "B":
-    case "X":
-      return "running";
-    case "F":
-    case "C":
-      return "finished";
-    default:
-      return "unknown";
-  }
-}
+export const pbsState = stateTable({
+  queued: ["Q", "H", "W", "T", "S", "U"],
+  running: ["R", "E", "B", "X"],
+  finished: ["F", "C"],
+});
 
-const pbs: SchedulerAdapter = {
-  name: "pbs",
-  submitCommand: "qsub",
-  defaultTemplate: PBS_TEMPLATE,
-  submitArgv: (script, o) => [
-    "qsub",
-    // PBS Pro chunks; scatter puts each chunk on its own node.
-    "-l",
-    `select=${o.nodes}`,
-    "-l",
-    "place=scatter",
-    "-l",
-    `walltime=${hhmmss(o.wallTimeMinutes)}`,
-    "-q",
-    o.queue,
-    ...withProject("-A", o.project),
-    "-N",
-    o.jobName ?? "balsam",
-    "-o",
-    `${o.launchDir}/output.txt`,
-    "-j",
-    "oe",
-    ...o.schedFlags,
-    script,
-  ],
+const pbs = batchAdapter("pbs", "qsub", PBS_TEMPLATE, {
+  // PBS Pro chunks; scatter puts each chunk on its own node.
+  resources: (o) => ["-l", `select=${o.nodes}`, "-l", "place=scatter", "-l", `walltime=${hhmmss(o.wallTimeMinutes)}`, "-q", o.queue],
+  projectFlag: "-A",
+  nameFlag: "-N",
+  output: (o) => ["-o", `${o.launchDir}/output.txt`, "-j", "oe"],
   // `1234.pbs-server`; the whole string is the id qstat takes.
-  parseSubmitOutput: (out) => firstMatch(out, /^\s*(\d+(?:\.[A-Za-z0-9_.-]+)?)\s*$/m, "qsub"),
+  parseSubmitOutput: (out) => firstMatch(out, "qsub", /^\s*(\d+(?:\.[A-Za-z0-9_.-]+)?)\s*$/m),
   statusArgv: (ids) => ["qstat", ...ids],
-  parseStatus: (out) => {
-    const m = new Map<string, LaunchState>();
-    for (const line of out.split("\n")) {
+  parseStatus: (out) =>
+    statusRows(out, (line) => {
       const w = words(line);
       // Job id | Name | User | Time Use | S | Queue; long ids are cut with a '*'.
-      if (w.length >= 6 && /^\d/.test(w[0]!)) m.set(pbsShortId(w[0]!), pbsState(w[4]!));
-    }
-    return m;
-  },
+      return w.length >= 6 && /^\d/.test(w[0]!) ? [pbsShortId(w[0]!), pbsState(w[4]!)] : undefined;
+    }),
   goneOnError: /Unknown Job Id|job has finished/i,
-};
+});
 
 /** The numeric part of a PBS id: qstat truncates `1234.long-server-name` in its table. */
 export function pbsShortId(id: string): string {
@@ -259,60 +191,19 @@ export function pbsShortId(id: string): string {
 }
 
 /** LSF job states (bjobs STAT), as launch states. */
-export function lsfState(s: string): LaunchState {
-  switch (s.toUpperCase()) {
-    case "PEND":
-    case "PSUSP":
-    case "WAIT":
-      return "queued";
-    case "RUN":
-    case "USUSP":
-    case "SSUSP":
-      return "running";
-    case "DONE":
-      return "finished";
-    case "EXIT":
-      return "failed";
-    default:
-      return "unknown";
-  }
-}
+export const lsfState = stateTable({ queued: ["PEND", "PSUSP", "WAIT"], running: ["RUN", "USUSP", "SSUSP"], finished: ["DONE"], failed: ["EXIT"] });
 
-const lsf: SchedulerAdapter = {
-  name: "lsf",
-  submitCommand: "bsub",
-  defaultTemplate: LSF_TEMPLATE,
-  submitArgv: (script, o) => [
-    "bsub",
-    "-nnodes",
-    String(o.nodes),
-    "-W",
-    String(o.wallTimeMinutes),
-    "-q",
-    o.queue,
-    ...withProject("-P", o.project),
-    "-J",
-    o.jobName ?? "balsam",
-    "-o",
-    `${o.launchDir}/output.txt`,
-    "-cwd",
-    o.launchDir,
-    ...o.schedFlags,
-    script,
-  ],
+const lsf = batchAdapter("lsf", "bsub", LSF_TEMPLATE, {
+  resources: (o) => ["-nnodes", String(o.nodes), "-W", String(o.wallTimeMinutes), "-q", o.queue],
+  projectFlag: "-P",
+  nameFlag: "-J",
+  output: (o) => ["-o", `${o.launchDir}/output.txt`, "-cwd", o.launchDir],
   // `Job <1234> is submitted to queue <batch>.`
-  parseSubmitOutput: (out) => firstMatch(out, /Job <(\d+)>/, "bsub"),
+  parseSubmitOutput: (out) => firstMatch(out, "bsub", /Job <(\d+)>/),
   statusArgv: (ids) => ["bjobs", "-noheader", "-a", "-o", "jobid stat", ...ids],
-  parseStatus: (out) => {
-    const m = new Map<string, LaunchState>();
-    for (const line of out.split("\n")) {
-      const w = words(line);
-      if (w.length >= 2 && /^\d+$/.test(w[0]!)) m.set(w[0]!, lsfState(w[1]!));
-    }
-    return m;
-  },
+  parseStatus: idFirstRows(lsfState),
   goneOnError: /is not found/i,
-};
+});
 
 const local: SchedulerAdapter = {
   name: "local",
@@ -320,17 +211,10 @@ const local: SchedulerAdapter = {
   defaultTemplate: LOCAL_TEMPLATE,
   // Detached and immune to the caller's hangup; the pid printed is the id.
   submitArgv: (script, o) => ["sh", "-c", 'nohup /bin/bash "$1" >"$2" 2>&1 </dev/null & echo $!', "balsam-local", script, `${o.launchDir}/output.txt`],
-  parseSubmitOutput: (out) => firstMatch(out, /^\s*(\d+)\s*$/m, "the local launch"),
+  parseSubmitOutput: (out) => firstMatch(out, "the local launch", /^\s*(\d+)\s*$/m),
   statusArgv: (ids) => ["ps", "-o", "pid=,stat=", "-p", ids.join(",")],
-  parseStatus: (out) => {
-    const m = new Map<string, LaunchState>();
-    for (const line of out.split("\n")) {
-      const w = words(line);
-      // A zombie has exited; its parent just has not reaped it yet.
-      if (w.length >= 2 && /^\d+$/.test(w[0]!)) m.set(w[0]!, w[1]!.startsWith("Z") ? "finished" : "running");
-    }
-    return m;
-  },
+  // A zombie has exited; its parent just has not reaped it yet.
+  parseStatus: idFirstRows((stat) => (stat.startsWith("Z") ? "finished" : "running")),
   // ps exits 1 with nothing on stderr when none of the pids exists.
   goneOnError: /^\s*$/,
 };

@@ -16,7 +16,7 @@ import { ConfigError, UnreachableError, UsageError } from "../../libs/errors/ind
 import { isSameProcess, processIdentity } from "./identity.js";
 import { pingMongo } from "../../libs/store/index.js";
 import { pingRedis } from "../../libs/queue/index.js";
-import { isAlive, portIsFree, startMongo, startRedis, stopPid, type ServerHandle } from "./servers.js";
+import { isAlive, portIsFree, startMongo, startRedis, stopPid, type ServerHandle, type StartOptions } from "./servers.js";
 
 /**
  * The servers of a *local* database: started from its directory (data under
@@ -127,34 +127,21 @@ export async function ensureLocalServers(dir: string, opts: EnsureOptions = {}):
     was && was !== now ? ` — its recorded port ${was} was taken, so running launchers cannot find it: restart them` : "";
   const redisWas = info.redis?.port;
   const mongoWas = info.mongo?.port;
-  if (needRedis) {
-    const pid = liveRecorded(info.redis);
+  // A recorded server still alive but not answering is stopped first; the new one gets the old port when it is free.
+  const restart = async <H>(which: "redis" | "mongo", start: (o: StartOptions) => Promise<H>) => {
+    const pid = liveRecorded(info[which]);
     if (pid) await stopPid(pid);
-    const h = await startRedis({
-      dir: serverDir(dir, "redis"),
-      host,
-      port: await reusablePort(info.redis, host),
-      advertiseHost,
-      password: settings.redisPassword || undefined,
-      detached: true,
-      logFile: join(dir, "log", "redis.log"),
-    });
+    const port = await reusablePort(info[which], host);
+    return start({ dir: serverDir(dir, which), host, port, advertiseHost, detached: true, logFile: join(dir, "log", `${which}.log`) });
+  };
+  if (needRedis) {
+    const h = await restart("redis", (o) => startRedis({ ...o, password: settings.redisPassword || undefined }));
     info.redis = record(h);
     writeServerInfo(dir, info);
     started.push(`redis-server on ${h.host}:${h.port} (pid ${h.pid})${moved(info.redis.port, redisWas)}`);
   }
   if (needMongo) {
-    const pid = liveRecorded(info.mongo);
-    if (pid) await stopPid(pid);
-    const h = await startMongo({
-      dir: serverDir(dir, "mongo"),
-      host,
-      port: await reusablePort(info.mongo, host),
-      advertiseHost,
-      detached: true,
-      logFile: join(dir, "log", "mongo.log"),
-      auth: { username: LOCAL_MONGO_USER, password: settings.mongoPassword },
-    });
+    const h = await restart("mongo", (o) => startMongo({ ...o, auth: { username: LOCAL_MONGO_USER, password: settings.mongoPassword } }));
     info.mongo = { ...record(h), kind: h.kind };
     writeServerInfo(dir, info);
     started.push(`${h.kind} on ${h.host}:${h.port} (pid ${h.pid})${moved(info.mongo.port, mongoWas)}`);

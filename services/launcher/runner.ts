@@ -1,8 +1,9 @@
 import { HelperSpawner, InProcessSpawner, helperPath, monoMs, type Spawner } from "./spawner.js";
 import { WATCHDOG } from "./watchdog.js";
+import { findExecutable } from "../../libs/platform/executable.js";
 import { execa, execaSync, type ResultPromise } from "execa";
-import { accessSync, closeSync, constants, openSync, readSync, fstatSync, statSync } from "node:fs";
-import { delimiter, isAbsolute, join, resolve } from "node:path";
+import { closeSync, openSync, readSync, fstatSync } from "node:fs";
+import { isAbsolute } from "node:path";
 import type { Writable } from "node:stream";
 
 /**
@@ -51,20 +52,6 @@ export interface RunOutcome {
   lost?: string;
   /** Killed (or never started) because its fence deadline passed: its launcher may no longer own it. */
   fenced?: boolean;
-}
-
-/** `cmd` as the OS would find it for a child with this PATH and cwd; undefined when there is no such executable file. */
-function findExecutable(cmd: string, path: string | undefined, cwd: string): string | undefined {
-  const candidates = cmd.includes("/") ? [resolve(cwd, cmd)] : (path ?? "").split(delimiter).filter(Boolean).map((d) => join(d, cmd));
-  for (const c of candidates) {
-    try {
-      accessSync(c, constants.X_OK);
-      if (statSync(c).isFile()) return c;
-    } catch {
-      // not this one
-    }
-  }
-  return undefined;
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {

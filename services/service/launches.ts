@@ -7,8 +7,8 @@
 import { parseTags, type Tags } from "../../libs/models/index.js";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { delimiter, isAbsolute, join, resolve } from "node:path";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Balsam } from "../../libs/client/index.js";
 import type { Settings } from "../../libs/config/index.js";
@@ -16,6 +16,7 @@ import { BalsamError, ConfigError, NotFoundError, UsageError, coerceError } from
 import { isValidWorkflow } from "../../libs/queue/index.js";
 import {
   OPEN_LAUNCH_STATES,
+  findExecutable,
   lookupState,
   renderTemplate,
   schedulerAdapter,
@@ -105,17 +106,9 @@ export function resolveScheduler(settings: Pick<Settings, "scheduler"> | undefin
   return schedulerAdapter(fromEnv || settings?.scheduler || "local");
 }
 
+/** Where `cmd` (a bare name, or a path) is, for the service: found on `env.PATH`. */
 export function findOnPath(cmd: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const candidates = isAbsolute(cmd) ? [cmd] : (env.PATH ?? "").split(delimiter).filter(Boolean).map((d) => join(d, cmd));
-  for (const p of candidates) {
-    try {
-      accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+  return findExecutable(cmd, env.PATH, "/");
 }
 
 /**

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { releaseChildren, recoverLapsedLeases, reenqueueRunnable, type Balsam } from "../../libs/client/index.js";
 import { resolveMaxLeaseLapses, type ServicePolicy } from "../../libs/config/index.js";
 import { ConfigError, ConflictError, coerceError } from "../../libs/errors/index.js";
@@ -54,9 +55,9 @@ export class BalsamService {
   private passes = 0;
   private lastDecision = "";
   private lastErrors = new Map<string, string>();
-  private wake: (() => void) | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
-  private stopReason = "";
+  /** Aborted by stop(), with its reason: ends the wait between passes at once. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly o: ServiceOptions) {
     this.intervalMs = (o.intervalSeconds ?? o.policy.intervalSeconds) * SECOND;
@@ -103,14 +104,8 @@ export class BalsamService {
     while (this.state === "running") {
       await this.pass();
       if (this.state !== "running") break;
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, this.intervalMs);
-        this.wake = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-      this.wake = undefined;
+      // Rejects (AbortError) only when stop() cuts the wait short.
+      await sleep(this.intervalMs, undefined, { signal: this.stopping.signal }).catch(() => undefined);
     }
     await this.close();
   }
@@ -118,9 +113,8 @@ export class BalsamService {
   stop(reason: string): void {
     if (this.state !== "running") return;
     this.state = "stopping";
-    this.stopReason = reason;
     this.log(`stopping: ${reason}`);
-    this.wake?.();
+    this.stopping.abort(reason);
   }
 
   /** Releases the lock; safe to call twice. */
@@ -129,7 +123,8 @@ export class BalsamService {
     this.state = "stopped";
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     await releaseServiceLock(this.o.client.store, this.owner).catch((err: unknown) => this.log(`releasing the service lock failed: ${coerceError(err).message}`));
-    this.log(`service ${this.owner} stopped${this.stopReason ? ` (${this.stopReason})` : ""}`);
+    const reason = this.stopping.signal.reason as string | undefined;
+    this.log(`service ${this.owner} stopped${reason ? ` (${reason})` : ""}`);
   }
 
   /** One pass; each step's failure is logged and the next step still runs. */

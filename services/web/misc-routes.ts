@@ -15,6 +15,15 @@ function noQuery(q: unknown, allowed: readonly string[] = []): void {
   }
 }
 
+const LAUNCH_VIEW = ["scheduler", "schedulerId", "queue", "project", "nodes", "wallTimeMinutes", "jobMode", "wfFilter", "state", "submittedAt", "updatedAt", "scriptPath"] as const;
+
+/** A stored document as the API shows it: `_id` as `id`, then the named fields in that order. */
+function apiView<T extends { _id: unknown }, K extends keyof T>(doc: T, keys: readonly K[]): { id: T["_id"] } & Pick<T, K> {
+  const view: Record<PropertyKey, unknown> = { id: doc._id };
+  for (const k of keys) view[k] = doc[k];
+  return view as { id: T["_id"] } & Pick<T, K>;
+}
+
 export function registerMiscRoutes(app: FastifyInstance, ctx: WebContext): void {
   const { balsam } = ctx;
   const lastRefresh = { at: 0, errors: [] as string[] };
@@ -46,12 +55,7 @@ export function registerMiscRoutes(app: FastifyInstance, ctx: WebContext): void 
     const docs = await listRunningLaunchers(balsam.store);
     return {
       launchers: docs.map((l) => ({
-        id: l._id,
-        host: l.host,
-        pid: l.pid,
-        mode: l.mode,
-        workflows: l.workflows,
-        nodes: l.nodes,
+        ...apiView(l, ["host", "pid", "mode", "workflows", "nodes"]),
         inFlight: l.inFlight ?? null,
         startedAt: l.startedAt,
         lastHeartbeat: l.heartbeat,
@@ -70,21 +74,7 @@ export function registerMiscRoutes(app: FastifyInstance, ctx: WebContext): void 
     }
     const docs = await listQueuedLaunches(balsam.store);
     return {
-      launches: docs.map((d) => ({
-        id: d._id,
-        scheduler: d.scheduler,
-        schedulerId: d.schedulerId,
-        queue: d.queue,
-        project: d.project,
-        nodes: d.nodes,
-        wallTimeMinutes: d.wallTimeMinutes,
-        jobMode: d.jobMode,
-        wfFilter: d.wfFilter,
-        state: d.state,
-        submittedAt: d.submittedAt,
-        updatedAt: d.updatedAt,
-        scriptPath: d.scriptPath,
-      })),
+      launches: docs.map((d) => apiView(d, LAUNCH_VIEW)),
       errors: lastRefresh.errors,
     };
   });

@@ -4,51 +4,32 @@
  * with `balsam server --connect`; the running launcher finds them (same
  * ports, same passwords) and finishes the run — 0 lost, 0 finished twice.
  */
-import { test, describe, before, after } from "node:test";
+import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { runBalsam } from "../support/cli.js";
+import { useLocalDb } from "../support/local-db.js";
 import { exitedWithin, startLauncher } from "../support/launcher.js";
 import { connect, type Balsam } from "../../libs/client/index.js";
-import { isAlive, waitFor } from "../../services/dbserver/servers.js";
+import { waitFor } from "../../services/dbserver/servers.js";
 
 describe("local servers killed and restarted mid-run", () => {
-  let root: string;
-  let dir: string;
-  let env: NodeJS.ProcessEnv;
-  const run = (args: string[]) => runBalsam(args, { env });
-
+  const db = useLocalDb("localrestart", { connect: true });
   before(async () => {
-    root = mkdtempSync(join(tmpdir(), "balsam-localrestart-"));
-    dir = join(root, "db");
-    env = { BALSAM_HOME: join(root, "home"), BALSAM_DB_PATH: dir };
-    assert.equal((await run(["init", dir])).code, 0);
-    assert.equal((await run(["server", "--connect"])).code, 0);
-    assert.equal((await run(["make_dummies", "2000", "--wf", "LR"])).code, 0);
-  });
-  after(async () => {
-    await run(["server", "--stop"]);
-    rmSync(root, { recursive: true, force: true });
+    assert.equal((await db.run(["make_dummies", "2000", "--wf", "LR"])).code, 0);
   });
 
   test("the running launcher finishes all 2,000 jobs once", async () => {
     // make_dummies' jobs run its `dummy` app, /bin/true.
-    const l = startLauncher(["--wf-filter", "LR", "--job-mode", "serial"], { ...env, BALSAM_NODELIST: "node1", BALSAM_LEASE_TTL_MS: "6000" });
-    let balsam: Balsam | undefined = await connect({ dbPath: dir });
+    const l = startLauncher(["--wf-filter", "LR", "--job-mode", "serial"], { ...db.env, BALSAM_NODELIST: "node1", BALSAM_LEASE_TTL_MS: "6000" });
+    let balsam: Balsam | undefined = await connect({ dbPath: db.dir });
     await waitFor(async () => (await balsam!.jobs.filter({ workflow: "LR", state: "JOB_FINISHED" }).count()) >= 300, 120_000, "300 jobs to finish");
     await balsam.close();
     balsam = undefined;
-    const info = JSON.parse(readFileSync(join(dir, "server-info.json"), "utf8")) as { mongo: { pid: number }; redis: { pid: number } };
-    process.kill(info.redis.pid, "SIGKILL");
-    process.kill(info.mongo.pid, "SIGKILL");
-    await waitFor(() => !isAlive(info.redis.pid) && !isAlive(info.mongo.pid), 10_000, "the servers to die");
-    const up = await run(["server", "--connect"]);
+    await db.killServers();
+    const up = await db.run(["server", "--connect"]);
     assert.equal(up.code, 0, up.stderr);
     // Bounded: a launcher that never finds the servers again must fail the test, not hang it.
     assert.equal(await exitedWithin(l, 300_000), 0, l.output().slice(-3000));
-    const b = await connect({ dbPath: dir });
+    const b = await connect({ dbPath: db.dir });
     try {
       const jobs = await b.jobs.filter({ workflow: "LR" }).list();
       assert.equal(jobs.length, 2000);

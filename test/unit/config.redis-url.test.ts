@@ -10,34 +10,26 @@ test("redis:// and a bare host:port stay what ioredis reads, unchanged", () => {
   }
 });
 
-test("redis-cluster:// names seed nodes, with an optional user and a percent-encoded password", () => {
-  const url = "redis-cluster://:s3cr%2Ft%40x@10.0.0.1:7000,10.0.0.2:7001, [::1]:7002";
-  assert.deepEqual(parseRedisUrl(url), {
-    kind: "cluster",
-    url,
-    nodes: [
-      { host: "10.0.0.1", port: 7000 },
-      { host: "10.0.0.2", port: 7001 },
-      { host: "::1", port: 7002 },
-    ],
-    password: "s3cr/t@x",
-  });
-  assert.deepEqual(parseRedisUrl("redis-cluster://me:pw@node"), { kind: "cluster", url: "redis-cluster://me:pw@node", nodes: [{ host: "node", port: 6379 }], username: "me", password: "pw" });
-});
+/** [what the case shows, URL, what parseRedisUrl gives besides the URL itself] */
+const GOOD: Array<[string, string, object]> = [
+  [
+    "redis-cluster:// names seed nodes, with a percent-encoded password",
+    "redis-cluster://:s3cr%2Ft%40x@10.0.0.1:7000,10.0.0.2:7001, [::1]:7002",
+    { kind: "cluster", nodes: [{ host: "10.0.0.1", port: 7000 }, { host: "10.0.0.2", port: 7001 }, { host: "::1", port: 7002 }], password: "s3cr/t@x" },
+  ],
+  ["redis-cluster:// with a user; the port defaults to 6379", "redis-cluster://me:pw@node", { kind: "cluster", nodes: [{ host: "node", port: 6379 }], username: "me", password: "pw" }],
+  [
+    "redis-sentinel:// names the Sentinels and the master group",
+    "redis-sentinel://:pw@s1:26379,s2/mymaster",
+    { kind: "sentinel", sentinels: [{ host: "s1", port: 26379 }, { host: "s2", port: 26379 }], masterName: "mymaster", password: "pw" },
+  ],
+];
 
-test("redis-sentinel:// names the Sentinels and the master group", () => {
-  const url = "redis-sentinel://:pw@s1:26379,s2/mymaster";
-  assert.deepEqual(parseRedisUrl(url), {
-    kind: "sentinel",
-    url,
-    sentinels: [
-      { host: "s1", port: 26379 },
-      { host: "s2", port: 26379 },
-    ],
-    masterName: "mymaster",
-    password: "pw",
+for (const [what, url, want] of GOOD) {
+  test(what, () => {
+    assert.deepEqual(parseRedisUrl(url), { url, ...want });
   });
-});
+}
 
 const BAD: Array<[string, RegExp]> = [
   ["redis-cluster://", /names no host/],

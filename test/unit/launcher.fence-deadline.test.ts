@@ -55,6 +55,27 @@ async function assertFenced(r: Awaited<ReturnType<typeof fencedRun>>, name: stri
   await waitFor(() => FENCE_LINE.test(last()), 5000, `the fence line in ${r.j.out}`);
 }
 
+/** Runs `body`, then closes `sup` whatever happened. */
+async function closing(sup: ProcessSupervisor, body: (sup: ProcessSupervisor) => Promise<void>): Promise<void> {
+  try {
+    await body(sup);
+  } finally {
+    await sup.close();
+  }
+}
+
+async function assertSessionGone(r: Awaited<ReturnType<typeof fencedRun>>): Promise<void> {
+  await waitFor(() => r.pids.every((p) => !alive(p)), 5000, `processes ${r.pids.join(", ")} to be gone`);
+}
+
+/** The job `name` is fenced at its deadline `inMs` from its start, not before, and its whole session dies. */
+async function assertKilledAtDeadline(sup: ProcessSupervisor, name: string, inMs: number): Promise<void> {
+  const r = await fencedRun(sup, name, inMs);
+  await assertFenced(r, name);
+  assert.ok(r.endedMs >= inMs, `ended ${r.endedMs} ms after its start, before its deadline`);
+  await assertSessionGone(r);
+}
+
 describe("fence deadlines", () => {
   before(() => {
     dir = mkdtempSync(join(tmpdir(), "balsam-fence-"));
@@ -62,39 +83,25 @@ describe("fence deadlines", () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test("the helper kills a job's whole session at its deadline, not before; the job's output says so", async () => {
-    const sup = ProcessSupervisor.start(() => undefined, { fence: view });
-    try {
-      const r = await fencedRun(sup, "helper", 1200);
-      await assertFenced(r, "helper");
-      assert.ok(r.endedMs >= 1200, `ended ${r.endedMs} ms after its start, before its deadline`);
-      await waitFor(() => r.pids.every((p) => !alive(p)), 5000, `processes ${r.pids.join(", ")} to be gone`);
-    } finally {
-      await sup.close();
-    }
+    await closing(ProcessSupervisor.start(() => undefined, { fence: view }), (sup) => assertKilledAtDeadline(sup, "helper", 1200));
   });
 
   test("a deadline moved before it passes keeps the job running until the new one", async () => {
-    const sup = ProcessSupervisor.start(() => undefined, { fence: view });
-    try {
+    await closing(ProcessSupervisor.start(() => undefined, { fence: view }), async (sup) => {
       const r = await fencedRun(sup, "moved", 800, { atMs: 300, toMs: 2500 });
       await assertFenced(r, "moved");
       assert.ok(r.endedMs >= 2500, `ended ${r.endedMs} ms after its start, before its moved deadline`);
-    } finally {
-      await sup.close();
-    }
+    });
   });
 
   test("with a SIGTERM lead, the job is told SIGTERM first (mpirun passes it to every rank); if it exits then, the rest of its session is killed at once", async () => {
-    const sup = ProcessSupervisor.start(() => undefined, { fence: view, termLeadMs: 600 });
-    try {
+    await closing(ProcessSupervisor.start(() => undefined, { fence: view, termLeadMs: 600 }), async (sup) => {
       const r = await fencedRun(sup, "lead", 1500);
       await assertFenced(r, "lead");
       assert.ok(existsSync(`${r.j.pids}.term`), "SIGTERM came before the kill");
       assert.ok(r.endedMs >= 900, `ended ${r.endedMs} ms after its start`);
-      await waitFor(() => r.pids.every((p) => !alive(p)), 5000, `processes ${r.pids.join(", ")} to be gone`);
-    } finally {
-      await sup.close();
-    }
+      await assertSessionGone(r);
+    });
   });
 
   test("without the helper, the watchdog fences the job the same way", async () => {
@@ -104,20 +111,14 @@ describe("fence deadlines", () => {
     const sup = ProcessSupervisor.start((l) => said.push(l), { fence: view });
     if (was === undefined) delete process.env.BALSAM_SPAWN_HELPER;
     else process.env.BALSAM_SPAWN_HELPER = was;
-    try {
+    await closing(sup, async () => {
       assert.match(said.join("\n"), /start through child_process\.spawn/);
-      const r = await fencedRun(sup, "watchdog", 1200);
-      await assertFenced(r, "watchdog");
-      assert.ok(r.endedMs >= 1200, `ended ${r.endedMs} ms after its start, before its deadline`);
-      await waitFor(() => r.pids.every((p) => !alive(p)), 5000, `processes ${r.pids.join(", ")} to be gone`);
-    } finally {
-      await sup.close();
-    }
+      await assertKilledAtDeadline(sup, "watchdog", 1200);
+    });
   });
 
   test("nothing of a job whose deadline has passed starts", async () => {
-    const sup = ProcessSupervisor.start(() => undefined, { fence: view });
-    try {
+    await closing(ProcessSupervisor.start(() => undefined, { fence: view }), async (sup) => {
       deadlines.set("late", monoMs() - 1);
       const marker = join(dir, "late.ran");
       const h = sup.run({ argv: ["/bin/sh", "-c", `touch ${marker}`], cwd: dir, env: {}, outFile: join(dir, "late.out"), fenceKey: "late" });
@@ -125,8 +126,6 @@ describe("fence deadlines", () => {
       assert.equal(o.fenced, true);
       assert.equal(h.pid, undefined);
       assert.equal(existsSync(marker), false);
-    } finally {
-      await sup.close();
-    }
+    });
   });
 });

@@ -17,55 +17,76 @@ function spec(overrides: Partial<MpiLaunchSpec> = {}): MpiLaunchSpec {
   };
 }
 
+const APP = ["./app", "--in", "x.dat"];
+const DEFAULT_ENV = { APP_MODE: "fast", OMP_NUM_THREADS: "2" };
+
+/** [test name, kind, spec overrides, argv wanted, env wanted (checked when given)] */
+const argvCases: Array<[string, MpiKind, Partial<MpiLaunchSpec>, string[], Record<string, string>?]> = [
+  [
+    "Open MPI: depth affinity",
+    "openmpi",
+    {},
+    ["mpirun", "-n", "8", "--host", "h1:4,h2:4", "--map-by", "slot:PE=2", "--bind-to", "core:overload-allowed", "--oversubscribe", "-x", "APP_MODE", "-x", "OMP_NUM_THREADS", "--verbose", ...APP],
+    DEFAULT_ENV,
+  ],
+  [
+    "Open MPI: no affinity",
+    "openmpi",
+    { cpuAffinity: "none", hosts: ["h1"], ranksPerNode: 3, mpiFlags: [] },
+    ["mpirun", "-n", "3", "--host", "h1:3", "--map-by", "slot", "--bind-to", "none", "--oversubscribe", "-x", "APP_MODE", "-x", "OMP_NUM_THREADS", ...APP],
+  ],
+  [
+    "MPICH: depth affinity",
+    "mpich",
+    {},
+    ["mpiexec", "-n", "8", "-ppn", "4", "-hosts", "h1,h2", "-bind-to", "core:2", "-envlist", "APP_MODE,OMP_NUM_THREADS", "--verbose", ...APP],
+    DEFAULT_ENV,
+  ],
+  [
+    "MPICH: no affinity leaves binding to Hydra",
+    "mpich",
+    { cpuAffinity: "none", env: {} },
+    ["mpiexec", "-n", "8", "-ppn", "4", "-hosts", "h1,h2", "-envlist", "OMP_NUM_THREADS", "--verbose", ...APP],
+  ],
+  [
+    "Cray aprun: depth affinity with numeric node ids",
+    "cray",
+    { hosts: ["3834", "3835"], ranksPerNode: 64, threadsPerRank: 4, threadsPerCore: 2 },
+    ["aprun", "-n", "128", "-N", "64", "-d", "4", "-j", "2", "-cc", "depth", "-L", "3834,3835", "--verbose", ...APP],
+    { APP_MODE: "fast", OMP_NUM_THREADS: "4" },
+  ],
+  [
+    "Cray aprun: no affinity; nid host names become node ids",
+    "cray",
+    { hosts: ["nid00012", "0013"], cpuAffinity: "none", ranksPerNode: 1, threadsPerRank: 1, mpiFlags: [] },
+    ["aprun", "-n", "2", "-N", "1", "-d", "1", "-j", "1", "-cc", "none", "-L", "12,13", ...APP],
+  ],
+  [
+    "Slurm srun: depth affinity",
+    "slurm",
+    {},
+    ["srun", "-n", "8", "-N", "2", "--ntasks-per-node=4", "--cpus-per-task=2", "--cpu-bind=cores", "--nodelist=h1,h2", "--export=ALL", "--verbose", ...APP],
+    DEFAULT_ENV,
+  ],
+  [
+    "Slurm srun: no affinity",
+    "slurm",
+    { cpuAffinity: "none", hosts: ["nid001"], ranksPerNode: 1, threadsPerRank: 16, mpiFlags: [] },
+    ["srun", "-n", "1", "-N", "1", "--ntasks-per-node=1", "--cpus-per-task=16", "--cpu-bind=none", "--nodelist=nid001", "--export=ALL", ...APP],
+  ],
+];
+
+describe("buildMpiCommand: argv", () => {
+  for (const [what, kind, overrides, argv, env] of argvCases) {
+    test(what, () => {
+      const cmd = buildMpiCommand(kind, spec(overrides));
+      assert.deepEqual(cmd.argv, argv);
+      if (env) assert.deepEqual(cmd.env, env);
+    });
+  }
+});
+
 describe("buildMpiCommand: Open MPI", () => {
-  test("depth affinity", () => {
-    const cmd = buildMpiCommand("openmpi", spec());
-    assert.deepEqual(cmd.argv, [
-      "mpirun",
-      "-n",
-      "8",
-      "--host",
-      "h1:4,h2:4",
-      "--map-by",
-      "slot:PE=2",
-      "--bind-to",
-      "core:overload-allowed",
-      "--oversubscribe",
-      "-x",
-      "APP_MODE",
-      "-x",
-      "OMP_NUM_THREADS",
-      "--verbose",
-      "./app",
-      "--in",
-      "x.dat",
-    ]);
-    assert.deepEqual(cmd.env, { APP_MODE: "fast", OMP_NUM_THREADS: "2" });
-  });
-
-  test("no affinity", () => {
-    const cmd = buildMpiCommand("openmpi", spec({ cpuAffinity: "none", hosts: ["h1"], ranksPerNode: 3, mpiFlags: [] }));
-    assert.deepEqual(cmd.argv, [
-      "mpirun",
-      "-n",
-      "3",
-      "--host",
-      "h1:3",
-      "--map-by",
-      "slot",
-      "--bind-to",
-      "none",
-      "--oversubscribe",
-      "-x",
-      "APP_MODE",
-      "-x",
-      "OMP_NUM_THREADS",
-      "./app",
-      "--in",
-      "x.dat",
-    ]);
-  });
-
   test("asRoot adds Open MPI's two consent variables and forwards them", () => {
     const cmd = buildMpiCommand("openmpi", spec({ asRoot: true, env: {} }));
     assert.deepEqual(cmd.env, {
@@ -85,126 +106,14 @@ describe("buildMpiCommand: Open MPI", () => {
 });
 
 describe("buildMpiCommand: MPICH", () => {
-  test("depth affinity", () => {
-    const cmd = buildMpiCommand("mpich", spec());
-    assert.deepEqual(cmd.argv, [
-      "mpiexec",
-      "-n",
-      "8",
-      "-ppn",
-      "4",
-      "-hosts",
-      "h1,h2",
-      "-bind-to",
-      "core:2",
-      "-envlist",
-      "APP_MODE,OMP_NUM_THREADS",
-      "--verbose",
-      "./app",
-      "--in",
-      "x.dat",
-    ]);
-    assert.deepEqual(cmd.env, { APP_MODE: "fast", OMP_NUM_THREADS: "2" });
-  });
-
-  test("no affinity leaves binding to Hydra", () => {
-    const cmd = buildMpiCommand("mpich", spec({ cpuAffinity: "none", env: {} }));
-    assert.deepEqual(cmd.argv, [
-      "mpiexec",
-      "-n",
-      "8",
-      "-ppn",
-      "4",
-      "-hosts",
-      "h1,h2",
-      "-envlist",
-      "OMP_NUM_THREADS",
-      "--verbose",
-      "./app",
-      "--in",
-      "x.dat",
-    ]);
-  });
-
   test("asRoot is Open MPI's business only", () => {
     assert.deepEqual(buildMpiCommand("mpich", spec({ asRoot: true, env: {} })).env, { OMP_NUM_THREADS: "2" });
   });
 });
 
 describe("buildMpiCommand: Cray aprun", () => {
-  test("depth affinity with numeric node ids", () => {
-    const cmd = buildMpiCommand("cray", spec({ hosts: ["3834", "3835"], ranksPerNode: 64, threadsPerRank: 4, threadsPerCore: 2 }));
-    assert.deepEqual(cmd.argv, [
-      "aprun",
-      "-n",
-      "128",
-      "-N",
-      "64",
-      "-d",
-      "4",
-      "-j",
-      "2",
-      "-cc",
-      "depth",
-      "-L",
-      "3834,3835",
-      "--verbose",
-      "./app",
-      "--in",
-      "x.dat",
-    ]);
-    assert.deepEqual(cmd.env, { APP_MODE: "fast", OMP_NUM_THREADS: "4" });
-  });
-
-  test("no affinity; nid host names become node ids", () => {
-    const cmd = buildMpiCommand("cray", spec({ hosts: ["nid00012", "0013"], cpuAffinity: "none", ranksPerNode: 1, threadsPerRank: 1, mpiFlags: [] }));
-    assert.deepEqual(cmd.argv, ["aprun", "-n", "2", "-N", "1", "-d", "1", "-j", "1", "-cc", "none", "-L", "12,13", "./app", "--in", "x.dat"]);
-  });
-
   test("a host that is not a node id throws", () => {
     assert.throws(() => buildMpiCommand("cray", spec({ hosts: ["login1"] })), /aprun needs numeric node ids/);
-  });
-});
-
-describe("buildMpiCommand: Slurm srun", () => {
-  test("depth affinity", () => {
-    const cmd = buildMpiCommand("slurm", spec());
-    assert.deepEqual(cmd.argv, [
-      "srun",
-      "-n",
-      "8",
-      "-N",
-      "2",
-      "--ntasks-per-node=4",
-      "--cpus-per-task=2",
-      "--cpu-bind=cores",
-      "--nodelist=h1,h2",
-      "--export=ALL",
-      "--verbose",
-      "./app",
-      "--in",
-      "x.dat",
-    ]);
-    assert.deepEqual(cmd.env, { APP_MODE: "fast", OMP_NUM_THREADS: "2" });
-  });
-
-  test("no affinity", () => {
-    const cmd = buildMpiCommand("slurm", spec({ cpuAffinity: "none", hosts: ["nid001"], ranksPerNode: 1, threadsPerRank: 16, mpiFlags: [] }));
-    assert.deepEqual(cmd.argv, [
-      "srun",
-      "-n",
-      "1",
-      "-N",
-      "1",
-      "--ntasks-per-node=1",
-      "--cpus-per-task=16",
-      "--cpu-bind=none",
-      "--nodelist=nid001",
-      "--export=ALL",
-      "./app",
-      "--in",
-      "x.dat",
-    ]);
   });
 });
 

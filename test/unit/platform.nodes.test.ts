@@ -116,22 +116,45 @@ function opts(files: Record<string, string> = {}, extra: Partial<DiscoverNodesOp
   };
 }
 
+/** [test name, env, nodefiles, scheduler wanted, hosts wanted] */
+const hostCases: Array<[string, Record<string, string>, Record<string, string>, string, string[]]> = [
+  ["BALSAM_NODELIST overrides every scheduler", { BALSAM_NODELIST: "a, b,,c", SLURM_JOB_NODELIST: "nid[1-2]", LSB_HOSTS: "x y" }, {}, "override", ["a", "b", "c"]],
+  ["Slurm: SLURM_NODELIST when SLURM_JOB_NODELIST is absent", { SLURM_NODELIST: "c[1-2]" }, {}, "slurm", ["c1", "c2"]],
+  ["Slurm: SLURM_NODELIST when SLURM_JOB_NODELIST is empty", { SLURM_JOB_NODELIST: "", SLURM_NODELIST: "c[1-2]" }, {}, "slurm", ["c1", "c2"]],
+  [
+    "Cobalt: COBALT_NODEFILE is read and preferred over COBALT_PARTNAME",
+    { COBALT_NODEFILE: "/var/cobalt/nodes", COBALT_PARTNAME: "1-2" },
+    { "/var/cobalt/nodes": "cc001\ncc002\ncc001\n" },
+    "cobalt",
+    ["cc001", "cc002"],
+  ],
+  [
+    "PBS: PBS_NODEFILE, one line per core",
+    { PBS_NODEFILE: "/var/spool/pbs/aux/123", LSB_HOSTS: "l1 l2" },
+    { "/var/spool/pbs/aux/123": "x1000\nx1000\nx1001\nx1001\n" },
+    "pbs",
+    ["x1000", "x1001"],
+  ],
+  ["LSF: LSB_HOSTS without the launch node", { LSB_HOSTS: "batch3 a01n01 a01n01 a01n02" }, {}, "lsf", ["a01n01", "a01n02"]],
+];
+
 describe("discoverNodes", () => {
+  for (const [what, env, files, scheduler, hosts] of hostCases) {
+    test(what, () => {
+      const found = discoverNodes(env, opts(files));
+      assert.equal(found.scheduler, scheduler);
+      assert.deepEqual(
+        found.nodes.map((n) => n.host),
+        hosts,
+      );
+    });
+  }
+
   test("falls back to the local host", () => {
     assert.deepEqual(discoverNodes({}, opts()), {
       scheduler: "local",
       nodes: [{ host: "laptop", cores: 8, gpus: 0 }],
     });
-  });
-
-  test("BALSAM_NODELIST overrides every scheduler", () => {
-    const env = { BALSAM_NODELIST: "a, b,,c", SLURM_JOB_NODELIST: "nid[1-2]", LSB_HOSTS: "x y" };
-    const found = discoverNodes(env, opts());
-    assert.equal(found.scheduler, "override");
-    assert.deepEqual(
-      found.nodes.map((n) => n.host),
-      ["a", "b", "c"],
-    );
   });
 
   test("Slurm: SLURM_JOB_NODELIST, with SLURM_CPUS_ON_NODE as cores", () => {
@@ -145,30 +168,9 @@ describe("discoverNodes", () => {
     });
   });
 
-  test("Slurm: SLURM_NODELIST when SLURM_JOB_NODELIST is absent or empty", () => {
-    for (const env of [{ SLURM_NODELIST: "c[1-2]" }, { SLURM_JOB_NODELIST: "", SLURM_NODELIST: "c[1-2]" }]) {
-      const found = discoverNodes(env, opts());
-      assert.equal(found.scheduler, "slurm");
-      assert.deepEqual(
-        found.nodes.map((n) => n.host),
-        ["c1", "c2"],
-      );
-    }
-  });
-
   test("Slurm beats Cobalt, PBS and LSF", () => {
     const env = { SLURM_JOB_NODELIST: "s1", COBALT_PARTNAME: "1", PBS_NODEFILE: "/pbs", LSB_HOSTS: "l1" };
     assert.equal(discoverNodes(env, opts({ "/pbs": "p1\n" })).scheduler, "slurm");
-  });
-
-  test("Cobalt: COBALT_NODEFILE is read and preferred over COBALT_PARTNAME", () => {
-    const env = { COBALT_NODEFILE: "/var/cobalt/nodes", COBALT_PARTNAME: "1-2" };
-    const found = discoverNodes(env, opts({ "/var/cobalt/nodes": "cc001\ncc002\ncc001\n" }));
-    assert.equal(found.scheduler, "cobalt");
-    assert.deepEqual(
-      found.nodes.map((n) => n.host),
-      ["cc001", "cc002"],
-    );
   });
 
   test("Cobalt: COBALT_PARTNAME gives numeric node ids", () => {
@@ -184,25 +186,6 @@ describe("discoverNodes", () => {
   test("Cobalt beats PBS", () => {
     const env = { COBALT_PARTNAME: "7", PBS_NODEFILE: "/pbs" };
     assert.equal(discoverNodes(env, opts({ "/pbs": "p1\n" })).scheduler, "cobalt");
-  });
-
-  test("PBS: PBS_NODEFILE, one line per core", () => {
-    const env = { PBS_NODEFILE: "/var/spool/pbs/aux/123", LSB_HOSTS: "l1 l2" };
-    const found = discoverNodes(env, opts({ "/var/spool/pbs/aux/123": "x1000\nx1000\nx1001\nx1001\n" }));
-    assert.equal(found.scheduler, "pbs");
-    assert.deepEqual(
-      found.nodes.map((n) => n.host),
-      ["x1000", "x1001"],
-    );
-  });
-
-  test("LSF: LSB_HOSTS without the launch node", () => {
-    const found = discoverNodes({ LSB_HOSTS: "batch3 a01n01 a01n01 a01n02" }, opts());
-    assert.equal(found.scheduler, "lsf");
-    assert.deepEqual(
-      found.nodes.map((n) => n.host),
-      ["a01n01", "a01n02"],
-    );
   });
 
   test("BALSAM_CORES_PER_NODE applies to any scheduler when Slurm's is unset", () => {

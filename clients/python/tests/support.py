@@ -163,14 +163,22 @@ class Announcements:
         self._thread.join(timeout=5)
 
 
-class NoopAppTest(unittest.TestCase):
-    """A client and an app that only echoes, for test classes that add jobs; ``create`` is how they add one."""
+class ClientTest(unittest.TestCase):
+    """A test class with one client, ``self.b``, on the test server."""
 
     @classmethod
     def setUpClass(cls) -> None:
         import balsam
 
         cls.b = balsam.Balsam()
+
+
+class NoopAppTest(ClientTest):
+    """A client and an app that only echoes, for test classes that add jobs; ``create`` is how they add one."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
         cls.app = unique("noop")
         cls.b.apps.add(cls.app, script(cls.app, "echo noop\n"))
 

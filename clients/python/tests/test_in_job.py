@@ -8,7 +8,6 @@ from . import support
 
 support.require_server()
 
-import balsam  # noqa: E402
 
 SPAWNER = '''
 import json, sys
@@ -66,11 +65,7 @@ def held_note(output: str) -> str:
             "{ lease })\n")
 
 
-class InJobTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.b = balsam.Balsam()
-
+class InJobTest(support.ClientTest):
     def test_current_job_and_spawn_child_from_a_running_job(self) -> None:
         wf = support.unique("spawn")
         noop = support.unique("noop")

@@ -16,10 +16,10 @@ from balsam.jobs import _parse_date  # noqa: E402
 PUSH_LIMIT_S = 0.100
 
 
-class ResultsTest(unittest.TestCase):
+class ResultsTest(support.ClientTest):
     @classmethod
     def setUpClass(cls) -> None:
-        cls.b = balsam.Balsam()
+        super().setUpClass()
         cls.app = support.unique("echo")
         cls.b.apps.add(cls.app, support.script(cls.app, 'echo "DH-OUTPUT: $1"\n'))
 

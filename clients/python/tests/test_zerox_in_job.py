@@ -9,7 +9,6 @@ from . import support
 
 support.require_server()
 
-import balsam  # noqa: E402
 
 # make_sides_pre.py / reduce_pre.py / square_pre.py: a preprocess sets its own
 # job's fields, numbers straight from sys.argv, and saves them.
@@ -55,11 +54,7 @@ print("BALSAM-RESULT: " + json.dumps(out))
 '''
 
 
-class ZeroXInJobTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.b = balsam.Balsam()
-
+class ZeroXInJobTest(support.ClientTest):
     def test_a_preprocess_edits_its_own_job_under_the_lease(self) -> None:
         wf = support.unique("pre")
         app = support.unique("edited")
