@@ -16,7 +16,7 @@ export default tseslint.config(
     rules: {
       // A promise nobody awaits is a lost job.
       "@typescript-eslint/no-floating-promises": "error",
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", ignoreRestSiblings: true }],
       ...fence([MONGODB, BULLMQ, IOREDIS], [STORE_INSIDES]),
     },
   },

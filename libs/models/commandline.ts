@@ -15,6 +15,20 @@ const SCRIPT_HINT = "put the shell code in a script and give the script's path";
  */
 export function splitCommandLine(line: string, what: string): string[] {
   if (!line.trim()) return [];
+  // Every job of an app splits the same executable and mostly the same args: a launcher would parse them again per job.
+  const hit = splitCache.get(line);
+  if (hit) return hit.slice();
+  const words = splitUncached(line, what);
+  if (splitCache.size >= SPLIT_CACHE_MAX) splitCache.clear();
+  splitCache.set(line, words);
+  return words.slice();
+}
+
+/** Lines that split cleanly, and their words; only clean ones are kept, so a refusal names its `what` each time. */
+const splitCache = new Map<string, string[]>();
+const SPLIT_CACHE_MAX = 1000;
+
+function splitUncached(line: string, what: string): string[] {
   // shell-quote silently drops an unterminated quote, which would run something other than what was typed.
   const open = unterminated(line);
   if (open) throw new UsageError(`${what} '${line}' ${open}`, { hint: "close the quote, or escape the character with a backslash" });

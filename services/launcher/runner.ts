@@ -2,7 +2,7 @@ import { HelperSpawner, InProcessSpawner, helperPath, monoMs, type Spawner } fro
 import { WATCHDOG } from "./watchdog.js";
 import { findExecutable } from "../../libs/platform/executable.js";
 import { execa, execaSync, type ResultPromise } from "execa";
-import { closeSync, openSync, readSync, fstatSync } from "node:fs";
+import { closeSync, openSync, readSync, fstatSync, statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import type { Writable } from "node:stream";
 
@@ -327,6 +327,8 @@ interface FencedProc {
 /** The last `max` bytes of a file as text; undefined when it cannot be read. */
 function readEnd(file: string, max: number): string | undefined {
   try {
+    // Most short jobs print nothing: one stat instead of open, fstat, close.
+    if (statSync(file).size === 0) return "";
     const fd = openSync(file, "r");
     try {
       const size = fstatSync(fd).size;
