@@ -42,8 +42,6 @@ export class TransitionWriter {
   private closed = false;
   /** Transitions handed to a flush that has not answered yet. */
   private inFlight = 0;
-  /** The timer fired while a bulk was in flight: send when it answers. */
-  private sendAfter = false;
   private roomWaiters: Array<() => void> = [];
 
   constructor(
@@ -60,7 +58,10 @@ export class TransitionWriter {
       this.pending.push({ t, resolve, reject });
       if (this.behind && this.backlog >= this.behind.at) this.behind.say(this.backlog);
       if (this.pending.length >= this.maxBatch) this.kick();
-      else this.timer ??= setTimeout(() => this.kick(false), this.flushMs);
+      // The first write of a gathering arms the timer. Writes that find others
+      // waiting and no timer are held for the bulk in flight (its timer fired
+      // during it) and go when it answers: a new timer would only delay them.
+      else if (this.pending.length === 1) this.timer = setTimeout(() => this.kick(false), this.flushMs);
     });
   }
 
@@ -73,11 +74,7 @@ export class TransitionWriter {
   private kick(now = true): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (!now && this.inFlight > 0) {
-      this.sendAfter = true;
-      return;
-    }
-    this.sendAfter = false;
+    if (!now && this.inFlight > 0) return;
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
@@ -91,7 +88,8 @@ export class TransitionWriter {
         const waiters = this.roomWaiters;
         this.roomWaiters = [];
         for (const w of waiters) w();
-        if (this.sendAfter && this.inFlight === 0) this.kick();
+        // Writes waiting with no timer were held back for this answer (kick): they go now, as one bulk.
+        if (this.inFlight === 0 && !this.timer && this.pending.length) this.kick();
       }
     });
   }

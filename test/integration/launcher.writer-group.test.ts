@@ -1,0 +1,72 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { AnyBulkWriteOperation, BulkWriteResult } from "mongodb";
+import { useTestContext, waitFor } from "../support/context.js";
+import { TransitionWriter } from "../../services/launcher/writer.js";
+import type { Store, Transition } from "../../libs/store/index.js";
+import type { Job } from "../../libs/models/index.js";
+import { coll, COLLECTIONS } from "../../libs/store/collections.js";
+
+const ctx = useTestContext("writer_group");
+
+/**
+ * The file's store on the real server, but its jobs' bulk writes seen and
+ * the first one held until the test lets it go: a bulk in flight for as long
+ * as the test needs, which is what group commit waits on.
+ */
+function heldStore(): { store: Store; bulks: number[]; firstSent: Promise<void>; release(): void } {
+  const real = coll(ctx.store);
+  const bulks: number[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let sent!: () => void;
+  const firstSent = new Promise<void>((r) => (sent = r));
+  const jobs = Object.create(real.jobs) as typeof real.jobs;
+  jobs.bulkWrite = async (ops: ReadonlyArray<AnyBulkWriteOperation<Job>>, opts?: object): Promise<BulkWriteResult> => {
+    bulks.push(ops.length);
+    if (bulks.length === 1) {
+      sent();
+      await gate;
+    }
+    return real.jobs.bulkWrite(ops, opts);
+  };
+  const store = { [COLLECTIONS]: { ...real, jobs } } as unknown as Store;
+  return { store, bulks, firstSent, release };
+}
+
+const toStagedIn = (id: string): Transition => ({ id, from: "READY", path: [{ state: "STAGED_IN" }] });
+
+test("writes the timer would send while a bulk is in flight wait for its answer and go as one bulk, each caller told its own answer", async () => {
+  const ids = ["g0", "g1", "g2", "g3"];
+  // g3 is not READY: its compare-and-set loses, and only its caller hears false.
+  await coll(ctx.store).jobs.insertMany([
+    ...ids.slice(0, 3).map((_id) => ({ _id, state: "READY", stateHistory: [] }) as unknown as Job),
+    { _id: "g3", state: "RUNNING", stateHistory: [] } as unknown as Job,
+  ]);
+  const held = heldStore();
+  const w = new TransitionWriter(held.store, 1);
+  // The writer's timer, read to know that a tick has passed (a condition, not a sleep).
+  const timerSet = () => (w as unknown as { timer: NodeJS.Timeout | undefined }).timer !== undefined;
+  try {
+    const first = w.write(toStagedIn("g0"));
+    await held.firstSent;
+    // Three writes while the first bulk is in flight, each once the writer has
+    // no timer armed: a tick that would have sent it has passed (or, held for
+    // the answer, none is armed).
+    const later: Array<Promise<boolean>> = [];
+    for (const id of ["g1", "g2", "g3"]) {
+      later.push(w.write(toStagedIn(id)));
+      await waitFor(() => !timerSet(), 10_000, "the writer's timer to fire");
+    }
+    assert.deepEqual(held.bulks, [1], "nothing more is sent while the first bulk is in flight");
+    held.release();
+    assert.equal(await first, true);
+    assert.deepEqual(await Promise.all(later), [true, true, false]);
+    assert.deepEqual(held.bulks, [1, 3], "the three waiting writes went as one bulk after the first answered");
+    const states = await coll(ctx.store).jobs.find({ _id: { $in: ids } }).sort({ _id: 1 }).toArray();
+    assert.deepEqual(states.map((j) => j.state), ["STAGED_IN", "STAGED_IN", "STAGED_IN", "RUNNING"]);
+  } finally {
+    held.release();
+    await w.close();
+  }
+});
