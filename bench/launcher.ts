@@ -27,10 +27,14 @@ function rssOf(pid: number): number {
   }
 }
 
-export async function addNoops(b: Balsam, workflow: string, n: number, app: string, packing: number): Promise<void> {
+/** Adds `n` no-op jobs, 10,000 an `addMany`; their ids, in order. */
+export async function addNoops(b: Balsam, workflow: string, n: number, app: string, packing: number): Promise<string[]> {
+  const ids: string[] = [];
   for (let i = 0; i < n; i += 10_000) {
-    await b.jobs.addMany(Array.from({ length: Math.min(10_000, n - i) }, (_, k) => ({ name: `t${i + k}`, workflow, application: app, nodePackingCount: packing })));
+    const jobs = await b.jobs.addMany(Array.from({ length: Math.min(10_000, n - i) }, (_, k) => ({ name: `t${i + k}`, workflow, application: app, nodePackingCount: packing })));
+    for (const j of jobs) ids.push(j._id);
   }
+  return ids;
 }
 
 /**

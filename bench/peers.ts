@@ -98,34 +98,25 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
     await b.apps.add({ name: "true", executable: "/bin/true" });
     let l: LauncherProc;
     const env = { ...db.env, BALSAM_NODELIST: "node1" };
-    let cmds0: number, cpu0: number, t: number, lcpu0 = 0;
-    const rcpu0 = () => cpuMsOf(redisPid);
-    let redisCpu0 = 0;
+    // What the servers (and, running, the launcher) have done so far, and when.
+    const counters = async (launcherPid?: number) => ({ cmds: await redisCommands(r), mongo: cpuMsOf(mongoPid), redis: cpuMsOf(redisPid), launcher: cpuMsOf(launcherPid), t: performance.now() });
+    let at0: Awaited<ReturnType<typeof counters>>;
     if (mode === "whole") {
       await addNoops(b, "PEERS", n, "true", CONCURRENCY);
-      [cmds0, cpu0, t, redisCpu0] = [await redisCommands(r), cpuMsOf(mongoPid), performance.now(), rcpu0()];
+      at0 = await counters();
       l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial"], env, wrap);
       await l.exited;
     } else {
       l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial", "--persistent"], env, wrap);
       const [warm] = await b.jobs.addMany([{ name: "warm-up", workflow: "PEERS", application: "true" }]);
       await b.wait([warm!._id], { timeoutMs: 120_000 });
-      [cmds0, cpu0, t, lcpu0] = [await redisCommands(r), cpuMsOf(mongoPid), performance.now(), cpuMsOf(l.child.pid)];
-      redisCpu0 = rcpu0();
-      const ids: string[] = [];
-      for (let i = 0; i < n; i += 10_000) {
-        const jobs = await b.jobs.addMany(Array.from({ length: Math.min(10_000, n - i) }, (_, k) => ({ name: `t${i + k}`, workflow: "PEERS", application: "true", nodePackingCount: CONCURRENCY })));
-        for (const j of jobs) ids.push(j._id);
-      }
+      at0 = await counters(l.child.pid);
+      const ids = await addNoops(b, "PEERS", n, "true", CONCURRENCY);
       const seen = (await b.wait(ids, { timeoutMs: 1_800_000 })).length;
       if (seen < n) throw new Error(`only ${seen} of ${n} results arrived`);
     }
-    const s = (performance.now() - t) / 1000;
-    const serverCpuMsPerJob = (cpuMsOf(mongoPid) - cpu0) / n;
-    const redisCpuMsPerJob = (rcpu0() - redisCpu0) / n;
-    const launcherCpuMsPerJob = mode === "running" ? (cpuMsOf(l.child.pid) - lcpu0) / n : NaN;
-    // Less the INFO itself; the launcher's idle checks (whole: its start-up too) are in it.
-    const redisCmdsPerJob = ((await redisCommands(r)) - cmds0 - 1) / n;
+    const at1 = await counters(mode === "running" ? l.child.pid : undefined);
+    const s = (at1.t - at0.t) / 1000;
     if (mode === "running") {
       l.child.kill("SIGTERM");
       await l.exited;
@@ -134,10 +125,11 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
       rate: n / s,
       finished: await b.jobs.filter({ workflow: "PEERS", state: "JOB_FINISHED" }).count() - (mode === "running" ? 1 : 0),
       costs: costsLine(l),
-      serverCpuMsPerJob,
-      redisCmdsPerJob,
-      launcherCpuMsPerJob,
-      redisCpuMsPerJob,
+      serverCpuMsPerJob: (at1.mongo - at0.mongo) / n,
+      // Less the INFO at1 sent; the launcher's idle checks (whole: its start-up too) are in it.
+      redisCmdsPerJob: (at1.cmds - at0.cmds - 1) / n,
+      launcherCpuMsPerJob: mode === "running" ? (at1.launcher - at0.launcher) / n : NaN,
+      redisCpuMsPerJob: (at1.redis - at0.redis) / n,
     };
     await dropDatabase(b.store);
     return out;
