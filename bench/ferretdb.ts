@@ -9,6 +9,9 @@
  * …): the medians and the rounds' ranges are printed, and a patch whose
  * ranges overlap is called out as within noise. Server CPU is the server's
  * utime+stime from /proc (10 ms ticks), round trip the median per operation.
+ * A patch that trades one cost for another has several lines (0017, JSONB
+ * storage: cheaper index upkeep on writes, a rendering on reads: updates and
+ * projected finds, after the fill's insert CPU).
  *
  * Then 0010 (counts from the indexes, which has a test of its own) is timed
  * the same way for `ls --by-states` (countByState), since issue 23 asks
@@ -128,9 +131,22 @@ function stateChanges(jobs: number): Micro {
   };
 }
 
-function microFor(patch: string): Micro | undefined {
+function microsFor(patch: string): Micro[] {
   const n = num("BENCH_FERRETDB_JOBS", 1000);
   const finds = num("BENCH_FERRETDB_FINDS", 50);
+  switch (patch) {
+    case "0017":
+      // JSONB makes index upkeep cheaper and reading dearer (each document is rendered back to text): both sides.
+      // The finds run first, so the updates' fresh jobs are not among the n + 1 they read.
+      return [projectedFinds(`${finds} finds of ${n} jobs`, n, finds, n + 1, {}), stateChanges(2 * n)];
+    default: {
+      const m = microFor(patch, n, finds);
+      return m ? [m] : [];
+    }
+  }
+}
+
+function microFor(patch: string, n: number, finds: number): Micro | undefined {
   switch (patch) {
     case "0001":
       return idLookups(2 * n, 30);
@@ -152,7 +168,7 @@ function microFor(patch: string): Micro | undefined {
 }
 
 /** The patches no conformance test needs: scripts/ferretdb/README.md's "speed only" rows. */
-const SPEED_ONLY = ["0001", "0002", "0009", "0012", "0013", "0014", "0015"];
+const SPEED_ONLY = ["0001", "0002", "0009", "0012", "0013", "0014", "0015", "0017"];
 
 function seriesFiles(): string[] {
   return readdirSync(join(projectRoot(), "scripts", "ferretdb"))
@@ -248,18 +264,22 @@ function line(name: string, unit: string, without: readonly Sample[], withP: rea
 
 async function benchPatch(files: readonly string[], file: string, rounds: number): Promise<void> {
   const number = file.slice(0, 4);
-  const micro = microFor(number);
-  if (!micro) return;
+  const micros = microsFor(number);
+  if (micros.length === 0) return;
   const at = files.indexOf(file) + 1;
   const without = prefixBinary(at - 1);
   const withP = prefixBinary(at);
   const name = file.replace(/\.patch$/, "");
   const sides = [await startSide(`up to ${files[at - 2]?.slice(0, 4) ?? "stock"}`, without, "bench_ferretdb"), await startSide(`up to ${number}`, withP, "bench_ferretdb")] as const;
   try {
-    const docs = micro.jobs > 0 ? (await fill(sides, micro.jobs)).docs : [];
-    const [a, b] = await alternate(sides, rounds, (s) => micro.round(s.store, s.server.pid, docs));
-    console.log(`(${name}: ${micro.what}; without = series ${sides[0].label}, with = ${sides[1].label})`);
-    console.log(line(name, micro.unit, a, b));
+    const jobs = Math.max(...micros.map((m) => m.jobs));
+    const { docs, insertCpuUs } = jobs > 0 ? await fill(sides, jobs) : { docs: [], insertCpuUs: [] };
+    if (micros.length > 1) console.log(`(${name}: ${jobs} jobs filled into both at once, insert server CPU ${f0(insertCpuUs[0] ?? NaN)} → ${f0(insertCpuUs[1] ?? NaN)} µs per job)`);
+    for (const micro of micros) {
+      const [a, b] = await alternate(sides, rounds, (s) => micro.round(s.store, s.server.pid, docs));
+      console.log(`(${name}: ${micro.what}; without = series ${sides[0].label}, with = ${sides[1].label})`);
+      console.log(line(name, micro.unit, a, b));
+    }
   } finally {
     await Promise.all(sides.map(stopSide));
   }
