@@ -11,7 +11,8 @@
  * utime+stime from /proc (10 ms ticks), round trip the median per operation.
  * A patch that trades one cost for another has several lines (0017, JSONB
  * storage: cheaper index upkeep on writes, a rendering on reads: updates and
- * projected finds, after the fill's insert CPU).
+ * projected finds, after the fill's insert CPU; 0018, whole-document
+ * decoding: updates and unprojected finds).
  *
  * Then 0010 (counts from the indexes, which has a test of its own) is timed
  * the same way for `ls --by-states` (countByState), since issue 23 asks
@@ -63,8 +64,12 @@ async function timeMs(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
-/** `finds` finds of `filter` with the `ls` projection, a page of `limit`; per returned document. */
-function projectedFinds(what: string, jobs: number, finds: number, limit: number, filter: { workflow?: string }): Micro {
+/**
+ * `finds` finds of `filter` with the `ls` projection (or, `whole`, none: whole
+ * documents, as `ls --verbose` and the API read them), a page of `limit`;
+ * per returned document.
+ */
+function projectedFinds(what: string, jobs: number, finds: number, limit: number, filter: { workflow?: string }, whole = false): Micro {
   return {
     what,
     unit: "doc",
@@ -76,7 +81,7 @@ function projectedFinds(what: string, jobs: number, finds: number, limit: number
       for (let i = 0; i < finds; i++) {
         times.push(
           await timeMs(async () => {
-            returned += (await findJobs(store, filter, { limit, projection: LS_PROJECTION })).length;
+            returned += (await findJobs(store, filter, whole ? { limit } : { limit, projection: LS_PROJECTION })).length;
           }),
         );
       }
@@ -139,6 +144,9 @@ function microsFor(patch: string): Micro[] {
       // JSONB makes index upkeep cheaper and reading dearer (each document is rendered back to text): both sides.
       // The finds run first, so the updates' fresh jobs are not among the n + 1 they read.
       return [projectedFinds(`${finds} finds of ${n} jobs`, n, finds, n + 1, {}), stateChanges(2 * n)];
+    case "0018":
+      // Whole documents are decoded by every unprojected find and by every update (its read of the document); finds first, as for 0017.
+      return [projectedFinds(`${finds} finds of ${n} whole jobs (no projection)`, n, finds, n + 1, {}, true), stateChanges(2 * n)];
     default: {
       const m = microFor(patch, n, finds);
       return m ? [m] : [];
@@ -168,7 +176,7 @@ function microFor(patch: string, n: number, finds: number): Micro | undefined {
 }
 
 /** The patches no conformance test needs: scripts/ferretdb/README.md's "speed only" rows. */
-const SPEED_ONLY = ["0001", "0002", "0009", "0012", "0013", "0014", "0015", "0017"];
+const SPEED_ONLY = ["0001", "0002", "0009", "0012", "0013", "0014", "0015", "0017", "0018"];
 
 function seriesFiles(): string[] {
   return readdirSync(join(projectRoot(), "scripts", "ferretdb"))

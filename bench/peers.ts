@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
@@ -22,6 +22,7 @@ import { addNoops, costsLine } from "./launcher.js";
 
 const f1 = (x: number) => x.toFixed(1);
 const f2 = (x: number) => x.toFixed(2);
+const f0 = (x: number) => x.toFixed(0);
 const CONCURRENCY = 4;
 const peersDir = fileURLToPath(new URL("../../bench/peers/", import.meta.url));
 // Debian's python, where provisioning put Debian's Dask and Celery (a pyenv
@@ -75,6 +76,17 @@ interface BalsamRun {
   redisCpuMsPerJob: number;
   /** The launcher process's CPU over the timed part, per job. */
   launcherCpuMsPerJob: number;
+  /** This process's CPU (the search: adds, then waits for results) over the timed part, per job. */
+  searchCpuMsPerJob: number;
+  /** The share of the machine's CPU time left idle over the timed part: near 0, the run is bound by CPU. */
+  idle: number;
+}
+
+/** The machine's CPU time so far, all cores (USER_HZ ticks): idle and in all. */
+function machineTicks(): { idle: number; all: number } {
+  const f = (/^cpu (.*)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1] ?? "").trim().split(/\s+/).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already in user)
+  return { idle: (f[3] ?? 0) + (f[4] ?? 0), all: f.slice(0, 8).reduce((a, x) => a + x, 0) };
 }
 
 async function redisCommands(r: Redis): Promise<number> {
@@ -99,7 +111,10 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
     let l: LauncherProc;
     const env = { ...db.env, BALSAM_NODELIST: "node1" };
     // What the servers (and, running, the launcher) have done so far, and when.
-    const counters = async (launcherPid?: number) => ({ cmds: await redisCommands(r), mongo: cpuMsOf(mongoPid), redis: cpuMsOf(redisPid), launcher: cpuMsOf(launcherPid), t: performance.now() });
+    const counters = async (launcherPid?: number) => {
+      const { user, system } = process.cpuUsage();
+      return { cmds: await redisCommands(r), mongo: cpuMsOf(mongoPid), redis: cpuMsOf(redisPid), launcher: cpuMsOf(launcherPid), search: (user + system) / 1000, ticks: machineTicks(), t: performance.now() };
+    };
     let at0: Awaited<ReturnType<typeof counters>>;
     if (mode === "whole") {
       await addNoops(b, "PEERS", n, "true", CONCURRENCY);
@@ -130,6 +145,8 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
       redisCmdsPerJob: (at1.cmds - at0.cmds - 1) / n,
       launcherCpuMsPerJob: mode === "running" ? (at1.launcher - at0.launcher) / n : NaN,
       redisCpuMsPerJob: (at1.redis - at0.redis) / n,
+      searchCpuMsPerJob: mode === "running" ? (at1.search - at0.search) / n : NaN,
+      idle: (at1.ticks.idle - at0.ticks.idle) / Math.max(1, at1.ticks.all - at0.ticks.all),
     };
     await dropDatabase(b.store);
     return out;
@@ -167,7 +184,7 @@ export async function benchPeers(mongoUrl: string, redisUrl: string, mongoPid: n
   showPeer(`Dask distributed, ${CONCURRENCY} procs x 1 thread`, dask, ours.rate, limit);
   showPeer(`Celery, Redis broker, prefork ${CONCURRENCY}`, celery, ours.rate, limit);
   console.log(`${"balsam, one serial launcher".padEnd(34)} ${f1(ours.rate).padStart(7)} jobs/s  ${f2(ours.rate / limit)} of raw   (${ours.finished} of ${n} finished; timed as the peers: first add to last result, the launcher already up)`);
-  console.log(`  per job: ${mongoPid ? `database server ${f2(ours.serverCpuMsPerJob)} ms CPU, ` : ""}Redis ${f2(ours.redisCpuMsPerJob)} ms CPU and ${f1(ours.redisCmdsPerJob)} commands (the calls inside BullMQ's scripts counted), launcher ${f2(ours.launcherCpuMsPerJob)} ms CPU; the launcher's whole life: ${ours.costs}`);
+  console.log(`  per job: ${mongoPid ? `database server ${f2(ours.serverCpuMsPerJob)} ms CPU, ` : ""}Redis ${f2(ours.redisCpuMsPerJob)} ms CPU and ${f1(ours.redisCmdsPerJob)} commands (the calls inside BullMQ's scripts counted), launcher ${f2(ours.launcherCpuMsPerJob)} ms CPU, the search (this process: adds, waits) ${f2(ours.searchCpuMsPerJob)} ms CPU; the machine ${f0(ours.idle * 100)}% idle; the launcher's whole life: ${ours.costs}`);
   console.log(`${"balsam, the launcher's whole life".padEnd(34)} ${f1(whole.rate).padStart(7)} jobs/s  ${f2(whole.rate / limit)} of raw   (${whole.finished} of ${n} finished; jobs added first, timed from its start to its exit)`);
   console.log(`  per job: ${mongoPid ? `database server ${f2(whole.serverCpuMsPerJob)} ms CPU, ` : ""}Redis ${f2(whole.redisCpuMsPerJob)} ms CPU and ${f1(whole.redisCmdsPerJob)} commands; launcher: ${whole.costs}`);
 
