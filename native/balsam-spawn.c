@@ -94,7 +94,12 @@ static void reply(const char *fmt, ...) {
 
 static int mkdirs(char *path) {
   struct stat st;
-  if (stat(path, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : (errno = ENOTDIR, -1);
+  /* The common case, a job's new directory in its workflow's, is one system
+     call: walking down from / cost a stat and a mkdir per level (six here),
+     each a path lookup, for every job. */
+  if (mkdir(path, 0777) == 0) return 0;
+  if (errno == EEXIST) return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : (errno = ENOTDIR, -1);
+  if (errno != ENOENT) return -1;
   for (char *p = path + 1; *p; p++) {
     if (*p != '/') continue;
     *p = 0;

@@ -214,8 +214,9 @@ export class ProcessSupervisor {
       (m) => {
         if (m.t === "started") {
           pid = proc.pid = m.pid;
-          // The output file goes with it: the watchdog says there when it fences the job.
-          this.tell(`+ ${pid}${spec.outFile.includes("\n") ? "" : ` ${spec.outFile}`}\n`);
+          // The output file goes with it when the watchdog keeps its deadline: it says there when it fences the job.
+          // The helper fences its own jobs, and each byte costs the watchdog a read (bash reads a pipe a byte at a time).
+          this.tell(`+ ${pid}${spawner.keepsDeadlines || spec.outFile.includes("\n") ? "" : ` ${spec.outFile}`}\n`);
           if (deadline !== undefined && !spawner.keepsDeadlines) this.tell(`d ${wallUs(deadline)} ${pid}\n`);
           if (grace !== undefined) kill(grace);
           return;

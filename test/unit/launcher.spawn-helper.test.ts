@@ -87,6 +87,8 @@ describe("the spawn helper", () => {
       [{ argv: ["/nonexistent/prog"] }, /^\/nonexistent\/prog: .*(No such file|ENOENT)/],
       [{ argv: [noexec] }, /noexec\.sh: .*(Permission denied|EACCES)/],
       [{ argv: ["/bin/true"], cwd: join(file, "sub"), mkdir: true }, /^cannot make the working directory: .*(Not a directory|ENOTDIR)/],
+      // The working directory's own name taken by a file (the helper's first mkdir meets EEXIST).
+      [{ argv: ["/bin/true"], cwd: file, mkdir: true }, /^cannot make the working directory: .*(Not a directory|ENOTDIR)/],
       [{ argv: ["/bin/true"], outFile: join(dir, "missing", "out.txt") }, /^cannot open the output file: .*(No such file|ENOENT)/],
     ];
     for (const [req, why] of cases) {
@@ -95,8 +97,10 @@ describe("the spawn helper", () => {
       assert.equal(end.t, "failed");
       assert.match((end as { message: string }).message, why);
     }
-    // The helper is still there and well.
+    // The helper is still there and well, and a working directory that exists already (a restarted job's) is used as it is.
     assert.deepEqual((await run(helper, { argv: ["/bin/true"] })).end, { t: "exit", code: 0, signal: null });
+    assert.deepEqual((await run(helper, { argv: ["/bin/sh", "-c", "pwd"], cwd: dir, mkdir: true, outFile: join(dir, "again.out") })).end, { t: "exit", code: 0, signal: null });
+    assert.equal(readFileSync(join(dir, "again.out"), "utf8"), `${dir}\n`);
   });
 
   test("many jobs at once are each told their own end", async () => {
