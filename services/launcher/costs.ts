@@ -6,12 +6,13 @@ import type { LauncherSummary } from "./completion.js";
  * ended here, the figures that decide how many launchers one database and
  * one node can feed (DESIGN §7).
  */
-export function costs(store: Store, summary: LauncherSummary, cpuAtStart: NodeJS.CpuUsage, spawnHelperCpuMs: number): string {
+export function costs(store: Store, summary: LauncherSummary, cpuAtStart: NodeJS.CpuUsage, spawnHelperCpuMs: number, watchdogCpuMs = 0): string {
   const n = summary.finished + summary.failed + summary.restarted + summary.killed;
   const cpu = process.cpuUsage(cpuAtStart);
   const cpuMs = (cpu.user + cpu.system) / 1000;
   const per = (x: number) => (n > 0 ? (x / n).toFixed(2) : "-");
   const byName = [...store.commands.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ");
   const spawn = spawnHelperCpuMs > 0 ? `; spawn helper CPU ${spawnHelperCpuMs.toFixed(0)} ms (${per(spawnHelperCpuMs)} ms per job)` : "";
-  return `${store.commandCount()} database commands (${per(store.commandCount())} per job: ${byName || "none"}), CPU ${cpuMs.toFixed(0)} ms (${per(cpuMs)} ms per job)${spawn}`;
+  const watchdog = watchdogCpuMs > 0 ? `; watchdog CPU ${watchdogCpuMs.toFixed(0)} ms (${per(watchdogCpuMs)} ms per job)` : "";
+  return `${store.commandCount()} database commands (${per(store.commandCount())} per job: ${byName || "none"}), CPU ${cpuMs.toFixed(0)} ms (${per(cpuMs)} ms per job)${spawn}${watchdog}`;
 }

@@ -1,5 +1,6 @@
 import { HelperSpawner, InProcessSpawner, helperPath, monoMs, type Spawner } from "./spawner.js";
 import { WATCHDOG } from "./watchdog.js";
+import { cpuMsOf } from "../../libs/platform/proc.js";
 import { findExecutable } from "../../libs/platform/executable.js";
 import { execa, execaSync, type ResultPromise } from "execa";
 import { closeSync, openSync, readSync, fstatSync, statSync } from "node:fs";
@@ -78,6 +79,7 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 export class ProcessSupervisor {
   private state: "running" | "closed" = "running";
   private reaperBroken = false;
+  private watchdogSpentMs: number | undefined;
   private told = "";
   private readonly foundCache = new Map<string, string>();
   private readonly baseEnv: Record<string, string>;
@@ -268,6 +270,11 @@ export class ProcessSupervisor {
     return this.spawner.cpuMs();
   }
 
+  /** CPU used by the watchdog (a process of its own, not in this one's), in ms; read before it is stopped. */
+  watchdogCpuMs(): number {
+    return this.watchdogSpentMs ?? cpuMsOf(this.reaper?.pid);
+  }
+
   /** findExecutable, remembered for bare names (per PATH) and absolute paths: every job of an app names the same one. One removed since fails at its exec instead (the helper says why). */
   private found(cmd: string, path: string | undefined, cwd: string): string | undefined {
     // A relative path depends on the job's directory: looked up each time.
@@ -291,6 +298,7 @@ export class ProcessSupervisor {
     const reaper = this.reaper;
     if (!reaper) return;
     this.flushTold();
+    this.watchdogSpentMs = cpuMsOf(reaper.pid);
     (reaper.stdin as Writable | null)?.end();
     const t = setTimeout(() => reaper.kill("SIGKILL"), 5000);
     await reaper.catch(() => undefined);
