@@ -485,8 +485,9 @@ describe("MongoDB-wire server conformance", () => {
   });
 
   test("a document reads back exactly as written, after an update too, and string equalities match through the indexes (escapes, unicode, extreme numbers, deep nesting)", async () => {
-    // Guards 0017 (documents stored as SQLite JSONB and rendered back to text): the projection
-    // tests above compare two reads of the same storage; this one compares with what was sent.
+    // Guards 0017 (documents stored as SQLite JSONB and rendered back to text) and 0018 (whole
+    // documents decoded by a fast path, the original one for anything it does not take): the
+    // projection tests above compare two reads of the same storage; this one compares with what was sent.
     const c = driverOf(ctx.store).db.collection<{ _id: unknown } & Document>("roundtrip");
     await c.drop().catch(() => undefined);
     await c.createIndex({ s: 1 });
