@@ -70,3 +70,39 @@ test("writes the timer would send while a bulk is in flight wait for its answer 
     await w.close();
   }
 });
+
+test("while writes stream in a gathering waits longer (larger bulks); a lone write still goes after the short window", async () => {
+  const ids = ["s0", "s1", "s2", "s3"];
+  await coll(ctx.store).jobs.insertMany(ids.map((_id) => ({ _id, state: "READY", stateHistory: [] }) as unknown as Job));
+  const bulks: number[] = [];
+  const real = coll(ctx.store);
+  const jobs = Object.create(real.jobs) as typeof real.jobs;
+  jobs.bulkWrite = async (ops: ReadonlyArray<AnyBulkWriteOperation<Job>>, opts?: object): Promise<BulkWriteResult> => {
+    bulks.push(ops.length);
+    return real.jobs.bulkWrite(ops, opts);
+  };
+  const store = { [COLLECTIONS]: { ...real, jobs } } as unknown as Store;
+  // A stream window no test would sit out: the armed timer's delay tells which window a gathering got.
+  const w = new TransitionWriter(store, 1, 500, undefined, 600_000);
+  const armedMs = () => (w as unknown as { timer: { _idleTimeout: number } | undefined }).timer?._idleTimeout;
+  try {
+    // Two writes in one gathering: the first bulk, after the short window.
+    const first = [w.write(toStagedIn("s0")), w.write(toStagedIn("s1"))];
+    assert.equal(armedMs(), 1, "with no bulk before it, a gathering waits the short window");
+    assert.deepEqual(await Promise.all(first), [true, true]);
+    assert.deepEqual(bulks, [2]);
+    // Right after a bulk of several: a stream, so the next gathering waits the long window.
+    const third = w.write(toStagedIn("s2"));
+    assert.equal(armedMs(), 600_000, "after a bulk of two, the next gathering waits the stream window");
+    await w.drain();
+    assert.equal(await third, true);
+    assert.deepEqual(bulks, [2, 1]);
+    // After a bulk of one (a lone result), the short window again.
+    const fourth = w.write(toStagedIn("s3"));
+    assert.equal(armedMs(), 1, "after a bulk of one, a gathering waits the short window");
+    assert.equal(await fourth, true);
+    assert.deepEqual(bulks, [2, 1, 1]);
+  } finally {
+    await w.close();
+  }
+});
