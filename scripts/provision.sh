@@ -84,6 +84,8 @@ if [ -z "${MONGODB_URL:-}" ] && ! command -v mongod >/dev/null 2>&1 && [ ! -x "$
   [ -n "$dir" ] && [ -d "$dir" ] || fail "could not download the FerretDB module through the Go module proxy"
   cp -r "$dir/." "$work/src"; chmod -R u+w "$work/src"
   echo "$ferret_version" > "$work/src/build/version/version.txt"
+  # Go modules a patch changes (scripts/ferretdb/third-party.txt) go into the tree first.
+  bash "$here/scripts/ferretdb/third-party.sh" "$work/src" "$go" || fail "copying the Go modules the FerretDB patches change failed"
   # scripts/ferretdb/*.patch, applied in order; each file says why it exists
   # (scripts/ferretdb/README.md lists them and the conformance test each fixes).
   command -v patch >/dev/null 2>&1 || apt_install patch || fail "the patch command is missing (apt-get install patch)"

@@ -40,6 +40,7 @@ dir=$(cd "$cache" && "$go" mod download -json "github.com/FerretDB/FerretDB@$ver
 rm -rf "$work"; mkdir -p "$work"
 cp -r "$dir/." "$work/src"; chmod -R u+w "$work/src"
 echo "$version" > "$work/src/build/version/version.txt"
+bash "$here/scripts/ferretdb/third-party.sh" "$work/src" "$go" >&2 || { echo "build-prefix: copying the Go modules the patches change failed" >&2; exit 1; }
 for p in "${patches[@]}"; do
   (cd "$work/src" && patch -p1 --forward --quiet < "$p") >&2 || { echo "build-prefix: applying $(basename "$p") failed" >&2; exit 1; }
 done

@@ -534,6 +534,38 @@ describe("MongoDB-wire server conformance", () => {
     await check("after an update", (d) => ({ ...d, state: "RUNNING" }));
   });
 
+  // Guards 0019, which keeps each connection's prepared statements: a kept
+  // statement must see the collection as it is now and never be shared by
+  // two cursors at once.
+  test("statements run again and again see the collection as it is now: cursors over one query read side by side, a collection dropped and made again, a failed write between", async () => {
+    const c = driverOf(ctx.store).db.collection<Loose>("reuse");
+    for (let round = 0; round < 3; round++) {
+      await c.drop().catch(() => undefined);
+      await c.insertMany(Array.from({ length: 300 }, (_, k) => ({ _id: `r${String(k).padStart(3, "0")}`, round, k })));
+      // Two cursors over the same query, each read batch by batch while the other is open.
+      const a = c.find({ round }).sort({ _id: 1 }).batchSize(50);
+      const b = c.find({ round }).sort({ _id: 1 }).batchSize(70);
+      const seen: [number[], number[]] = [[], []];
+      for (let i = 0; i < 300; i++) {
+        seen[0].push((await a.next())?.k as number);
+        seen[1].push((await b.next())?.k as number);
+      }
+      const all = Array.from({ length: 300 }, (_, k) => k);
+      assert.deepEqual(seen, [all, all], `round ${round}: each cursor reads every document once, in order`);
+      assert.equal(await a.next(), null);
+      assert.equal(await b.next(), null);
+      // A write that fails (a duplicate _id), then the same statements again.
+      await assert.rejects(c.insertOne({ _id: "r000", round, k: -1 }));
+      for (let i = 0; i < 3; i++) {
+        const r = await c.updateOne({ _id: "r001", k: i === 0 ? 1 : 1000 + i - 1 }, { $set: { k: 1000 + i } });
+        assert.equal(r.modifiedCount, 1, `round ${round}, update ${i}`);
+      }
+      assert.equal((await c.findOne({ _id: "r001" }))?.k, 1002);
+      assert.equal((await c.findOne({ _id: "r000" }))?.k, 0);
+      assert.equal(await c.countDocuments({ round }), 300);
+    }
+  });
+
   test("a deleteMany of 40,000 documents answers with the right count", async () => {
     const c = driverOf(ctx.store).db.collection<Loose>("bigdel");
     await c.drop().catch(() => undefined);
