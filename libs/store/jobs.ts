@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Filter } from "mongodb";
 import {
-  JOB_DEFAULTS,
+  jobDefaults,
   isJobState,
   tagsQuery,
   JOB_STATES,
@@ -30,32 +30,27 @@ export function buildJob(spec: JobSpec, now = new Date(), createdMessage = ""): 
   if (!spec.application) throw new UsageError("a job needs an application");
   const parents = spec.parents ?? [];
   const state: JobState = parents.length > 0 && (spec.waitForParents ?? true) ? "AWAITING_PARENTS" : "READY";
-  return {
-    ...JOB_DEFAULTS,
-    ...stripUndefined(spec),
-    _id: spec._id ?? randomUUID(),
-    tags: spec.tags ?? {},
-    parents,
-    data: spec.data ?? {},
-    environVars: spec.environVars ?? {},
-    state,
-    stateHistory: [
-      { at: now, state: "CREATED", message: createdMessage },
-      { at: now, state, message: parents.length ? `waiting on ${parents.length} parent(s)` : "" },
-    ],
-    lock: null,
-    attempts: 0,
-    exitCode: null,
-    runtimeSeconds: null,
-    createdAt: now,
-    updatedAt: now,
-  } as Job;
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
-  return out as T;
+  // Defaults, then the spec's fields over them in its order, then the rest (see jobDefaults).
+  const j: Record<string, unknown> = jobDefaults();
+  const given = spec as Record<string, unknown>;
+  for (const k of Object.keys(given)) if (given[k] !== undefined) j[k] = given[k];
+  j._id = spec._id ?? randomUUID();
+  j.tags = spec.tags ?? {};
+  j.parents = parents;
+  j.data = spec.data ?? {};
+  j.environVars = spec.environVars ?? {};
+  j.state = state;
+  j.stateHistory = [
+    { at: now, state: "CREATED", message: createdMessage },
+    { at: now, state, message: parents.length ? `waiting on ${parents.length} parent(s)` : "" },
+  ];
+  j.lock = null;
+  j.attempts = 0;
+  j.exitCode = null;
+  j.runtimeSeconds = null;
+  j.createdAt = now;
+  j.updatedAt = now;
+  return j as unknown as Job;
 }
 
 /**
