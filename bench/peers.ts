@@ -17,7 +17,7 @@ import { addNoops, costsLine } from "./launcher.js";
  * distributed, Celery, and raw spawn from a small process (the machine's
  * limit, not the bench's large process's). Then the same with the servers
  * pinned to one core and the launcher and its jobs to the other, as on a
- * compute node whose database is elsewhere. BENCH_PEERS_JOBS (default 5000).
+ * compute node whose database is elsewhere. BENCH_PEERS_JOBS (default 5000); BENCH_LAUNCHER_BIN runs another build's launcher (bench/launcher.ts).
  */
 
 const f1 = (x: number) => x.toFixed(1);
@@ -119,10 +119,10 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
     if (mode === "whole") {
       await addNoops(b, "PEERS", n, "true", CONCURRENCY);
       at0 = await counters();
-      l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial"], env, wrap);
+      l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial"], env, wrap, process.env.BENCH_LAUNCHER_BIN);
       await l.exited;
     } else {
-      l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial", "--persistent"], env, wrap);
+      l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial", "--persistent"], env, wrap, process.env.BENCH_LAUNCHER_BIN);
       const [warm] = await b.jobs.addMany([{ name: "warm-up", workflow: "PEERS", application: "true" }]);
       await b.wait([warm!._id], { timeoutMs: 120_000 });
       at0 = await counters(l.child.pid);

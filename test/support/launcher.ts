@@ -8,9 +8,12 @@ export interface LauncherProc {
   exited: Promise<number>;
 }
 
-/** `wrap`: a command the launcher runs under, e.g. `ip netns exec NS` (a stand-in compute node). */
-export function startLauncher(args: string[], env: NodeJS.ProcessEnv, wrap: string[] = []): LauncherProc {
-  const argv = [process.execPath, BALSAM_BIN, "launcher", ...args];
+/**
+ * `wrap`: a command the launcher runs under, e.g. `ip netns exec NS` (a stand-in compute node).
+ * `bin`: another build's `bin/balsam.js` (the bench's before and after in one run).
+ */
+export function startLauncher(args: string[], env: NodeJS.ProcessEnv, wrap: string[] = [], bin = BALSAM_BIN): LauncherProc {
+  const argv = [process.execPath, bin, "launcher", ...args];
   const child = spawn(wrap[0] ?? argv[0]!, [...wrap.slice(1), ...(wrap.length ? argv : argv.slice(1))], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
