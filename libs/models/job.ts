@@ -179,3 +179,15 @@ export function jobDefaults() {
 }
 
 export const JOB_DEFAULTS = jobDefaults();
+
+/**
+ * Fresh defaults with `given`'s fields written over them, in `given`'s order,
+ * leaving out those `keep` refuses: the start of every job document built
+ * here (buildJob, jobFromSnapshot), on jobDefaults' one hidden class.
+ */
+export function overDefaults(given: object, keep: (key: string, value: unknown) => boolean): Record<string, unknown> {
+  const j: Record<string, unknown> = jobDefaults();
+  const from = given as Record<string, unknown>;
+  for (const k of Object.keys(from)) if (keep(k, from[k])) j[k] = from[k];
+  return j;
+}

@@ -1,4 +1,4 @@
-import { JOB_DEFAULTS, jobDefaults, type Job } from "./job.js";
+import { JOB_DEFAULTS, overDefaults, type Job } from "./job.js";
 import type { JobState } from "./states.js";
 
 /**
@@ -94,10 +94,7 @@ export function launchSnapshot(j: Job): LaunchSnapshot | undefined {
  */
 export function jobFromSnapshot(id: string, s: LaunchSnapshot): Job {
   const at = new Date(s.v);
-  // Fresh defaults (their containers too), then the snapshot's fields over them, in its order (see jobDefaults).
-  const j: Record<string, unknown> = jobDefaults();
-  const from = s as unknown as Record<string, unknown>;
-  for (const k of Object.keys(from)) if (k !== "v" && k !== "pre") j[k] = from[k];
+  const j = overDefaults(s, (k) => k !== "v" && k !== "pre");
   j._id = id;
   j.description = "";
   j.coscheduleNumNodes = 0;

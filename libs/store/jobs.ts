@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Filter } from "mongodb";
 import {
-  jobDefaults,
+  overDefaults,
   isJobState,
   tagsQuery,
   JOB_STATES,
@@ -30,10 +30,7 @@ export function buildJob(spec: JobSpec, now = new Date(), createdMessage = ""): 
   if (!spec.application) throw new UsageError("a job needs an application");
   const parents = spec.parents ?? [];
   const state: JobState = parents.length > 0 && (spec.waitForParents ?? true) ? "AWAITING_PARENTS" : "READY";
-  // Defaults, then the spec's fields over them in its order, then the rest (see jobDefaults).
-  const j: Record<string, unknown> = jobDefaults();
-  const given = spec as Record<string, unknown>;
-  for (const k of Object.keys(given)) if (given[k] !== undefined) j[k] = given[k];
+  const j = overDefaults(spec, (_, v) => v !== undefined);
   j._id = spec._id ?? randomUUID();
   j.tags = spec.tags ?? {};
   j.parents = parents;
