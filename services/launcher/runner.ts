@@ -1,4 +1,4 @@
-import { HelperSpawner, InProcessSpawner, helperPath, monoMs, type Spawner } from "./spawner.js";
+import { HelperSpawner, InProcessSpawner, helperPath, jobTableDir, monoMs, type Spawner } from "./spawner.js";
 import { WATCHDOG } from "./watchdog.js";
 import { cpuMsOf } from "../../libs/platform/proc.js";
 import { findExecutable } from "../../libs/platform/executable.js";
@@ -95,7 +95,9 @@ export class ProcessSupervisor {
   ) {
     this.baseEnv = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
     const helper = helperPath();
-    this.spawner = helper ? new HelperSpawner(helper, log, opts.termLeadMs) : new InProcessSpawner(this.baseEnv, deathSignalPrefix);
+    const dir = reaper ? jobTableDir() : undefined;
+    const tables = dir ? { dir, tell: (line: string) => this.tellNow(line) } : undefined;
+    this.spawner = helper ? new HelperSpawner(helper, log, opts.termLeadMs, tables) : new InProcessSpawner(this.baseEnv, deathSignalPrefix);
   }
 
   static start(log: (line: string) => void, opts: SupervisorOptions = {}): ProcessSupervisor {
@@ -142,6 +144,12 @@ export class ProcessSupervisor {
     this.told += line;
   }
 
+  /** A line that must reach the watchdog before anything else happens (a job table's path), with the lines waiting before it. */
+  private tellNow(line: string): void {
+    this.told += line;
+    this.flushTold();
+  }
+
   private flushTold(): void {
     const lines = this.told;
     this.told = "";
@@ -184,6 +192,7 @@ export class ProcessSupervisor {
     let terminated = false;
     let timedOut = false;
     let fenced = false;
+    let listed = false;
     let grace: number | undefined;
     let timer: NodeJS.Timeout | undefined;
     const kill = (graceMs: number) => {
@@ -218,7 +227,9 @@ export class ProcessSupervisor {
           pid = proc.pid = m.pid;
           // The output file goes with it when the watchdog keeps its deadline: it says there when it fences the job.
           // The helper fences its own jobs, and each byte costs the watchdog a read (bash reads a pipe a byte at a time).
-          this.tell(`+ ${pid}${spawner.keepsDeadlines || spec.outFile.includes("\n") ? "" : ` ${spec.outFile}`}\n`);
+          // A job in the helper's job table is found there by the watchdog: nothing to tell.
+          if (!m.listed) this.tell(`+ ${pid}${spawner.keepsDeadlines || spec.outFile.includes("\n") ? "" : ` ${spec.outFile}`}\n`);
+          listed = Boolean(m.listed);
           if (deadline !== undefined && !spawner.keepsDeadlines) this.tell(`d ${wallUs(deadline)} ${pid}\n`);
           if (grace !== undefined) kill(grace);
           return;
@@ -237,7 +248,7 @@ export class ProcessSupervisor {
           if (!spawner.endsGroups) signalGroup(pid, "SIGKILL");
           // Rare (kills, time limits) and worth a /proc scan: what the job left outside its group, e.g. an mpirun's ranks after the mpirun was SIGKILLed.
           if (terminated) this.tell(`! ${pid}\n`);
-          this.tell(`- ${pid}\n`);
+          if (!listed) this.tell(`- ${pid}\n`);
         }
         if (m.t === "failed") settle({ exitCode: null, signal: null, timedOut: false, spawnError: m.message });
         else if (fenced) settle({ exitCode: null, signal: "SIGKILL", timedOut, lost: this.opts.fence!.why(key!), fenced: true });

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessByStdio } from "node:child_process";
-import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync } from "node:fs";
+import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, statSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { constants as osConstants } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Readable, Writable } from "node:stream";
@@ -29,7 +30,8 @@ export interface StartRequest {
 }
 
 export type SpawnReply =
-  | { t: "started"; pid: number }
+  /** `listed`: the spawner lists it in a job table the watchdog reads (JobTables), so the watchdog need not be told of it. */
+  | { t: "started"; pid: number; listed?: boolean }
   | { t: "exit"; code: number | null; signal: string | null }
   | { t: "failed"; message: string }
   /** Its fence deadline passed: its processes are being killed (an "exit" follows). */
@@ -111,6 +113,14 @@ export class InProcessSpawner implements Spawner {
   async close(): Promise<void> {}
 }
 
+function unlink(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Gone already (the watchdog removes the tables it knows when it stops).
+  }
+}
+
 /** CLOCK_MONOTONIC in ms, the clock of fence deadlines: the helper reads the same one (clock_gettime). */
 export function monoMs(): number {
   return Number(process.hrtime.bigint() / 1_000_000n);
@@ -132,6 +142,37 @@ export function helperPath(): string | undefined {
 }
 
 /**
+ * Where a helper lists its live jobs for the watchdog (native/balsam-spawn.c,
+ * "The job table"), so that the launcher does not tell the watchdog of each
+ * job: each line told cost a pipe write here and a wakeup and byte-wise reads
+ * in the watchdog's bash (~0.25 ms of CPU a job, measured).
+ */
+export interface JobTables {
+  /** A node-local directory for the tables (jobTableDir). */
+  dir: string;
+  /**
+   * Told, before any of its jobs starts, `t PATH` for a helper's new table,
+   * and `T PATH` when that helper died (its jobs' leftovers are swept then).
+   * Sent at once, not with a turn's other lines.
+   */
+  tell(line: string): void;
+}
+
+/** /dev/shm when it is a writable directory (memory: a table write is no disk I/O), else the temp dir; undefined for a path the watchdog's line protocol cannot carry. */
+export function jobTableDir(): string | undefined {
+  let dir = tmpdir();
+  try {
+    accessSync("/dev/shm", fsConstants.W_OK);
+    if (statSync("/dev/shm").isDirectory()) dir = "/dev/shm";
+  } catch {
+    // No /dev/shm: the temp dir.
+  }
+  return /\s/.test(dir) ? undefined : dir;
+}
+
+let tableSeq = 0;
+
+/**
  * Jobs started by balsam-spawn (see the header of native/balsam-spawn.c for
  * its protocol). If the helper dies, its jobs' processes die with it (their
  * parent-death signal): each is told "lost", and the next job starts a new
@@ -148,19 +189,33 @@ export class HelperSpawner implements Spawner {
   private spentMs = 0;
   /** Times the helper died while the launcher ran. */
   deaths = 0;
+  /** The running helper's job table, when it has one. */
+  private table: string | undefined;
 
   constructor(
     private readonly path: string,
     private readonly log: (line: string) => void,
     /** SIGTERM this long before a fence deadline, SIGKILL at it. */
     private readonly termLeadMs = 0,
+    /** Without it (or when a table cannot be made) the watchdog is told of each job. */
+    private readonly tables?: JobTables,
   ) {
     this.how = `${path} (vfork)`;
     this.child = this.startHelper();
   }
 
   private startHelper(): ChildProcessByStdio<Writable, Readable, null> {
-    const child = spawn(this.path, [String(process.pid), String(this.termLeadMs)], { stdio: ["pipe", "pipe", "inherit"] });
+    const table = this.newTable();
+    this.table = table?.path;
+    let child: ChildProcessByStdio<Writable, Readable, null>;
+    try {
+      child = table
+        ? (spawn(this.path, [String(process.pid), String(this.termLeadMs), "3"], { stdio: ["pipe", "pipe", "inherit", table.fd] }) as unknown as ChildProcessByStdio<Writable, Readable, null>)
+        : spawn(this.path, [String(process.pid), String(this.termLeadMs)], { stdio: ["pipe", "pipe", "inherit"] });
+    } finally {
+      // The helper holds its own copy.
+      if (table) closeSync(table.fd);
+    }
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (d: string) => this.onData(d));
     // EPIPE after the helper died: told through "exit".
@@ -187,7 +242,7 @@ export class HelperSpawner implements Spawner {
       }
       const rest = line.slice(b + 1);
       if (line[0] === "s") {
-        cb({ t: "started", pid: Number(rest) });
+        cb(this.table ? { t: "started", pid: Number(rest), listed: true } : { t: "started", pid: Number(rest) });
         continue;
       }
       this.pending.delete(id);
@@ -199,10 +254,28 @@ export class HelperSpawner implements Spawner {
     }
   }
 
+  /** A fresh table, its path told to the watchdog before the helper that writes it starts; undefined when none can be made. */
+  private newTable(): { path: string; fd: number } | undefined {
+    if (!this.tables) return undefined;
+    const path = `${this.tables.dir}/balsam-jobs-${process.pid}-${++tableSeq}`;
+    try {
+      const fd = openSync(path, "wx", 0o600);
+      this.tables.tell(`t ${path}\n`);
+      return { path, fd };
+    } catch {
+      return undefined;
+    }
+  }
+
   private onExit(child: ChildProcessByStdio<Writable, Readable, null>, why: string): void {
     if (this.child !== child) return;
     this.child = undefined;
     this.outbox = "";
+    const table = this.table;
+    this.table = undefined;
+    // Closed: it reaped every job, so its table lists none; died: its jobs' leftovers are swept now.
+    if (table && this.closing) unlink(table);
+    else if (table) this.tables!.tell(`T ${table}\n`);
     if (this.closing) return;
     this.deaths++;
     const lost = [...this.pending.values()];

@@ -4,9 +4,12 @@
  * The watchdog: told `+ PGID [OUTFILE]` / `- PGID` on its stdin as jobs start
  * and end, `! PGID` to sweep a job now, and `d WALL_US PGID...` to set the
  * fence deadline of jobs (wall clock, µs: bash has no monotonic clock) when
- * no spawn helper keeps them. Its stdin reaches EOF when the launcher
- * dies however it dies (kill -9 included), and then it sweeps every job still
- * registered. A sweep SIGKILLs the job's process group, then — for up to
+ * no spawn helper keeps them. A spawn helper's jobs are not told one by one:
+ * `t FILE` names the helper's job table (native/balsam-spawn.c: a line per
+ * live job's pid, blank when free), read when it is needed; `T FILE` sweeps
+ * the jobs a table lists now and forgets it (that helper died). Its stdin
+ * reaches EOF when the launcher dies however it dies (kill -9 included), and
+ * then it sweeps every job still registered or listed, and removes the tables. A sweep SIGKILLs the job's process group, then — for up to
  * three rounds, catching processes forked meanwhile — every process whose
  * session is the job's: mpirun (Open MPI 4.1 measured here) gives each local
  * rank its own process group in the job's session. A job past its deadline is
@@ -36,7 +39,11 @@ fence() {
   [[ \${outs[$1]} ]] && echo "balsam: fenced at $(date -u +%FT%TZ): the launcher could not renew this job's lease in time; its processes were killed so that it never runs twice at once" >> "\${outs[$1]}" 2>/dev/null
   unset "groups[$1]" "deadline[$1]" "outs[$1]"
 }
-declare -A groups=() deadline=() outs=()
+listed() {
+  local id
+  while read -r id; do [[ $id ]] && printf '%s ' "$id"; done < "$1" 2>/dev/null
+}
+declare -A groups=() deadline=() outs=() tables=()
 while :; do
   tmo=
   if (( \${#deadline[@]} )); then
@@ -53,10 +60,16 @@ while :; do
       -) unset "groups[$id]" "deadline[$id]" "outs[$id]" ;;
       !) sweep "$id" ;;
       d) for g in $rest; do [[ \${groups[$g]} ]] && deadline[$g]=$id; done ;;
+      t) tables[$id]=1 ;;
+      T) ids=$(listed "$id"); [[ $ids ]] && sweep $ids; unset "tables[$id]"; rm -f -- "$id" ;;
     esac
   elif (( $? <= 128 )); then break
   fi
 done
-(( \${#groups[@]} )) && sweep "\${!groups[@]}"
+ids=
+for t in "\${!tables[@]}"; do ids+=$(listed "$t"); done
+all=("\${!groups[@]}" $ids)
+(( \${#all[@]} )) && sweep "\${all[@]}"
+(( \${#tables[@]} )) && rm -f -- "\${!tables[@]}"
 exit 0
 `;

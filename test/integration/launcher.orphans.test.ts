@@ -116,6 +116,24 @@ describe("job processes end with their launcher", () => {
     }
   });
 
+  test("a spawn helper killed outright takes its jobs' children with it, in their process group or not (the watchdog sweeps what its job table listed); the job runs again", async () => {
+    await f.balsam.apps.add({
+      name: "twice",
+      executable: f.script("twice.sh", ["n=$(( $(cat runs 2>/dev/null || echo 0) + 1 )); echo $n > runs", 'if [ $n -gt 1 ]; then echo "DH-OUTPUT: $n"; exit 0; fi', ...TWO_CHILDREN].join("\n"), "#!/bin/bash"),
+    });
+    const j = await f.balsam.jobs.add({ name: "helperless", workflow: "HELPERKILL", application: "twice" });
+    const l = launch("HELPERKILL");
+    const pids = await pidsOf(j._id, "pids", 3);
+    const helper = Number(readFileSync(`/proc/${pids[0]}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+    assert.match(readFileSync(`/proc/${helper}/comm`, "utf8"), /balsam-spawn/, "the job's parent is the spawn helper");
+    process.kill(helper, "SIGKILL");
+    await waitFor(() => pids.every((p) => !alive(p)), 10_000, `job processes ${pids.join(", ")} to end with their helper`);
+    assert.equal(await l.exited, 0, l.output());
+    const d = await f.balsam.jobs.get(j._id);
+    assert.equal(d.state, "JOB_FINISHED", JSON.stringify(d.stateHistory));
+    assert.equal(d.data.result, 2, "ran again after its helper was lost");
+  });
+
   test("killjob ends the job's children too, in its process group or not", async () => {
     await f.balsam.apps.add({ name: "parent", executable: f.script("parent.sh", TWO_CHILDREN.join("\n"), "#!/bin/bash") });
     const j = await f.balsam.jobs.add({ name: "victim", workflow: "KILLKIDS", application: "parent" });

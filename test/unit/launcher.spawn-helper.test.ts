@@ -1,8 +1,8 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { waitFor, alive } from "../support/context.js";
 import { ProcessSupervisor } from "../../services/launcher/runner.js";
 import { HelperSpawner, InProcessSpawner, helperPath, type SpawnReply, type Spawner, type StartRequest } from "../../services/launcher/spawner.js";
@@ -15,6 +15,13 @@ import { HelperSpawner, InProcessSpawner, helperPath, type SpawnReply, type Spaw
  */
 let dir: string;
 const logs: string[] = [];
+
+/** The running helper's pid (the spawner keeps its child private). */
+function pidOfHelper(h: HelperSpawner): number {
+  const pid = (h as unknown as { child?: { pid?: number } }).child?.pid;
+  assert.ok(pid, "a helper runs");
+  return pid;
+}
 
 function run(s: Spawner, req: Partial<StartRequest> & { argv: string[] }): Promise<{ started?: number; end: SpawnReply }> {
   return new Promise((resolve) => {
@@ -148,6 +155,51 @@ describe("the spawn helper", () => {
       assert.ok(said.some((l) => /the spawn helper died 3 times: job processes now start through child_process\.spawn/.test(l)), said.join("\n"));
     } finally {
       await sup.close();
+    }
+  });
+
+  test("with a job table, the helper lists each live job's pid in it and blanks the line when the job ends; a new helper gets a new table, the dead one's is told for a sweep", async () => {
+    const told: string[] = [];
+    const tables = mkdtempSync(join(tmpdir(), "balsam-tables-"));
+    const h = new HelperSpawner(path!, () => undefined, 0, { dir: tables, tell: (l) => told.push(l) });
+    try {
+      assert.equal(told.length, 1, "the table is told before any job starts");
+      const table = /^t (.+)\n$/.exec(told[0]!)?.[1];
+      assert.ok(table && existsSync(table), told[0]);
+      const lines = () => readFileSync(table, "utf8").split("\n").map((l) => l.trim()).filter(Boolean);
+      const ends: Array<Promise<SpawnReply>> = [];
+      const pids: number[] = [];
+      const listed: boolean[] = [];
+      for (let i = 0; i < 2; i++) {
+        ends.push(
+          new Promise((resolve) =>
+            h.run({ argv: ["/bin/sh", "-c", "exec sleep 60"], cwd: tables, env: {}, outFile: "/dev/null", mkdir: false }, (m) => {
+              if (m.t !== "started") return resolve(m);
+              pids.push(m.pid);
+              listed.push(Boolean(m.listed));
+            }),
+          ),
+        );
+      }
+      await waitFor(() => pids.length === 2, 10_000, "both jobs to start");
+      assert.deepEqual(listed, [true, true], "started replies say the job is listed");
+      assert.deepEqual(lines().sort(), pids.map(String).sort(), "both running jobs are listed");
+      for (const pid of pids) process.kill(pid, "SIGKILL");
+      await Promise.all(ends);
+      assert.deepEqual(lines(), [], "ended jobs leave blank lines");
+      assert.ok(readFileSync(table, "utf8").length >= 22, "the lines stay, blanked, for the next jobs");
+      // A helper killed outright: its table is told for the watchdog to sweep, and the next job starts a new helper with a new table.
+      process.kill(pidOfHelper(h), "SIGKILL");
+      await waitFor(() => told.length === 2, 5_000, "the dead helper's table to be told");
+      assert.equal(told[1], `T ${table}\n`);
+      const { end } = await run(h, { argv: ["/bin/true"] });
+      assert.deepEqual(end, { t: "exit", code: 0, signal: null });
+      assert.match(told[2] ?? "", /^t .+-\d+\n$/);
+      assert.notEqual(told[2], told[0]);
+    } finally {
+      await h.close();
+      assert.deepEqual(readdirSync(tables).filter((n) => n.startsWith("balsam-jobs-") && n !== basename(/^T (.+)\n$/.exec(told[1] ?? "")?.[1] ?? "")), [], "a helper closed removes its table");
+      rmSync(tables, { recursive: true, force: true });
     }
   });
 });
