@@ -6,9 +6,10 @@ import { queueItem } from "./queue-item.js";
 import type { JobsContext } from "./context.js";
 
 /**
- * Adds many jobs with one unordered `insertMany` and one bulk enqueue of
- * the runnable ones. Everything is validated before anything is written;
- * if a write fails half-way (Redis refusing the queue entries after
+ * Adds many jobs: unordered `insertMany`s and bulk enqueues of the runnable
+ * ones, in parts that grow (write()), so launchers start on the first part
+ * while the rest is written. Everything is validated before anything is
+ * written; if a write fails half-way (Redis refusing the queue entries after
  * MongoDB took the jobs), the jobs are taken back, so a retry never makes
  * duplicates.
  */
@@ -88,9 +89,34 @@ async function prepare(ctx: JobsContext, specs: readonly JobSpec[], now: Date, o
   return jobs;
 }
 
+/** The first part of an addMany's write, and the most a part grows to (doubling from the first). */
+export const FIRST_PART = 250;
+const LARGEST_PART = 2000;
+
+/**
+ * Writes jobs part by part, each part's queue entries going to Redis while
+ * the next part goes to MongoDB. One insert of everything first held every
+ * launcher idle until the last document was in: 5,000 jobs took the embedded
+ * server ~2–3 s (measured), a tenth of the time a launcher then needed to
+ * run them as no-ops. Now the first 250 are runnable after ~0.1 s.
+ */
 async function write(ctx: JobsContext, jobs: Job[]): Promise<void> {
-  await insert(ctx, jobs);
-  await enqueue(ctx, jobs);
+  let enqueuing: Promise<void> = Promise.resolve();
+  try {
+    for (let i = 0, size = FIRST_PART; i < jobs.length; i += size, size = Math.min(LARGEST_PART, size * 2)) {
+      const part = jobs.slice(i, i + size);
+      await insert(ctx, part);
+      await enqueuing;
+      enqueuing = enqueue(ctx, part);
+      // Awaited at the next part or after the loop; until then a failure must not count as unhandled.
+      enqueuing.catch(() => undefined);
+    }
+    await enqueuing;
+  } catch (err) {
+    // The caller takes the jobs back: no enqueue may still be adding entries then.
+    await enqueuing.catch(() => undefined);
+    throw err;
+  }
 }
 
 /** The MongoDB half of a write: the documents, and `hasChildren` on their parents. */

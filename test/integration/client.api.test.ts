@@ -34,7 +34,7 @@ describe("client API against the real servers", () => {
     await f.balsam.apps.add({ name: "echo", executable: script("echo.sh", 'echo "DH-OUTPUT: $1"') });
   });
 
-  test("addMany adds 10,000 evaluations with one insertMany and bulk enqueues them", async () => {
+  test("addMany adds 10,000 evaluations in growing parts, each part's queue entries in Redis while a later part is inserted", async () => {
     // A database of its own: 10k extra documents would make every unindexed
     // query of the later tests a 10k-document scan on FerretDB (minutes, not ms).
     const bulk = await connect({ mongoUrl: ctx.mongoUrl, redisUrl: ctx.redisUrl, dbName: `${ctx.dbName}_bulk`, queuePrefix: `${ctx.prefix}:bulk` });
@@ -43,11 +43,12 @@ describe("client API against the real servers", () => {
       const n = 10_000;
       const jobs = coll(bulk.store).jobs;
       const insertMany = jobs.insertMany.bind(jobs);
-      let inserts = 0;
-      let docs = 0;
+      const parts: number[] = [];
+      // Entries waiting in Redis as each insert begins: launchers can start on them.
+      const queuedAtInsert: Array<Promise<number>> = [];
       jobs.insertMany = ((d: Parameters<typeof insertMany>[0], o?: Parameters<typeof insertMany>[1]) => {
-        inserts++;
-        docs += d.length;
+        parts.push(d.length);
+        queuedAtInsert.push(bulk.queues.pending("BULK"));
         return insertMany(d, o);
       }) as typeof jobs.insertMany;
       const t = performance.now();
@@ -59,8 +60,11 @@ describe("client API against the real servers", () => {
       }
       const secs = (performance.now() - t) / 1000;
       console.log(`addMany: ${n} jobs in ${secs.toFixed(2)} s (${Math.round(n / secs)} jobs/s)`);
-      assert.equal(inserts, 1, "one bulk write for the whole batch");
-      assert.equal(docs, n);
+      assert.deepEqual(parts, [250, 500, 1000, 2000, 2000, 2000, 2000, 250], "parts doubling from 250 up to 2,000");
+      const queued = await Promise.all(queuedAtInsert);
+      assert.equal(queued[0], 0);
+      // Part k's insert begins once part k-2's entries are in (part k-1's may be on their way).
+      for (let k = 2; k < parts.length; k++) assert.ok(queued[k]! >= parts.slice(0, k - 1).reduce((a, b) => a + b, 0), `entries of parts 1..${k - 1} queued before insert ${k + 1}: ${queued.join(", ")}`);
       assert.equal(added.length, n);
       assert.equal(new Set(added.map((j) => j._id)).size, n);
       assert.ok(added.every((j) => j.state === "READY"));
