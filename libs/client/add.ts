@@ -90,7 +90,7 @@ async function prepare(ctx: JobsContext, specs: readonly JobSpec[], now: Date, o
 }
 
 /** The first part of an addMany's write, and the most a part grows to (doubling from the first). */
-export const FIRST_PART = 250;
+const FIRST_PART = 250;
 const LARGEST_PART = 2000;
 
 /**
