@@ -1,6 +1,5 @@
 import { readFileSync } from "node:fs";
 import { makeCliDb } from "../test/support/cli.js";
-import { spawn } from "node:child_process";
 import { startLauncher, type LauncherProc } from "../test/support/launcher.js";
 import { connect, type Balsam } from "../libs/client/index.js";
 import { waitFor } from "../services/dbserver/servers.js";
@@ -42,14 +41,7 @@ export async function addNoops(b: Balsam, workflow: string, n: number, app: stri
  * launcher instead, on the same jobs and servers: before and after in one run.
  */
 export function benchLauncherProc(args: string[], env: NodeJS.ProcessEnv): LauncherProc {
-  const bin = process.env.BENCH_LAUNCHER_BIN;
-  if (!bin) return startLauncher(args, env);
-  const child = spawn(process.execPath, [bin, "launcher", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number>((r) => child.on("close", (code) => r(code ?? 1)));
-  return { child, output: () => out, exited };
+  return startLauncher(args, env, [], process.env.BENCH_LAUNCHER_BIN);
 }
 
 /** The launcher's own account of its costs, from the line it logs when it stops. */

@@ -126,6 +126,17 @@ for (const [group, pkgs] of Object.entries(DRIVER_GROUPS)) {
 
 /** Each driver package, in the ESM bundle, is a module re-exporting what its CommonJS file exports. */
 const requireHere = createRequire(join(root, "package.json"));
+/** That module's source: `loaderSpec` imports cli/code-cache.js, `fileSpec` is the driver file relative to the module. */
+function driverModule(pkg, loaderSpec, fileSpec) {
+  const names = Object.keys(requireHere(pkg)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== "default");
+  return [
+    `import { requireCached } from ${JSON.stringify(loaderSpec)};`,
+    `import { fileURLToPath } from "node:url";`,
+    `const m = requireCached(fileURLToPath(new URL(${JSON.stringify(fileSpec)}, import.meta.url)))[${JSON.stringify(pkg)}];`,
+    `export default m;`,
+    ...names.map((n) => `export const ${n} = m.${n};`),
+  ].join("\n");
+}
 const driverShims = {
   name: "driver-shims",
   setup(b) {
@@ -134,21 +145,7 @@ const driverShims = {
     // dist/libs as rewritten by an earlier bundling (the end of this script), when no tsc ran since.
     const rewritten = new RegExp(`/bundle/drivers/(${Object.keys(driverFile).join("|")})\\.mjs$`);
     b.onResolve({ filter: rewritten }, (args) => ({ path: rewritten.exec(args.path)[1], namespace: "balsam-driver" }));
-    b.onLoad({ filter: /.*/, namespace: "balsam-driver" }, (args) => {
-      const pkg = args.path;
-      const names = Object.keys(requireHere(pkg)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== "default");
-      return {
-        resolveDir: root,
-        loader: "js",
-        contents: [
-          `import { requireCached } from ${JSON.stringify(loader)};`,
-          `import { fileURLToPath } from "node:url";`,
-          `const m = requireCached(fileURLToPath(new URL(${JSON.stringify("./" + driverFile[pkg])}, import.meta.url)))[${JSON.stringify(pkg)}];`,
-          `export default m;`,
-          ...names.map((n) => `export const ${n} = m.${n};`),
-        ].join("\n"),
-      };
-    });
+    b.onLoad({ filter: /.*/, namespace: "balsam-driver" }, (args) => ({ resolveDir: root, loader: "js", contents: driverModule(args.path, loader, "./" + driverFile[args.path]) }));
   },
 };
 
@@ -188,19 +185,8 @@ writeFileSync(join(outdir, "manifest.json"), JSON.stringify(manifest, null, 1) +
 // bare `tsc` since puts the node_modules imports back, which work as before.
 const driverEsm = {};
 for (const pkg of Object.keys(driverFile)) {
-  const names = Object.keys(requireHere(pkg)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== "default");
   const file = join(outdir, "drivers", `${pkg}.mjs`);
-  writeFileSync(
-    file,
-    [
-      `import { requireCached } from ${JSON.stringify(relative(dirname(file), loader).split(sep).join("/"))};`,
-      `import { fileURLToPath } from "node:url";`,
-      `const m = requireCached(fileURLToPath(new URL(${JSON.stringify("./" + basename(driverFile[pkg]))}, import.meta.url)))[${JSON.stringify(pkg)}];`,
-      `export default m;`,
-      ...names.map((n) => `export const ${n} = m.${n};`),
-      "",
-    ].join("\n"),
-  );
+  writeFileSync(file, driverModule(pkg, relative(dirname(file), loader).split(sep).join("/"), "./" + basename(driverFile[pkg])) + "\n");
   driverEsm[pkg] = file;
 }
 const driverImport = new RegExp(`(\\bfrom\\s*|\\bimport\\s*\\(\\s*)"(${Object.keys(driverFile).join("|")})"`, "g");
@@ -218,5 +204,5 @@ function rewriteDriverImports(dir) {
     }
   }
 }
-for (const d of unbundled) rewriteDriverImports(d);
-rewriteDriverImports(join(root, "dist", "libs"));
+// dist/libs whole: the services import more of it than libs/errors, the part kept unbundled for the CLI's sake.
+for (const d of ["services", "libs"]) rewriteDriverImports(join(root, "dist", d));
