@@ -73,6 +73,16 @@ static size_t njobs, capjobs;
 static int table_fd = -1;
 static char *slot_used;
 static size_t nslots;
+/*
+ * Set once stdin closes. From then on a reaped job's line stays: this
+ * process killed only the job's group, and what the job put in other groups
+ * of its session is for the watchdog to sweep, from this table. When the
+ * launcher dies, the kernel closes its files (our stdin) before it sends
+ * the parent-death signal that kills us, and we may reap jobs in between: a
+ * CI run saw a job's child in a group of its own outlive a launcher killed
+ * -9, the job's line blanked before the watchdog read it.
+ */
+static int stdin_closed;
 
 /* Writes the job's line in the table (pid 0: the slot is free again); a failed write only loses the sweep's help. */
 static void table_put(long slot, pid_t pid) {
@@ -361,7 +371,7 @@ static void reap(void) {
       if (jobs[i].termed && jobs[i].deadline > 0) fence(&jobs[i]);
       /* What the job left in its group goes with it: the node's share it held goes to the next job (the launcher did this kill, at an exception per job when, as mostly, nothing was left). */
       kill(-pid, SIGKILL);
-      table_free(jobs[i].slot);
+      if (!stdin_closed) table_free(jobs[i].slot);
       if (WIFSIGNALED(status)) reply("x %s -1 %d\n", jobs[i].id, WTERMSIG(status));
       else reply("x %s %d 0\n", jobs[i].id, WEXITSTATUS(status));
       free(jobs[i].id);
@@ -417,6 +427,7 @@ int main(int argc, char **argv) {
       if (r <= 0) {
         /* The launcher stopped or died: end every job still running. */
         open_in = 0;
+        stdin_closed = 1;
         for (size_t i = 0; i < njobs; i++) kill(-jobs[i].pid, SIGKILL);
       } else {
         len += (size_t)r;

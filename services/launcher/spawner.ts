@@ -1,5 +1,5 @@
 import { spawn, type ChildProcessByStdio } from "node:child_process";
-import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, statSync, unlinkSync } from "node:fs";
+import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { constants as osConstants, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Readable, Writable } from "node:stream";
@@ -110,6 +110,15 @@ export class InProcessSpawner implements Spawner {
     return 0;
   }
   async close(): Promise<void> {}
+}
+
+/** Whether a job table still lists a pid (an unreadable one counts: the watchdog is told and removes it). */
+function listsAny(path: string): boolean {
+  try {
+    return /\d/.test(readFileSync(path, "latin1"));
+  } catch {
+    return true;
+  }
 }
 
 function unlink(path: string): void {
@@ -273,8 +282,9 @@ export class HelperSpawner implements Spawner {
     this.outbox = "";
     const table = this.table;
     this.table = undefined;
-    // Closed: it reaped every job, so its table lists none; died: its jobs' leftovers are swept now.
-    if (table && this.closing) unlink(table);
+    // A helper that reaped its jobs while running blanked their lines; one that died, or ended jobs once its stdin
+    // closed (it then keeps their lines), lists what the watchdog must sweep in their sessions now.
+    if (table && this.closing && !listsAny(table)) unlink(table);
     else if (table) this.tables!.tell(`T ${table}\n`);
     if (this.closing) return;
     this.deaths++;

@@ -207,7 +207,7 @@ describe("balsam web: the REST API", () => {
     assert.equal(await count("EDIT"), 2);
   });
 
-  test("a launcher runs jobs: output tail; results stream each one within 100 ms of the launcher recording it", async () => {
+  test("a launcher runs jobs: output tail; results stream each one as the launcher records it, not at the next recheck", async () => {
     await f.balsam.apps.add({ name: "nap", executable: script("nap.sh", 'sleep "$1"; echo "DH-OUTPUT: $2"') });
     const early = await f.balsam.jobs.add({ name: "early", workflow: "SSE", application: "echo", args: "7" });
     await f.balsam.jobs.setState(early._id, "USER_KILLED");
@@ -253,7 +253,9 @@ describe("balsam web: the REST API", () => {
       assert.ok(recorded !== undefined, `${e.data.name} was announced`);
       const lag = e.wall - recorded;
       const sinceDecided = e.wall - new Date(e.data.job.stateHistory.at(-1).at).getTime();
-      assert.ok(lag < 100, `${e.data.name}: delivered ${lag} ms after the launcher recorded it (${sinceDecided} ms after it decided the state)`);
+      // Pushed on the announcement: a result found only by the stream's recheck of the store comes up to 5 s late. The
+      // bound is far under that and far over a busy machine's scheduling delay (a CI run once took 172 ms).
+      assert.ok(lag < 1000, `${e.data.name}: delivered ${lag} ms after the launcher recorded it (${sinceDecided} ms after it decided the state)`);
     }
     const out = await api(web, "GET", `/api/jobs/${jobs[0]!._id}/output?lines=1`);
     assert.equal(out.status, 200, JSON.stringify(out.body));

@@ -202,4 +202,29 @@ describe("the spawn helper", () => {
       rmSync(tables, { recursive: true, force: true });
     }
   });
+
+  test("a helper whose stdin closes with a job running kills the job's group and keeps its line; the table is told for the watchdog to sweep the rest of its session", async () => {
+    // A launcher killed -9 closes the helper's stdin before its parent-death signal lands: the helper may reap the
+    // job in between, and the watchdog must still find the job (and a child in a group of its own) in the table.
+    const told: string[] = [];
+    const tables = mkdtempSync(join(tmpdir(), "balsam-tables-"));
+    const h = new HelperSpawner(path!, () => undefined, 0, { dir: tables, tell: (l) => told.push(l) });
+    try {
+      const table = /^t (.+)\n$/.exec(told[0]!)![1]!;
+      let pid = 0;
+      const end = new Promise<SpawnReply>((resolve) =>
+        h.run({ argv: ["/bin/sh", "-c", "exec sleep 60"], cwd: tables, env: {}, outFile: "/dev/null", mkdir: false }, (m) => {
+          if (m.t === "started") pid = m.pid;
+          else resolve(m);
+        }),
+      );
+      await waitFor(() => pid > 0, 10_000, "the job to start");
+      await h.close();
+      assert.deepEqual(await end, { t: "exit", code: null, signal: "SIGKILL" }, "the helper killed the job's group as its stdin closed");
+      assert.deepEqual(readFileSync(table, "utf8").split("\n").map((l) => l.trim()).filter(Boolean), [String(pid)], "the reaped job's line stays");
+      assert.deepEqual(told.slice(1), [`T ${table}\n`], "the table is told for a sweep, not removed");
+    } finally {
+      rmSync(tables, { recursive: true, force: true });
+    }
+  });
 });
