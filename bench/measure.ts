@@ -29,7 +29,7 @@ export async function rawSpawnRate(file: string, n: number, concurrency: number)
  * in flight: the ceiling of the way our launcher starts processes, without
  * the launcher. Undefined when the helper is not built.
  */
-export async function rawHelperSpawnRate(file: string, n: number, concurrency: number): Promise<number | undefined> {
+export async function rawHelperSpawnRate(file: string, n: number, concurrency: number): Promise<{ rate: number; jobsCpuMsPerJob: number } | undefined> {
   const { HelperSpawner, helperPath } = await import("../services/launcher/spawner.js");
   const path = helperPath();
   if (!path) return undefined;
@@ -45,7 +45,9 @@ export async function rawHelperSpawnRate(file: string, n: number, concurrency: n
         }
       }),
     );
-    return n / ((performance.now() - t) / 1000);
+    const rate = n / ((performance.now() - t) / 1000);
+    // The jobs' own CPU (the helper's reaped children): what one exec costs on this machine, beside which ours is read.
+    return { rate, jobsCpuMsPerJob: helper.jobsCpuMs() / n };
   } finally {
     await helper.close();
   }

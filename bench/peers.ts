@@ -49,10 +49,12 @@ async function rawSmall(n: number, wrap: string[] = []): Promise<number> {
  * the peers can outrun rawSmall; this is the machine's limit for how we start
  * processes. NaN when the helper is not built.
  */
-async function rawHelper(n: number, wrap: string[] = []): Promise<number> {
+/** jobs/s through the spawn helper (NaN without one), and the CPU of each job's own process. */
+async function rawHelper(n: number, wrap: string[] = []): Promise<{ rate: number; jobsMs: number }> {
   const measure = new URL("./measure.js", import.meta.url).href;
-  const code = `const { rawHelperSpawnRate } = await import(${JSON.stringify(measure)}); console.log(await rawHelperSpawnRate("/bin/true", ${n}, ${CONCURRENCY}) ?? NaN);`;
-  return Number((await run([...wrap, process.execPath, "--input-type=module", "-e", code])).trim());
+  const code = `const { rawHelperSpawnRate } = await import(${JSON.stringify(measure)}); console.log(JSON.stringify(await rawHelperSpawnRate("/bin/true", ${n}, ${CONCURRENCY}) ?? null));`;
+  const r = JSON.parse((await run([...wrap, process.execPath, "--input-type=module", "-e", code])).trim()) as { rate: number; jobsCpuMsPerJob: number } | null;
+  return r ? { rate: r.rate, jobsMs: r.jobsCpuMsPerJob } : { rate: NaN, jobsMs: NaN };
 }
 
 /** jobs/s of a peer script (bench/peers/*.py), or why it could not run. */
@@ -184,15 +186,15 @@ export async function benchPeers(mongoUrl: string, redisUrl: string, mongoPid: n
   }
 }
 
-async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, raw: number, helper: number, dask: number | string, celery: number | string, cleanups: Array<() => void>): Promise<void> {
+async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, raw: number, helper: { rate: number; jobsMs: number }, dask: number | string, celery: number | string, cleanups: Array<() => void>): Promise<void> {
   const ours = await balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups);
   const whole = await balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "whole", cleanups);
   const rawAfter = await rawSmall(Math.min(n, 5000));
   const helperAfter = await rawHelper(Math.min(n, 5000));
   // NaN (no helper) drops out of the max.
-  const limit = Math.max(raw, rawAfter, ...[helper, helperAfter].filter((x) => !Number.isNaN(x)));
+  const limit = Math.max(raw, rawAfter, ...[helper.rate, helperAfter.rate].filter((x) => !Number.isNaN(x)));
   console.log(`raw spawn from a bare node, ${CONCURRENCY} in flight     ${f1(raw)} jobs/s before, ${f1(rawAfter)} after`);
-  console.log(`raw spawn through balsam-spawn (vfork), from a bare node  ${f1(helper)} jobs/s before, ${f1(helperAfter)} after (the limit, the best of the four: ${f1(limit)})`);
+  console.log(`raw spawn through balsam-spawn (vfork), from a bare node  ${f1(helper.rate)} jobs/s before, ${f1(helperAfter.rate)} after (the limit, the best of the four: ${f1(limit)}); each job's own process ${f2(helper.jobsMs)} / ${f2(helperAfter.jobsMs)} ms CPU`);
   showPeer(`Dask distributed, ${CONCURRENCY} procs x 1 thread`, dask, ours.rate, limit);
   showPeer(`Celery, Redis broker, prefork ${CONCURRENCY}`, celery, ours.rate, limit);
   console.log(`${"balsam, one serial launcher".padEnd(34)} ${f1(ours.rate).padStart(7)} jobs/s  ${f2(ours.rate / limit)} of raw   (${ours.finished} of ${n} finished; timed as the peers: first add to last result, the launcher already up)`);
@@ -210,7 +212,7 @@ async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number
     return;
   }
   try {
-    const pinnedRaws = [await rawSmall(Math.min(n, 5000), ["taskset", "-c", "1"]), await rawHelper(Math.min(n, 5000), ["taskset", "-c", "1"])];
+    const pinnedRaws = [await rawSmall(Math.min(n, 5000), ["taskset", "-c", "1"]), (await rawHelper(Math.min(n, 5000), ["taskset", "-c", "1"])).rate];
     const rawPinned = Math.max(...pinnedRaws.filter((x) => !Number.isNaN(x)));
     // The search that adds the jobs and reads the results runs on a login node: here, the servers' core.
     await run(["taskset", "-a", "-p", "-c", "0", String(process.pid)]);

@@ -237,7 +237,7 @@ export class Launcher implements Core {
     await this.step("marking the launcher exited", markLauncherExited(this.o.client.store, this.owner).catch(() => undefined));
     this.state = "stopped";
     const s = this.completion.summary;
-    this.log(`stopped (${this.reason}): ${s.finished} finished, ${s.failed} failed, ${s.restarted} to restart, ${s.killed} killed; ${costs(this.o.client.store, s, this.cpuAtStart, this.processes?.spawnCpuMs() ?? 0, this.processes?.watchdogCpuMs() ?? 0)}`);
+    this.log(`stopped (${this.reason}): ${s.finished} finished, ${s.failed} failed, ${s.restarted} to restart, ${s.killed} killed; ${costs(this.o.client.store, s, this.cpuAtStart, this.processes?.spawnCpuMs() ?? 0, this.processes?.watchdogCpuMs() ?? 0, this.processes?.jobsCpuMs() ?? 0)}`);
   }
 
   /** One step of the shutdown; one that takes long says which it is, so a hang names itself. */

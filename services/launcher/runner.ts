@@ -281,6 +281,11 @@ export class ProcessSupervisor {
     return this.spawner.cpuMs();
   }
 
+  /** CPU of the job processes the spawn helper started and reaped, in ms (0 without a helper). */
+  jobsCpuMs(): number {
+    return this.spawner.jobsCpuMs();
+  }
+
   /** CPU used by the watchdog (a process of its own, not in this one's), in ms; read before it is stopped. */
   watchdogCpuMs(): number {
     return this.watchdogSpentMs ?? cpuMsOf(this.reaper?.pid);

@@ -3,7 +3,7 @@ import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, r
 import { constants as osConstants, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Readable, Writable } from "node:stream";
-import { cpuMsOf } from "../../libs/platform/proc.js";
+import { childrenCpuMsOf, cpuMsOf } from "../../libs/platform/proc.js";
 
 /**
  * How a launcher starts job processes. Two ways, the same replies:
@@ -50,6 +50,8 @@ export interface Spawner {
   moveDeadlines(ids: readonly number[], deadline: number): void;
   /** CPU the spawner used outside the launcher's own process, in ms. */
   cpuMs(): number;
+  /** CPU of the job processes it started that have ended, in ms; 0 where it cannot tell. */
+  jobsCpuMs(): number;
   close(): Promise<void>;
 }
 
@@ -107,6 +109,9 @@ export class InProcessSpawner implements Spawner {
   readonly endsGroups = false;
   moveDeadlines(): void {}
   cpuMs(): number {
+    return 0;
+  }
+  jobsCpuMs(): number {
     return 0;
   }
   async close(): Promise<void> {}
@@ -196,6 +201,7 @@ export class HelperSpawner implements Spawner {
   private outbox = "";
   private closing = false;
   private spentMs = 0;
+  private jobsSpentMs = 0;
   /** Times the helper died while the launcher ran. */
   deaths = 0;
   /** The running helper's job table, when it has one. */
@@ -346,6 +352,11 @@ export class HelperSpawner implements Spawner {
     return this.spentMs + cpuMsOf(this.child?.pid);
   }
 
+  /** What the helper's reaped jobs used (its cutime and cstime): the bench's "the jobs themselves". */
+  jobsCpuMs(): number {
+    return this.jobsSpentMs + childrenCpuMsOf(this.child?.pid);
+  }
+
   /** Ends the helper; it kills the process groups of jobs still running. */
   async close(): Promise<void> {
     this.closing = true;
@@ -353,6 +364,7 @@ export class HelperSpawner implements Spawner {
     if (!child) return;
     const exited = new Promise<void>((res) => child.once("close", () => res()));
     this.spentMs += cpuMsOf(child.pid);
+    this.jobsSpentMs += childrenCpuMsOf(child.pid);
     this.flush(child);
     child.stdin.end();
     const t = setTimeout(() => child.kill("SIGKILL"), 5000);

@@ -41,6 +41,9 @@ describe("jobs running ahead of their claim", () => {
     assert.ok(m, out);
     assert.ok(Number(m[2]) <= n, `update commands ${m[2]} for ${n} jobs`);
     assert.ok(Number(m[3] ?? 0) < 20, `find commands ${m[3]} for ${n} jobs`);
+    // Beside its own costs, what the jobs' processes themselves used (the spawn helper's reaped children).
+    const jobsCpu = /its jobs' processes CPU (\d+) ms/.exec(out);
+    assert.ok(jobsCpu && Number(jobsCpu[1]) > 0, out);
   });
 
   test("kill -9 of a launcher holding jobs started but not yet written: they run again once its entries' locks lapse, each finishes once", async () => {

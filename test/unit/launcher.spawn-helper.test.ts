@@ -203,6 +203,21 @@ describe("the spawn helper", () => {
     }
   });
 
+  test("the helper tells what its ended jobs' processes used (its reaped children's CPU)", async () => {
+    const h = new HelperSpawner(path!, () => undefined, 0);
+    try {
+      assert.equal(h.jobsCpuMs(), 0, "nothing ended yet");
+      // ~0.3–1 s of shell arithmetic: well over the 10 ms a clock tick counts.
+      const { end } = await run(h, { argv: ["/bin/sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"] });
+      assert.deepEqual(end, { t: "exit", code: 0, signal: null });
+      assert.ok(h.jobsCpuMs() >= 100, `jobs' CPU ${h.jobsCpuMs()} ms`);
+      assert.ok(h.cpuMs() < h.jobsCpuMs(), "the helper's own CPU is counted apart");
+    } finally {
+      await h.close();
+    }
+    assert.ok(h.jobsCpuMs() >= 100, "still told once the helper is closed");
+  });
+
   test("a helper whose stdin closes with a job running kills the job's group and keeps its line; the table is told for the watchdog to sweep the rest of its session", async () => {
     // A launcher killed -9 closes the helper's stdin before its parent-death signal lands: the helper may reap the
     // job in between, and the watchdog must still find the job (and a child in a group of its own) in the table.
