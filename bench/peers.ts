@@ -47,9 +47,9 @@ async function rawSmall(n: number, wrap: string[] = []): Promise<number> {
  * The same through our spawn helper (vfork) from a bare node: node's own
  * spawn forks, which costs more than Python's vfork-based subprocess, so
  * the peers can outrun rawSmall; this is the machine's limit for how we start
- * processes. NaN when the helper is not built.
+ * processes: jobs/s (NaN when the helper is not built), and the CPU each
+ * job's own process used (the helper's reaped children).
  */
-/** jobs/s through the spawn helper (NaN without one), and the CPU of each job's own process. */
 async function rawHelper(n: number, wrap: string[] = []): Promise<{ rate: number; jobsMs: number }> {
   const measure = new URL("./measure.js", import.meta.url).href;
   const code = `const { rawHelperSpawnRate } = await import(${JSON.stringify(measure)}); console.log(JSON.stringify(await rawHelperSpawnRate("/bin/true", ${n}, ${CONCURRENCY}) ?? null));`;
