@@ -55,13 +55,16 @@ const keepOnDisk = {
 rmSync(outdir, { recursive: true, force: true });
 
 /** Packages bundled apart, by group: one CommonJS file per group, so bullmq and ioredis share one ioredis. */
-const DRIVER_GROUPS = { mongodb: ["mongodb"], queue: ["bullmq", "ioredis"] };
+// zod (settings validation; `zod` itself for the web API's schemas) is grouped the same way: the launcher's
+// dist/libs/config imported a second copy of it from node_modules (~0.1 s of CPU per launcher start, measured).
+const DRIVER_GROUPS = { mongodb: ["mongodb"], queue: ["bullmq", "ioredis"], zod: ["zod", "zod/mini", "zod/v4/locales/en.js"] };
 const driverFile = {};
 const driverPackages = {};
 function packagesOf(inputs) {
   const packages = new Set();
   for (const input of inputs) {
-    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input) ?? /^balsam-driver:(.+)$/.exec(input);
+    // A driver module of a package's subpath (zod/mini) counts as the package.
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input) ?? /^balsam-driver:((?:@[^/]+\/)?[^/]+)/.exec(input);
     if (m) packages.add(m[1]);
   }
   return [...packages].sort();
@@ -126,6 +129,16 @@ for (const [group, pkgs] of Object.entries(DRIVER_GROUPS)) {
 
 /** Each driver package, in the ESM bundle, is a module re-exporting what its CommonJS file exports. */
 const requireHere = createRequire(join(root, "package.json"));
+/**
+ * Whether `import x from pkg` gives the CommonJS build's `default` (a package
+ * with an ESM build of its own, e.g. zod's locales: a function) rather than
+ * its whole `module.exports` (Node's interop for a CommonJS-only package).
+ */
+const esmDefault = {};
+for (const pkg of Object.values(DRIVER_GROUPS).flat()) {
+  const cjs = requireHere(pkg);
+  esmDefault[pkg] = "default" in cjs && (await import(pkg)).default !== cjs;
+}
 /** That module's source: `loaderSpec` imports cli/code-cache.js, `fileSpec` is the driver file relative to the module. */
 function driverModule(pkg, loaderSpec, fileSpec) {
   const names = Object.keys(requireHere(pkg)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== "default");
@@ -133,18 +146,27 @@ function driverModule(pkg, loaderSpec, fileSpec) {
     `import { requireCached } from ${JSON.stringify(loaderSpec)};`,
     `import { fileURLToPath } from "node:url";`,
     `const m = requireCached(fileURLToPath(new URL(${JSON.stringify(fileSpec)}, import.meta.url)))[${JSON.stringify(pkg)}];`,
-    `export default m;`,
-    ...names.map((n) => `export const ${n} = m.${n};`),
+    esmDefault[pkg] ? `export default m.default;` : `export default m;`,
+    // Bound apart and exported by name: zod exports `null`, `enum`, `function`…, which no `export const` can name.
+    ...names.map((n, i) => `const e${i} = m.${n};`),
+    `export { ${names.map((n, i) => `e${i} as ${n}`).join(", ")} };`,
   ].join("\n");
 }
+/** dist/bundle/drivers/<this>: a package's ESM module, its subpath's slashes made dashes (zod-mini.mjs). */
+function esmFileName(pkg) {
+  return `${pkg.replace(/\//g, "-")}.mjs`;
+}
+/** The packages' names as one regex alternation (zod/v4/locales/en.js has a dot). */
+const driverAlternation = () => Object.keys(driverFile).map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
 const driverShims = {
   name: "driver-shims",
   setup(b) {
-    const filter = new RegExp(`^(${Object.keys(driverFile).join("|")})$`);
+    const filter = new RegExp(`^(${driverAlternation()})$`);
     b.onResolve({ filter }, (args) => ({ path: args.path, namespace: "balsam-driver" }));
     // dist/libs as rewritten by an earlier bundling (the end of this script), when no tsc ran since.
-    const rewritten = new RegExp(`/bundle/drivers/(${Object.keys(driverFile).join("|")})\\.mjs$`);
-    b.onResolve({ filter: rewritten }, (args) => ({ path: rewritten.exec(args.path)[1], namespace: "balsam-driver" }));
+    const byFile = Object.fromEntries(Object.keys(driverFile).map((k) => [esmFileName(k), k]));
+    const rewritten = new RegExp(`/bundle/drivers/(${Object.keys(byFile).map((k) => k.replace(/[.]/g, "\\.")).join("|")})$`);
+    b.onResolve({ filter: rewritten }, (args) => ({ path: byFile[rewritten.exec(args.path)[1]], namespace: "balsam-driver" }));
     b.onLoad({ filter: /.*/, namespace: "balsam-driver" }, (args) => ({ resolveDir: root, loader: "js", contents: driverModule(args.path, loader, "./" + driverFile[args.path]) }));
   },
 };
@@ -185,11 +207,11 @@ writeFileSync(join(outdir, "manifest.json"), JSON.stringify(manifest, null, 1) +
 // bare `tsc` since puts the node_modules imports back, which work as before.
 const driverEsm = {};
 for (const pkg of Object.keys(driverFile)) {
-  const file = join(outdir, "drivers", `${pkg}.mjs`);
+  const file = join(outdir, "drivers", esmFileName(pkg));
   writeFileSync(file, driverModule(pkg, relative(dirname(file), loader).split(sep).join("/"), "./" + basename(driverFile[pkg])) + "\n");
   driverEsm[pkg] = file;
 }
-const driverImport = new RegExp(`(\\bfrom\\s*|\\bimport\\s*\\(\\s*)"(${Object.keys(driverFile).join("|")})"`, "g");
+const driverImport = new RegExp(`(\\bfrom\\s*|\\bimport\\s*\\(\\s*)"(${driverAlternation()})"`, "g");
 function rewriteDriverImports(dir) {
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
