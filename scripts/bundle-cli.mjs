@@ -14,7 +14,7 @@
 // - libs/errors: one copy of the error classes for both, so the CLI's
 //   `instanceof UsageError` (exit code 2) holds for errors the services throw.
 //
-// The drivers (the mongodb driver; bullmq with ioredis) are bundled apart,
+// The drivers (the mongodb driver; bullmq with ioredis; zod) are bundled apart,
 // as CommonJS files dist/bundle/drivers/<group>-<hash>.cjs, which the CLI
 // loads through V8's code cache (cli/code-cache.ts): compiling the mongodb
 // driver was most of what a small `balsam ls` did. In the ESM bundle,
