@@ -8,7 +8,7 @@ import { useCliFixture } from "../support/fixture.js";
  * dist/libs they import named the packages too, which loaded a second,
  * unused copy of the mongodb driver and of bullmq with ioredis from
  * node_modules (~0.5 s of a launcher's start-up CPU, measured), and of zod
- * (the settings' validation, ~0.1 s). A loader
+ * (the settings' validation, ~0.04 s). A loader
  * hook makes importing any of them by name fail, so a launcher that does
  * fails loudly.
  */
