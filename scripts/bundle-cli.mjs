@@ -156,8 +156,10 @@ function driverModule(pkg, loaderSpec, fileSpec) {
 function esmFileName(pkg) {
   return `${pkg.replace(/\//g, "-")}.mjs`;
 }
-/** The packages' names as one regex alternation (zod/v4/locales/en.js has a dot). */
-const driverAlternation = () => Object.keys(driverFile).map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
+/** A name as a regex matching it literally (zod/v4/locales/en.js has a dot). */
+const literally = (name) => name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/** The packages' names as one regex alternation. */
+const driverAlternation = () => Object.keys(driverFile).map(literally).join("|");
 const driverShims = {
   name: "driver-shims",
   setup(b) {
@@ -165,7 +167,7 @@ const driverShims = {
     b.onResolve({ filter }, (args) => ({ path: args.path, namespace: "balsam-driver" }));
     // dist/libs as rewritten by an earlier bundling (the end of this script), when no tsc ran since.
     const byFile = Object.fromEntries(Object.keys(driverFile).map((k) => [esmFileName(k), k]));
-    const rewritten = new RegExp(`/bundle/drivers/(${Object.keys(byFile).map((k) => k.replace(/[.]/g, "\\.")).join("|")})$`);
+    const rewritten = new RegExp(`/bundle/drivers/(${Object.keys(byFile).map(literally).join("|")})$`);
     b.onResolve({ filter: rewritten }, (args) => ({ path: byFile[rewritten.exec(args.path)[1]], namespace: "balsam-driver" }));
     b.onLoad({ filter: /.*/, namespace: "balsam-driver" }, (args) => ({ resolveDir: root, loader: "js", contents: driverModule(args.path, loader, "./" + driverFile[args.path]) }));
   },
