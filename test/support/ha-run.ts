@@ -163,7 +163,22 @@ export async function failoverMidRun(run: HaRun, workflow: string, n: number, fa
   assert.deepEqual(await runnableWithoutEntry(run.balsam, workflow), []);
   const runs = run.runs();
   assert.equal(runs.size, n, "jobs that never ran");
-  const counts = await run.balsam.queues.queue(workflow).getJobCounts("waiting", "active", "delayed", "prioritized");
+  // The Sentinels may still be cutting the demoted primary's connections: this client reconnects, and a command sent
+  // meanwhile fails at once (no offline queue; seen under a loaded machine). Read once it serves again.
+  let counts: Record<string, number> = {};
+  await waitFor(
+    async () => {
+      try {
+        counts = await run.balsam.queues.queue(workflow).getJobCounts("waiting", "active", "delayed", "prioritized");
+        return true;
+      } catch (err) {
+        if (/Stream isn't writeable/.test((err as Error).message)) return false;
+        throw err;
+      }
+    },
+    30_000,
+    "the queue's connection to serve again, to count the entries left",
+  );
   const leftOver = Object.fromEntries(Object.entries(counts).filter(([, c]) => c > 0));
   return { finishedBefore, failoverMs, resumedMs, ranTwice: [...runs.values()].filter((c) => c > 1).length, leftOver };
 }
