@@ -13,7 +13,7 @@ interface RmOptions extends SelectorOptions {
   force?: boolean;
 }
 
-const VICTIM_FIELDS = { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1, lock: 1, hasChildren: 1 } as const;
+const VICTIM_FIELDS = { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1, lock: 1, hasChildren: 1, chunk: 1 } as const;
 
 /**
  * Off a terminal only --force deletes, so a script never hangs on a prompt;

@@ -2,7 +2,8 @@ import { checkJobForLaunch, checkJobLimits, checkSpecTags, cuteId, isRunnable, M
 import { BalsamError, NotFoundError, UsageError, coerceError } from "../errors/index.js";
 import { appNamesAmong, buildJob, getJob, insertJobs, markHasChildren, statesOf, takeBackAddedJobs } from "../store/index.js";
 import { queueName } from "../queue/names.js";
-import { queueItem } from "./queue-item.js";
+import { chunkEntryId } from "../queue/index.js";
+import { dropEntries, queueItem } from "./queue-item.js";
 import type { JobsContext } from "./context.js";
 
 /**
@@ -34,7 +35,7 @@ export async function addMany(ctx: JobsContext, specs: readonly JobSpec[], opts:
 export async function addChunks(ctx: JobsContext, chunks: Iterable<readonly JobSpec[]>, onAdded?: (added: number) => void): Promise<number> {
   const since = new Date();
   // Only what takeBack needs: a million full documents would not fit.
-  const written: Array<Pick<Job, "_id" | "workflow" | "attempts" | "state">> = [];
+  const written: Array<Pick<Job, "_id" | "workflow" | "attempts" | "state" | "chunk">> = [];
   // A chunk's queue entries go to Redis while the next chunk goes to
   // MongoDB: the two servers work side by side, and 100k dummies cost the
   // inserts' time plus one chunk's enqueue instead of the sum of both.
@@ -44,7 +45,8 @@ export async function addChunks(ctx: JobsContext, chunks: Iterable<readonly JobS
     for (const specs of chunks) {
       if (specs.length === 0) continue;
       const jobs = await prepare(ctx, specs, new Date());
-      for (const j of jobs) written.push({ _id: j._id, workflow: j.workflow, attempts: j.attempts, state: j.state });
+      assignChunks(jobs);
+      for (const j of jobs) written.push({ _id: j._id, workflow: j.workflow, attempts: j.attempts, state: j.state, chunk: j.chunk });
       await insert(ctx, jobs);
       await enqueuing;
       onAdded?.(enqueued);
@@ -105,6 +107,8 @@ async function write(ctx: JobsContext, jobs: Job[]): Promise<void> {
   try {
     for (let i = 0, size = FIRST_PART; i < jobs.length; i += size, size = Math.min(LARGEST_PART, size * 2)) {
       const part = jobs.slice(i, i + size);
+      // Per part: a chunk's jobs reach Redis in one enqueue, so its one entry lists them all.
+      assignChunks(part);
       await insert(ctx, part);
       await enqueuing;
       enqueuing = enqueue(ctx, part);
@@ -116,6 +120,36 @@ async function write(ctx: JobsContext, jobs: Job[]): Promise<void> {
     // The caller takes the jobs back: no enqueue may still be adding entries then.
     await enqueuing.catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * Jobs per chunk entry. A launcher takes a chunk's jobs as its slots free,
+ * so a chunk is also the most one launcher holds ahead of its slots per
+ * entry in hand (dispatch.ts); short jobs then cost BullMQ one entry per
+ * CHUNK_SIZE instead of one each.
+ */
+export const CHUNK_SIZE = 8;
+
+/**
+ * Groups the part's runnable serial untagged jobs, per workflow, into
+ * chunks of CHUNK_SIZE: each job records its chunk's entry id. MPI jobs
+ * keep entries of their own (their priority is their size), and so do
+ * tagged ones (a tagged launcher decides from the entry, reading nothing:
+ * tag-filter.ts). Before the insert, so the field is in the documents
+ * reconciliation reads: it offers the chunk again, never the job alone;
+ * and per part written, so one enqueue carries all of a chunk's jobs.
+ */
+function assignChunks(jobs: Job[]): void {
+  const open = new Map<string, Job[]>();
+  for (const j of jobs) {
+    if (!isRunnable(j.state) || j.numNodes > 1 || Object.keys(j.tags).length > 0) continue;
+    let group = open.get(j.workflow);
+    if (!group || group.length === CHUNK_SIZE) open.set(j.workflow, (group = []));
+    group.push(j);
+    // A chunk of one saves nothing: the job keeps an entry of its own.
+    if (group.length === 2) group[0]!.chunk = group[1]!.chunk = chunkEntryId(group[0]!._id);
+    else if (group.length > 2) j.chunk = group[0]!.chunk;
   }
 }
 
@@ -142,7 +176,7 @@ async function enqueue(ctx: JobsContext, jobs: Job[]): Promise<void> {
  * when they finish, while clearing it could race another add of a child
  * to the same parent and leave that child waiting forever.
  */
-async function takeBack(ctx: JobsContext, written: ReadonlyArray<Pick<Job, "_id" | "workflow" | "attempts" | "state">>, since: Date, err: unknown): Promise<Error> {
+async function takeBack(ctx: JobsContext, written: ReadonlyArray<Pick<Job, "_id" | "workflow" | "attempts" | "state" | "chunk">>, since: Date, err: unknown): Promise<Error> {
   // Nothing written (a later chunk failed validation before any write): the error says it all.
   if (written.length === 0) return coerceError(err);
   const reason = coerceError(err).message;
@@ -161,8 +195,8 @@ async function takeBack(ctx: JobsContext, written: ReadonlyArray<Pick<Job, "_id"
     });
   }
   // Entries that did reach Redis would point at deleted jobs, which launchers skip; removing them is only tidiness.
-  const entries = written.filter((j) => takenBack.has(j._id) && isRunnable(j.state)).map((j) => ({ id: j._id, workflow: j.workflow, attempts: j.attempts }));
-  await ctx.queues.remove(entries).catch(() => 0);
+  const entries = written.filter((j) => takenBack.has(j._id) && isRunnable(j.state)).map((j) => ({ id: j._id, workflow: j.workflow, attempts: j.attempts, chunk: j.chunk }));
+  await dropEntries(ctx, entries).catch(() => 0);
   if (kept === 0) {
     return err instanceof BalsamError ? err : new BalsamError("RUNTIME", `nothing was added: ${reason}`, { cause: err, hint: "retry once the server accepts writes" });
   }

@@ -216,4 +216,5 @@ export async function connect(opts: ConnectOptions = {}): Promise<Balsam> {
 export type { FinishedJob, ResultsOptions, WatchOptions, AddOptions } from "./results.js";
 export { ResultWatcher, parseFinished } from "./results.js";
 export { recoverLapsedLeases, reenqueueRunnable } from "./recovery.js";
+export { CHUNK_SIZE } from "./add.js";
 export { workdirFor } from "./workdir.js";

@@ -1,7 +1,7 @@
 import { allowedTransitions, canTransition, isFinal, isRunnable, RERUN_REQUESTS, transitionPath, type Job, type JobSpec, type JobState, isLaunchField } from "../models/index.js";
 import { ConflictError, InvalidTransitionError, NotFoundError, UsageError } from "../errors/index.js";
 import { chunked, findApp, getJob, jobFilterQuery, MAX_IN_IDS, setJobFieldsIf, transitionJob, type JobFilter, type Transition, resolveJobFilter, runnableMatching, setJobFieldsWhere, serverTime } from "../store/index.js";
-import { queueItem } from "./queue-item.js";
+import { dropEntries, queueItem } from "./queue-item.js";
 import { leaseHeld, leaseLive } from "./lease.js";
 import { announceFinished } from "./finished.js";
 import { releaseChildren } from "./release.js";
@@ -14,8 +14,9 @@ import { validateSpec } from "./add.js";
  * state goes through setState, and a job under a live launcher lease is
  * refused: the launcher is its only writer (DESIGN invariant 3).
  */
-export async function modify(ctx: JobsContext, idOrPrefix: string, set: Partial<Omit<Job, "_id" | "state" | "stateHistory" | "workflow">>, opts: { lease?: string } = {}): Promise<Job> {
-  for (const k of ["_id", "state", "stateHistory", "workflow"]) {
+export async function modify(ctx: JobsContext, idOrPrefix: string, set: Partial<Omit<Job, "_id" | "state" | "stateHistory" | "workflow" | "chunk">>, opts: { lease?: string } = {}): Promise<Job> {
+  // `chunk` names the queue entry that offers the job (libs/client/add.ts): only adding it sets one.
+  for (const k of ["_id", "state", "stateHistory", "workflow", "chunk"]) {
     if (k in set) throw new UsageError(`modify() does not change ${k}${k === "state" ? "; use jobs.setState(id, state)" : ""}`);
   }
   const job = await getJob(ctx.store, idOrPrefix);
@@ -76,7 +77,7 @@ export async function setState(ctx: JobsContext, idOrPrefix: string, to: JobStat
   if (!(await transitionJob(ctx.store, t))) throw new ConflictError(`job ${job._id} changed state while being modified; try again`);
   const updated = await getJob(ctx.store, job._id);
   if (isRunnable(to)) await ctx.queues.enqueue([queueItem(updated)]);
-  if (isRunnable(job.state)) await ctx.queues.remove([queueItem(job)]);
+  if (isRunnable(job.state)) await dropEntries(ctx, [queueItem(job)]);
   if (isFinal(to)) {
     // Told as a launcher tells it: a search waiting on results() hears of it, and children move on.
     await announceFinished(ctx.queues, [{ id: updated._id, workflow: updated.workflow, name: updated.name, state: to, result: updated.data?.result }]);
@@ -92,6 +93,7 @@ export async function setState(ctx: JobsContext, idOrPrefix: string, to: JobStat
  */
 export async function updateWhere(ctx: JobsContext, filter: JobFilter, set: Partial<Omit<Job, "_id" | "state" | "stateHistory">>): Promise<number> {
   if ("state" in set) throw new UsageError("update() does not change states; use jobs.setState(id, state)");
+  if ("chunk" in set) throw new UsageError("update() does not change chunk: only adding a job sets the queue entry that offers it");
   const f = await resolveJobFilter(ctx.store, filter);
   if (!f) return 0;
   const query = jobFilterQuery(f);

@@ -3,7 +3,7 @@ import { ConflictError } from "../errors/index.js";
 import { descendantsOf, getJob, markHasChildren, setJobFieldsIf, statesOf, transitionJob, serverTime, type Store } from "../store/index.js";
 import { settleWaiting } from "./release.js";
 import type { JobsContext } from "./context.js";
-import { queueItem } from "./queue-item.js";
+import { dropEntries, queueItem } from "./queue-item.js";
 import { leaseHeld, leaseLive } from "./lease.js";
 
 /** What changing a job's parents works on. */
@@ -98,7 +98,7 @@ async function replaceParents(ctx: ParentsContext, child: Job, ids: readonly str
   if (!written) throw new ConflictError(`job ${child._id} changed state while its parents were set; try again`);
   let updated = await getJob(ctx.store, child._id);
   // Its queue entry carries its parents (launch snapshot): replaced, or removed while it waits.
-  if (isRunnable(child.state)) await ctx.queues.remove([queueItem(child)]);
+  if (isRunnable(child.state)) await dropEntries(ctx, [queueItem(child)]);
   if (isRunnable(updated.state)) await ctx.queues.enqueue([queueItem(updated)]);
   if (updated.state === "AWAITING_PARENTS" && (await settleWaiting(ctx, [updated]))) updated = await getJob(ctx.store, child._id);
   return updated;

@@ -81,7 +81,7 @@ export async function recoverLapsedLeases(store: Store, queues: JobQueues, opts:
 export async function reenqueueRunnable(store: Store, queues: JobQueues, workflows?: string[]): Promise<number> {
   let n = 0;
   const cursor = runnablePointers(store, workflows);
-  let batch: Array<Pick<Job, "_id" | "workflow" | "attempts" | "numNodes">> = [];
+  let batch: Array<Pick<Job, "_id" | "workflow" | "attempts" | "numNodes" | "chunk">> = [];
   for await (const j of cursor) {
     batch.push(j);
     if (batch.length >= 2000) {

@@ -2,13 +2,13 @@ import { isActive, isFinal, isRunnable, type Job } from "../models/index.js";
 import { ConflictError, UsageError } from "../errors/index.js";
 import { chunked, deleteJobsByIds, descendantsOf, findJobs, getJob, isEmptyFilter, markKillRequested, MAX_IN_IDS, recordTransitions, serverTime, type JobFilter } from "../store/index.js";
 import { KILL_CHANNEL } from "../queue/index.js";
-import { queueItem } from "./queue-item.js";
+import { dropEntries, queueItem } from "./queue-item.js";
 import { leaseLive } from "./lease.js";
 import { releaseChildren } from "./release.js";
 import type { JobsContext, ProgressOptions } from "./context.js";
 
 /** What deleting a job needs to know of it. */
-export type DeleteVictim = Pick<Job, "_id" | "name" | "workflow" | "attempts" | "state" | "lock">;
+export type DeleteVictim = Pick<Job, "_id" | "name" | "workflow" | "attempts" | "state" | "lock"> & Partial<Pick<Job, "chunk">>;
 
 /**
  * Deletes matching jobs and their queue entries. An empty filter deletes
@@ -16,7 +16,7 @@ export type DeleteVictim = Pick<Job, "_id" | "name" | "workflow" | "attempts" | 
  */
 export async function deleteWhere(ctx: JobsContext, f: JobFilter, opts: { evenIfRunning?: boolean } = {}): Promise<number> {
   if (isEmptyFilter(f)) throw new UsageError("refusing to delete with an empty filter");
-  const victims = await findJobs(ctx.store, f, { projection: { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1, lock: 1 } });
+  const victims = await findJobs(ctx.store, f, { projection: { _id: 1, name: 1, workflow: 1, attempts: 1, state: 1, lock: 1, chunk: 1 } });
   return deleteJobs(ctx, victims, opts);
 }
 
@@ -33,7 +33,7 @@ export async function deleteJobs(ctx: JobsContext, victims: ReadonlyArray<Delete
   for (const chunk of chunked([...victims], MAX_IN_IDS)) {
     if (opts.signal?.aborted) break;
     n += await deleteJobsByIds(ctx.store, chunk.map((v) => v._id));
-    await ctx.queues.remove(chunk.filter((v) => isRunnable(v.state)).map((v) => ({ id: v._id, workflow: v.workflow, attempts: v.attempts })));
+    await dropEntries(ctx, chunk.filter((v) => isRunnable(v.state)).map((v) => ({ id: v._id, workflow: v.workflow, attempts: v.attempts, chunk: v.chunk })));
     done += chunk.length;
     opts.onProgress?.(done, victims.length);
   }
@@ -78,7 +78,7 @@ export async function kill(ctx: JobsContext, idOrPrefix: string, opts: { recursi
     free.map((j) => ({ id: j._id, from: j.state, path: [{ state: "USER_KILLED" as const, message: "killed by user" }], set: { lock: null } })),
   );
   const queued = free.filter((j) => isRunnable(j.state) && !lost.includes(j._id));
-  await ctx.queues.remove(queued.map(queueItem));
+  await dropEntries(ctx, queued.map(queueItem));
   // A launcher may be running a queued job already, ahead of its claim (DESIGN §7): it stops the process on this.
   for (const j of queued) await ctx.queues.publish(KILL_CHANNEL, j._id);
   if (leased.length) {

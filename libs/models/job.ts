@@ -39,6 +39,12 @@ export interface Job {
    * some statements did not match.
    */
   writeToken?: string;
+  /**
+   * The queue entry of the chunk the job was added in (jobs added together
+   * share one entry: libs/client/add.ts); absent for a job queued alone.
+   * Until its first restart the job is offered only through that entry.
+   */
+  chunk?: string;
   data: Record<string, unknown>;
   numNodes: number;
   ranksPerNode: number;
@@ -127,6 +133,7 @@ export type JobSpec = Pick<Job, "name" | "workflow" | "application"> &
       | "exitCode"
       | "runtimeSeconds"
       | "hasChildren"
+      | "chunk"
       | "killRequestedAt"
       | "failedByParent"
       | "createdAt"

@@ -10,16 +10,20 @@ import type { RedisTarget } from "../config/index.js";
  * nothing of BullMQ showing. Only this folder imports bullmq.
  */
 
-/** Entry data as stored in Redis: the Balsam job id and, optionally, its launch snapshot. */
-export interface QueueData {
-  id: string;
-  s?: LaunchSnapshot;
-}
+/**
+ * Entry data as stored in Redis: the Balsam job id and, optionally, its
+ * launch snapshot; or, for a chunk (jobs added together, one entry for
+ * several: libs/client/add.ts), the ids of its jobs, which the launcher
+ * reads afresh.
+ */
+export type QueueData = { id: string; s?: LaunchSnapshot; c?: undefined } | { c: string[]; id?: undefined; s?: undefined };
 
 /** One delivery of a queue entry to a consumer. */
 export interface QueueEntry {
-  /** The Balsam job id. */
+  /** The Balsam job id (a chunk's: its first job's). */
   readonly id: string;
+  /** A chunk's job ids; undefined for an entry of one job. */
+  readonly chunk?: readonly string[];
   /** The job as it was queued, when the entry carries it and no consumer died holding it (then it may be stale). */
   readonly snapshot?: LaunchSnapshot;
   /** The entry's own id in the queue, which lock extensions name (ConsumerOptions.onLocksExtended). */
@@ -45,8 +49,8 @@ export interface ConsumerOptions {
    * least `lockDurationMs` from then.
    */
   onLocksExtended?: (entryIds: string[], sentAt: number) => void;
-  /** An entry given up on because its consumers kept dying while they held it (maxStalledCount): the job id. */
-  onGivenUp?: (id: string) => void;
+  /** An entry given up on because its consumers kept dying while they held it (maxStalledCount): its job ids. */
+  onGivenUp?: (ids: readonly string[]) => void;
 }
 
 /** A consumer of one workflow's queue. */
@@ -57,7 +61,7 @@ export interface Consumer {
   /**
    * `n` more entries may be in hand than the concurrency: entries whose
    * handlers wait on a long job (a job running ahead of its claim holds its
-   * entry) do not take the place of new ones.
+   * entry) do not take the place of new ones. Negative: fewer (at least one).
    */
   hold(n: number): void;
   /** Closes once the handlers in progress have returned. */
@@ -69,15 +73,27 @@ export function bullJobId(id: string, attempt: number): string {
   return `${id}_${attempt}`;
 }
 
+/** The entry id of a chunk whose first job is `firstId`: stored on each of its jobs (`chunk`), so offering them again offers the chunk. */
+export function chunkEntryId(firstId: string): string {
+  return `${firstId}_c`;
+}
+
+/** The jobs an entry stands for. */
+function idsOf(data: QueueData): string[] {
+  return data.c ?? [data.id];
+}
+
 /** Whether a failed entry failed because its workers kept dying while they held it. */
 function givenUpAsStalled(err: Error): boolean {
   return /stalled more than allowable limit/.test(err.message);
 }
 
 function entryOf(job: BullJob<QueueData>, token: string | undefined): QueueEntry {
+  const d = job.data;
   return {
-    id: job.data.id,
-    snapshot: job.stalledCounter ? undefined : job.data.s,
+    id: d.c ? d.c[0]! : d.id,
+    ...(d.c ? { chunk: d.c } : {}),
+    snapshot: job.stalledCounter ? undefined : d.s,
     entryId: String(job.id),
     fetchedAt: job.processedOn,
     async defer(ms: number): Promise<never> {
@@ -107,7 +123,7 @@ export function startConsumer(target: RedisTarget, prefix: string, connectTimeou
   });
   w.on("error", (err) => opts.onError?.(err));
   const givenUp = opts.onGivenUp;
-  if (givenUp) w.on("failed", (job: BullJob<QueueData> | undefined, err: Error) => job && givenUpAsStalled(err) && givenUp(job.data.id));
+  if (givenUp) w.on("failed", (job: BullJob<QueueData> | undefined, err: Error) => job && givenUpAsStalled(err) && givenUp(idsOf(job.data)));
   const onExtended = opts.onLocksExtended;
   if (onExtended) {
     // Wrapped rather than heard ("locksRenewed"): the fence needs the time the extension was *sent*, which its lock's new end follows.
@@ -131,8 +147,9 @@ export function startConsumer(target: RedisTarget, prefix: string, connectTimeou
       // just returned is completed first, with room for BullMQ's completion to
       // fetch the next entry in the same call (its fetchNext asks whether the
       // entries in hand are within the concurrency), not in a second one.
-      if (grows) w.concurrency = opts.concurrency + held;
-      else setImmediate(() => (w.concurrency = opts.concurrency + held));
+      // Below one when a chunk's jobs wait for slots (dispatch.ts): then nothing more is fetched until they start.
+      if (grows) w.concurrency = Math.max(1, opts.concurrency + held);
+      else setImmediate(() => (w.concurrency = Math.max(1, opts.concurrency + held)));
     },
     async close() {
       const closing = w.close().catch(() => undefined);

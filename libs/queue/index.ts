@@ -5,7 +5,7 @@ import { connectProducer, createRedisClient, pingTarget, type RedisClient } from
 import type { LaunchSnapshot } from "../models/index.js";
 import { WORKFLOWS_CHANNEL } from "./channels.js";
 import { bullJobId, startConsumer, type Consumer, type ConsumerOptions, type QueueData, type QueueEntry } from "./consumer.js";
-export { bullJobId, type Consumer, type ConsumerOptions, type QueueData, type QueueEntry } from "./consumer.js";
+export { bullJobId, chunkEntryId, type Consumer, type ConsumerOptions, type QueueData, type QueueEntry } from "./consumer.js";
 
 /**
  * BullMQ side of Balsam: one queue per workflow whose entries are pointers
@@ -27,6 +27,17 @@ export interface QueueItem {
   numNodes?: number;
   /** What a launcher needs to run the job without reading it (see libs/models/snapshot.ts). */
   spec?: LaunchSnapshot;
+  /**
+   * The entry id of the chunk the job was added in (Job.chunk). At attempt 0
+   * the job is offered only through that entry, never one of its own: one
+   * job under two entries could run twice at once.
+   */
+  chunk?: string;
+}
+
+/** The entry that offers this item: its chunk's at attempt 0, else its own. */
+function entryIdOf(it: Pick<QueueItem, "id" | "attempts" | "chunk">): string {
+  return it.chunk && it.attempts === 0 ? it.chunk : bullJobId(it.id, it.attempts);
 }
 
 export interface JobQueuesOptions {
@@ -94,52 +105,61 @@ export class JobQueues {
 
   /**
    * Adds runnable jobs to their workflows' queues with one `addBulk` per
-   * workflow (chunked). Idempotent: ids derive from job id + attempt.
+   * workflow (chunked). Idempotent: ids derive from job id + attempt, or
+   * the job's chunk; jobs of one chunk offered together make one entry
+   * (one already there stands: it lists them all, and the launcher reads
+   * which of them are still runnable). Returns how many jobs were offered.
    */
   async enqueue(items: readonly QueueItem[]): Promise<number> {
     if (items.length === 0) return 0;
-    const byWf = new Map<string, QueueItem[]>();
+    const byWf = new Map<string, Map<string, { name: "run"; data: QueueData; opts: { jobId: string; priority?: number } }>>();
     for (const it of items) {
       queueName(it.workflow);
-      const list = byWf.get(it.workflow) ?? [];
-      list.push(it);
-      byWf.set(it.workflow, list);
+      let entries = byWf.get(it.workflow);
+      if (!entries) byWf.set(it.workflow, (entries = new Map()));
+      const jobId = entryIdOf(it);
+      const chunk = entries.get(jobId)?.data.c;
+      if (chunk) chunk.push(it.id);
+      else if (jobId === it.chunk) entries.set(jobId, { name: "run", data: { c: [it.id] }, opts: { jobId } });
+      else {
+        entries.set(jobId, {
+          name: "run",
+          data: it.spec ? { id: it.id, s: it.spec } : { id: it.id },
+          opts: { jobId, ...(it.numNodes && it.numNodes > 1 ? { priority: Math.max(1, 10_000 - it.numNodes) } : {}) },
+        });
+      }
     }
     // A new workflow is told at once, so launchers that match it by name start on it without waiting for their next look.
     if ((await this.connection.sadd(this.workflowsKey(), ...byWf.keys())) > 0) await this.publish(WORKFLOWS_CHANNEL, "new").catch(() => 0);
-    let n = 0;
-    for (const [wf, list] of byWf) {
+    for (const [wf, entries] of byWf) {
       const q = this.queue(wf);
-      for (let i = 0; i < list.length; i += 2000) {
-        const chunk = list.slice(i, i + 2000);
-        await q.addBulk(
-          chunk.map((it) => ({
-            name: "run",
-            data: it.spec ? { id: it.id, s: it.spec } : { id: it.id },
-            opts: {
-              jobId: bullJobId(it.id, it.attempts),
-              ...(it.numNodes && it.numNodes > 1 ? { priority: Math.max(1, 10_000 - it.numNodes) } : {}),
-            },
-          })),
-        );
-        n += chunk.length;
-      }
+      const list = [...entries.values()];
+      for (let i = 0; i < list.length; i += 2000) await q.addBulk(list.slice(i, i + 2000));
     }
-    return n;
+    return items.length;
   }
 
-  /** Removes queue entries of deleted or killed jobs; entries already taken are left to the launcher's check. */
-  async remove(items: ReadonlyArray<Pick<QueueItem, "id" | "workflow" | "attempts">>): Promise<number> {
+  /**
+   * Removes queue entries of deleted or killed jobs; entries already taken
+   * are left to the launcher's check. A chunk's entry offers other jobs too:
+   * it stays (the launcher reads its jobs afresh and skips those no longer
+   * runnable) unless `wholeChunks` says none of its jobs needs it any more
+   * (libs/client/queue-item.ts, dropEntries).
+   */
+  async remove(items: ReadonlyArray<Pick<QueueItem, "id" | "workflow" | "attempts" | "chunk">>, opts: { wholeChunks?: boolean } = {}): Promise<number> {
     let n = 0;
-    const byWf = new Map<string, string[]>();
+    const byWf = new Map<string, Set<string>>();
     for (const it of items) {
       if (!isValidWorkflow(it.workflow)) continue;
-      const list = byWf.get(it.workflow) ?? [];
-      list.push(bullJobId(it.id, it.attempts));
+      const id = entryIdOf(it);
+      if (id === it.chunk && !opts.wholeChunks) continue;
+      const list = byWf.get(it.workflow) ?? new Set();
+      list.add(id);
       byWf.set(it.workflow, list);
     }
-    for (const [wf, ids] of byWf) {
+    for (const [wf, set] of byWf) {
       const q = this.queue(wf);
+      const ids = [...set];
       for (let i = 0; i < ids.length; i += 500) {
         const res = await Promise.all(ids.slice(i, i + 500).map((id) => q.remove(id).catch(() => 0)));
         n += res.reduce<number>((a, b) => a + (b ? 1 : 0), 0);
@@ -148,7 +168,23 @@ export class JobQueues {
     return n;
   }
 
-  /** Number of entries waiting (incl. delayed/prioritized) or being taken in a workflow's queue. */
+  /** The job ids each of these chunks' entries lists (an entry gone or taken meanwhile is left out). */
+  async chunkJobs(items: ReadonlyArray<Pick<QueueItem, "workflow" | "chunk">>): Promise<Map<string, { workflow: string; ids: string[] }>> {
+    const wanted = new Map<string, string>();
+    for (const it of items) if (it.chunk && isValidWorkflow(it.workflow)) wanted.set(it.chunk, it.workflow);
+    const out = new Map<string, { workflow: string; ids: string[] }>();
+    const all = [...wanted];
+    for (let i = 0; i < all.length; i += 500) {
+      const got = await Promise.all(all.slice(i, i + 500).map(([chunk, wf]) => this.queue(wf).getJob(chunk).catch(() => undefined)));
+      got.forEach((e, k) => {
+        const [chunk, workflow] = all[i + k]!;
+        if (e?.data?.c) out.set(chunk, { workflow, ids: e.data.c });
+      });
+    }
+    return out;
+  }
+
+  /** Number of entries waiting (incl. delayed/prioritized) or being taken in a workflow's queue (a chunk is one). */
   async pending(workflow: string): Promise<number> {
     const c = await this.queue(workflow).getJobCounts("waiting", "active", "delayed", "prioritized");
     return Object.values(c).reduce((a, b) => a + b, 0);
@@ -160,9 +196,9 @@ export class JobQueues {
     return Object.values(c).reduce((a, b) => a + b, 0);
   }
 
-  /** Whether the entry for this job/attempt is in its queue. */
-  async has(item: Pick<QueueItem, "id" | "workflow" | "attempts">): Promise<boolean> {
-    const j = await this.queue(item.workflow).getJob(bullJobId(item.id, item.attempts));
+  /** Whether the entry for this job/attempt (or its chunk) is in its queue. */
+  async has(item: Pick<QueueItem, "id" | "workflow" | "attempts" | "chunk">): Promise<boolean> {
+    const j = await this.queue(item.workflow).getJob(entryIdOf(item));
     return j !== undefined && j !== null;
   }
 

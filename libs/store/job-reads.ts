@@ -32,6 +32,16 @@ export async function jobFields<K extends keyof Job>(store: Store, ids: readonly
   return out;
 }
 
+/**
+ * The runnable jobs among `ids` at attempt 0 that were added in `chunk`,
+ * whole: a chunk entry's jobs as they are now (a launcher runs them from
+ * this). Filter `{_id: {$in}, state: {$in: RUNNABLE}, chunk, attempts: 0}`; index `_id`.
+ * Guard: "find with _id $in and another condition is answered through the _id index (explain)".
+ */
+export function runnableOfChunk(store: Store, chunk: string, ids: readonly string[]): Promise<Job[]> {
+  return coll(store).jobs.find({ _id: { $in: [...ids] }, state: { $in: [...RUNNABLE_STATES] }, chunk, attempts: 0 }).toArray();
+}
+
 /** The states of the jobs among `ids` that exist (see jobFields). */
 export async function statesOf(store: Store, ids: readonly string[]): Promise<Map<string, JobState>> {
   return new Map((await jobFields(store, ids, ["state"])).map((j) => [j._id, j.state]));
@@ -138,13 +148,27 @@ export function countRunnableOrWaiting(store: Store, workflows: readonly string[
 }
 
 /**
- * Runnable jobs per workflow (the service compares them with its queues).
- * Pipeline `$match state $in RUNNABLE, $group workflow`; index `{state}`.
- * Guard: "counts by state and by workflow and state are exact and answered through the indexes (explain)".
+ * Runnable jobs per workflow, and the queue entries that offer them (a
+ * chunk's jobs at attempt 0 share one): the service compares the entries
+ * with its queues. Pipelines `$match state $in RUNNABLE, $group workflow`;
+ * the same of chunked jobs at attempt 0; and of their chunks, `$group
+ * {workflow, chunk}, $group workflow`. Index `{state}`.
+ * Guard: "counts by state and by workflow and state are exact and answered through the indexes (explain)";
+ * "a $group of a $group's compound keys counts distinct pairs" (which also
+ * says why jobs and chunks are counted apart: this FerretDB sums 0 for a
+ * `$sum` of an earlier `$group`'s count).
  */
-export async function runnableByWorkflow(store: Store): Promise<Array<{ workflow: string; n: number }>> {
-  const rows = await coll(store).jobs.aggregate<{ _id: string; n: number }>([{ $match: { state: { $in: [...RUNNABLE_STATES] } } }, { $group: { _id: "$workflow", n: { $sum: 1 } } }]).toArray();
-  return rows.map((r) => ({ workflow: r._id, n: r.n }));
+export async function runnableByWorkflow(store: Store): Promise<Array<{ workflow: string; n: number; entries: number }>> {
+  const runnable = { state: { $in: [...RUNNABLE_STATES] } };
+  const chunked = { ...runnable, chunk: { $exists: true }, attempts: 0 };
+  const perWf = { $group: { _id: "$workflow", n: { $sum: 1 } } };
+  const jobs = coll(store).jobs;
+  const rows = await jobs.aggregate<{ _id: string; n: number }>([{ $match: runnable }, perWf]).toArray();
+  const inChunks = new Map((await jobs.aggregate<{ _id: string; n: number }>([{ $match: chunked }, perWf]).toArray()).map((r) => [r._id, r.n]));
+  const chunks = new Map(
+    (await jobs.aggregate<{ _id: string; n: number }>([{ $match: chunked }, { $group: { _id: { w: "$workflow", c: "$chunk" } } }, { $group: { _id: "$_id.w", n: { $sum: 1 } } }]).toArray()).map((r) => [r._id, r.n]),
+  );
+  return rows.map((r) => ({ workflow: r._id, n: r.n, entries: r.n - (inChunks.get(r._id) ?? 0) + (chunks.get(r._id) ?? 0) }));
 }
 
 /**
@@ -179,12 +203,12 @@ export function lapsedLeases(store: Store, now: Date, limit: number): Promise<Jo
 }
 
 /**
- * The queue pointers (id, workflow, attempts, numNodes) of the runnable
+ * The queue pointers (id, workflow, attempts, numNodes, chunk) of the runnable
  * jobs of `workflows` (all when undefined), streamed. Index `{workflow, state}` or `{state}`.
  * Guard: "find by workflow and state $in is answered through an index and matches arrays too (explain)".
  */
-export function runnablePointers(store: Store, workflows?: readonly string[]): FindCursor<Pick<Job, "_id" | "workflow" | "attempts" | "numNodes">> {
-  return coll(store).jobs.find({ ...inWorkflows(workflows), state: { $in: [...RUNNABLE_STATES] } }, { projection: { _id: 1, workflow: 1, attempts: 1, numNodes: 1 } });
+export function runnablePointers(store: Store, workflows?: readonly string[]): FindCursor<Pick<Job, "_id" | "workflow" | "attempts" | "numNodes" | "chunk">> {
+  return coll(store).jobs.find({ ...inWorkflows(workflows), state: { $in: [...RUNNABLE_STATES] } }, { projection: { _id: 1, workflow: 1, attempts: 1, numNodes: 1, chunk: 1 } });
 }
 
 /**

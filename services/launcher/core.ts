@@ -38,6 +38,9 @@ export type Taken = "done" | "changed";
  * writer and fence, and the jobs it is running. The Launcher (launcher.ts)
  * is the one implementation; each room takes only this.
  */
+/** How many kills of jobs not running here a launcher remembers. */
+export const KILLS_HEARD = 10_000;
+
 export interface Core {
   readonly o: ResolvedOptions;
   readonly owner: string;
@@ -47,6 +50,12 @@ export interface Core {
   readonly completion: Completion;
   readonly commands: CommandBuilder;
   readonly running: Map<string, Running>;
+  /**
+   * Kills heard for jobs not running here (yet): one whose entry is in hand,
+   * read before the kill, waiting for a slot, must not start (dispatch.ts).
+   * The oldest are dropped past KILLS_HEARD.
+   */
+  readonly killsHeard: Set<string>;
   supervisor(): ProcessSupervisor;
   /** Taking work: not yet stopping. */
   active(): boolean;

@@ -8,9 +8,21 @@ import { planStart } from "./plan.js";
 import { refusal, sizeOf } from "./prepare.js";
 import { matching } from "./idle.js";
 import { TagFilter } from "./tag-filter.js";
-import type { Execution } from "./execution.js";
+import { once, type Execution } from "./execution.js";
+import type { AheadEntry } from "./fence.js";
 import type { LeaseKeeper } from "./leases.js";
 import type { Core, Running, Taken } from "./core.js";
+
+/** What take() needs of the entry a job came in: its lock (the fence's), and giving the job back. */
+interface Offer extends AheadEntry {
+  /** Ends the take (throws): the job goes back to the queue, `ms` later. */
+  defer(ms: number): Promise<never>;
+  /** A chunk's job: told once the job waits for a slot no more (it got one, or was decided otherwise). */
+  settled?: () => void;
+}
+
+/** Thrown by a chunk job's defer: the job is left for the chunk's next delivery. */
+const LEFT = new Error("left in its chunk");
 
 /**
  * From a queue entry to a started job: one BullMQ worker per consumed
@@ -21,7 +33,7 @@ import type { Core, Running, Taken } from "./core.js";
  */
 export class Dispatch {
   private readonly workers = new Map<string, Consumer>();
-  private readonly apps = new Map<string, App>();
+  private readonly apps = new Map<string, Promise<App | undefined>>();
   private readonly tagFilter: TagFilter;
   /**
    * Jobs whose entries BullMQ gave up on here, each with the write recording
@@ -56,7 +68,7 @@ export class Dispatch {
     const wanted = o.workflows ?? matching(o, await o.client.queues.workflows());
     for (const wf of wanted) {
       if (this.workers.has(wf)) continue;
-      const w = o.client.queues.consume(wf, (entry) => this.process(entry), {
+      const w = o.client.queues.consume(wf, (entry) => this.process(entry, wf), {
         concurrency: o.baseConcurrency,
         lockDurationMs: o.lockDurationMs,
         stalledIntervalMs: o.lockDurationMs,
@@ -66,7 +78,9 @@ export class Dispatch {
         drainDelaySeconds: 1,
         onError: (err) => core.log(`queue ${wf}: ${err.message}`),
         onLocksExtended: (ids, sentAt) => core.fence.locksExtended(ids, sentAt),
-        onGivenUp: (id) => void this.givenUp.set(id, this.failStalled(id).catch((e: unknown) => core.log(`job ${id}: ${coerceError(e).message}`))),
+        onGivenUp: (ids) => {
+          for (const id of ids) this.givenUp.set(id, this.failStalled(id).catch((e: unknown) => core.log(`job ${id}: ${coerceError(e).message}`)));
+        },
       });
       this.workers.set(wf, w);
     }
@@ -93,11 +107,14 @@ export class Dispatch {
     await this.execution.records.failUnclaimed(job, `its launcher was lost ${n} times while running it (maxLeaseLapses ${n}): not restarted; the job's output file may say why`);
   }
 
-  private async appOf(name: string): Promise<App | undefined> {
+  /** The app, read once: a chunk's jobs ask side by side, and one read answers them all. */
+  private appOf(name: string): Promise<App | undefined> {
     let app = this.apps.get(name);
     if (!app) {
-      app = (await findApp(this.core.o.client.store, name)) ?? undefined;
-      if (app) this.apps.set(name, app);
+      app = findApp(this.core.o.client.store, name).then((a) => a ?? undefined);
+      this.apps.set(name, app);
+      // Not found (yet), or the read failed: asked again next time.
+      void app.then((a) => a ?? this.apps.delete(name), () => this.apps.delete(name));
     }
     return app;
   }
@@ -107,29 +124,105 @@ export class Dispatch {
    * so nothing is read; a write that finds the job changed since (modified,
    * killed, taken) reads it afresh and decides again.
    */
-  private async process(entry: QueueEntry): Promise<void> {
+  private async process(entry: QueueEntry, workflow: string): Promise<void> {
     this.lastActivity = Date.now();
+    if (entry.chunk) return this.processChunk(entry, entry.chunk, workflow);
     const id = entry.id;
-    const read = (): Promise<Job | null> => this.execution.records.read(id);
     // An entry whose launcher was lost holding it is read afresh: that launcher may have claimed the job meanwhile.
     const givenUp = this.givenUp.get(id);
     if (givenUp) await givenUp;
-    let job = entry.snapshot && !givenUp ? jobFromSnapshot(id, entry.snapshot) : await read();
+    const job = entry.snapshot && !givenUp ? jobFromSnapshot(id, entry.snapshot) : await this.execution.records.read(id);
     // Another launcher's job (its tags are not all ours): back to the queue, untouched (tag-filter.ts).
     if (job && isRunnable(job.state) && !this.tagFilter.accepts(job)) {
       await new Promise((r) => setTimeout(r, this.tagFilter.missPauseMs()));
       return entry.defer(this.tagFilter.delayMs);
     }
-    for (let round = 0; job && isRunnable(job.state); round++) {
-      if ((await this.take(entry, job)) === "done") return;
+    if (job) await this.takeRounds(entry, job);
+  }
+
+  /** Takes a job; one changed meanwhile is read again and taken as it now is, while it is still this entry's (runnable, same attempt). */
+  private async takeRounds(offer: Offer, first: Job): Promise<void> {
+    let job: Job | null = first;
+    for (let round = 0; job && isRunnable(job.state) && job.attempts === first.attempts; round++) {
+      if ((await this.take(offer, job)) === "done") return;
       // A job edited again and again while it starts: another delivery tries later.
-      if (round >= 3) return entry.defer(SECOND);
-      job = await read();
+      if (round >= 3) return offer.defer(SECOND);
+      job = await this.execution.records.read(first._id);
+    }
+  }
+
+  /**
+   * A chunk's entry (jobs added together: libs/client/add.ts). It carries
+   * no snapshots: its jobs are read afresh in one find, so one killed,
+   * modified, restarted or deleted while the chunk waited is seen as it now
+   * is. Each is taken as an entry of its own would be, side by side, all
+   * under the chunk's lock (the fence keys each job to it). A job that
+   * cannot be taken now (time left, size, stopping) is left: once the
+   * others are done or claimed the chunk goes back, delayed, and whoever
+   * takes it next reads which of its jobs are still runnable.
+   */
+  private async processChunk(entry: QueueEntry, ids: readonly string[], workflow: string): Promise<void> {
+    // Chunks hold untagged jobs only (add.ts): a tagged launcher runs none of them, and reads nothing to know it.
+    if (this.tagFilter.active) {
+      await new Promise((r) => setTimeout(r, this.tagFilter.missPauseMs()));
+      return entry.defer(this.tagFilter.delayMs);
+    }
+    const all = [...new Set(ids)];
+    await Promise.all(all.map((id) => this.givenUp.get(id)));
+    let back: number | undefined;
+    const offer = (settled: () => void): Offer => ({
+      entryId: entry.entryId,
+      fetchedAt: entry.fetchedAt,
+      settled,
+      defer: (ms) => {
+        back = Math.min(back ?? ms, ms);
+        return Promise.reject(LEFT);
+      },
+    });
+    const jobs = await this.execution.records.readChunk(entry.entryId, all);
+    await this.takeChunk(jobs, offer, workflow);
+    // A job set runnable again while the chunk was in hand was offered through this entry, which stood: read once more before it ends.
+    const found = new Set(jobs.map((j) => j._id));
+    const skipped = all.filter((id) => !found.has(id));
+    if (skipped.length) await this.takeChunk(await this.execution.records.readChunk(entry.entryId, skipped), offer, workflow);
+    if (back !== undefined) return entry.defer(back);
+  }
+
+  /**
+   * The chunk's jobs side by side. Entries in hand are counted by the jobs
+   * that wait in them for a slot (setAhead): this entry counts one, less one
+   * for each job still waiting, so a launcher holds about `baseConcurrency`
+   * waiting jobs whether they came alone or in chunks, never a chunk's worth
+   * per slot.
+   */
+  private async takeChunk(jobs: readonly Job[], offer: (settled: () => void) => Offer, workflow: string): Promise<void> {
+    let hold = 1 - jobs.length;
+    this.setAhead(workflow, hold);
+    try {
+      // All settled before an error ends the entry: its other jobs may be running ahead under its lock.
+      const ends = await Promise.allSettled(
+        jobs.map(async (job) => {
+          const settled = once(() => {
+            hold++;
+            this.setAhead(workflow, +1);
+          });
+          try {
+            await this.takeRounds(offer(settled), job);
+          } catch (err) {
+            if (err !== LEFT) throw err;
+          } finally {
+            settled();
+          }
+        }),
+      );
+      for (const e of ends) if (e.status === "rejected") throw e.reason;
+    } finally {
+      this.setAhead(workflow, -hold);
     }
   }
 
   /** Decide, wait for capacity, then run the job ahead of its claim, or claim it and start it. */
-  private async take(entry: QueueEntry, job: Job): Promise<Taken> {
+  private async take(entry: Offer, job: Job): Promise<Taken> {
     const { core } = this;
     const o = core.o;
     const id = job._id;
@@ -165,9 +258,12 @@ export class Dispatch {
     }
     const app = await this.appOf(job.application);
     const grant = await core.pool.acquire(size);
+    entry.settled?.();
     if (!grant) return entry.defer(0);
     let started = false;
     try {
+      // Killed while it waited for this slot (read before the kill): read again, so nothing of it starts.
+      if (core.killsHeard.delete(id)) return "changed";
       await this.roomToWrite();
       if (!core.active()) return entry.defer(0);
       const pre = job.preprocess || app?.preprocess || "";
@@ -175,12 +271,14 @@ export class Dispatch {
       const { steps, runAhead } = planStart(job, { appFound: app !== undefined, preprocess: pre, postprocess: post, claimAfterMs: o.claimAfterMs, owner: core.owner });
       if (app && runAhead) {
         started = true;
-        this.setAhead(job.workflow, +1);
+        // A chunk's job settled its count already: its entry is in hand once, however many of its jobs run.
+        const alone = entry.settled === undefined;
+        if (alone) this.setAhead(job.workflow, +1);
         try {
           const taken = await this.execution.runAhead(entry, job, app, grant, steps, workdir);
           return taken === "give-back" ? await entry.defer(0) : taken;
         } finally {
-          this.setAhead(job.workflow, -1);
+          if (alone) this.setAhead(job.workflow, -1);
         }
       }
       if (!(await core.writer.write(this.execution.records.claim(job, job.updatedAt, steps, workdir)))) return "changed";
@@ -217,7 +315,7 @@ export class Dispatch {
     this.core.log(`the database is behind: ${backlog} state writes wait for it; no new job starts until it catches up`);
   }
 
-  /** Keeps `baseConcurrency` entries coming while some are held by jobs running ahead of their claims. */
+  /** Keeps `baseConcurrency` entries coming while some are held by jobs running ahead of their claims; a chunk's jobs waiting for slots count against it (takeChunk). */
   private setAhead(workflow: string, delta: number): void {
     const n = (this.ahead.get(workflow) ?? 0) + delta;
     this.ahead.set(workflow, n);

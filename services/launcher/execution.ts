@@ -12,7 +12,7 @@ import type { Core, Running, Taken } from "./core.js";
 import type { AheadEntry } from "./fence.js";
 
 /** `fn`, called at most once however often the result is. */
-function once(fn: () => void): () => void {
+export function once(fn: () => void): () => void {
   let done = false;
   return () => {
     if (!done) fn();

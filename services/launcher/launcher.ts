@@ -18,7 +18,7 @@ import { IdleCheck } from "./idle.js";
 import { Execution } from "./execution.js";
 import { Dispatch } from "./dispatch.js";
 import { costs } from "./costs.js";
-import type { Core, Running } from "./core.js";
+import { KILLS_HEARD, type Core, type Running } from "./core.js";
 
 export type { LauncherOptions, LauncherSummary };
 
@@ -42,6 +42,7 @@ export class Launcher implements Core {
   readonly completion: Completion;
   readonly commands: CommandBuilder;
   readonly running = new Map<string, Running>();
+  readonly killsHeard = new Set<string>();
   private readonly tasks = new Set<Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly deadline: number | undefined;
@@ -252,7 +253,11 @@ export class Launcher implements Core {
 
   private onKill(id: string): void {
     const r = this.running.get(id);
-    if (!r) return;
+    if (!r) {
+      this.killsHeard.add(id);
+      if (this.killsHeard.size > KILLS_HEARD) this.killsHeard.delete(this.killsHeard.values().next().value!);
+      return;
+    }
     r.killed = true;
     this.log(`job ${id}: kill requested`);
     r.handle?.terminate(this.o.killGraceMs);

@@ -1,6 +1,6 @@
 import { ACTIVE_STATES, isFinal, isRunnable, sameLaunch, type Job, type JobState } from "../../libs/models/index.js";
 import { coerceError } from "../../libs/errors/index.js";
-import { readJob, type Transition } from "../../libs/store/index.js";
+import { readJob, runnableOfChunk, type Transition } from "../../libs/store/index.js";
 import { isTransient } from "./writer.js";
 import type { Core, Running, Taken } from "./core.js";
 import type { Step } from "./plan.js";
@@ -16,6 +16,11 @@ export class JobRecords {
 
   read(id: string): Promise<Job | null> {
     return readJob(this.core.o.client.store, id);
+  }
+
+  /** The jobs among `ids` that its chunk's entry still offers (runnable, never restarted), as they are now. */
+  readChunk(chunk: string, ids: readonly string[]): Promise<Job[]> {
+    return runnableOfChunk(this.core.o.client.store, chunk, ids);
   }
 
   /** The claim of a queued job: its steps to RUNNING (or STAGED_IN), a lease, its working directory; conditioned on the version it was queued with. */

@@ -193,10 +193,10 @@ export class BalsamService {
     let total = 0;
     for (const r of rows) {
       const pending = await queues.pending(r.workflow);
-      if (!full && pending >= r.n) continue;
+      if (!full && pending >= r.entries) continue;
       const n = await reenqueueRunnable(store, queues, [r.workflow]);
       total += n;
-      if (pending < r.n) this.log(`workflow ${r.workflow}: ${r.n} runnable job(s) but ${pending} queue entries: offered ${n} again`);
+      if (pending < r.entries) this.log(`workflow ${r.workflow}: ${r.n} runnable job(s) in ${r.entries} queue entries but ${pending} in the queue: offered ${n} again`);
     }
     return total;
   }

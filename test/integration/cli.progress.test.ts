@@ -6,6 +6,7 @@ import { waitFor } from "../support/context.js";
 import { BALSAM_BIN } from "../support/cli.js";
 import { useCliFixture } from "../support/fixture.js";
 import { coll } from "../../libs/store/collections.js";
+import { CHUNK_SIZE } from "../../libs/client/index.js";
 
 /**
  * Issue 12's progress: a bar on a terminal and nothing off one, and Ctrl-C
@@ -57,7 +58,8 @@ describe("progress on a terminal, and Ctrl-C", () => {
   test("Ctrl-C during a long rm: each job gone with its queue entry or untouched, and the count said", async () => {
     const total = 5000;
     await f.balsam.jobs.addChunks([Array.from({ length: total }, (_, i) => ({ name: `big${i}`, workflow: "BIG", application: "ok" }))]);
-    assert.equal(await ctx.queues.pending("BIG"), total);
+    // Added together: an entry per chunk of CHUNK_SIZE.
+    assert.equal(await ctx.queues.pending("BIG"), total / CHUNK_SIZE);
     const child = spawn(process.execPath, [BALSAM_BIN, "rm", "jobs", "--wf", "BIG", "--all", "--force"], {
       env: { ...process.env, ...f.db.env, BALSAM_DEBUG: "" },
       stdio: ["ignore", "pipe", "pipe"],
@@ -68,7 +70,7 @@ describe("progress on a terminal, and Ctrl-C", () => {
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
     // The first chunk's queue entries go right after its documents: the removal is under way.
-    await waitFor(async () => (await ctx.queues.pending("BIG")) < total, 120_000, "rm to start removing");
+    await waitFor(async () => (await ctx.queues.pending("BIG")) < total / CHUNK_SIZE, 120_000, "rm to start removing");
     child.kill("SIGINT");
     assert.equal(await exited, 130, stderr);
     const m = /^interrupted: removed (\d+) of 5000 job\(s\); the other (\d+) are untouched\n$/.exec(stdout);
@@ -76,11 +78,11 @@ describe("progress on a terminal, and Ctrl-C", () => {
     const removed = Number(m[1]);
     assert.ok(removed > 0 && removed < total, `removed ${removed}`);
     assert.equal(Number(m[2]), total - removed);
-    const left = await coll(ctx.store).jobs.find({ workflow: "BIG" }, { projection: { _id: 1, attempts: 1, state: 1 } }).toArray();
+    const left = await coll(ctx.store).jobs.find({ workflow: "BIG" }, { projection: { _id: 1, attempts: 1, state: 1, chunk: 1 } }).toArray();
     assert.equal(left.length, total - removed);
-    // Exactly the jobs left have queue entries: as many entries as jobs, and each job has its own.
-    assert.equal(await ctx.queues.pending("BIG"), left.length);
-    const has = await Promise.all(left.map((j) => ctx.queues.has({ id: j._id, workflow: "BIG", attempts: j.attempts })));
+    // Exactly the jobs left have queue entries: one per chunk they are in (a chunk split by the stop keeps its entry), each job's there.
+    assert.equal(await ctx.queues.pending("BIG"), new Set(left.map((j) => j.chunk)).size);
+    const has = await Promise.all(left.map((j) => ctx.queues.has({ id: j._id, workflow: "BIG", attempts: j.attempts, chunk: j.chunk })));
     assert.equal(has.filter(Boolean).length, left.length);
     assert.ok(left.every((j) => j.state === "READY"));
   });

@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { quote } from "shell-quote";
 import { useCliFixture } from "../support/fixture.js";
 import { startLauncher } from "../support/launcher.js";
-import { connect, ConfigError, type FinishedJob, type Job } from "../../libs/client/index.js";
+import { connect, ConfigError, CHUNK_SIZE, type FinishedJob, type Job } from "../../libs/client/index.js";
 import { coll } from "../../libs/store/collections.js";
 
 const f = useCliFixture("client");
@@ -63,13 +63,20 @@ describe("client API against the real servers", () => {
       assert.deepEqual(parts, [250, 500, 1000, 2000, 2000, 2000, 2000, 250], "parts doubling from 250 up to 2,000");
       const queued = await Promise.all(queuedAtInsert);
       assert.equal(queued[0], 0);
+      // Each part's jobs go in chunks of CHUNK_SIZE, an entry per chunk.
+      const entries = parts.map((p) => Math.ceil(p / CHUNK_SIZE));
       // Part k's insert begins once part k-2's entries are in (part k-1's may be on their way).
-      for (let k = 2; k < parts.length; k++) assert.ok(queued[k]! >= parts.slice(0, k - 1).reduce((a, b) => a + b, 0), `entries of parts 1..${k - 1} queued before insert ${k + 1}: ${queued.join(", ")}`);
+      for (let k = 2; k < parts.length; k++) assert.ok(queued[k]! >= entries.slice(0, k - 1).reduce((a, b) => a + b, 0), `entries of parts 1..${k - 1} queued before insert ${k + 1}: ${queued.join(", ")}`);
       assert.equal(added.length, n);
       assert.equal(new Set(added.map((j) => j._id)).size, n);
       assert.ok(added.every((j) => j.state === "READY"));
       assert.equal(await bulk.jobs.filter({ workflow: "BULK" }).count(), n, "counted back from the server");
-      assert.equal(await bulk.queues.pending("BULK"), n, "every job has its queue entry");
+      const chunks = new Map<string, number>();
+      for (const j of added) chunks.set(j.chunk ?? "", (chunks.get(j.chunk ?? "") ?? 0) + 1);
+      assert.ok(!chunks.has(""), "every job of a part of 250 or more is in a chunk");
+      assert.ok([...chunks.values()].every((c) => c >= 2 && c <= CHUNK_SIZE), "chunks of 2 to CHUNK_SIZE jobs");
+      assert.equal(await bulk.queues.pending("BULK"), chunks.size, "every chunk has its queue entry");
+      assert.equal(chunks.size, entries.reduce((a, b) => a + b, 0));
     } finally {
       await bulk.queues.obliterate("BULK").catch(() => undefined);
       await coll(bulk.store).db.dropDatabase().catch(() => undefined);
