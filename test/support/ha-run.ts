@@ -92,9 +92,10 @@ export async function assertFinishedOnce(balsam: Balsam, workflow: string, n: nu
 
 /** Runnable jobs (READY, RESTART_READY) of a workflow whose queue entry is missing. */
 export async function runnableWithoutEntry(balsam: Balsam, workflow: string): Promise<string[]> {
-  const runnable = await balsam.jobs.filter({ workflow, state: [...RUNNABLE_STATES] }).list({ projection: { _id: 1, attempts: 1 } });
+  const runnable = await balsam.jobs.filter({ workflow, state: [...RUNNABLE_STATES] }).list({ projection: { _id: 1, attempts: 1, chunk: 1 } });
   const missing: string[] = [];
-  for (const j of runnable) if (!(await balsam.queues.has({ id: j._id, workflow, attempts: j.attempts }))) missing.push(j._id);
+  // A chunked job's entry is its chunk's (libs/client/add.ts).
+  for (const j of runnable) if (!(await balsam.queues.has({ id: j._id, workflow, attempts: j.attempts, chunk: j.chunk }))) missing.push(j._id);
   return missing;
 }
 
