@@ -34,12 +34,16 @@ export async function jobFields<K extends keyof Job>(store: Store, ids: readonly
 
 /**
  * The runnable jobs among `ids` at attempt 0 that were added in `chunk`,
- * whole: a chunk entry's jobs as they are now (a launcher runs them from
- * this). Filter `{_id: {$in}, state: {$in: RUNNABLE}, chunk, attempts: 0}`; index `_id`.
+ * whole, in the order of `ids`: a chunk entry's jobs as they are now (a
+ * launcher starts them from this, in the order they were added).
+ * Filter `{_id: {$in}, state: {$in: RUNNABLE}, chunk, attempts: 0}`; index `_id`.
  * Guard: "find with _id $in and another condition is answered through the _id index (explain)".
  */
-export function runnableOfChunk(store: Store, chunk: string, ids: readonly string[]): Promise<Job[]> {
-  return coll(store).jobs.find({ _id: { $in: [...ids] }, state: { $in: [...RUNNABLE_STATES] }, chunk, attempts: 0 }).toArray();
+export async function runnableOfChunk(store: Store, chunk: string, ids: readonly string[]): Promise<Job[]> {
+  const found = await coll(store).jobs.find({ _id: { $in: [...ids] }, state: { $in: [...RUNNABLE_STATES] }, chunk, attempts: 0 }).toArray();
+  // In the server's own order, not the list's: a chunk's jobs start in the order they were added.
+  const at = new Map(ids.map((id, i) => [id, i]));
+  return found.sort((a, b) => at.get(a._id)! - at.get(b._id)!);
 }
 
 /** The states of the jobs among `ids` that exist (see jobFields). */

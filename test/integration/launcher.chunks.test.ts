@@ -6,6 +6,7 @@ import { waitFor } from "../support/context.js";
 import { runBalsam } from "../support/cli.js";
 import { useCliFixture } from "../support/fixture.js";
 import { coll } from "../../libs/store/collections.js";
+import { runnableOfChunk } from "../../libs/store/index.js";
 import { CHUNK_SIZE, reenqueueRunnable } from "../../libs/client/index.js";
 
 /**
@@ -98,6 +99,9 @@ describe("chunks of jobs added together", () => {
     assert.equal(await reenqueueRunnable(f.balsam.store, f.balsam.queues, ["CHFLUSH"]), 16);
     assert.equal(await f.balsam.queues.pending("CHFLUSH"), 3, "2 chunks and the restarted job's own entry");
     assert.ok(await f.balsam.queues.has({ id: restarted._id, workflow: "CHFLUSH", attempts: 1 }));
+    // A chunk's entry made before the restart still lists it (one deferred, say): its reader must not offer it too,
+    // or two launchers could run it at once, one through each entry.
+    assert.deepEqual((await runnableOfChunk(f.balsam.store, restarted.chunk!, jobs.map((j) => j._id))).map((j) => j._id).sort(), jobs.filter((j) => j.chunk === restarted.chunk && j !== restarted).map((j) => j._id).sort());
     await f.launch("CHFLUSH", { withinMs: 60_000 });
     // Its chunk's reader skips it (attempts 1): run twice, it could have run twice at once.
     assert.deepEqual(runs(log), new Map(jobs.map((j) => [j._id, 1])));
