@@ -190,6 +190,12 @@ export class JobQueues {
     return Object.values(c).reduce((a, b) => a + b, 0);
   }
 
+  /** Jobs the entries of a workflow's queue offer (waiting, delayed, prioritized or being taken): a chunk's entry offers each job it lists. */
+  async offered(workflow: string): Promise<number> {
+    const entries = await this.queue(workflow).getJobs(["waiting", "active", "delayed", "prioritized"], 0, -1);
+    return entries.reduce((n, e) => n + (e?.data?.c?.length ?? 1), 0);
+  }
+
   /** Entries ready to be taken now (not delayed, not being processed). */
   async waiting(workflow: string): Promise<number> {
     const c = await this.queue(workflow).getJobCounts("waiting", "prioritized");

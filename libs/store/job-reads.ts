@@ -152,27 +152,13 @@ export function countRunnableOrWaiting(store: Store, workflows: readonly string[
 }
 
 /**
- * Runnable jobs per workflow, and the queue entries that offer them (a
- * chunk's jobs at attempt 0 share one): the service compares the entries
- * with its queues. Pipelines `$match state $in RUNNABLE, $group workflow`;
- * the same of chunked jobs at attempt 0; and of their chunks, `$group
- * {workflow, chunk}, $group workflow`. Index `{state}`.
- * Guard: "counts by state and by workflow and state are exact and answered through the indexes (explain)";
- * "a $group of a $group's compound keys counts distinct pairs" (which also
- * says why jobs and chunks are counted apart: this FerretDB sums 0 for a
- * `$sum` of an earlier `$group`'s count).
+ * Runnable jobs per workflow (the service compares them with the jobs its
+ * queues offer). Pipeline `$match state $in RUNNABLE, $group workflow`; index `{state}`.
+ * Guard: "counts by state and by workflow and state are exact and answered through the indexes (explain)".
  */
-export async function runnableByWorkflow(store: Store): Promise<Array<{ workflow: string; n: number; entries: number }>> {
-  const runnable = { state: { $in: [...RUNNABLE_STATES] } };
-  const chunked = { ...runnable, chunk: { $exists: true }, attempts: 0 };
-  const perWf = { $group: { _id: "$workflow", n: { $sum: 1 } } };
-  const jobs = coll(store).jobs;
-  const rows = await jobs.aggregate<{ _id: string; n: number }>([{ $match: runnable }, perWf]).toArray();
-  const inChunks = new Map((await jobs.aggregate<{ _id: string; n: number }>([{ $match: chunked }, perWf]).toArray()).map((r) => [r._id, r.n]));
-  const chunks = new Map(
-    (await jobs.aggregate<{ _id: string; n: number }>([{ $match: chunked }, { $group: { _id: { w: "$workflow", c: "$chunk" } } }, { $group: { _id: "$_id.w", n: { $sum: 1 } } }]).toArray()).map((r) => [r._id, r.n]),
-  );
-  return rows.map((r) => ({ workflow: r._id, n: r.n, entries: r.n - (inChunks.get(r._id) ?? 0) + (chunks.get(r._id) ?? 0) }));
+export async function runnableByWorkflow(store: Store): Promise<Array<{ workflow: string; n: number }>> {
+  const rows = await coll(store).jobs.aggregate<{ _id: string; n: number }>([{ $match: { state: { $in: [...RUNNABLE_STATES] } } }, { $group: { _id: "$workflow", n: { $sum: 1 } } }]).toArray();
+  return rows.map((r) => ({ workflow: r._id, n: r.n }));
 }
 
 /**

@@ -427,20 +427,6 @@ describe("MongoDB-wire server conformance", () => {
     assert.deepEqual(new Map(oddByState.map((r) => [key(r._id), r.n as number])), want);
   });
 
-  test("a $group of a $group's compound keys counts distinct pairs", async () => {
-    // runnableByWorkflow (libs/store/job-reads.ts): queue entries per workflow, a chunk's jobs sharing one.
-    const c = await seedOdd("chunks");
-    const docs: Loose[] = [];
-    for (let i = 0; i < 100; i++) docs.push({ _id: `c${i}`, workflow: `CW${i % 2}`, state: "READY", attempts: i % 10 === 9 ? 1 : 0, ...(i % 7 === 0 ? {} : { chunk: `k${Math.floor(i / 8)}_${i % 2}` }) });
-    await c.insertMany(docs);
-    const match = { $match: { state: { $in: ["READY", "RESTART_READY"] }, chunk: { $exists: true }, attempts: 0 } };
-    const pairs = await c.aggregate([match, { $group: { _id: { w: "$workflow", c: "$chunk" } } }, { $group: { _id: "$_id.w", n: { $sum: 1 } } }]).toArray();
-    const jobs = await c.aggregate([match, { $group: { _id: "$workflow", n: { $sum: 1 } } }]).toArray();
-    const mine = docs.filter((d) => d.chunk !== undefined && d.attempts === 0);
-    assert.deepEqual(asMap(pairs), countsOf([...new Map(mine.map((d) => [`${d.workflow}/${d.chunk}`, d])).values()], () => true, (d) => d.workflow));
-    assert.deepEqual(asMap(jobs), countsOf(mine, () => true, (d) => d.workflow));
-  });
-
   test("a projected find returns each field exactly as the whole document holds it (escapes, unicode, extreme numbers and dates)", async () => {
     const c = driverOf(ctx.store).db.collection<{ _id: unknown } & Document>("projexact");
     await c.drop().catch(() => undefined);
