@@ -205,6 +205,7 @@ export class Dispatch {
           const settled = once(() => {
             hold++;
             this.setAhead(workflow, +1);
+            this.workers.get(workflow)?.wake();
           });
           try {
             await this.takeRounds(offer(settled), job);

@@ -89,3 +89,36 @@ test("a finished entry's completion fetches the next entry while run-ahead holds
     await queues.close();
   }
 });
+
+test("wake: an entry whose handler raised the hold lets the next entry be fetched while it is still in hand", async () => {
+  const queues = await JobQueues.connect({ redisUrl: redis!.url, prefix: `${ctx.prefix}_wake` });
+  try {
+    await queues.enqueue([0, 1].map((i) => ({ id: `w${i}`, workflow: "wf", attempts: 0 })));
+    const seen: string[] = [];
+    let second!: () => void;
+    const secondArrived = new Promise<void>((r) => (second = r));
+    let overlapped = false;
+    // As a chunk's jobs do once they have slots (dispatch.ts takeChunk): the first handler stays in hand.
+    const consumer = queues.consume(
+      "wf",
+      async (entry) => {
+        seen.push(entry.id);
+        if (seen.length > 1) return second();
+        // A read first, as a chunk's handler reads its jobs: by then BullMQ's loop is waiting (a hold raised before it looks again needs no wake).
+        await queues.pending("wf");
+        consumer.hold(1);
+        consumer.wake();
+        // Without the wake BullMQ's loop waits for this handler to end before it fetches again: the race's timer wins.
+        overlapped = await Promise.race([secondArrived.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+        consumer.hold(0);
+      },
+      { concurrency: 1 },
+    );
+    await waitFor(async () => seen.length === 2 && (await queues.pending("wf")) === 0, 20_000, "both entries handled");
+    await consumer.close();
+    assert.deepEqual(seen, ["w0", "w1"]);
+    assert.ok(overlapped, "the second entry came while the first was in hand");
+  } finally {
+    await queues.close();
+  }
+});
