@@ -164,7 +164,8 @@ async function insert(ctx: JobsContext, jobs: Job[]): Promise<void> {
 /** The Redis half of a write: queue entries of the runnable jobs. */
 async function enqueue(ctx: JobsContext, jobs: Job[]): Promise<void> {
   try {
-    await ctx.queues.enqueue(jobs.filter((j) => isRunnable(j.state)).map(queueItem));
+    // The chunks were made just now: their entries are new, and carry their jobs' snapshots.
+    await ctx.queues.enqueue(jobs.filter((j) => isRunnable(j.state)).map(queueItem), { newChunks: true });
   } catch (err) {
     throw new Error(`Redis refused the queue entries: ${coerceError(err).message}`, { cause: err });
   }

@@ -7,15 +7,13 @@ import type { JobsContext } from "./context.js";
  * The queue entry of a job. Given the whole runnable document as it is
  * stored, the entry carries its launch snapshot too, so the launcher that
  * takes it reads nothing; a stale one only costs that launcher a read.
- * A job added in a chunk is offered through its chunk's entry at attempt 0,
- * which carries no snapshot: the launcher reads the chunk's jobs afresh.
+ * A job added in a chunk is offered through its chunk's entry at attempt 0;
+ * its snapshot is kept beside the chunk's entry when the chunk is made, and
+ * taken out by any later offer or removal (JobQueues.takeSnapshots).
  */
 export function queueItem(j: Pick<Job, "_id" | "workflow" | "attempts" | "numNodes"> & Partial<Job>): QueueItem {
   const item: QueueItem = { id: j._id, workflow: j.workflow, attempts: j.attempts, numNodes: j.numNodes };
-  if (j.chunk && j.attempts === 0) {
-    item.chunk = j.chunk;
-    return item;
-  }
+  if (j.chunk && j.attempts === 0) item.chunk = j.chunk;
   if (j.updatedAt && j.stateHistory && j.application !== undefined && j.state && isRunnable(j.state)) {
     const spec = launchSnapshot(j as Job);
     if (spec) item.spec = spec;

@@ -28,6 +28,11 @@ export interface QueueEntry {
   readonly snapshot?: LaunchSnapshot;
   /** The entry's own id in the queue, which lock extensions name (ConsumerOptions.onLocksExtended). */
   readonly entryId: string;
+  /**
+   * Whether this is the entry's first delivery: not given back (deferred)
+   * before, no consumer lost holding it. A chunk's snapshots hold only then.
+   */
+  readonly first: boolean;
   /** When this delivery began (ms since the epoch): the entry's lock runs from then. */
   readonly fetchedAt?: number;
   /** Gives the entry back to be delivered again in `ms`, not completed: the job was not taken. Ends the handler (throws). */
@@ -104,6 +109,8 @@ function entryOf(job: BullJob<QueueData>, token: string | undefined): QueueEntry
     ...(d.c ? { chunk: d.c } : {}),
     snapshot: job.stalledCounter ? undefined : d.s,
     entryId: String(job.id),
+    // BullMQ counts every delivery (moveToActive), this one included.
+    first: !job.stalledCounter && job.attemptsStarted <= 1,
     fetchedAt: job.processedOn,
     async defer(ms: number): Promise<never> {
       await job.moveToDelayed(Date.now() + ms, token);

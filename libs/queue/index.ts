@@ -35,6 +35,17 @@ export interface QueueItem {
   chunk?: string;
 }
 
+/**
+ * How long a chunk's snapshots are kept if its entry is never taken (removed
+ * by `obliterate`, or waiting that long): then its launcher reads its jobs.
+ */
+const SNAPSHOTS_TTL_S = 7 * 24 * 3600;
+
+/** Runs a pipeline; the first command that failed throws. */
+async function execOrThrow(p: ReturnType<RedisClient["pipeline"]>): Promise<void> {
+  for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+}
+
 /** The entry that offers this item: its chunk's at attempt 0, else its own. */
 function entryIdOf(it: Pick<QueueItem, "id" | "attempts" | "chunk">): string {
   return it.chunk && it.attempts === 0 ? it.chunk : bullJobId(it.id, it.attempts);
@@ -110,14 +121,24 @@ export class JobQueues {
    * (one already there stands: it lists them all, and the launcher reads
    * which of them are still runnable). Returns how many jobs were offered.
    */
-  async enqueue(items: readonly QueueItem[]): Promise<number> {
+  async enqueue(items: readonly QueueItem[], opts: { newChunks?: boolean } = {}): Promise<number> {
     if (items.length === 0) return 0;
     const byWf = new Map<string, Map<string, { name: "run"; data: QueueData; opts: { jobId: string; priority?: number } }>>();
+    // A chunk's snapshots (newChunks), or the chunked jobs whose snapshots no longer hold (any other offer).
+    const snaps = new Map<string, Map<string, Map<string, string>>>();
+    const chunked: QueueItem[] = [];
     for (const it of items) {
       queueName(it.workflow);
       let entries = byWf.get(it.workflow);
       if (!entries) byWf.set(it.workflow, (entries = new Map()));
       const jobId = entryIdOf(it);
+      if (jobId === it.chunk) {
+        if (!opts.newChunks) chunked.push(it);
+        else if (it.spec) {
+          const wfSnaps = snaps.get(it.workflow) ?? new Map<string, Map<string, string>>();
+          snaps.set(it.workflow, wfSnaps.set(jobId, (wfSnaps.get(jobId) ?? new Map<string, string>()).set(it.id, JSON.stringify(it.spec))));
+        }
+      }
       const chunk = entries.get(jobId)?.data.c;
       if (chunk) chunk.push(it.id);
       else if (jobId === it.chunk) entries.set(jobId, { name: "run", data: { c: [it.id] }, opts: { jobId } });
@@ -129,6 +150,13 @@ export class JobQueues {
         });
       }
     }
+    // Before the entries: a launcher may take one the moment it is added.
+    for (const [wf, chunks] of snaps) {
+      const p = this.connection.pipeline();
+      for (const [chunk, byId] of chunks) p.hset(this.snapshotsKey(wf, chunk), byId).expire(this.snapshotsKey(wf, chunk), SNAPSHOTS_TTL_S);
+      await execOrThrow(p);
+    }
+    await this.forgetSnapshots(chunked);
     // A new workflow is told at once, so launchers that match it by name start on it without waiting for their next look.
     if ((await this.connection.sadd(this.workflowsKey(), ...byWf.keys())) > 0) await this.publish(WORKFLOWS_CHANNEL, "new").catch(() => 0);
     for (const [wf, entries] of byWf) {
@@ -149,6 +177,7 @@ export class JobQueues {
   async remove(items: ReadonlyArray<Pick<QueueItem, "id" | "workflow" | "attempts" | "chunk">>, opts: { wholeChunks?: boolean } = {}): Promise<number> {
     let n = 0;
     const byWf = new Map<string, Set<string>>();
+    await this.forgetSnapshots(items, opts.wholeChunks);
     for (const it of items) {
       if (!isValidWorkflow(it.workflow)) continue;
       const id = entryIdOf(it);
@@ -166,6 +195,47 @@ export class JobQueues {
       }
     }
     return n;
+  }
+
+  /**
+   * A chunk's launch snapshots, written with its entry when its jobs were
+   * added (enqueue's `newChunks`), so that the launcher that takes the
+   * entry first reads none of them from the database. Each offer or removal
+   * of a chunked job since (killed, modified, deleted, given parents,
+   * restarted, re-offered) took its snapshot out. Taken once: they are
+   * deleted here, and any later delivery of the entry (deferred, or its
+   * launcher lost) reads its jobs afresh — some may have run meanwhile.
+   */
+  async takeSnapshots(workflow: string, chunk: string): Promise<Map<string, LaunchSnapshot>> {
+    const key = this.snapshotsKey(workflow, chunk);
+    const res = await this.connection.multi().hgetall(key).del(key).exec();
+    const [err, got] = res?.[0] ?? [new Error("the snapshots' read was discarded"), undefined];
+    if (err) throw err;
+    return new Map(Object.entries((got ?? {}) as Record<string, string>).map(([id, json]) => [id, JSON.parse(json) as LaunchSnapshot]));
+  }
+
+  /** Takes out the snapshots of these chunked jobs (all of their chunks' with `whole`); other items are passed over. */
+  private async forgetSnapshots(items: ReadonlyArray<Pick<QueueItem, "id" | "workflow" | "attempts" | "chunk">>, whole = false): Promise<void> {
+    const byWf = new Map<string, Map<string, string[]>>();
+    for (const it of items) {
+      if (!it.chunk || it.attempts !== 0 || !isValidWorkflow(it.workflow)) continue;
+      const chunks = byWf.get(it.workflow) ?? new Map<string, string[]>();
+      byWf.set(it.workflow, chunks.set(it.chunk, [...(chunks.get(it.chunk) ?? []), it.id]));
+    }
+    // One pipeline per workflow: its keys share the workflow's hash tag, so one slot of a cluster.
+    for (const [wf, chunks] of byWf) {
+      const p = this.connection.pipeline();
+      for (const [chunk, ids] of chunks) {
+        if (whole) p.del(this.snapshotsKey(wf, chunk));
+        else p.hdel(this.snapshotsKey(wf, chunk), ...ids);
+      }
+      await execOrThrow(p);
+    }
+  }
+
+  /** Where a chunk's launch snapshots are kept: beside its queue's keys, under the workflow's hash tag. */
+  private snapshotsKey(workflow: string, chunk: string): string {
+    return `${this.prefix}:${queueName(workflow)}:snap:${chunk}`;
   }
 
   /** The job ids each of these chunks' entries lists (an entry gone or taken meanwhile is left out). */

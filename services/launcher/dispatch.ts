@@ -1,4 +1,4 @@
-import { gpuLimitProblem, isRunnable, jobFromSnapshot, type App, type Job } from "../../libs/models/index.js";
+import { gpuLimitProblem, isRunnable, jobFromSnapshot, type App, type Job, type LaunchSnapshot } from "../../libs/models/index.js";
 import { coerceError } from "../../libs/errors/index.js";
 import { workdirFor } from "../../libs/client/index.js";
 import type { Consumer, QueueEntry } from "../../libs/queue/index.js";
@@ -152,10 +152,11 @@ export class Dispatch {
   }
 
   /**
-   * A chunk's entry (jobs added together: libs/client/add.ts). It carries
-   * no snapshots: its jobs are read afresh in one find, so one killed,
-   * modified, restarted or deleted while the chunk waited is seen as it now
-   * is. Each is taken as an entry of its own would be, side by side, all
+   * A chunk's entry (jobs added together: libs/client/add.ts). Its jobs'
+   * snapshots were kept beside it when it was made; one killed, modified,
+   * restarted or deleted while the chunk waited lost its snapshot then and
+   * is read afresh, as are all of them on any later delivery, so each is
+   * seen as it now is. Each is taken as an entry of its own would be, side by side, all
    * under the chunk's lock (the fence keys each job to it). A job that
    * cannot be taken now (time left, size, stopping) is left: once the
    * others are done or claimed the chunk goes back, delayed, and whoever
@@ -164,6 +165,8 @@ export class Dispatch {
   private async processChunk(entry: QueueEntry, ids: readonly string[], workflow: string): Promise<void> {
     // Chunks hold untagged jobs only (add.ts): a tagged launcher runs none of them, and reads nothing to know it.
     if (this.tagFilter.active) {
+      // Not left in Redis: the launcher that takes the chunk next reads its jobs (its delivery is not the first).
+      if (entry.first) await this.takeSnapshots(workflow, entry.entryId);
       await new Promise((r) => setTimeout(r, this.tagFilter.missPauseMs()));
       return entry.defer(this.tagFilter.delayMs);
     }
@@ -179,13 +182,38 @@ export class Dispatch {
         return Promise.reject(LEFT);
       },
     });
-    const jobs = await this.execution.records.readChunk(entry.entryId, all);
+    const jobs = await this.chunkJobs(entry, all, workflow);
     await this.takeChunk(jobs, offer, workflow);
     // A job set runnable again while the chunk was in hand was offered through this entry, which stood: read once more before it ends.
     const found = new Set(jobs.map((j) => j._id));
     const skipped = all.filter((id) => !found.has(id));
     if (skipped.length) await this.takeChunk(await this.execution.records.readChunk(entry.entryId, skipped), offer, workflow);
     if (back !== undefined) return entry.defer(back);
+  }
+
+  /**
+   * A chunk's jobs to take, in the order they were added: on its first
+   * delivery from the snapshots kept with it (those still there: a job
+   * changed since lost its own), the rest read afresh.
+   */
+  private async chunkJobs(entry: QueueEntry, all: readonly string[], workflow: string): Promise<Job[]> {
+    const records = this.execution.records;
+    const snaps = await this.takeSnapshots(workflow, entry.entryId);
+    if (!entry.first) return records.readChunk(entry.entryId, all);
+    const fromSnap = new Map<string, Job>();
+    for (const id of all) {
+      const s = snaps.get(id);
+      // A job whose entry BullMQ gave up on here may have been claimed meanwhile: read.
+      if (s && s.attempts === 0 && isRunnable(s.state) && !this.givenUp.has(id)) fromSnap.set(id, jobFromSnapshot(id, s));
+    }
+    if (fromSnap.size === all.length) return [...fromSnap.values()];
+    const read = new Map((await records.readChunk(entry.entryId, all.filter((id) => !fromSnap.has(id)))).map((j) => [j._id, j]));
+    return all.flatMap((id) => fromSnap.get(id) ?? read.get(id) ?? []);
+  }
+
+  /** A chunk's snapshots, taken out by whoever gets the chunk first (only that delivery may use them); none when Redis fails to say. */
+  private takeSnapshots(workflow: string, chunk: string): Promise<Map<string, LaunchSnapshot>> {
+    return this.core.o.client.queues.takeSnapshots(workflow, chunk).catch(() => new Map<string, LaunchSnapshot>());
   }
 
   /**

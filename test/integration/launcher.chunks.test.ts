@@ -67,6 +67,24 @@ describe("chunks of jobs added together", () => {
     for (const j of jobs.slice(3)) assert.equal((await f.balsam.jobs.get(j._id)).state, "JOB_FINISHED");
   });
 
+  test("a job given a parent while its chunk waits runs after the parent, not from the snapshot its chunk was made with", async () => {
+    const log = join(f.dir, "dep.log");
+    // The parent says so when it ends, a while after it starts; the chunk's jobs as they start.
+    const app = f.script("dep.sh", `if [ "$1" = parent ]; then sleep 1; fi\necho "$BALSAM_JOB_ID $1" >> ${log}`);
+    await f.balsam.apps.add({ name: "dep", executable: app });
+    const jobs = await f.balsam.jobs.addMany(Array.from({ length: 4 }, (_, i) => ({ name: `d${i}`, workflow: "CHDEP", application: "dep", args: "child", nodePackingCount: 4 })));
+    assert.equal(new Set(jobs.map((j) => j.chunk)).size, 1, "one chunk");
+    // Added after the chunk: its entry comes second, so a child run from its stale snapshot would start first.
+    const parent = await f.balsam.jobs.add({ name: "p", workflow: "CHDEP", application: "dep", args: "parent", nodePackingCount: 4 });
+    const r = await runBalsam(["dep", parent._id, jobs[1]!._id], { env: f.db.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await f.balsam.jobs.get(jobs[1]!._id)).state, "AWAITING_PARENTS");
+    await f.launch("CHDEP", { withinMs: 60_000 });
+    const order = lines(log).map((l) => l.split(" ")[0]);
+    assert.ok(order.indexOf(parent._id) >= 0 && order.indexOf(parent._id) < order.indexOf(jobs[1]!._id), `ran in this order: ${lines(log).join("; ")}`);
+    assert.deepEqual(runs(log), new Map([...jobs, parent].map((j) => [j._id, 1])));
+  });
+
   test("killjob of a job whose chunk a launcher holds, waiting for a slot: it never starts", async () => {
     const log = join(f.dir, "held.log");
     const go = join(f.dir, "held.go");

@@ -122,3 +122,24 @@ test("wake: an entry whose handler raised the hold lets the next entry be fetche
     await queues.close();
   }
 });
+
+test("an entry's first delivery says so; once given back (deferred) it does not: a chunk's snapshots hold only on the first", async () => {
+  const queues = await JobQueues.connect({ redisUrl: redis!.url, prefix: `${ctx.prefix}_first` });
+  try {
+    await queues.enqueue([{ id: "f0", workflow: "wf", attempts: 0 }]);
+    const firsts: boolean[] = [];
+    const consumer = queues.consume(
+      "wf",
+      async (entry) => {
+        firsts.push(entry.first);
+        if (firsts.length === 1) await entry.defer(0);
+      },
+      { concurrency: 1 },
+    );
+    await waitFor(async () => firsts.length === 2 && (await queues.pending("wf")) === 0, 20_000, "two deliveries");
+    await consumer.close();
+    assert.deepEqual(firsts, [true, false]);
+  } finally {
+    await queues.close();
+  }
+});
