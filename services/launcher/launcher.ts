@@ -17,7 +17,7 @@ import { LeaseKeeper } from "./leases.js";
 import { IdleCheck } from "./idle.js";
 import { Execution } from "./execution.js";
 import { Dispatch } from "./dispatch.js";
-import { costs } from "./costs.js";
+import { costs, emptySlots } from "./costs.js";
 import { KILLS_HEARD, type Core, type Running } from "./core.js";
 
 export type { LauncherOptions, LauncherSummary };
@@ -238,7 +238,7 @@ export class Launcher implements Core {
     await this.step("marking the launcher exited", markLauncherExited(this.o.client.store, this.owner).catch(() => undefined));
     this.state = "stopped";
     const s = this.completion.summary;
-    this.log(`stopped (${this.reason}): ${s.finished} finished, ${s.failed} failed, ${s.restarted} to restart, ${s.killed} killed; ${costs(this.o.client.store, s, this.cpuAtStart, this.processes?.spawnCpuMs() ?? 0, this.processes?.watchdogCpuMs() ?? 0, this.processes?.jobsCpuMs() ?? 0)}`);
+    this.log(`stopped (${this.reason}): ${s.finished} finished, ${s.failed} failed, ${s.restarted} to restart, ${s.killed} killed; ${costs(this.o.client.store, s, this.cpuAtStart, this.processes?.spawnCpuMs() ?? 0, this.processes?.watchdogCpuMs() ?? 0, this.processes?.jobsCpuMs() ?? 0)}${emptySlots(this.pool.emptyShare())}`);
   }
 
   /** One step of the shutdown; one that takes long says which it is, so a hang names itself. */

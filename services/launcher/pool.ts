@@ -52,10 +52,17 @@ export class NodePool {
   private readonly gpuOrder: Array<Map<string, number>>;
   private waiters: Waiter[] = [];
   private closed = false;
+  /** Node-ms free while no job waited, from the first acquire on (emptyShare). */
+  private emptyNodeMs = 0;
+  private emptyAtLastRelease = 0;
+  private firstAt: number | undefined;
+  private lastAt = 0;
+  private lastReleaseAt: number | undefined;
 
   constructor(
     nodes: readonly PoolNode[],
     readonly mode: "serial" | "mpi",
+    private readonly clock: () => number = () => performance.now(),
   ) {
     this.hosts = nodes.map((n) => n.host);
     this.load = nodes.map(() => 0);
@@ -97,6 +104,8 @@ export class NodePool {
    */
   acquire(demand: Demand): Promise<Grant | null> {
     if (this.closed) return Promise.resolve(null);
+    this.account();
+    this.firstAt ??= this.lastAt;
     return new Promise((resolve) => {
       this.waiters.push({ demand, resolve });
       this.waiters.sort((a, b) => b.demand.size - a.demand.size || b.demand.gpus - a.demand.gpus);
@@ -131,6 +140,9 @@ export class NodePool {
       release: () => {
         if (released) return;
         released = true;
+        this.account();
+        this.lastReleaseAt = this.lastAt;
+        this.emptyAtLastRelease = this.emptyNodeMs;
         idx.forEach((i, k) => {
           this.load[i] = Math.max(0, this.load[i]! - share);
           const order = this.gpuOrder[i]!;
@@ -140,6 +152,28 @@ export class NodePool {
         this.dispatch();
       },
     };
+  }
+
+  /**
+   * The share of the pool's capacity that stood empty while no job waited
+   * for it, from the first job asked for to the last one done: the
+   * launcher's own gaps (entries not fetched, jobs not read in time), not
+   * the jobs'. Undefined before any job is done.
+   */
+  emptyShare(): number | undefined {
+    if (this.firstAt === undefined || this.lastReleaseAt === undefined || this.lastReleaseAt <= this.firstAt) return undefined;
+    return this.emptyAtLastRelease / ((this.lastReleaseAt - this.firstAt) * this.load.length);
+  }
+
+  /** Adds the time since the last event to the empty capacity, when nothing waited meanwhile. */
+  private account(): void {
+    const t = this.clock();
+    if (this.firstAt !== undefined && this.waiters.length === 0) {
+      let free = 0;
+      for (const l of this.load) free += Math.max(0, 1 - l);
+      this.emptyNodeMs += free * (t - this.lastAt);
+    }
+    this.lastAt = t;
   }
 
   private dispatch(): void {

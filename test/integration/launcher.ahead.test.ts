@@ -47,6 +47,9 @@ describe("jobs running ahead of their claim", () => {
     // Beside its own costs, what the jobs' processes themselves used (the spawn helper's reaped children).
     const jobsCpu = /its jobs' processes CPU (\d+) ms/.exec(out);
     assert.ok(jobsCpu && Number(jobsCpu[1]) > 0, out);
+    // And how long its nodes stood empty with no job in hand for them (its own gaps), a share of the run.
+    const empty = /its nodes stood empty with no job waiting (\d+\.\d)% of the time/.exec(out);
+    assert.ok(empty && Number(empty[1]) >= 0 && Number(empty[1]) <= 100, out);
   });
 
   test("kill -9 of a launcher holding jobs started but not yet written: they run again once its entries' locks lapse, each finishes once", async () => {

@@ -83,3 +83,29 @@ describe("NodePool: a node's CPU share and whole GPUs", () => {
     ]);
   });
 });
+
+describe("NodePool: how long it stood empty with no job waiting", () => {
+  test("free shares count only while nothing waits, from the first job asked for to the last done", async () => {
+    let t = 0;
+    const pool = new NodePool([{ host: "n1", gpuIds: [] }], "serial", () => t);
+    const half = demandOf({ nodePackingCount: 2, numNodes: 1, ranksPerNode: 1 }, "serial");
+    const whole = demandOf({ nodePackingCount: 1, numNodes: 1, ranksPerNode: 1 }, "serial");
+    assert.equal(pool.emptyShare(), undefined, "nothing done yet");
+    const a = (await pool.acquire(half))!; // t 0-10: half the node empty, nothing waiting
+    t = 10;
+    const b = (await pool.acquire(half))!; // 10-20: full
+    t = 20;
+    a.release(); // 20-30: half empty, but a whole-node job waits for it: not counted
+    const c = pool.acquire(whole);
+    t = 30;
+    b.release(); // the waiter gets the whole node: 30-40 full
+    const g = (await c)!;
+    t = 40;
+    g.release();
+    // Empty with nothing waiting: 0.5 × 10 ms of 40 node-ms.
+    assert.equal(pool.emptyShare(), 5 / 40);
+    t = 100;
+    assert.equal(pool.emptyShare(), 5 / 40, "idle after the last job is not counted");
+    pool.close();
+  });
+});
