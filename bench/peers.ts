@@ -167,27 +167,57 @@ function showPeer(name: string, v: number | string, ours: number, raw: number): 
   else console.log(`${name.padEnd(34)} ${f1(v).padStart(7)} jobs/s  ${f2(v / raw)} of raw   balsam is ${f2(ours / v)}x`);
 }
 
+/** One round: each peer, then ours, one after the other. */
+interface Round {
+  dask: number | string;
+  celery: number | string;
+  ours: BalsamRun;
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** Ours over a peer's rate, round by round (a peer that did not run: none). */
+const paired = (rounds: readonly Round[], peer: "dask" | "celery"): number[] => rounds.flatMap((r) => (typeof r[peer] === "number" ? [r.ours.rate / (r[peer] as number)] : []));
+
 export async function benchPeers(mongoUrl: string, redisUrl: string, mongoPid: number | undefined): Promise<void> {
   const n = num("BENCH_PEERS_JOBS", 5000);
-  console.log(`\n## the peers: ${n} no-op jobs (/bin/true as a process, ${CONCURRENCY} at a time), same run`);
+  // A VM's speed drifts by a fifth within minutes (seen here): with several rounds each ratio is taken within a round and their median printed.
+  const rounds = Math.max(1, num("BENCH_PEERS_ROUNDS", 1));
+  console.log(`\n## the peers: ${n} no-op jobs (/bin/true as a process, ${CONCURRENCY} at a time), same run${rounds > 1 ? `, ${rounds} rounds` : ""}`);
   const raw = await rawSmall(Math.min(n, 5000));
   const helper = await rawHelper(Math.min(n, 5000));
-  const dask = await peer("dask_noop.py", n, {});
-  // The bench's own Redis, another database number: Celery's keys stay apart from the queues'.
-  const celery = await peer("celery_noop.py", n, { BENCH_CELERY_REDIS: `${redisUrl.replace(/\/\d*$/, "")}/9` });
   const r = new Redis(redisUrl);
   const redisPid = Number(/process_id:(\d+)/.exec(await r.info("server"))?.[1] ?? 0);
   r.disconnect();
   const cleanups: Array<() => void> = [];
   try {
-    await peersAndOurs(mongoUrl, redisUrl, mongoPid, redisPid, n, raw, helper, dask, celery, cleanups);
+    const done: Round[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const dask = await peer("dask_noop.py", n, {});
+      // The bench's own Redis, another database number: Celery's keys stay apart from the queues'.
+      const celery = await peer("celery_noop.py", n, { BENCH_CELERY_REDIS: `${redisUrl.replace(/\/\d*$/, "")}/9` });
+      done.push({ dask, celery, ours: await balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups) });
+    }
+    await peersAndOurs(mongoUrl, redisUrl, mongoPid, redisPid, n, raw, helper, done, cleanups);
   } finally {
     for (const c of cleanups) c();
   }
 }
 
-async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, raw: number, helper: { rate: number; jobsMs: number }, dask: number | string, celery: number | string, cleanups: Array<() => void>): Promise<void> {
-  const ours = await balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups);
+async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, raw: number, helper: { rate: number; jobsMs: number }, rounds: readonly Round[], cleanups: Array<() => void>): Promise<void> {
+  // Figures of the round whose rate of ours is the median (the lower middle one of an even count).
+  const byRate = [...rounds].sort((a, b) => a.ours.rate - b.ours.rate);
+  const mid = byRate[Math.floor((byRate.length - 1) / 2)]!;
+  const ours = mid.ours;
+  const peerRate = (k: "dask" | "celery"): number | string => {
+    const rates = rounds.flatMap((r) => (typeof r[k] === "number" ? [r[k] as number] : []));
+    return rates.length ? median(rates) : (rounds[0]![k] as string);
+  };
+  const dask = peerRate("dask");
+  const celery = peerRate("celery");
   const whole = await balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "whole", cleanups);
   const rawAfter = await rawSmall(Math.min(n, 5000));
   const helperAfter = await rawHelper(Math.min(n, 5000));
@@ -201,6 +231,13 @@ async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number
   console.log(`  per job: ${mongoPid ? `database server ${f2(ours.serverCpuMsPerJob)} ms CPU, ` : ""}Redis ${f2(ours.redisCpuMsPerJob)} ms CPU and ${f1(ours.redisCmdsPerJob)} commands (the calls inside BullMQ's scripts counted), launcher ${f2(ours.launcherCpuMsPerJob)} ms CPU, the search (this process: adds, waits) ${f2(ours.searchCpuMsPerJob)} ms CPU; the machine ${f0(ours.idle * 100)}% idle; the launcher's whole life: ${ours.costs}`);
   console.log(`${"balsam, the launcher's whole life".padEnd(34)} ${f1(whole.rate).padStart(7)} jobs/s  ${f2(whole.rate / limit)} of raw   (${whole.finished} of ${n} finished; jobs added first, timed from its start to its exit)`);
   console.log(`  per job: ${mongoPid ? `database server ${f2(whole.serverCpuMsPerJob)} ms CPU, ` : ""}Redis ${f2(whole.redisCpuMsPerJob)} ms CPU and ${f1(whole.redisCmdsPerJob)} commands; launcher: ${whole.costs}`);
+  if (rounds.length > 1) {
+    const show = (x: number | string) => (typeof x === "number" ? f1(x) : "-");
+    console.log(`rounds (Dask, Celery, balsam in turn; the rates above are medians, our detail is the median round's): ${rounds.map((r, i) => `${i + 1}: ${show(r.dask)} / ${show(r.celery)} / ${f1(r.ours.rate)}`).join("; ")}`);
+    const pd = paired(rounds, "dask");
+    const pc = paired(rounds, "celery");
+    console.log(`balsam over each peer within a round: Dask ${pd.map(f2).join(", ") || "-"}${pd.length ? ` (median ${f2(median(pd))})` : ""}; Celery ${pc.map(f2).join(", ") || "-"}${pc.length ? ` (median ${f2(median(pc))})` : ""}`);
+  }
 
   // A compute node whose database is elsewhere: the servers on core 0, the
   // launcher and its jobs on core 1, against raw spawn pinned to core 1.

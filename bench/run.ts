@@ -7,6 +7,7 @@
  * BENCH_LS_JOBS (default 1000000), BENCH_IN_SIZES (default 20000,200000).
  * BENCH_CLUSTER_JOBS (default 8000; a Redis Cluster started here beside the one Redis),
  * BENCH_PEERS_JOBS (default 5000; Dask distributed and Celery on the same no-op jobs),
+ * BENCH_PEERS_ROUNDS (default 1; Dask, Celery and ours in turn that many times, ratios taken within each round),
  * BENCH_ONLY=server|enqueue|launcher|peers|cluster|cli|startup|search|web|chaos|ferretdb runs one part (cli includes startup;
  * web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000;
  * chaos, the cluster in a box: BENCH_CHAOS_JOBS, default 5000; BENCH_CHAOS_SECONDS, default 180;
