@@ -82,6 +82,13 @@ interface BalsamRun {
   searchCpuMsPerJob: number;
   /** The share of the machine's CPU time left idle over the timed part: near 0, the run is bound by CPU. */
   idle: number;
+  /**
+   * "running" only: a second `n` jobs on the same launcher, timed alike. Its
+   * first thousands of jobs run before V8 has compiled their hot paths (~0.15
+   * ms of launcher CPU a job more, measured): an allocation's launcher runs
+   * warm for almost all of its life.
+   */
+  warm?: { rate: number; launcherCpuMsPerJob: number; serverCpuMsPerJob: number };
 }
 
 /** The machine's CPU time so far, all cores (USER_HZ ticks): idle and in all. */
@@ -100,7 +107,8 @@ async function redisCommands(r: Redis): Promise<number> {
  * "running" is timed as the peers are: the launcher is already up (its
  * allocation started) and has run one warm-up job; the clock runs from the
  * first add (insert and enqueue included) to the last result read back
- * through `wait()` (results()). "whole" is the launcher's life: the jobs added
+ * through `wait()` (results()); then a second batch on the same launcher,
+ * warm (`warm`). "whole" is the launcher's life: the jobs added
  * first, timed from its start (module loading, connecting) to its exit
  * (its idle check deciding nothing is left).
  */
@@ -134,13 +142,21 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
     }
     const at1 = await counters(mode === "running" ? l.child.pid : undefined);
     const s = (at1.t - at0.t) / 1000;
+    let warm: BalsamRun["warm"];
     if (mode === "running") {
+      const ids = await addNoops(b, "PEERS", n, "true", CONCURRENCY);
+      const seen = (await b.wait(ids, { timeoutMs: 1_800_000 })).length;
+      if (seen < n) throw new Error(`only ${seen} of the warm ${n} results arrived`);
+      const at2 = await counters(l.child.pid);
+      warm = { rate: n / ((at2.t - at1.t) / 1000), launcherCpuMsPerJob: (at2.launcher - at1.launcher) / n, serverCpuMsPerJob: (at2.mongo - at1.mongo) / n };
       l.child.kill("SIGTERM");
       await l.exited;
     }
     const out = {
       rate: n / s,
-      finished: await b.jobs.filter({ workflow: "PEERS", state: "JOB_FINISHED" }).count() - (mode === "running" ? 1 : 0),
+      warm,
+      // Less the warm-up job and the warm batch.
+      finished: await b.jobs.filter({ workflow: "PEERS", state: "JOB_FINISHED" }).count() - (mode === "running" ? 1 + n : 0),
       costs: costsLine(l),
       serverCpuMsPerJob: (at1.mongo - at0.mongo) / n,
       // Less the INFO at1 sent; the launcher's idle checks (whole: its start-up too) are in it.
@@ -180,7 +196,11 @@ const median = (xs: readonly number[]): number => {
 };
 
 /** Ours over a peer's rate, round by round (a peer that did not run: none). */
-const paired = (rounds: readonly Round[], peer: "dask" | "celery"): number[] => rounds.flatMap((r) => (typeof r[peer] === "number" ? [r.ours.rate / (r[peer] as number)] : []));
+const paired = (rounds: readonly Round[], peer: "dask" | "celery", warm = false): number[] =>
+  rounds.flatMap((r) => {
+    const ours = warm ? r.ours.warm?.rate : r.ours.rate;
+    return typeof r[peer] === "number" && ours !== undefined ? [ours / (r[peer] as number)] : [];
+  });
 
 export async function benchPeers(mongoUrl: string, redisUrl: string, mongoPid: number | undefined): Promise<void> {
   const n = num("BENCH_PEERS_JOBS", 5000);
@@ -229,6 +249,10 @@ async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number
   showPeer(`Celery, Redis broker, prefork ${CONCURRENCY}`, celery, ours.rate, limit);
   console.log(`${"balsam, one serial launcher".padEnd(34)} ${f1(ours.rate).padStart(7)} jobs/s  ${f2(ours.rate / limit)} of raw   (${ours.finished} of ${n} finished; timed as the peers: first add to last result, the launcher already up)`);
   console.log(`  per job: ${mongoPid ? `database server ${f2(ours.serverCpuMsPerJob)} ms CPU, ` : ""}Redis ${f2(ours.redisCpuMsPerJob)} ms CPU and ${f1(ours.redisCmdsPerJob)} commands (the calls inside BullMQ's scripts counted), launcher ${f2(ours.launcherCpuMsPerJob)} ms CPU, the search (this process: adds, waits) ${f2(ours.searchCpuMsPerJob)} ms CPU; the machine ${f0(ours.idle * 100)}% idle; the launcher's whole life: ${ours.costs}`);
+  if (ours.warm) {
+    console.log(`${"balsam, the same launcher warm".padEnd(34)} ${f1(ours.warm.rate).padStart(7)} jobs/s  ${f2(ours.warm.rate / limit)} of raw   (a second ${n} jobs on the launcher that ran the first, timed alike: V8 has compiled its hot paths)`);
+    console.log(`  per job: ${mongoPid ? `database server ${f2(ours.warm.serverCpuMsPerJob)} ms CPU, ` : ""}launcher ${f2(ours.warm.launcherCpuMsPerJob)} ms CPU`);
+  }
   console.log(`${"balsam, the launcher's whole life".padEnd(34)} ${f1(whole.rate).padStart(7)} jobs/s  ${f2(whole.rate / limit)} of raw   (${whole.finished} of ${n} finished; jobs added first, timed from its start to its exit)`);
   console.log(`  per job: ${mongoPid ? `database server ${f2(whole.serverCpuMsPerJob)} ms CPU, ` : ""}Redis ${f2(whole.redisCpuMsPerJob)} ms CPU and ${f1(whole.redisCmdsPerJob)} commands; launcher: ${whole.costs}`);
   if (rounds.length > 1) {
@@ -237,6 +261,9 @@ async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number
     const pd = paired(rounds, "dask");
     const pc = paired(rounds, "celery");
     console.log(`balsam over each peer within a round: Dask ${pd.map(f2).join(", ") || "-"}${pd.length ? ` (median ${f2(median(pd))})` : ""}; Celery ${pc.map(f2).join(", ") || "-"}${pc.length ? ` (median ${f2(median(pc))})` : ""}`);
+    const wd = paired(rounds, "dask", true);
+    const wc = paired(rounds, "celery", true);
+    if (wd.length || wc.length) console.log(`the warm launcher over each peer within a round: Dask ${wd.map(f2).join(", ") || "-"}${wd.length ? ` (median ${f2(median(wd))})` : ""}; Celery ${wc.map(f2).join(", ") || "-"}${wc.length ? ` (median ${f2(median(wc))})` : ""}`);
   }
 
   // A compute node whose database is elsewhere: the servers on core 0, the
@@ -254,7 +281,7 @@ async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number
     // The search that adds the jobs and reads the results runs on a login node: here, the servers' core.
     await run(["taskset", "-a", "-p", "-c", "0", String(process.pid)]);
     const pinned = await balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups, ["taskset", "-c", "1"]);
-    console.log(`pinned (servers on core 0; launcher and jobs on core 1): raw spawn ${f1(pinnedRaws[0]!)} jobs/s from node, ${f1(pinnedRaws[1]!)} through balsam-spawn; balsam ${f1(pinned.rate)} jobs/s = ${f2(pinned.rate / rawPinned)} of raw; launcher ${f2(pinned.launcherCpuMsPerJob)} ms CPU per job (its whole life: ${pinned.costs})`);
+    console.log(`pinned (servers on core 0; launcher and jobs on core 1): raw spawn ${f1(pinnedRaws[0]!)} jobs/s from node, ${f1(pinnedRaws[1]!)} through balsam-spawn; balsam ${f1(pinned.rate)} jobs/s = ${f2(pinned.rate / rawPinned)} of raw; launcher ${f2(pinned.launcherCpuMsPerJob)} ms CPU per job${pinned.warm ? `; warm (a second ${n}) ${f1(pinned.warm.rate)} jobs/s = ${f2(pinned.warm.rate / rawPinned)} of raw, launcher ${f2(pinned.warm.launcherCpuMsPerJob)} ms CPU per job` : ""} (its whole life: ${pinned.costs})`);
   } finally {
     for (const p of [...pins, process.pid]) await run(["taskset", "-a", "-p", "-c", `0-${cpus().length - 1}`, String(p)]).catch(() => "");
   }
