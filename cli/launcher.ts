@@ -55,6 +55,14 @@ export function register(program: Command): Command {
         try {
           await runLauncher(client, dbPath, resolved, { ...env, log });
         } finally {
+          // Stopped: every state is written. A connection that does not let go (a Redis Cluster node lost
+          // mid-run kept one launcher alive for minutes after its stop line, seen in CI) must not keep the
+          // allocation: unref'd, this fires only when something else holds the process open.
+          const grace = env.stopGraceMs ?? 30_000;
+          setTimeout(() => {
+            log(`exiting: ${grace} ms after the launcher stopped, its server connections are still open (a server not answering?)`);
+            process.exit(process.exitCode ?? 0);
+          }, grace).unref();
           await client.close();
         }
       }),

@@ -9,6 +9,7 @@ import type { Settings } from "../../libs/config/index.js";
 import { parseTags, type Tags } from "../../libs/models/index.js";
 import type { Balsam } from "../../libs/client/index.js";
 import { Launcher, type LauncherSummary } from "./launcher.js";
+import { SCRIPT_LIMIT_MS } from "./options.js";
 
 export { Launcher };
 export type { LauncherSummary };
@@ -146,6 +147,8 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
     gpuVendor: o.gpus.vendor,
     maxGpusPerNode: o.maxGpusPerNode,
     log: extra.log,
+    // Its running jobs' timeout handlers may take their whole limit (SCRIPT_LIMIT_MS) once it stops on its own.
+    onStop: (reason: string, running: boolean) => bound(`it began to stop (${reason})`, stopGraceMs + (running ? SCRIPT_LIMIT_MS : 0)),
   } as ConstructorParameters<typeof Launcher>[0]);
   // A signal asks for a clean stop, which writes the running jobs' states.
   // With the servers gone (or hung) that write never ends, and a batch
@@ -157,13 +160,18 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
   const g = o.gpus;
   if (g.source !== "none") say(`GPUs on each node: ${g.ids.length ? g.ids.join(",") : "none"} (from ${g.source === "flag" ? "--gpus-per-node" : g.source === "env" ? "BALSAM_GPUS_PER_NODE" : g.source === "settings" ? "the settings' gpusPerNode" : g.source}), handed to jobs in ${deviceVariable(g.vendor)}`);
   let forced: NodeJS.Timeout | undefined;
-  const onSignal = (sig: string) => {
-    launcher.stop(`received ${sig}`);
+  // Whatever asked for the stop (a signal, the time limit, nothing left to run): a stop whose writes never end
+  // (a server gone or hung mid-stop) would keep the allocation for ever.
+  function bound(after: string, ms: number): void {
     forced ??= setTimeout(() => {
-      process.stderr.write(`balsam launcher: not stopped ${stopGraceMs} ms after ${sig} (servers not answering?); exiting, leases will lapse and the jobs be recovered\n`);
+      process.stderr.write(`balsam launcher: not stopped ${ms} ms after ${after} (servers not answering?); exiting, leases will lapse and the jobs be recovered\n`);
       process.exit(1);
-    }, stopGraceMs);
+    }, ms);
     forced.unref();
+  }
+  const onSignal = (sig: string) => {
+    bound(sig, stopGraceMs);
+    launcher.stop(`received ${sig}`);
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);

@@ -57,8 +57,11 @@ export class Launcher implements Core {
   private unsubscribe: Array<() => Promise<void>> = [];
   private processes: ProcessSupervisor | undefined;
 
+  private readonly onStop: ((reason: string, running: boolean) => void) | undefined;
+
   constructor(opts: LauncherOptions) {
     const o = (this.o = resolveOptions(opts));
+    this.onStop = opts.onStop;
     const log = (l: string) => this.log(l);
     this.pool = new NodePool(
       o.nodes.map((n) => ({ host: n.host, gpuIds: nodeGpuIds(n) })),
@@ -208,6 +211,7 @@ export class Launcher implements Core {
     this.state = "stopping";
     this.reason = reason;
     this.log(`stopping: ${reason}`);
+    this.onStop?.(reason, this.running.size > 0);
     this.stopResolve?.();
   }
 

@@ -56,10 +56,12 @@ export interface LauncherOptions {
   writeBacklog?: number;
   /** Default: standard error. */
   log?: (line: string) => void;
+  /** Told once, when the launcher begins to stop, whatever asked it to, and whether jobs were running then (runLauncher bounds the stop from there). */
+  onStop?: (reason: string, running: boolean) => void;
 }
 
 /** The options with every default filled in, and what follows from them. */
-export interface ResolvedOptions extends Required<Omit<LauncherOptions, "workflows" | "workflowParts" | "timeLimitMinutes" | "maxGpusPerNode" | "tags">> {
+export interface ResolvedOptions extends Required<Omit<LauncherOptions, "workflows" | "workflowParts" | "timeLimitMinutes" | "maxGpusPerNode" | "tags" | "onStop">> {
   workflows: string[] | undefined;
   workflowParts: string[] | undefined;
   timeLimitMinutes: number | undefined;

@@ -1,7 +1,8 @@
 /**
- * A batch system's SIGTERM ends a launcher in bounded time whatever its
- * servers do: here both servers are frozen (SIGSTOP), so the clean stop's
- * writes never answer, and the launcher must still exit after its grace.
+ * A batch system's SIGTERM, or the launcher's own time limit, ends a launcher
+ * in bounded time whatever its servers do: here both servers are frozen
+ * (SIGSTOP), so the clean stop's writes never answer, and the launcher must
+ * still exit after its grace.
  */
 import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +11,7 @@ import { exitedWithin, startLauncher } from "../support/launcher.js";
 import { connect } from "../../libs/client/index.js";
 import { isAlive, waitFor } from "../../services/dbserver/servers.js";
 
-describe("SIGTERM with the servers frozen", () => {
+describe("a stop with the servers frozen", () => {
   let pids: number[] = [];
   const db = useLocalDb("stopgrace", {
     connect: true,
@@ -39,6 +40,19 @@ describe("SIGTERM with the servers frozen", () => {
     assert.equal(await exitedWithin(l, 30_000), 1, l.output().slice(-2000));
     assert.ok(Date.now() - t < 15_000, `took ${Date.now() - t} ms`);
     assert.match(l.output(), /not stopped 3000 ms after SIGTERM/);
+    for (const p of pids) process.kill(p, "SIGCONT");
+  });
+
+  test("a launcher that stops on its own (its time limit) with the servers frozen exits within its stop grace too", async () => {
+    const l = startLauncher(["--wf-filter", "SELFSTOP", "--job-mode", "serial", "--persistent", "--time-limit-minutes", "0.1"], { ...db.env, BALSAM_NODELIST: "node1", BALSAM_STOP_GRACE_MS: "3000" });
+    await waitFor(() => /started: serial mode/.test(l.output()), 30_000, "the launcher to start");
+    const info = db.serverInfo();
+    pids = [info.mongo.pid, info.redis.pid];
+    for (const p of pids) process.kill(p, "SIGSTOP");
+    // The time limit (6 s from its start) stops it; closing its queue consumers waits on the frozen Redis.
+    assert.equal(await exitedWithin(l, 40_000), 1, l.output().slice(-2000));
+    assert.match(l.output(), /stopping: time limit reached/);
+    assert.match(l.output(), /not stopped 3000 ms after it began to stop \(time limit reached\)/);
     for (const p of pids) process.kill(p, "SIGCONT");
   });
 });
