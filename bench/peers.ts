@@ -250,7 +250,9 @@ async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number
   console.log(`${"balsam, one serial launcher".padEnd(34)} ${f1(ours.rate).padStart(7)} jobs/s  ${f2(ours.rate / limit)} of raw   (${ours.finished} of ${n} finished; timed as the peers: first add to last result, the launcher already up)`);
   console.log(`  per job: ${mongoPid ? `database server ${f2(ours.serverCpuMsPerJob)} ms CPU, ` : ""}Redis ${f2(ours.redisCpuMsPerJob)} ms CPU and ${f1(ours.redisCmdsPerJob)} commands (the calls inside BullMQ's scripts counted), launcher ${f2(ours.launcherCpuMsPerJob)} ms CPU, the search (this process: adds, waits) ${f2(ours.searchCpuMsPerJob)} ms CPU; the machine ${f0(ours.idle * 100)}% idle; the launcher's whole life: ${ours.costs}`);
   if (ours.warm) {
-    console.log(`${"balsam, the same launcher warm".padEnd(34)} ${f1(ours.warm.rate).padStart(7)} jobs/s  ${f2(ours.warm.rate / limit)} of raw   (a second ${n} jobs on the launcher that ran the first, timed alike: V8 has compiled its hot paths)`);
+    const over = (peer: number | string, name: string) => (typeof peer === "number" ? `${name} ${f2(ours.warm!.rate / peer)}x` : "");
+    const ratios = [over(dask, "Dask"), over(celery, "Celery")].filter(Boolean).join(", ");
+    console.log(`${"balsam, the same launcher warm".padEnd(34)} ${f1(ours.warm.rate).padStart(7)} jobs/s  ${f2(ours.warm.rate / limit)} of raw   ${ratios ? `balsam is ${ratios} ` : ""}(a second ${n} jobs on the launcher that ran the first, timed alike: V8 has compiled its hot paths)`);
     console.log(`  per job: ${mongoPid ? `database server ${f2(ours.warm.serverCpuMsPerJob)} ms CPU, ` : ""}launcher ${f2(ours.warm.launcherCpuMsPerJob)} ms CPU`);
   }
   console.log(`${"balsam, the launcher's whole life".padEnd(34)} ${f1(whole.rate).padStart(7)} jobs/s  ${f2(whole.rate / limit)} of raw   (${whole.finished} of ${n} finished; jobs added first, timed from its start to its exit)`);
