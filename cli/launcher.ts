@@ -30,7 +30,7 @@ export function register(program: Command): Command {
     .action(
       action(async (o: LauncherCliOptions) => {
         const { launcherEnv, readSettings, resolveDbPath } = await import("../libs/config/index.js");
-        const { resolveLauncherOptions, runLauncher } = await import("../services/launcher/index.js");
+        const { resolveLauncherOptions, runLauncher, STOP_GRACE_MS } = await import("../services/launcher/index.js");
         // Only the GPU settings, read ahead of the client: a database that cannot be read is reported by openClient below.
         let settings: ReturnType<typeof readSettings> | undefined;
         try {
@@ -58,7 +58,7 @@ export function register(program: Command): Command {
           // Stopped: every state is written. A connection that does not let go (a Redis Cluster node lost
           // mid-run kept one launcher alive for minutes after its stop line, seen in CI) must not keep the
           // allocation: unref'd, this fires only when something else holds the process open.
-          const grace = env.stopGraceMs ?? 30_000;
+          const grace = env.stopGraceMs ?? STOP_GRACE_MS;
           setTimeout(() => {
             log(`exiting: ${grace} ms after the launcher stopped, its server connections are still open (a server not answering?)`);
             process.exit(process.exitCode ?? 0);

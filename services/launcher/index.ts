@@ -9,9 +9,9 @@ import type { Settings } from "../../libs/config/index.js";
 import { parseTags, type Tags } from "../../libs/models/index.js";
 import type { Balsam } from "../../libs/client/index.js";
 import { Launcher, type LauncherSummary } from "./launcher.js";
-import { SCRIPT_LIMIT_MS } from "./options.js";
+import { SCRIPT_LIMIT_MS, STOP_GRACE_MS } from "./options.js";
 
-export { Launcher };
+export { Launcher, STOP_GRACE_MS };
 export type { LauncherSummary };
 
 /** What `balsam launcher` is given on its command line. */
@@ -155,7 +155,7 @@ export async function runLauncher(client: Balsam, dbPath: string, o: ResolvedLau
   // system's SIGTERM must still end the launcher: after the grace it exits
   // without them. Its jobs' processes die with it (the watchdog) and their
   // leases lapse, so another launcher or `balsam service` recovers them.
-  const stopGraceMs = extra.stopGraceMs ?? 30_000;
+  const stopGraceMs = extra.stopGraceMs ?? STOP_GRACE_MS;
   const say = extra.log ?? ((l: string) => process.stderr.write(l + "\n"));
   const g = o.gpus;
   if (g.source !== "none") say(`GPUs on each node: ${g.ids.length ? g.ids.join(",") : "none"} (from ${g.source === "flag" ? "--gpus-per-node" : g.source === "env" ? "BALSAM_GPUS_PER_NODE" : g.source === "settings" ? "the settings' gpusPerNode" : g.source}), handed to jobs in ${deviceVariable(g.vendor)}`);

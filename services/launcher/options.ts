@@ -7,6 +7,8 @@ export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;
 /** A pre/postprocess script or handler is killed after this. */
 export const SCRIPT_LIMIT_MS = 5 * MINUTE;
+/** How long a stopping launcher may take before it exits regardless (BALSAM_STOP_GRACE_MS overrides). */
+export const STOP_GRACE_MS = 30 * SECOND;
 
 /** What a launcher is built from (services/launcher/index.ts turns `balsam launcher`'s flags into these). */
 export interface LauncherOptions {
