@@ -92,6 +92,11 @@ function projectedFinds(what: string, jobs: number, finds: number, limit: number
 }
 
 /** `lookups` reads of one job by `_id`, ids picked at random. */
+/** Finds of whole documents (no projection): decoded as every update's read of its document decodes them. */
+function wholeFinds(jobs: number, finds: number): Micro {
+  return projectedFinds(`${finds} finds of ${jobs} whole jobs (no projection)`, jobs, finds, jobs + 1, {}, true);
+}
+
 function idLookups(jobs: number, lookups: number): Micro {
   return {
     what: `${lookups} _id lookups among ${jobs} jobs`,
@@ -165,14 +170,14 @@ function microsFor(patch: string): Micro[] {
       return [projectedFinds(`${finds} finds of ${n} jobs`, n, finds, n + 1, {}), stateChanges(2 * n)];
     case "0018":
       // Whole documents are decoded by every unprojected find and by every update (its read of the document); finds first, as for 0017.
-      return [projectedFinds(`${finds} finds of ${n} whole jobs (no projection)`, n, finds, n + 1, {}, true), stateChanges(2 * n)];
+      return [wholeFinds(n, finds), stateChanges(2 * n)];
     case "0019":
       // Statements prepared once a command (the transaction, the collection's metadata) weigh most in a
       // launcher's small bulks; those prepared once an update in the large ones.
       return [stateChanges(2 * n, 8), stateChanges(2 * n)];
     case "0022":
       // Whole documents decoded from JSONB: every unprojected find and every update's read; finds first, as for 0018.
-      return [projectedFinds(`${finds} finds of ${n} whole jobs (no projection)`, n, finds, n + 1, {}, true), stateChanges(2 * n, 8)];
+      return [wholeFinds(n, finds), stateChanges(2 * n, 8)];
     case "0020":
     case "0021":
       // Every insert and every update marshals its whole document (0020) and stores it as JSONB (0021): both, the
