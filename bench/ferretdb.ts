@@ -91,12 +91,12 @@ function projectedFinds(what: string, jobs: number, finds: number, limit: number
   };
 }
 
-/** `lookups` reads of one job by `_id`, ids picked at random. */
 /** Finds of whole documents (no projection): decoded as every update's read of its document decodes them. */
 function wholeFinds(jobs: number, finds: number): Micro {
   return projectedFinds(`${finds} finds of ${jobs} whole jobs (no projection)`, jobs, finds, jobs + 1, {}, true);
 }
 
+/** `lookups` reads of one job by `_id`, ids picked at random. */
 function idLookups(jobs: number, lookups: number): Micro {
   return {
     what: `${lookups} _id lookups among ${jobs} jobs`,

@@ -168,7 +168,10 @@ export async function failoverMidRun(run: HaRun, workflow: string, n: number, fa
   // more than the launchers hold (4 running each, a few written behind), so entries taken from it.
   const atTakeover = await finished();
   assert.ok(atTakeover <= n - 200, `${atTakeover} of ${n} jobs had finished when the new primary took over: the failover was not in the middle of the run`);
-  await waitFor(async () => (await finished()) >= atTakeover + 100, 120_000, "100 more jobs to finish after the failover");
+  await waitFor(async () => (await finished()) >= atTakeover + 100, 120_000, "100 more jobs to finish after the failover").catch((err: Error) => {
+    // What the launchers said is what tells a connection that never came back from one that stopped.
+    throw new Error(`${err.message}\n${ls.map((l, i) => `launcher ${i + 1}:\n${l.output().slice(-3000)}`).join("\n")}`);
+  });
   const resumedMs = Date.now() - t0;
   await allExited(ls, 240_000);
   await assertFinishedOnce(run.balsam, workflow, n);
