@@ -66,6 +66,8 @@ export class Dispatch {
     const o = core.o;
     if (!core.active()) return;
     const wanted = o.workflows ?? matching(o, await o.client.queues.workflows());
+    // Stopped while it asked (a time limit during start-up): a worker started now would never be closed.
+    if (!core.active()) return;
     for (const wf of wanted) {
       if (this.workers.has(wf)) continue;
       const w = o.client.queues.consume(wf, (entry) => this.process(entry, wf), {

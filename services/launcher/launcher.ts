@@ -174,15 +174,24 @@ export class Launcher implements Core {
     if (o.workflows === undefined) {
       this.unsubscribe.push(await queues.subscribe(WORKFLOWS_CHANNEL, () => void discover().catch((err: unknown) => this.log(`discovering workflows failed: ${coerceError(err).message}`))));
     }
-    this.log(`started: ${o.jobMode} mode on ${o.nodes.length} node(s), workflows ${which}, time limit ${o.timeLimitMinutes === undefined ? "none" : `${o.timeLimitMinutes} min`}`);
-    await discover();
-    await this.leases.recover();
-    this.every(this.fence.renewEveryMs, () => this.leases.heartbeat());
-    // Jittered so many launchers do not sweep in step.
-    this.every(Math.max(500, Math.floor(o.leaseTtlMs / 2 + Math.random() * 1000)), () => this.leases.recover());
-    this.every(o.idleCheckMs, () => this.idle.check());
-    if (o.workflows === undefined) this.every(2 * SECOND, discover);
+    // Armed before the first look at the queues: a launcher whose servers stop answering as it starts
+    // still stops at its time limit (a stop test froze them there and saw it wait for the driver's timeout).
     if (this.deadline !== undefined) this.timers.push(setTimeout(() => this.stop("time limit reached"), Math.max(0, this.deadline - Date.now())));
+    this.log(`started: ${o.jobMode} mode on ${o.nodes.length} node(s), workflows ${which}, time limit ${o.timeLimitMinutes === undefined ? "none" : `${o.timeLimitMinutes} min`}`);
+    const firstLook = (async () => {
+      await discover();
+      await this.leases.recover();
+    })();
+    // Failing before a stop fails the run, as it always did; once stopped, the stop goes ahead without it.
+    firstLook.catch(() => undefined);
+    await Promise.race([firstLook, stopped]);
+    if (this.state === "running") {
+      this.every(this.fence.renewEveryMs, () => this.leases.heartbeat());
+      // Jittered so many launchers do not sweep in step.
+      this.every(Math.max(500, Math.floor(o.leaseTtlMs / 2 + Math.random() * 1000)), () => this.leases.recover());
+      this.every(o.idleCheckMs, () => this.idle.check());
+      if (o.workflows === undefined) this.every(2 * SECOND, discover);
+    }
     await stopped;
     await this.close();
     this.completion.summary.reason = this.reason;
