@@ -78,6 +78,8 @@ export interface Consumer {
    * fetched nothing more while they ran (its slots idle a third of the time).
    */
   wake(): void;
+  /** True once a fetch found the queue empty, until an entry is taken again. */
+  drained(): boolean;
   /** Closes once the handlers in progress have returned. */
   close(): Promise<void>;
 }
@@ -152,8 +154,12 @@ export function startConsumer(target: RedisTarget, prefix: string, connectTimeou
       return failed;
     };
   }
+  let drained = false;
+  w.on("drained", () => (drained = true));
+  w.on("active", () => (drained = false));
   let held = 0;
   return {
+    drained: () => drained,
     pause: () => w.pause(true),
     resume: () => w.resume(),
     hold: (n) => {

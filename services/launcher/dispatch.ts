@@ -60,6 +60,12 @@ export class Dispatch {
     return [...this.workers.keys()];
   }
 
+  /** Every worker found its queue empty when it last looked: nothing is about to start. */
+  drained(): boolean {
+    for (const w of this.workers.values()) if (!w.drained()) return false;
+    return true;
+  }
+
   /** Starts a worker on each consumed workflow that has none yet. */
   async refreshWorkers(): Promise<void> {
     const { core } = this;

@@ -42,7 +42,11 @@ interface Pending {
  * held more than one), a gathering waits `streamMs` instead: a bulk costs
  * the driver and the server about as much again as each write in it, so
  * bulks twice as large cut both. A lone write (a search adding jobs one at a
- * time) still goes after `flushMs`.
+ * time) still goes after `flushMs`. And when `quiet()` says no other
+ * write can come soon (the launcher runs no other job), a gathering does not
+ * wait at all: there is nothing to gather, and the search waiting on that
+ * result would wait the window for nothing (add → result p50 19–20 → 14 ms,
+ * 300 jobs added one at a time).
  */
 export class TransitionWriter {
   private pending: Pending[] = [];
@@ -60,6 +64,8 @@ export class TransitionWriter {
     /** Told when a write finds `behind.at` or more writes waiting for the database. */
     private readonly behind?: { at: number; say: (backlog: number) => void },
     private readonly streamMs = 15,
+    /** True when no other write is expected within a window (no other job running). */
+    private readonly quiet?: () => boolean,
   ) {}
 
   /** Size of the last bulk sent, and when (performance.now()). */
@@ -67,6 +73,7 @@ export class TransitionWriter {
 
   /** How long a gathering that starts now waits for more writes. */
   private gatherMs(): number {
+    if (this.quiet?.()) return 0;
     const streaming = this.lastBulk.size > 1 && performance.now() - this.lastBulk.at < STREAM_GAP_MS;
     return streaming ? Math.max(this.flushMs, this.streamMs) : this.flushMs;
   }

@@ -106,3 +106,25 @@ test("while writes stream in a gathering waits longer (larger bulks); a lone wri
     await w.close();
   }
 });
+
+test("a gathering does not wait when no other write can come (quiet): a lone result goes at once", async () => {
+  const ids = ["q0", "q1"];
+  await coll(ctx.store).jobs.insertMany(ids.map((_id) => ({ _id, state: "READY", stateHistory: [] }) as unknown as Job));
+  let quiet = true;
+  // Windows no test would sit out: the armed timer's delay tells which one a gathering got.
+  const w = new TransitionWriter(ctx.store, 600_000, 500, undefined, 600_000, () => quiet);
+  const armedMs = () => (w as unknown as { timer: { _idleTimeout: number } | undefined }).timer?._idleTimeout;
+  try {
+    const lone = w.write(toStagedIn("q0"));
+    // setTimeout(…, 0) is armed as 1 ms.
+    assert.equal(armedMs(), 1, "with nothing else running, the write goes on the next tick");
+    assert.equal(await lone, true);
+    quiet = false;
+    const gathered = w.write(toStagedIn("q1"));
+    assert.equal(armedMs(), 600_000, "with other jobs running, it waits for their writes");
+    await w.drain();
+    assert.equal(await gathered, true);
+  } finally {
+    await w.close();
+  }
+});

@@ -143,3 +143,31 @@ test("an entry's first delivery says so; once given back (deferred) it does not:
     await queues.close();
   }
 });
+
+test("drained(): true once a fetch finds the queue empty, false while an entry waits behind the one in hand", async () => {
+  const queues = await JobQueues.connect({ redisUrl: redis!.url, prefix: ctx.prefix });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const handled: string[] = [];
+  const consumer = queues.consume(
+    "drain",
+    async (entry) => {
+      handled.push(entry.id);
+      if (entry.id === "d0") await gate;
+    },
+    { concurrency: 1 },
+  );
+  try {
+    await waitFor(() => consumer.drained(), 10_000, "the consumer to find its empty queue");
+    await queues.enqueue([0, 1].map((i) => ({ id: `d${i}`, workflow: "drain", attempts: 0 })));
+    // d0 is in hand and holds the only place: d1 waits in the queue, so the consumer is not drained.
+    await waitFor(() => handled.length === 1, 10_000, "the first entry to be taken");
+    assert.equal(consumer.drained(), false, "an entry waits in the queue");
+    release();
+    await waitFor(() => handled.length === 2 && consumer.drained(), 10_000, "both entries handled and the queue found empty");
+  } finally {
+    release();
+    await consumer.close();
+    await queues.close();
+  }
+});
