@@ -186,7 +186,11 @@ export class Launcher implements Core {
     })();
     // Failing before a stop fails the run, as it always did; once stopped, the stop goes ahead without it.
     firstLook.catch(() => undefined);
-    await Promise.race([firstLook, stopped]);
+    await Promise.race([firstLook, stopped]).catch((err: unknown) => {
+      // The time limit's timer would hold a process whose run has failed.
+      for (const t of this.timers) clearTimeout(t);
+      throw err;
+    });
     if (this.state === "running") {
       this.every(this.fence.renewEveryMs, () => this.leases.heartbeat());
       // Jittered so many launchers do not sweep in step.
