@@ -45,7 +45,7 @@ interface Pending {
  * time) still goes after `flushMs`. And when `quiet()` says no other
  * write can come soon (the launcher runs no other job), a gathering does not
  * wait at all: there is nothing to gather, and the search waiting on that
- * result would wait the window for nothing (add → result p50 19–20 → 14 ms,
+ * result would wait the window for nothing (add → result p50 18–20 → 15 ms,
  * 300 jobs added one at a time).
  */
 export class TransitionWriter {
