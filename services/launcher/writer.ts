@@ -43,7 +43,7 @@ interface Pending {
  * the driver and the server about as much again as each write in it, so
  * bulks twice as large cut both. A lone write (a search adding jobs one at a
  * time) still goes after `flushMs`. And when `quiet()` says no other
- * write can come soon (the launcher runs no other job), a gathering does not
+ * write can come soon (the launcher has no other job running or waiting), a gathering does not
  * wait at all: there is nothing to gather, and the search waiting on that
  * result would wait the window for nothing (add → result p50 18–20 → 15 ms,
  * 300 jobs added one at a time).
@@ -64,7 +64,7 @@ export class TransitionWriter {
     /** Told when a write finds `behind.at` or more writes waiting for the database. */
     private readonly behind?: { at: number; say: (backlog: number) => void },
     private readonly streamMs = 15,
-    /** True when no other write is expected within a window (no other job running). */
+    /** True when no other write can come within a window (the launcher's: no other job running or about to start). */
     private readonly quiet?: () => boolean,
   ) {}
 

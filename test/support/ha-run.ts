@@ -80,10 +80,15 @@ export async function addJobs(balsam: Balsam, workflow: string, n: number, app: 
   return ids;
 }
 
+/** The end of what launcher `i` (of a run's list) logged, for a failure's message; `what` goes beside its number. */
+function saidLast(l: LauncherProc, i: number, what = ""): string {
+  return `launcher ${i + 1}:${what ? ` ${what}` : ""}\n${l.output().slice(-3000)}`;
+}
+
 /** Every launcher exits 0 within `ms` (an idle launcher stops by itself), the same process that started. */
 export async function allExited(ls: LauncherProc[], ms: number): Promise<void> {
   const codes = await Promise.all(ls.map((l) => exitedWithin(l, ms)));
-  codes.forEach((c, i) => assert.equal(c, 0, `launcher ${i + 1}: ${c}\n${ls[i]!.output().slice(-3000)}`));
+  codes.forEach((c, i) => assert.equal(c, 0, saidLast(ls[i]!, i, String(c))));
 }
 
 /** Each of the workflow's `n` jobs is JOB_FINISHED, recorded so once; returns the jobs. */
@@ -170,7 +175,7 @@ export async function failoverMidRun(run: HaRun, workflow: string, n: number, fa
   assert.ok(atTakeover <= n - 200, `${atTakeover} of ${n} jobs had finished when the new primary took over: the failover was not in the middle of the run`);
   await waitFor(async () => (await finished()) >= atTakeover + 100, 120_000, "100 more jobs to finish after the failover").catch((err: Error) => {
     // What the launchers said is what tells a connection that never came back from one that stopped.
-    throw new Error(`${err.message}\n${ls.map((l, i) => `launcher ${i + 1}:\n${l.output().slice(-3000)}`).join("\n")}`);
+    throw new Error(`${err.message}\n${ls.map((l, i) => saidLast(l, i)).join("\n")}`);
   });
   const resumedMs = Date.now() - t0;
   await allExited(ls, 240_000);
