@@ -69,7 +69,10 @@ export class Launcher implements Core {
     );
     // Quiet: no other job running (the one writing counts until its write is answered), none waiting for a slot, and
     // the queues found empty: under load (a queue with entries) a gathering waits as it always did.
-    this.writer = new TransitionWriter(o.client.store, undefined, undefined, { at: o.writeBacklog, say: (n) => this.dispatch.sayBehind(n) }, undefined, () => this.running.size <= 1 && this.pool.waiting() === 0 && this.dispatch.drained());
+    this.writer = new TransitionWriter(o.client.store, {
+      behind: { at: o.writeBacklog, say: (n) => this.dispatch.sayBehind(n) },
+      quiet: () => this.running.size <= 1 && this.pool.waiting() === 0 && this.dispatch.drained(),
+    });
     this.fence = new Fence({
       store: o.client.store,
       owner: this.owner,

@@ -26,6 +26,19 @@ export function isTransient(err: unknown): boolean {
 /** Writes that follow a bulk of several within this long are taken for a stream (writer.gatherMs). */
 const STREAM_GAP_MS = 100;
 
+export interface WriterOptions {
+  /** How long a lone write waits for others to share its bulk. Default 5 ms. */
+  flushMs?: number;
+  /** A bulk goes at once when this many wait. Default 500. */
+  maxBatch?: number;
+  /** How long a gathering waits while writes stream in (see the class). Default 15 ms. */
+  streamMs?: number;
+  /** Told when a write finds `behind.at` or more writes waiting for the database. */
+  behind?: { at: number; say: (backlog: number) => void };
+  /** True when no other write can come within a window (the launcher's: no other job running or about to start). */
+  quiet?: () => boolean;
+}
+
 interface Pending {
   t: Transition;
   resolve: (ok: boolean) => void;
@@ -57,16 +70,22 @@ export class TransitionWriter {
   private inFlight = 0;
   private roomWaiters: Array<() => void> = [];
 
+  private readonly flushMs: number;
+  private readonly maxBatch: number;
+  private readonly streamMs: number;
+  private readonly behind: WriterOptions["behind"];
+  private readonly quiet: WriterOptions["quiet"];
+
   constructor(
     private readonly store: Store,
-    private readonly flushMs = 5,
-    private readonly maxBatch = 500,
-    /** Told when a write finds `behind.at` or more writes waiting for the database. */
-    private readonly behind?: { at: number; say: (backlog: number) => void },
-    private readonly streamMs = 15,
-    /** True when no other write can come within a window (the launcher's: no other job running or about to start). */
-    private readonly quiet?: () => boolean,
-  ) {}
+    o: WriterOptions = {},
+  ) {
+    this.flushMs = o.flushMs ?? 5;
+    this.maxBatch = o.maxBatch ?? 500;
+    this.streamMs = o.streamMs ?? 15;
+    this.behind = o.behind;
+    this.quiet = o.quiet;
+  }
 
   /** Size of the last bulk sent, and when (performance.now()). */
   private lastBulk = { size: 0, at: -Infinity };

@@ -44,7 +44,7 @@ test("writes the timer would send while a bulk is in flight wait for its answer 
     { _id: "g3", state: "RUNNING", stateHistory: [] } as unknown as Job,
   ]);
   const held = heldStore();
-  const w = new TransitionWriter(held.store, 1);
+  const w = new TransitionWriter(held.store, { flushMs: 1 });
   // The writer's timer, read to know that a tick has passed (a condition, not a sleep).
   const timerSet = () => (w as unknown as { timer: NodeJS.Timeout | undefined }).timer !== undefined;
   try {
@@ -83,7 +83,7 @@ test("while writes stream in a gathering waits longer (larger bulks); a lone wri
   };
   const store = { [COLLECTIONS]: { ...real, jobs } } as unknown as Store;
   // A stream window no test would sit out: the armed timer's delay tells which window a gathering got.
-  const w = new TransitionWriter(store, 1, 500, undefined, 600_000);
+  const w = new TransitionWriter(store, { flushMs: 1, streamMs: 600_000 });
   const armedMs = () => (w as unknown as { timer: { _idleTimeout: number } | undefined }).timer?._idleTimeout;
   try {
     // Two writes in one gathering: the first bulk, after the short window.
@@ -112,7 +112,7 @@ test("a gathering does not wait when no other write can come (quiet): a lone res
   await coll(ctx.store).jobs.insertMany(ids.map((_id) => ({ _id, state: "READY", stateHistory: [] }) as unknown as Job));
   let quiet = true;
   // Windows no test would sit out: the armed timer's delay tells which one a gathering got.
-  const w = new TransitionWriter(ctx.store, 600_000, 500, undefined, 600_000, () => quiet);
+  const w = new TransitionWriter(ctx.store, { flushMs: 600_000, streamMs: 600_000, quiet: () => quiet });
   const armedMs = () => (w as unknown as { timer: { _idleTimeout: number } | undefined }).timer?._idleTimeout;
   try {
     const lone = w.write(toStagedIn("q0"));
