@@ -75,6 +75,8 @@ export class JobQueues {
   private readonly connectTimeoutMs: number;
   private subscriber: RedisClient | undefined;
   private readonly handlers = new Map<string, Set<(msg: string) => void>>();
+  /** Told when the subscriber's connection comes back (subscribe's `resumed`). */
+  private readonly resumedHandlers = new Set<() => void>();
   private closed = false;
 
   private constructor(opts: JobQueuesOptions, target: RedisTarget, connection: RedisClient) {
@@ -298,8 +300,11 @@ export class JobQueues {
     return this.connection.publish(this.channel(name), message);
   }
 
-  /** Subscribes to a channel on a dedicated connection (Redis requires one for SUBSCRIBE). */
-  async subscribe(name: string, handler: (msg: string) => void): Promise<() => Promise<void>> {
+  /**
+   * Subscribes to a channel on a dedicated connection (Redis requires one for SUBSCRIBE). `resumed` is called each
+   * time that connection comes back after a loss: messages published while it was down are gone.
+   */
+  async subscribe(name: string, handler: (msg: string) => void, opts: { resumed?: () => void } = {}): Promise<() => Promise<void>> {
     const channel = this.channel(name);
     if (!this.subscriber) {
       this.subscriber = createRedisClient(this.target, "blocking", this.connectTimeoutMs);
@@ -308,6 +313,18 @@ export class JobQueues {
         for (const h of this.handlers.get(ch) ?? []) h(msg);
       });
       await this.subscriber.connect();
+      // Ready again after the first time: the connection was lost. What was published meanwhile never reaches us
+      // (Redis keeps no pub/sub history): those told look for it elsewhere. ioredis emits "ready" before it sends the
+      // SUBSCRIBEs anew, so they are told once a PING sent after those is answered: from then on nothing is missed.
+      // (A cluster's subscription has a connection of its own, which this PING does not follow: there they are told at
+      // once, and the periodic recheck covers the moment until it subscribes.)
+      const sub = this.subscriber;
+      sub.on("ready", () => {
+        const tell = () => {
+          for (const r of [...this.resumedHandlers]) r();
+        };
+        setImmediate(() => void sub.ping().then(tell, tell));
+      });
     }
     let set = this.handlers.get(channel);
     if (!set) {
@@ -316,7 +333,10 @@ export class JobQueues {
       await this.subscriber.subscribe(channel);
     }
     set.add(handler);
+    const resumed = opts.resumed;
+    if (resumed) this.resumedHandlers.add(resumed);
     return async () => {
+      if (resumed) this.resumedHandlers.delete(resumed);
       const s = this.handlers.get(channel);
       s?.delete(handler);
       if (s && s.size === 0 && this.subscriber && !this.closed) {

@@ -7,6 +7,7 @@ import { quote } from "shell-quote";
 import { useCliFixture } from "../support/fixture.js";
 import { startLauncher } from "../support/launcher.js";
 import { connect, ConfigError, CHUNK_SIZE, type FinishedJob, type Job } from "../../libs/client/index.js";
+import { RECHECK_DUTY, recheckDelayMs } from "../../libs/client/results.js";
 import { coll } from "../../libs/store/collections.js";
 
 const f = useCliFixture("client");
@@ -156,6 +157,33 @@ describe("client API against the real servers", () => {
       await w.close();
     }
     await assert.rejects(w.add(["x"]), /closed/);
+  });
+
+  test("an announcement lost while the subscription's connection was down is found once it is back, not at the next periodic recheck", async () => {
+    // No periodic recheck: only the one the reconnect asks for can find it.
+    const w = await f.balsam.watch({ recheckMs: 1e12 });
+    try {
+      const [job] = await f.balsam.jobs.addMany([{ name: "unheard", workflow: "UNHEARD", application: "echo", args: "3" }]);
+      await w.add([job!._id]);
+      assert.equal(await w.next({ timeoutMs: 0 }), undefined, "not final yet");
+      // Final in MongoDB and never announced: what a launcher lost between its write and its announcement leaves.
+      await coll(f.balsam.store).jobs.updateOne({ _id: job!._id }, { $set: { state: "JOB_FINISHED", data: { result: 3 } } });
+      assert.equal(await w.next({ timeoutMs: 300 }), undefined, "nothing announces it");
+      // The subscription's connection drops, as in a network fault; ioredis connects and subscribes anew.
+      (f.balsam.queues as unknown as { subscriber: { stream: { destroy(): void } } }).subscriber.stream.destroy();
+      const r = await w.next({ timeoutMs: 30_000 });
+      assert.equal(r?.id, job!._id, "found in MongoDB once the subscription was back");
+      assert.equal(r?.result, 3);
+    } finally {
+      await w.close();
+      await f.balsam.queues.obliterate("UNHEARD").catch(() => undefined);
+    }
+  });
+
+  test("rechecks are spaced by what they cost: at least recheckMs apart, and RECHECK_DUTY times as long as the last one took", () => {
+    assert.equal(recheckDelayMs(5000, 10), 5000, "a cheap recheck: every recheckMs");
+    assert.equal(recheckDelayMs(5000, 1500), 1500 * RECHECK_DUTY, "100,000 pending jobs (1.5 s to read here): far apart");
+    assert.ok(RECHECK_DUTY >= 20, "a recheck takes at most 5% of the time");
   });
 
   test("wait() rejects after timeoutMs when a job does not finish", async () => {
