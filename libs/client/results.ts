@@ -157,12 +157,27 @@ export class ResultWatcher implements AsyncIterable<FinishedJob> {
       }
     }
     if (opts.checkStore === false || fresh.length === 0) return;
-    const t0 = Date.now();
+    // Reading every job pending (wait()'s one add) is a recheck.
+    if (fresh.length === this.watched.size) await this.recheck(fresh);
+    else await this.checkStore(fresh);
+  }
+
+  /**
+   * Reads `ids`, every job pending, from MongoDB; the next recheck is due as
+   * the cost of this one says, unless a resume during it asked for another.
+   * A read that fails leaves the recheck due, so the next `next()` tries again.
+   */
+  private async recheck(ids: readonly string[]): Promise<void> {
     const due = this.nextCheck;
-    const all = fresh.length === this.watched.size;
-    await this.checkStore(fresh);
-    // It read every job pending (wait()'s one add): that was a recheck, and the next is due as after one.
-    if (all && this.nextCheck === due) this.nextCheck = Math.max(due, t0 + recheckDelayMs(this.recheckMs, Date.now() - t0));
+    const t0 = Date.now();
+    this.nextCheck = Infinity;
+    try {
+      await this.checkStore(ids);
+    } catch (err) {
+      if (this.nextCheck === Infinity) this.nextCheck = due;
+      throw err;
+    }
+    if (this.nextCheck === Infinity) this.nextCheck = t0 + recheckDelayMs(this.recheckMs, Date.now() - t0);
   }
 
   private async checkStore(ids: readonly string[]): Promise<void> {
@@ -191,10 +206,7 @@ export class ResultWatcher implements AsyncIterable<FinishedJob> {
         const now = Date.now();
         if (now >= deadline) return undefined;
         if (now >= this.nextCheck) {
-          // Due again from when it started: a resume that comes during it asks for another.
-          this.nextCheck = Infinity;
-          await this.checkStore([...this.watched]);
-          if (this.nextCheck === Infinity) this.nextCheck = now + recheckDelayMs(this.recheckMs, Date.now() - now);
+          await this.recheck([...this.watched]);
           continue;
         }
         await new Promise<void>((resolve) => {

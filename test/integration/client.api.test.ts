@@ -6,9 +6,10 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { quote } from "shell-quote";
 import { useCliFixture } from "../support/fixture.js";
 import { startLauncher } from "../support/launcher.js";
-import { connect, ConfigError, CHUNK_SIZE, type FinishedJob, type Job } from "../../libs/client/index.js";
+import { connect, ConfigError, CHUNK_SIZE, ResultWatcher, type FinishedJob, type Job } from "../../libs/client/index.js";
 import { RECHECK_DUTY, recheckDelayMs } from "../../libs/client/results.js";
-import { coll } from "../../libs/store/collections.js";
+import { coll, COLLECTIONS } from "../../libs/store/collections.js";
+import type { Store } from "../../libs/store/index.js";
 
 const f = useCliFixture("client");
 const { ctx, script } = f;
@@ -177,6 +178,32 @@ describe("client API against the real servers", () => {
     } finally {
       await w.close();
       await f.balsam.queues.obliterate("UNHEARD").catch(() => undefined);
+    }
+  });
+
+  test("a recheck that fails is tried again by the next next(), not given up", async () => {
+    const [job] = await f.balsam.jobs.addMany([{ name: "reread", workflow: "REREAD", application: "echo", args: "4" }]);
+    // The client's store, its jobs' first find failing as a MongoDB away would.
+    const real = coll(f.balsam.store);
+    const jobs = Object.create(real.jobs) as typeof real.jobs;
+    let finds = 0;
+    jobs.find = ((...a: Parameters<typeof real.jobs.find>) => {
+      if (++finds === 1) throw new Error("MongoDB away");
+      return real.jobs.find(...a);
+    }) as typeof real.jobs.find;
+    const store = { [COLLECTIONS]: { ...real, jobs } } as unknown as Store;
+    const w = await ResultWatcher.open(store, f.balsam.queues, { recheckMs: 1 });
+    try {
+      await w.add([job!._id], { checkStore: false });
+      // Final and never announced: only a recheck finds it.
+      await coll(f.balsam.store).jobs.updateOne({ _id: job!._id }, { $set: { state: "JOB_FINISHED", data: { result: 4 } } });
+      await assert.rejects(w.next({ timeoutMs: 30_000 }), /MongoDB away/);
+      const r = await w.next({ timeoutMs: 30_000 });
+      assert.equal(r?.id, job!._id, "the next next() rechecked");
+      assert.equal(finds, 2);
+    } finally {
+      await w.close();
+      await f.balsam.queues.obliterate("REREAD").catch(() => undefined);
     }
   });
 
