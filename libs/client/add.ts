@@ -1,4 +1,4 @@
-import { checkJobForLaunch, checkJobLimits, checkSpecTags, cuteId, isRunnable, MAX_JOB_COUNT, type Job, type JobLimits, type JobSpec } from "../models/index.js";
+import { checkJobForLaunch, checkJobLimits, checkNoNaN, checkSpecTags, cuteId, isRunnable, MAX_JOB_COUNT, type Job, type JobLimits, type JobSpec } from "../models/index.js";
 import { BalsamError, NotFoundError, UsageError, coerceError } from "../errors/index.js";
 import { appNamesAmong, buildJob, getJob, insertJobs, markHasChildren, statesOf, takeBackAddedJobs } from "../store/index.js";
 import { queueName } from "../queue/names.js";
@@ -74,6 +74,7 @@ async function prepare(ctx: JobsContext, specs: readonly JobSpec[], now: Date, o
   const jobs = specs.map((s) => {
     queueName(s.workflow);
     validateSpec(s, ctx.limits);
+    checkNoNaN(s);
     return buildJob(s, now, created);
   });
   const parentIds = [...new Set(jobs.flatMap((j) => j.parents))];

@@ -1,4 +1,4 @@
-import { allowedTransitions, canTransition, isFinal, isRunnable, RERUN_REQUESTS, transitionPath, type Job, type JobSpec, type JobState, isLaunchField } from "../models/index.js";
+import { allowedTransitions, canTransition, checkNoNaN, isFinal, isRunnable, RERUN_REQUESTS, transitionPath, type Job, type JobSpec, type JobState, isLaunchField } from "../models/index.js";
 import { ConflictError, InvalidTransitionError, NotFoundError, UsageError } from "../errors/index.js";
 import { chunked, findApp, getJob, jobFilterQuery, MAX_IN_IDS, setJobFieldsIf, transitionJob, type JobFilter, type Transition, resolveJobFilter, runnableMatching, setJobFieldsWhere, serverTime } from "../store/index.js";
 import { dropEntries, queueItem } from "./queue-item.js";
@@ -32,6 +32,7 @@ export async function modify(ctx: JobsContext, idOrPrefix: string, set: Partial<
     }
   }
   validateSpec({ ...job, ...set } as JobSpec, ctx.limits);
+  checkNoNaN(set);
   // Conditioned on the state read above, so a launcher claiming the job meanwhile wins.
   if (!(await setJobFieldsIf(ctx.store, { id: job._id, state: job.state, leaseOwner: ownProcess ? lease : undefined }, set))) throw new ConflictError(`job ${job._id} changed state while being modified; try again`);
   const updated = await getJob(ctx.store, job._id);
@@ -94,6 +95,7 @@ export async function setState(ctx: JobsContext, idOrPrefix: string, to: JobStat
 export async function updateWhere(ctx: JobsContext, filter: JobFilter, set: Partial<Omit<Job, "_id" | "state" | "stateHistory">>): Promise<number> {
   if ("state" in set) throw new UsageError("update() does not change states; use jobs.setState(id, state)");
   if ("chunk" in set) throw new UsageError("update() does not change chunk: only adding a job sets the queue entry that offers it");
+  checkNoNaN(set);
   const f = await resolveJobFilter(ctx.store, filter);
   if (!f) return 0;
   const query = jobFilterQuery(f);

@@ -7,3 +7,4 @@ export * from "./snapshot.js";
 export * from "./gpus.js";
 export * from "./tags.js";
 export * from "./reports.js";
+export * from "./storable.js";

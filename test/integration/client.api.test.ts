@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { quote } from "shell-quote";
 import { useCliFixture } from "../support/fixture.js";
 import { startLauncher } from "../support/launcher.js";
-import { connect, ConfigError, CHUNK_SIZE, ResultWatcher, type FinishedJob, type Job } from "../../libs/client/index.js";
+import { connect, ConfigError, UsageError, CHUNK_SIZE, ResultWatcher, type FinishedJob, type Job } from "../../libs/client/index.js";
 import { RECHECK_DUTY, recheckDelayMs } from "../../libs/client/results.js";
 import { coll, COLLECTIONS } from "../../libs/store/collections.js";
 import type { Store } from "../../libs/store/index.js";
@@ -217,6 +217,22 @@ describe("client API against the real servers", () => {
     const j = await f.balsam.jobs.add({ name: "never", workflow: "NOLAUNCHER", application: "echo" });
     await assert.rejects(f.balsam.wait([j._id], { timeoutMs: 300 }), /timed out after 300 ms: 1 of 1 jobs not finished/);
     await f.balsam.jobs.filter({ workflow: "NOLAUNCHER" }).delete();
+  });
+
+  test("a NaN in a job is refused with where it is, and changes nothing: add, modify and filter().update()", async () => {
+    const nan = (path: string) => (e: unknown) => e instanceof UsageError && e.message === `${path} is NaN, which a job cannot hold; use null or the string "NaN"`;
+    // The embedded server drops the connection of a command holding a NaN: this said "connection … closed".
+    await assert.rejects(f.balsam.jobs.addMany([{ name: "ok", workflow: "NAN", application: "echo" }, { name: "bad", workflow: "NAN", application: "echo", data: { loss: { runs: [0.5, NaN] } } }]), nan("data.loss.runs[1]"));
+    assert.equal((await f.balsam.jobs.filter({ workflow: "NAN" }).list()).length, 0);
+    assert.equal(await f.balsam.queues.pending("NAN"), 0);
+    const j = await f.balsam.jobs.add({ name: "kept", workflow: "NAN", application: "echo", data: { loss: 0.5 } });
+    await assert.rejects(f.balsam.jobs.modify(j._id, { data: { loss: NaN } }), nan("data.loss"));
+    await assert.rejects(f.balsam.jobs.filter({ workflow: "NAN" }).update({ "data.loss": NaN } as never), nan("data.loss"));
+    // Nothing written, and the client's connection still answers.
+    assert.deepEqual((await f.balsam.jobs.get(j._id)).data, { loss: 0.5 });
+    await f.balsam.jobs.modify(j._id, { data: { loss: null } });
+    assert.deepEqual((await f.balsam.jobs.get(j._id)).data, { loss: null });
+    await f.balsam.jobs.filter({ workflow: "NAN" }).delete();
   });
 
   test("the seed's Django filter-delete: name contains 'task' within workflow TEST only", async () => {
