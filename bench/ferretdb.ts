@@ -322,7 +322,7 @@ async function benchPatch(files: readonly string[], file: string, rounds: number
   try {
     const jobs = Math.max(...micros.map((m) => m.jobs));
     const { docs, insertCpuUs } = jobs > 0 ? await fill(sides, jobs) : { docs: [], insertCpuUs: [] };
-    if (micros.length > 1) console.log(`(${name}: ${jobs} jobs filled into both at once, insert server CPU ${f0(insertCpuUs[0] ?? NaN)} → ${f0(insertCpuUs[1] ?? NaN)} µs per job)`);
+    if (micros.length > 1 && jobs > 0) console.log(`(${name}: ${jobs} jobs filled into both at once, insert server CPU ${f0(insertCpuUs[0] ?? NaN)} → ${f0(insertCpuUs[1] ?? NaN)} µs per job)`);
     for (const micro of micros) {
       const [a, b] = await alternate(sides, rounds, (s) => micro.round(s.store, s.server.pid, docs));
       console.log(`(${name}: ${micro.what}; without = series ${sides[0].label}, with = ${sides[1].label})`);
