@@ -6,6 +6,7 @@ of an HPC login or compute node without a package index.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import urllib.error
@@ -13,7 +14,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from .errors import BY_CODE, BY_STATUS, BalsamError, ConfigError, ServerError, Unreachable
+from .errors import BY_CODE, BY_STATUS, BadRequest, BalsamError, ConfigError, ServerError, Unreachable
 
 Query = Sequence[Tuple[str, str]]
 
@@ -70,6 +71,27 @@ def _error_from(status: int, body: bytes) -> BalsamError:
     return cls(message, status=status, code=code)
 
 
+def _check_finite(value: Any, path: str = "", depth: int = 0) -> None:
+    """Refuses a NaN or an infinity anywhere in a request's body, naming where
+    it is (a body's ``set.`` prefix left out). Python's json writes them as
+    ``NaN``/``Infinity``, which are not JSON: the server could only answer
+    that the body does not parse. No job can hold one (the embedded database
+    refuses them), so it is said here, before anything is sent."""
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            what = "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+            raise BadRequest(f'{path or "the value"} is {what}, which a job cannot hold; use None or the string "{what}"')
+        return
+    if depth > 200:
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{path}.{k}" if path else ("" if k == "set" and depth == 0 else str(k)), depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{path}[{i}]", depth + 1)
+
+
 class Transport:
     """One server, one token. Every call is one HTTP request (no retries: a
     POST retried after a lost answer could add a job twice)."""
@@ -92,7 +114,8 @@ class Transport:
         if lease:
             headers["X-Balsam-Lease"] = lease
         if body is not None:
-            data = json.dumps(body).encode("utf-8")
+            _check_finite(body)
+            data = json.dumps(body, allow_nan=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(full, data=data, method=method, headers=headers)
         try:

@@ -172,6 +172,15 @@ class JobsTest(support.NoopAppTest):
             self.b.jobs.add(name="x", workflow=wf, application=self.app, nodes_number=3)
         self.assertEqual(e4.exception.status, None, "refused before anything was sent")
         self.assertIn("nodes_number", str(e4.exception))
+        # Python's json writes NaN and Infinity, which are not JSON: the server could only say the body did not parse.
+        with self.assertRaises(balsam.BadRequest) as e6:
+            self.b.jobs.add(name="nan", workflow=wf, application=self.app, data={"loss": float("nan")})
+        self.assertEqual(str(e6.exception), 'data.loss is NaN, which a job cannot hold; use None or the string "NaN"')
+        self.assertEqual(e6.exception.status, None, "refused before anything was sent")
+        with self.assertRaises(balsam.BadRequest) as e7:
+            self.b.jobs.add_many([{"name": "ok", "workflow": wf, "application": self.app}, {"name": "inf", "workflow": wf, "application": self.app, "data": {"runs": [1.0, float("-inf")]}}])
+        self.assertEqual(str(e7.exception), 'jobs[1].data.runs[1] is -inf, which a job cannot hold; use None or the string "-inf"')
+        self.assertEqual(self.b.jobs.filter(workflow=wf).count(), 0, "a refused bulk adds nothing")
         with self.assertRaises(balsam.BadRequest):
             self.b.jobs.filter(workflow=wf, state="DONE")
         j = self.add(name="ok", workflow=wf)
@@ -179,6 +188,14 @@ class JobsTest(support.NoopAppTest):
             j.update_state("RUN_DONE", "not a transition from READY")
         self.assertIn("RUN_DONE", str(e5.exception))
         self.assertEqual(self.b.jobs.get(j.job_id).state, "READY")
+        with self.assertRaises(balsam.BadRequest) as e8:
+            self.b.jobs.filter(workflow=wf).update(data={"loss": float("inf")})
+        self.assertEqual(str(e8.exception), 'data.loss is inf, which a job cannot hold; use None or the string "inf"')
+        j.data = {"loss": float("nan")}
+        with self.assertRaises(balsam.BadRequest) as e9:
+            j.save()
+        self.assertEqual(str(e9.exception), 'data.loss is NaN, which a job cannot hold; use None or the string "NaN"')
+        self.assertEqual(self.b.jobs.get(j.job_id).data, {}, "nothing was written")
 
     def test_a_wrong_token_is_unauthorized_and_a_dead_server_unreachable(self) -> None:
         bad = balsam.Balsam(url=self.b.url, token="0" * 48)
