@@ -67,11 +67,11 @@ export class Launcher implements Core {
       o.nodes.map((n) => ({ host: n.host, gpuIds: nodeGpuIds(n) })),
       o.jobMode,
     );
-    // Quiet: no other job running (the one writing counts until its write is answered), none waiting for a slot, and
-    // the queues found empty: under load (a queue with entries) a gathering waits as it always did.
+    // Quiet: no job process running (a job gives its slot back before it writes how it ended), none waiting for a
+    // slot, and the queues found empty: under load (a queue with entries) a gathering waits as it always did.
     this.writer = new TransitionWriter(o.client.store, {
       behind: { at: o.writeBacklog, say: (n) => this.dispatch.sayBehind(n) },
-      quiet: () => this.running.size <= 1 && this.pool.waiting() === 0 && this.dispatch.drained(),
+      quiet: () => !this.pool.busy() && this.pool.waiting() === 0 && this.dispatch.drained(),
     });
     this.fence = new Fence({
       store: o.client.store,

@@ -51,6 +51,7 @@ export class NodePool {
   private readonly idleGpus: string[][];
   private readonly gpuOrder: Array<Map<string, number>>;
   private waiters: Waiter[] = [];
+  private held = 0;
   private closed = false;
   /** Node-ms free while no job waited, from the first acquire on (emptyShare). */
   private emptyNodeMs = 0;
@@ -90,8 +91,9 @@ export class NodePool {
     return undefined;
   }
 
+  /** Whether any grant is held (asked on each state write: a count, not a pass over the nodes). */
   busy(): boolean {
-    return this.load.some((l) => l > EPS);
+    return this.held > 0;
   }
 
   waiting(): number {
@@ -133,6 +135,7 @@ export class NodePool {
       this.load[i]! += share;
       return this.idleGpus[i]!.splice(0, gpus);
     });
+    this.held++;
     let released = false;
     return {
       hosts: idx.map((i) => this.hosts[i]!),
@@ -140,6 +143,7 @@ export class NodePool {
       release: () => {
         if (released) return;
         released = true;
+        this.held--;
         this.account();
         this.lastReleaseAt = this.lastAt;
         this.emptyAtLastRelease = this.emptyNodeMs;

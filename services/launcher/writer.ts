@@ -25,6 +25,9 @@ export function isTransient(err: unknown): boolean {
 
 /** Writes that follow a bulk of several within this long are taken for a stream (writer.gatherMs). */
 const STREAM_GAP_MS = 100;
+/** The arrival rate's moving average: each gap's weight, and the most a pause counts (one pause ends a fast stream). */
+const GAP_WEIGHT = 0.1;
+const GAP_CAP_MS = 1000;
 
 export interface WriterOptions {
   /** How long a lone write waits for others to share its bulk. Default 5 ms. */
@@ -33,6 +36,14 @@ export interface WriterOptions {
   maxBatch?: number;
   /** How long a gathering waits while writes stream in (see the class). Default 15 ms. */
   streamMs?: number;
+  /** Writes a second from which a stream is fast: a gathering then waits up to `fastStreamMs` for `enough` writes. Default 200. */
+  fastRate?: number;
+  /** How long a gathering waits in a fast stream. Default 60 ms. */
+  fastStreamMs?: number;
+  /** A gathering goes as soon as this many writes wait. Default 32. */
+  enough?: number;
+  /** Milliseconds, for the arrival rate; performance.now() unless a test drives it. */
+  clock?: () => number;
   /** Told when a write finds `behind.at` or more writes waiting for the database. */
   behind?: { at: number; say: (backlog: number) => void };
   /** True when no other write can come within a window (the launcher's: no other job running or about to start). */
@@ -56,10 +67,20 @@ interface Pending {
  * the driver and the server about as much again as each write in it, so
  * bulks twice as large cut both. A lone write (a search adding jobs one at a
  * time) still goes after `flushMs`. And when `quiet()` says no other
- * write can come soon (the launcher has no other job running or waiting), a gathering does not
- * wait at all: there is nothing to gather, and the search waiting on that
- * result would wait the window for nothing (add → result p50 18–20 → 15 ms,
- * 300 jobs added one at a time).
+ * write can come soon (the launcher has no job process running and none
+ * waiting), a gathering does not wait at all, and one already waiting goes
+ * on the next tick: there is nothing more to gather, and the search waiting
+ * on those results would wait the window for nothing (add → result p50
+ * 18–20 → 15 ms, 300 jobs added one at a time).
+ *
+ * A fast stream (writes arriving at `fastRate` a second or more, as when a
+ * launcher runs thousands of short jobs) waits up to `fastStreamMs`, and
+ * goes as soon as `enough` writes wait: there the bulk's own cost is what
+ * limits the rate. Measured on a 2-core VM, a launcher's 5,000 no-op jobs at
+ * ~400 a second: bulks of ~8 (15 ms) → ~28 (60 ms) cut the launcher's CPU a
+ * job 0.86–0.91 → 0.70 ms and the server's 0.71–0.77 → 0.63 ms. A slower
+ * stream keeps the shorter windows: the results a search waits on are not
+ * held for a bulk that would not save much.
  */
 export class TransitionWriter {
   private pending: Pending[] = [];
@@ -73,8 +94,15 @@ export class TransitionWriter {
   private readonly flushMs: number;
   private readonly maxBatch: number;
   private readonly streamMs: number;
+  private readonly fastRate: number;
+  private readonly fastStreamMs: number;
+  private readonly enough: number;
+  private readonly clock: () => number;
   private readonly behind: WriterOptions["behind"];
   private readonly quiet: WriterOptions["quiet"];
+  /** Mean gap between writes, ms (moving average; a pause counts as at most `GAP_CAP_MS`). */
+  private gapMs = GAP_CAP_MS;
+  private lastWriteAt = -Infinity;
 
   constructor(
     private readonly store: Store,
@@ -83,6 +111,10 @@ export class TransitionWriter {
     this.flushMs = o.flushMs ?? 5;
     this.maxBatch = o.maxBatch ?? 500;
     this.streamMs = o.streamMs ?? 15;
+    this.fastRate = o.fastRate ?? 200;
+    this.fastStreamMs = o.fastStreamMs ?? 60;
+    this.enough = o.enough ?? 32;
+    this.clock = o.clock ?? (() => performance.now());
     this.behind = o.behind;
     this.quiet = o.quiet;
   }
@@ -93,12 +125,16 @@ export class TransitionWriter {
   /** How long a gathering that starts now waits for more writes. */
   private gatherMs(): number {
     if (this.quiet?.()) return 0;
-    const streaming = this.lastBulk.size > 1 && performance.now() - this.lastBulk.at < STREAM_GAP_MS;
+    if (this.gapMs * this.fastRate <= 1000) return this.fastStreamMs;
+    const streaming = this.lastBulk.size > 1 && this.clock() - this.lastBulk.at < STREAM_GAP_MS;
     return streaming ? Math.max(this.flushMs, this.streamMs) : this.flushMs;
   }
 
   write(t: Transition): Promise<boolean> {
     if (this.closed) return Promise.reject(new Error("transition writer is closed"));
+    const now = this.clock();
+    this.gapMs += (Math.min(GAP_CAP_MS, now - this.lastWriteAt) - this.gapMs) * GAP_WEIGHT;
+    this.lastWriteAt = now;
     return new Promise((resolve, reject) => {
       this.pending.push({ t, resolve, reject });
       if (this.behind && this.backlog >= this.behind.at) this.behind.say(this.backlog);
@@ -107,6 +143,12 @@ export class TransitionWriter {
       // waiting and no timer are held for the bulk in flight (its timer fired
       // during it) and go when it answers: a new timer would only delay them.
       else if (this.pending.length === 1) this.timer = setTimeout(() => this.kick(false), this.gatherMs());
+      else if (this.timer && this.pending.length >= this.enough) this.kick(false);
+      // Nothing more can come: the gathering goes on the next tick (writes of this turn still join it).
+      else if (this.timer && this.quiet?.()) {
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.kick(false), 0);
+      }
     });
   }
 
@@ -123,7 +165,7 @@ export class TransitionWriter {
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
-    this.lastBulk = { size: batch.length, at: performance.now() };
+    this.lastBulk = { size: batch.length, at: this.clock() };
     this.inFlight += batch.length;
     // Flushes run one after another so a job's writes land in order.
     this.flushing = this.flushing.then(async () => {

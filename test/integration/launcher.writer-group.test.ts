@@ -128,3 +128,70 @@ test("a gathering does not wait when no other write can come (quiet): a lone res
     await w.close();
   }
 });
+
+test("a fast stream waits the long window and goes as soon as `enough` writes wait; one pause ends it", async () => {
+  // Writes to jobs that do not exist: each compare-and-set loses (false); what is tested is when bulks go.
+  const bulks: number[] = [];
+  const real = coll(ctx.store);
+  const jobs = Object.create(real.jobs) as typeof real.jobs;
+  jobs.bulkWrite = async (ops: ReadonlyArray<AnyBulkWriteOperation<Job>>, opts?: object): Promise<BulkWriteResult> => {
+    bulks.push(ops.length);
+    return real.jobs.bulkWrite(ops, opts);
+  };
+  const store = { [COLLECTIONS]: { ...real, jobs } } as unknown as Store;
+  let t = 0;
+  // Fast from 10 writes a second (a mean gap of 100 ms or less); a window no test would sit out.
+  const w = new TransitionWriter(store, { flushMs: 1, streamMs: 1, fastRate: 10, fastStreamMs: 600_000, enough: 4, clock: () => t });
+  const armedMs = () => (w as unknown as { timer: { _idleTimeout: number } | undefined }).timer?._idleTimeout;
+  try {
+    // One write every millisecond of the writer's clock, each answered before the next: the average gap falls from
+    // its 1,000 ms start below 100 ms after some 23 writes; each goes alone after the short window until then.
+    let n = 0;
+    for (; armedMs() !== 600_000; n++) {
+      assert.ok(n < 40, "40 writes a millisecond apart make a fast stream");
+      t += 1;
+      const p = w.write(toStagedIn(`f${n}`));
+      if (armedMs() !== 600_000) assert.equal(await p, false);
+      else {
+        // The gathering the fast stream armed: three more writes make `enough`, and the four go at once.
+        const more = [1, 2, 3].map((k) => w.write(toStagedIn(`f${n}_${k}`)));
+        assert.equal(armedMs(), undefined, "the fourth write sent the bulk");
+        assert.deepEqual(await Promise.all([p, ...more]), [false, false, false, false]);
+        break;
+      }
+    }
+    assert.ok(n >= 20, `the stream was fast after ${n} writes: the average takes some to move`);
+    assert.deepEqual(bulks.slice(-1), [4]);
+    assert.equal(bulks.length, n + 1, "every write before it went alone");
+    // A pause of seconds: the next write is not taken for a fast stream.
+    t += 5_000;
+    const after = w.write(toStagedIn("f-after"));
+    assert.equal(armedMs(), 1, "after a pause, the short window");
+    assert.equal(await after, false);
+  } finally {
+    await w.close();
+  }
+});
+
+test("a gathering already waiting goes on the next tick once no other write can come (quiet)", async () => {
+  const ids = ["w0", "w1"];
+  await coll(ctx.store).jobs.insertMany(ids.map((_id) => ({ _id, state: "READY", stateHistory: [] }) as unknown as Job));
+  const held = heldStore();
+  let quiet = false;
+  const w = new TransitionWriter(held.store, { flushMs: 600_000, streamMs: 600_000, quiet: () => quiet });
+  const armedMs = () => (w as unknown as { timer: { _idleTimeout: number } | undefined }).timer?._idleTimeout;
+  try {
+    const first = w.write(toStagedIn("w0"));
+    assert.equal(armedMs(), 600_000, "another job is running: the write waits for its");
+    // That job has ended and writes how: nothing more can come.
+    quiet = true;
+    const second = w.write(toStagedIn("w1"));
+    assert.equal(armedMs(), 1, "the gathering goes on the next tick");
+    held.release();
+    assert.deepEqual(await Promise.all([first, second]), [true, true]);
+    assert.deepEqual(held.bulks, [2], "both in one bulk");
+  } finally {
+    held.release();
+    await w.close();
+  }
+});

@@ -27,6 +27,20 @@ describe("NodePool: a node's CPU share and whole GPUs", () => {
     pool.close();
   });
 
+  test("busy while any grant is held, however many nodes; a grant released twice counts once", async () => {
+    const pool = new NodePool([{ host: "n1", gpuIds: [] }, { host: "n2", gpuIds: [] }], "serial");
+    const d = demandOf({ nodePackingCount: 4, numNodes: 1, ranksPerNode: 1 }, "serial");
+    assert.equal(pool.busy(), false);
+    const [a, b] = (await Promise.all([pool.acquire(d), pool.acquire(d)])) as Grant[];
+    assert.equal(pool.busy(), true);
+    a!.release();
+    a!.release();
+    assert.equal(pool.busy(), true, "the second grant is still held");
+    b!.release();
+    assert.equal(pool.busy(), false);
+    pool.close();
+  });
+
   test("a 2-GPU job gets two distinct free devices, the lowest first; released devices come back in order", async () => {
     const pool = new NodePool([four], "serial");
     const one = demandOf({ nodePackingCount: 8, numNodes: 1, ranksPerNode: 1, gpusPerRank: 1 }, "serial");
