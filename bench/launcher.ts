@@ -41,7 +41,8 @@ export async function addNoops(b: Balsam, workflow: string, n: number, app: stri
  * launcher instead, on the same jobs and servers: before and after in one run.
  */
 export function benchLauncherProc(args: string[], env: NodeJS.ProcessEnv): LauncherProc {
-  return startLauncher(args, env, [], process.env.BENCH_LAUNCHER_BIN);
+  // Empty is unset: `BENCH_LAUNCHER_BIN= npm run bench` runs this build.
+  return startLauncher(args, env, [], process.env.BENCH_LAUNCHER_BIN || undefined);
 }
 
 /** The launcher's own account of its costs, from the line it logs when it stops. */

@@ -129,10 +129,10 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
     if (mode === "whole") {
       await addNoops(b, "PEERS", n, "true", CONCURRENCY);
       at0 = await counters();
-      l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial"], env, wrap, process.env.BENCH_LAUNCHER_BIN);
+      l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial"], env, wrap, process.env.BENCH_LAUNCHER_BIN || undefined);
       await l.exited;
     } else {
-      l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial", "--persistent"], env, wrap, process.env.BENCH_LAUNCHER_BIN);
+      l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial", "--persistent"], env, wrap, process.env.BENCH_LAUNCHER_BIN || undefined);
       const [warm] = await b.jobs.addMany([{ name: "warm-up", workflow: "PEERS", application: "true" }]);
       await b.wait([warm!._id], { timeoutMs: 120_000 });
       at0 = await counters(l.child.pid);

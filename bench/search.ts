@@ -15,10 +15,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeCliDb } from "../test/support/cli.js";
-import { startLauncher } from "../test/support/launcher.js";
-import { connect, FINISHED_CHANNEL } from "../libs/client/index.js";
+import { connect, FINISHED_CHANNEL, parseFinished } from "../libs/client/index.js";
 import { waitFor } from "../services/dbserver/servers.js";
 import { num, pct, rawSpawnRate } from "./measure.js";
+import { benchLauncherProc } from "./launcher.js";
 import { Problem } from "../examples/polynome2/problem.js";
 import { runSearch } from "../examples/polynome2/search.js";
 import { dropDatabase, setJobFieldsIf } from "../libs/store/index.js";
@@ -35,21 +35,17 @@ export async function benchSearch(mongoUrl: string, redisUrl: string): Promise<v
   writeFileSync(noop, '#!/bin/sh\necho "DH-OUTPUT: 0"\n', { mode: 0o755 });
   const db = await makeCliDb(mongoUrl, redisUrl, "bench_search", "bench_search");
   const b = await connect({ dbPath: db.dir });
-  const launcher = startLauncher(["--wf-filter", "SEARCH", "--job-mode", "serial", "--persistent"], { ...db.env, BALSAM_NODELIST: "node1" });
+  const launcher = benchLauncherProc(["--wf-filter", "SEARCH", "--job-mode", "serial", "--persistent"], { ...db.env, BALSAM_NODELIST: "node1" });
   try {
     await b.apps.add({ name: "noop", executable: noop });
     await waitFor(() => launcher.output().includes("started:"), 60_000, "the launcher to start");
     const received = new Map<string, number>();
     const delivered = new Map<string, number>();
     // Same subscriber connection and dispatch as the search's own watcher.
+    // One announcement may carry a bulk's jobs (an array): each is delivered when it arrives.
     const unsubscribe = await b.queues.subscribe(FINISHED_CHANNEL, (msg) => {
       const at = Date.now();
-      try {
-        const id = (JSON.parse(msg) as { id: string }).id;
-        if (!delivered.has(id)) delivered.set(id, at);
-      } catch {
-        // not an announcement
-      }
+      for (const { id } of parseFinished(msg)) if (!delivered.has(id)) delivered.set(id, at);
     });
     const t = performance.now();
     const outcome = await runSearch({
