@@ -14,7 +14,7 @@ const ctx = useTestContext("writer_group");
  * the first one held until the test lets it go: a bulk in flight for as long
  * as the test needs, which is what group commit waits on.
  */
-function heldStore(): { store: Store; bulks: number[]; firstSent: Promise<void>; release(): void } {
+function heldStore(hold = true): { store: Store; bulks: number[]; firstSent: Promise<void>; release(): void } {
   const real = coll(ctx.store);
   const bulks: number[] = [];
   let release!: () => void;
@@ -24,7 +24,7 @@ function heldStore(): { store: Store; bulks: number[]; firstSent: Promise<void>;
   const jobs = Object.create(real.jobs) as typeof real.jobs;
   jobs.bulkWrite = async (ops: ReadonlyArray<AnyBulkWriteOperation<Job>>, opts?: object): Promise<BulkWriteResult> => {
     bulks.push(ops.length);
-    if (bulks.length === 1) {
+    if (hold && bulks.length === 1) {
       sent();
       await gate;
     }
@@ -33,6 +33,12 @@ function heldStore(): { store: Store; bulks: number[]; firstSent: Promise<void>;
   const store = { [COLLECTIONS]: { ...real, jobs } } as unknown as Store;
   return { store, bulks, firstSent, release };
 }
+
+/** The same store, each bulk's size seen and none held. */
+const countedStore = (): { store: Store; bulks: number[] } => heldStore(false);
+
+/** The delay of the writer's armed timer (setTimeout(…, 0) reads 1), undefined when none is armed: which window a gathering got. */
+const armedMs = (w: TransitionWriter): number | undefined => (w as unknown as { timer: { _idleTimeout: number } | undefined }).timer?._idleTimeout;
 
 const toStagedIn = (id: string): Transition => ({ id, from: "READY", path: [{ state: "STAGED_IN" }] });
 
@@ -74,32 +80,24 @@ test("writes the timer would send while a bulk is in flight wait for its answer 
 test("while writes stream in a gathering waits longer (larger bulks); a lone write still goes after the short window", async () => {
   const ids = ["s0", "s1", "s2", "s3"];
   await coll(ctx.store).jobs.insertMany(ids.map((_id) => ({ _id, state: "READY", stateHistory: [] }) as unknown as Job));
-  const bulks: number[] = [];
-  const real = coll(ctx.store);
-  const jobs = Object.create(real.jobs) as typeof real.jobs;
-  jobs.bulkWrite = async (ops: ReadonlyArray<AnyBulkWriteOperation<Job>>, opts?: object): Promise<BulkWriteResult> => {
-    bulks.push(ops.length);
-    return real.jobs.bulkWrite(ops, opts);
-  };
-  const store = { [COLLECTIONS]: { ...real, jobs } } as unknown as Store;
+  const { store, bulks } = countedStore();
   // A stream window no test would sit out: the armed timer's delay tells which window a gathering got.
   const w = new TransitionWriter(store, { flushMs: 1, streamMs: 600_000 });
-  const armedMs = () => (w as unknown as { timer: { _idleTimeout: number } | undefined }).timer?._idleTimeout;
   try {
     // Two writes in one gathering: the first bulk, after the short window.
     const first = [w.write(toStagedIn("s0")), w.write(toStagedIn("s1"))];
-    assert.equal(armedMs(), 1, "with no bulk before it, a gathering waits the short window");
+    assert.equal(armedMs(w), 1, "with no bulk before it, a gathering waits the short window");
     assert.deepEqual(await Promise.all(first), [true, true]);
     assert.deepEqual(bulks, [2]);
     // Right after a bulk of several: a stream, so the next gathering waits the long window.
     const third = w.write(toStagedIn("s2"));
-    assert.equal(armedMs(), 600_000, "after a bulk of two, the next gathering waits the stream window");
+    assert.equal(armedMs(w), 600_000, "after a bulk of two, the next gathering waits the stream window");
     await w.drain();
     assert.equal(await third, true);
     assert.deepEqual(bulks, [2, 1]);
     // After a bulk of one (a lone result), the short window again.
     const fourth = w.write(toStagedIn("s3"));
-    assert.equal(armedMs(), 1, "after a bulk of one, a gathering waits the short window");
+    assert.equal(armedMs(w), 1, "after a bulk of one, a gathering waits the short window");
     assert.equal(await fourth, true);
     assert.deepEqual(bulks, [2, 1, 1]);
   } finally {
@@ -113,15 +111,14 @@ test("a gathering does not wait when no other write can come (quiet): a lone res
   let quiet = true;
   // Windows no test would sit out: the armed timer's delay tells which one a gathering got.
   const w = new TransitionWriter(ctx.store, { flushMs: 600_000, streamMs: 600_000, quiet: () => quiet });
-  const armedMs = () => (w as unknown as { timer: { _idleTimeout: number } | undefined }).timer?._idleTimeout;
   try {
     const lone = w.write(toStagedIn("q0"));
     // setTimeout(…, 0) is armed as 1 ms.
-    assert.equal(armedMs(), 1, "with nothing else running, the write goes on the next tick");
+    assert.equal(armedMs(w), 1, "with nothing else running, the write goes on the next tick");
     assert.equal(await lone, true);
     quiet = false;
     const gathered = w.write(toStagedIn("q1"));
-    assert.equal(armedMs(), 600_000, "with other jobs running, it waits for their writes");
+    assert.equal(armedMs(w), 600_000, "with other jobs running, it waits for their writes");
     await w.drain();
     assert.equal(await gathered, true);
   } finally {
@@ -131,31 +128,23 @@ test("a gathering does not wait when no other write can come (quiet): a lone res
 
 test("a fast stream waits the long window and goes as soon as `enough` writes wait; one pause ends it", async () => {
   // Writes to jobs that do not exist: each compare-and-set loses (false); what is tested is when bulks go.
-  const bulks: number[] = [];
-  const real = coll(ctx.store);
-  const jobs = Object.create(real.jobs) as typeof real.jobs;
-  jobs.bulkWrite = async (ops: ReadonlyArray<AnyBulkWriteOperation<Job>>, opts?: object): Promise<BulkWriteResult> => {
-    bulks.push(ops.length);
-    return real.jobs.bulkWrite(ops, opts);
-  };
-  const store = { [COLLECTIONS]: { ...real, jobs } } as unknown as Store;
+  const { store, bulks } = countedStore();
   let t = 0;
   // Fast from 10 writes a second (a mean gap of 100 ms or less); a window no test would sit out.
   const w = new TransitionWriter(store, { flushMs: 1, streamMs: 1, fastRate: 10, fastStreamMs: 600_000, enough: 4, clock: () => t });
-  const armedMs = () => (w as unknown as { timer: { _idleTimeout: number } | undefined }).timer?._idleTimeout;
   try {
     // One write every millisecond of the writer's clock, each answered before the next: the average gap falls from
     // its 1,000 ms start below 100 ms after some 23 writes; each goes alone after the short window until then.
     let n = 0;
-    for (; armedMs() !== 600_000; n++) {
+    for (; armedMs(w) !== 600_000; n++) {
       assert.ok(n < 40, "40 writes a millisecond apart make a fast stream");
       t += 1;
       const p = w.write(toStagedIn(`f${n}`));
-      if (armedMs() !== 600_000) assert.equal(await p, false);
+      if (armedMs(w) !== 600_000) assert.equal(await p, false);
       else {
         // The gathering the fast stream armed: three more writes make `enough`, and the four go at once.
         const more = [1, 2, 3].map((k) => w.write(toStagedIn(`f${n}_${k}`)));
-        assert.equal(armedMs(), undefined, "the fourth write sent the bulk");
+        assert.equal(armedMs(w), undefined, "the fourth write sent the bulk");
         assert.deepEqual(await Promise.all([p, ...more]), [false, false, false, false]);
         break;
       }
@@ -166,7 +155,7 @@ test("a fast stream waits the long window and goes as soon as `enough` writes wa
     // A pause of seconds: the next write is not taken for a fast stream.
     t += 5_000;
     const after = w.write(toStagedIn("f-after"));
-    assert.equal(armedMs(), 1, "after a pause, the short window");
+    assert.equal(armedMs(w), 1, "after a pause, the short window");
     assert.equal(await after, false);
   } finally {
     await w.close();
@@ -179,14 +168,13 @@ test("a gathering already waiting goes on the next tick once no other write can 
   const held = heldStore();
   let quiet = false;
   const w = new TransitionWriter(held.store, { flushMs: 600_000, streamMs: 600_000, quiet: () => quiet });
-  const armedMs = () => (w as unknown as { timer: { _idleTimeout: number } | undefined }).timer?._idleTimeout;
   try {
     const first = w.write(toStagedIn("w0"));
-    assert.equal(armedMs(), 600_000, "another job is running: the write waits for its");
+    assert.equal(armedMs(w), 600_000, "another job is running: the write waits for theirs");
     // That job has ended and writes how: nothing more can come.
     quiet = true;
     const second = w.write(toStagedIn("w1"));
-    assert.equal(armedMs(), 1, "the gathering goes on the next tick");
+    assert.equal(armedMs(w), 1, "the gathering goes on the next tick");
     held.release();
     assert.deepEqual(await Promise.all([first, second]), [true, true]);
     assert.deepEqual(held.bulks, [2], "both in one bulk");
