@@ -72,6 +72,7 @@ export class Launcher implements Core {
     this.writer = new TransitionWriter(o.client.store, {
       behind: { at: o.writeBacklog, say: (n) => this.dispatch.sayBehind(n) },
       quiet: () => !this.pool.busy() && this.pool.waiting() === 0 && this.dispatch.drained(),
+      saturated: () => this.pool.waiting() > 0 || !this.dispatch.drained(),
     });
     this.fence = new Fence({
       store: o.client.store,

@@ -48,6 +48,12 @@ export interface WriterOptions {
   behind?: { at: number; say: (backlog: number) => void };
   /** True when no other write can come within a window (the launcher's: no other job running or about to start). */
   quiet?: () => boolean;
+  /**
+   * True while work waits for the launcher's slots (a longer gathering then delays no job's start); the fast window
+   * is taken only then. When it turns false (a slot free, nothing to run: a search may be waiting on these results
+   * to add more) a gathering in the fast window goes after the stream window instead. Always true when not given.
+   */
+  saturated?: () => boolean;
 }
 
 interface Pending {
@@ -75,8 +81,11 @@ interface Pending {
  *
  * A fast stream (writes arriving at `fastRate` a second or more, as when a
  * launcher runs thousands of short jobs) waits up to `fastStreamMs`, and
- * goes as soon as `enough` writes wait: there the bulk's own cost is what
- * limits the rate. Measured on a 2-core VM, a launcher's 5,000 no-op jobs at
+ * goes as soon as `enough` writes wait, while `saturated()` says work waits
+ * for the launcher's slots: there the bulk's own cost is what limits the
+ * rate, and no job waits on the results. A search keeping a number of
+ * evaluations in flight leaves slots free while it waits for results: it
+ * gets the stream window. Measured on a 2-core VM, a launcher's 5,000 no-op jobs at
  * ~400 a second: bulks of ~8 (15 ms) → ~28 (60 ms) cut the launcher's CPU a
  * job 0.86–0.91 → 0.70 ms and the server's 0.71–0.77 → 0.63 ms. A slower
  * stream keeps the shorter windows: the results a search waits on are not
@@ -100,6 +109,9 @@ export class TransitionWriter {
   private readonly clock: () => number;
   private readonly behind: WriterOptions["behind"];
   private readonly quiet: WriterOptions["quiet"];
+  private readonly saturated: () => boolean;
+  /** The armed gathering waits the fast window. */
+  private fastArmed = false;
   /** Mean gap between writes, ms (moving average; a pause counts as at most `GAP_CAP_MS`). */
   private gapMs = GAP_CAP_MS;
   private lastWriteAt = -Infinity;
@@ -117,6 +129,7 @@ export class TransitionWriter {
     this.clock = o.clock ?? (() => performance.now());
     this.behind = o.behind;
     this.quiet = o.quiet;
+    this.saturated = o.saturated ?? (() => true);
   }
 
   /** Size of the last bulk sent, and when (performance.now()). */
@@ -124,8 +137,12 @@ export class TransitionWriter {
 
   /** How long a gathering that starts now waits for more writes. */
   private gatherMs(): number {
+    this.fastArmed = false;
     if (this.quiet?.()) return 0;
-    if (this.gapMs * this.fastRate <= 1000) return this.fastStreamMs;
+    if (this.gapMs * this.fastRate <= 1000 && this.saturated()) {
+      this.fastArmed = true;
+      return this.fastStreamMs;
+    }
     const streaming = this.lastBulk.size > 1 && this.clock() - this.lastBulk.at < STREAM_GAP_MS;
     return streaming ? Math.max(this.flushMs, this.streamMs) : this.flushMs;
   }
@@ -145,11 +162,17 @@ export class TransitionWriter {
       else if (this.pending.length === 1) this.timer = setTimeout(() => this.kick(false), this.gatherMs());
       else if (this.timer && this.pending.length >= this.enough) this.kick(false);
       // Nothing more can come: the gathering goes on the next tick (writes of this turn still join it).
-      else if (this.timer && this.quiet?.()) {
-        clearTimeout(this.timer);
-        this.timer = setTimeout(() => this.kick(false), 0);
-      }
+      else if (this.timer && this.quiet?.()) this.rearm(0);
+      // Slots free and nothing to run: the fast window would only hold results back.
+      else if (this.timer && this.fastArmed && !this.saturated()) this.rearm(Math.max(this.flushMs, this.streamMs));
     });
+  }
+
+  /** The waiting gathering goes `ms` from now instead. */
+  private rearm(ms: number): void {
+    clearTimeout(this.timer);
+    this.fastArmed = false;
+    this.timer = setTimeout(() => this.kick(false), ms);
   }
 
   /**

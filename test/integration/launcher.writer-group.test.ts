@@ -126,12 +126,13 @@ test("a gathering does not wait when no other write can come (quiet): a lone res
   }
 });
 
-test("a fast stream waits the long window and goes as soon as `enough` writes wait; one pause ends it", async () => {
+test("a fast stream waits the long window while work waits for slots, and goes as soon as `enough` writes wait; one pause ends it", async () => {
   // Writes to jobs that do not exist: each compare-and-set loses (false); what is tested is when bulks go.
   const { store, bulks } = countedStore();
   let t = 0;
+  let saturated = true;
   // Fast from 10 writes a second (a mean gap of 100 ms or less); a window no test would sit out.
-  const w = new TransitionWriter(store, { flushMs: 1, streamMs: 1, fastRate: 10, fastStreamMs: 600_000, enough: 4, clock: () => t });
+  const w = new TransitionWriter(store, { flushMs: 1, streamMs: 7, fastRate: 10, fastStreamMs: 600_000, enough: 4, clock: () => t, saturated: () => saturated });
   try {
     // One write every millisecond of the writer's clock, each answered before the next: the average gap falls from
     // its 1,000 ms start below 100 ms after some 23 writes; each goes alone after the short window until then.
@@ -152,6 +153,23 @@ test("a fast stream waits the long window and goes as soon as `enough` writes wa
     assert.ok(n >= 20, `the stream was fast after ${n} writes: the average takes some to move`);
     assert.deepEqual(bulks.slice(-1), [4]);
     assert.equal(bulks.length, n + 1, "every write before it went alone");
+    // Slots free and nothing to run (a search waiting on these results): the stream window, not the fast one.
+    saturated = false;
+    t += 1;
+    const starved = w.write(toStagedIn("f-starved"));
+    assert.equal(armedMs(w), 7, "not saturated: the stream window");
+    assert.equal(await starved, false);
+    // A gathering in the fast window when the launcher runs out of work: it goes after the stream window instead.
+    saturated = true;
+    t += 1;
+    const held = w.write(toStagedIn("f-held"));
+    assert.equal(armedMs(w), 600_000);
+    saturated = false;
+    t += 1;
+    const next = w.write(toStagedIn("f-next"));
+    assert.equal(armedMs(w), 7, "re-armed with the stream window");
+    assert.deepEqual(await Promise.all([held, next]), [false, false]);
+    assert.deepEqual(bulks.slice(-1), [2]);
     // A pause of seconds: the next write is not taken for a fast stream.
     t += 5_000;
     const after = w.write(toStagedIn("f-after"));
