@@ -46,7 +46,7 @@ export interface WriterOptions {
   clock?: () => number;
   /** Told when a write finds `behind.at` or more writes waiting for the database. */
   behind?: { at: number; say: (backlog: number) => void };
-  /** True when no other write can come within a window (the launcher's: no other job running or about to start). */
+  /** True when no other write can come within a window (the launcher's: no job process running or about to start). */
   quiet?: () => boolean;
   /**
    * True while work waits for the launcher's slots (a longer gathering then delays no job's start); the fast window
@@ -135,7 +135,7 @@ export class TransitionWriter {
   /** Size of the last bulk sent, and when (performance.now()). */
   private lastBulk = { size: 0, at: -Infinity };
 
-  /** How long a gathering that starts now waits for more writes. */
+  /** How long a gathering that starts now waits for more writes; notes in `fastArmed` whether that is the fast window. */
   private gatherMs(): number {
     this.fastArmed = false;
     if (this.quiet?.()) return 0;
