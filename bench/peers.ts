@@ -4,12 +4,12 @@ import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { makeCliDb } from "../test/support/cli.js";
-import { startLauncher, type LauncherProc } from "../test/support/launcher.js";
+import type { LauncherProc } from "../test/support/launcher.js";
 import { connect } from "../libs/client/index.js";
 import { dropDatabase } from "../libs/store/index.js";
 import { cpuMsOf } from "../libs/platform/proc.js";
 import { num } from "./measure.js";
-import { addNoops, costsLine } from "./launcher.js";
+import { addNoops, benchLauncherProc, costsLine } from "./launcher.js";
 
 /**
  * Issue 24: the systems a user would pick instead of ours, on the same no-op
@@ -129,10 +129,10 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
     if (mode === "whole") {
       await addNoops(b, "PEERS", n, "true", CONCURRENCY);
       at0 = await counters();
-      l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial"], env, wrap, process.env.BENCH_LAUNCHER_BIN || undefined);
+      l = benchLauncherProc(["--wf-filter", "PEERS", "--job-mode", "serial"], env, wrap);
       await l.exited;
     } else {
-      l = startLauncher(["--wf-filter", "PEERS", "--job-mode", "serial", "--persistent"], env, wrap, process.env.BENCH_LAUNCHER_BIN || undefined);
+      l = benchLauncherProc(["--wf-filter", "PEERS", "--job-mode", "serial", "--persistent"], env, wrap);
       const [warm] = await b.jobs.addMany([{ name: "warm-up", workflow: "PEERS", application: "true" }]);
       await b.wait([warm!._id], { timeoutMs: 120_000 });
       at0 = await counters(l.child.pid);
