@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { recordTransitions, type Store, type Transition } from "../../libs/store/index.js";
 import { coerceError } from "../../libs/errors/index.js";
 
@@ -221,15 +222,17 @@ export class TransitionWriter {
   }
 
   private async flush(batch: Pending[]): Promise<void> {
+    // The same time and token on every attempt: a bulk the server applied before its answer was lost reads back as written.
+    const at = new Date();
+    const token = randomUUID();
     for (let attempt = 0; ; attempt++) {
       try {
-        const lost = new Set(await recordTransitions(this.store, batch.map((b) => b.t)));
+        const lost = new Set(await recordTransitions(this.store, batch.map((b) => b.t), at, token));
         for (const b of batch) b.resolve(!lost.has(b.t.id));
         return;
       } catch (err) {
         // A restarting server is waited for (about a minute in all); a write
-        // it did apply before dropping the answer then reads as a lost race,
-        // and that job's lease simply lapses and is recovered.
+        // it did apply before dropping the answer reads back as written.
         if (isTransient(err) && attempt < 12) {
           await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt) * (0.5 + Math.random())));
           continue;

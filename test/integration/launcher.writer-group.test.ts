@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { AnyBulkWriteOperation, BulkWriteResult } from "mongodb";
+import type { Db, Document, RunCommandOptions } from "mongodb";
 import { useTestContext, waitFor } from "../support/context.js";
 import { TransitionWriter } from "../../services/launcher/writer.js";
 import type { Store, Transition } from "../../libs/store/index.js";
@@ -10,9 +10,9 @@ import { coll, COLLECTIONS } from "../../libs/store/collections.js";
 const ctx = useTestContext("writer_group");
 
 /**
- * The file's store on the real server, but its jobs' bulk writes seen and
- * the first one held until the test lets it go: a bulk in flight for as long
- * as the test needs, which is what group commit waits on.
+ * The file's store on the real server, but its jobs' bulk writes (`update`
+ * commands) seen and the first one held until the test lets it go: a bulk in
+ * flight for as long as the test needs, which is what group commit waits on.
  */
 function heldStore(hold = true): { store: Store; bulks: number[]; firstSent: Promise<void>; release(): void } {
   const real = coll(ctx.store);
@@ -21,16 +21,18 @@ function heldStore(hold = true): { store: Store; bulks: number[]; firstSent: Pro
   const gate = new Promise<void>((r) => (release = r));
   let sent!: () => void;
   const firstSent = new Promise<void>((r) => (sent = r));
-  const jobs = Object.create(real.jobs) as typeof real.jobs;
-  jobs.bulkWrite = async (ops: ReadonlyArray<AnyBulkWriteOperation<Job>>, opts?: object): Promise<BulkWriteResult> => {
-    bulks.push(ops.length);
-    if (hold && bulks.length === 1) {
-      sent();
-      await gate;
+  const db = Object.create(real.db) as Db;
+  db.command = async (cmd: Document, opts?: RunCommandOptions): Promise<Document> => {
+    if (cmd.update === "jobs") {
+      bulks.push((cmd.updates as unknown[]).length);
+      if (hold && bulks.length === 1) {
+        sent();
+        await gate;
+      }
     }
-    return real.jobs.bulkWrite(ops, opts);
+    return real.db.command(cmd, opts);
   };
-  const store = { [COLLECTIONS]: { ...real, jobs } } as unknown as Store;
+  const store = { [COLLECTIONS]: { ...real, db } } as unknown as Store;
   return { store, bulks, firstSent, release };
 }
 

@@ -2,7 +2,7 @@ import { before, test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { useTestContext } from "../support/context.js";
 import { JobsApi } from "../../libs/client/jobs.js";
-import { createApp, transitionJob, getJob, findJobs, findPage, countByState } from "../../libs/store/index.js";
+import { createApp, transitionJob, getJob, findJobs, findPage, countByState, recordTransitions, UpdateRefusedError, type Transition } from "../../libs/store/index.js";
 import { AmbiguousIdError, NotFoundError, UsageError } from "../../libs/errors/index.js";
 import type { JobSpec } from "../../libs/models/index.js";
 import { coll } from "../../libs/store/collections.js";
@@ -99,6 +99,39 @@ describe("jobs in MongoDB", () => {
     const ran = await getJob(ctx.store, j._id);
     assert.equal(ran.state, "RUNNING");
     assert.deepEqual(ran.stateHistory.slice(-2).map((h) => h.state), ["PREPROCESSED", "RUNNING"]);
+  });
+
+  test("a bulk sent again with the same token and time reads back as written; a rival's write still reads as lost", async () => {
+    const [a, b] = await jobs.addMany([
+      { name: "again1", workflow: "AGAIN", application: "sim" },
+      { name: "again2", workflow: "AGAIN", application: "sim" },
+    ]);
+    const ts: Transition[] = [a!, b!].map((j) => ({ id: j._id, from: "READY", path: [{ state: "STAGED_IN" }, { state: "PREPROCESSED" }, { state: "RUNNING" }], set: { lock: { owner: "A", until: new Date(Date.now() + 60_000) } } }));
+    const at = new Date();
+    assert.deepEqual(await recordTransitions(ctx.store, ts, at, "tok-1"), []);
+    // As after an answer lost on the way back: the statements no longer match, the token says they were ours.
+    const updates = ctx.store.commands.get("update") ?? 0;
+    assert.deepEqual(await recordTransitions(ctx.store, ts, at, "tok-1"), []);
+    assert.equal((ctx.store.commands.get("update") ?? 0) - updates, 1, "one update command for the bulk");
+    // Another write's token: lost races, both.
+    assert.deepEqual((await recordTransitions(ctx.store, ts, at, "tok-2")).sort(), [a!._id, b!._id].sort());
+    assert.deepEqual((await getJob(ctx.store, a!._id)).stateHistory.map((h) => h.state), ["CREATED", "READY", "STAGED_IN", "PREPROCESSED", "RUNNING"]);
+  });
+
+  test("a statement the server refuses throws with the server's code, after the bulk's others were applied", async () => {
+    const [ok, bad] = await jobs.addMany([
+      { name: "fine", workflow: "REFUSED", application: "sim" },
+      { name: "refused", workflow: "REFUSED", application: "sim" },
+    ]);
+    // `$inc` of a string field: refused by MongoDB and FerretDB alike (TypeMismatch, code 14).
+    const err = await recordTransitions(ctx.store, [
+      { id: ok!._id, from: "READY", path: [{ state: "STAGED_IN" }] },
+      { id: bad!._id, from: "READY", path: [{ state: "STAGED_IN" }], inc: { name: 1 } as never },
+    ]).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof UpdateRefusedError, `threw ${String(err)}`);
+    assert.equal(err.code, 14);
+    assert.equal((await getJob(ctx.store, ok!._id)).state, "STAGED_IN");
+    assert.equal((await getJob(ctx.store, bad!._id)).state, "READY");
   });
 
   test("enqueueing the same job twice yields one BullMQ job", async () => {
