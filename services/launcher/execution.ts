@@ -152,8 +152,8 @@ export class Execution {
   private async afterRun(r: Running, app: App, outFile: string, outcome?: RunOutcome, runtimeSeconds?: number, ahead?: { steps: Step[]; queued: Job }): Promise<AheadResult> {
     const postprocess = r.job.postprocess || app.postprocess || "";
     const facts: RunFacts = { claimed: r.claimed, state: r.job.state, killed: r.killed, stopping: r.timedOut, stopReason: this.core.stopReason(), outcome, runtimeSeconds, postprocess, job: r.job };
-    if (outcome?.exitCode === 0) facts.result = readResult(outFile);
-    else if (outcome && !outcome.lost) facts.outputTail = outputTail(outFile);
+    if (outcome?.exitCode === 0) facts.result = readResult(outFile, outcome.outputBytes);
+    else if (outcome && !outcome.lost) facts.outputTail = outputTail(outFile, outcome.outputBytes);
     if (wantsFastFailCount(facts)) facts.fastFailsSoFar = countFastFails((await this.records.read(r.job._id))?.stateHistory ?? []);
     const plan = planAfterRun(facts);
     if (plan.kind === "nothing") return "done";

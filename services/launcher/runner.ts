@@ -53,6 +53,8 @@ export interface RunOutcome {
   lost?: string;
   /** Killed (or never started) because its fence deadline passed: its launcher may no longer own it. */
   fenced?: boolean;
+  /** The output file's size when the process ended, where the spawner told it (the helper does): 0 spares reading it. */
+  outputBytes?: number;
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
@@ -253,7 +255,7 @@ export class ProcessSupervisor {
         if (m.t === "failed") settle({ exitCode: null, signal: null, timedOut: false, spawnError: m.message });
         else if (fenced) settle({ exitCode: null, signal: "SIGKILL", timedOut, lost: this.opts.fence!.why(key!), fenced: true });
         else if (m.t === "lost") settle({ exitCode: null, signal: "SIGKILL", timedOut, lost: m.message });
-        else settle({ exitCode: m.code, signal: m.signal, timedOut });
+        else settle(m.outputBytes === undefined ? { exitCode: m.code, signal: m.signal, timedOut } : { exitCode: m.code, signal: m.signal, timedOut, outputBytes: m.outputBytes });
       },
     );
     if (spec.timeoutMs) {
@@ -350,10 +352,11 @@ interface FencedProc {
 }
 
 /** The last `max` bytes of a file as text; undefined when it cannot be read. */
-function readEnd(file: string, max: number): string | undefined {
+function readEnd(file: string, max: number, knownSize?: number): string | undefined {
+  if (knownSize === 0) return "";
   try {
     // Most short jobs print nothing: one stat instead of open, fstat, close.
-    if (statSync(file).size === 0) return "";
+    if (knownSize === undefined && statSync(file).size === 0) return "";
     const fd = openSync(file, "r");
     try {
       const size = fstatSync(fd).size;
@@ -373,10 +376,11 @@ const RESULT_RE = /^(?:DH-OUTPUT:\s*(\S+)|BALSAM-RESULT:\s*(.+))\s*$/;
 
 /**
  * The last `DH-OUTPUT: <number>` or `BALSAM-RESULT: <json>` line in the last
- * 64 KiB of the output file; undefined if none.
+ * 64 KiB of the output file; undefined if none. `knownSize`: its size as the
+ * spawner saw it when the process ended (0: nothing to read).
  */
-export function readResult(outFile: string): unknown {
-  const text = readEnd(outFile, 64 * 1024);
+export function readResult(outFile: string, knownSize?: number): unknown {
+  const text = readEnd(outFile, 64 * 1024, knownSize);
   if (text === undefined) return undefined;
   const lines = text.split("\n");
   for (let i = lines.length - 1; i >= 0; i--) {
@@ -405,8 +409,8 @@ export function findOnPath(cmd: string): string | undefined {
  * at most `maxChars` long: what a RUN_ERROR's history entry shows (0.x put
  * the tail of the output there too).
  */
-export function outputTail(outFile: string, lines = 5, maxChars = 500): string {
-  const text = readEnd(outFile, 8 * 1024);
+export function outputTail(outFile: string, knownSize?: number, lines = 5, maxChars = 500): string {
+  const text = readEnd(outFile, 8 * 1024, knownSize);
   if (text === undefined) return "";
   const tail = text.split("\n").map((l) => l.trimEnd()).filter(Boolean).slice(-lines).join(" | ");
   return tail.length > maxChars ? "…" + tail.slice(-maxChars) : tail;

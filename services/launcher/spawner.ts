@@ -31,7 +31,8 @@ export interface StartRequest {
 export type SpawnReply =
   /** `listed`: the spawner lists it in a job table the watchdog reads (JobTables), so the watchdog need not be told of it. */
   | { t: "started"; pid: number; listed?: boolean }
-  | { t: "exit"; code: number | null; signal: string | null }
+  /** `outputBytes`: the output file's size when the process was reaped, where the spawner tells it. */
+  | { t: "exit"; code: number | null; signal: string | null; outputBytes?: number }
   | { t: "failed"; message: string }
   /** Its fence deadline passed: its processes are being killed (an "exit" follows). */
   | { t: "fenced" }
@@ -245,7 +246,7 @@ export class HelperSpawner implements Spawner {
     const lines = (this.rest + d).split("\n");
     this.rest = lines.pop()!;
     for (const line of lines) {
-      // "s ID PID", "x ID CODE SIGNAL", "f ID MESSAGE", "k ID"
+      // "s ID PID", "x ID CODE SIGNAL SIZE", "f ID MESSAGE", "k ID"
       const a = line.indexOf(" ");
       const b = line.indexOf(" ", a + 1);
       const id = Number(line.slice(a + 1, b < 0 ? undefined : b));
@@ -263,8 +264,11 @@ export class HelperSpawner implements Spawner {
       this.pending.delete(id);
       if (line[0] === "f") cb({ t: "failed", message: rest });
       else {
-        const [code, sig] = rest.split(" ").map(Number) as [number, number];
-        cb(code < 0 ? { t: "exit", code: null, signal: SIGNAL_NAMES.get(sig) ?? `signal ${sig}` } : { t: "exit", code, signal: null });
+        const [code, sig, size] = rest.split(" ").map(Number) as [number, number, number | undefined];
+        const end: SpawnReply = code < 0 ? { t: "exit", code: null, signal: SIGNAL_NAMES.get(sig) ?? `signal ${sig}` } : { t: "exit", code, signal: null };
+        // A size it could not read (-1) leaves the file to be read by the launcher.
+        if (size !== undefined && size >= 0) end.outputBytes = size;
+        cb(end);
       }
     }
   }

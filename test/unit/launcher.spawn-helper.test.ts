@@ -23,12 +23,16 @@ function pidOfHelper(h: HelperSpawner): number {
   return pid;
 }
 
-function run(s: Spawner, req: Partial<StartRequest> & { argv: string[] }): Promise<{ started?: number; end: SpawnReply }> {
+/** `bytes`: the output file's size as the exit reply told it (the helper's), apart from `end`, which both spawners tell alike. */
+function run(s: Spawner, req: Partial<StartRequest> & { argv: string[] }): Promise<{ started?: number; end: SpawnReply; bytes?: number }> {
   return new Promise((resolve) => {
     let started: number | undefined;
     s.run({ cwd: dir, env: {}, outFile: join(dir, "out.txt"), mkdir: false, ...req }, (m) => {
       if (m.t === "started") started = m.pid;
-      else resolve({ started, end: m });
+      else if (m.t === "exit") {
+        const { outputBytes: bytes, ...end } = m;
+        resolve({ started, end, bytes });
+      } else resolve({ started, end: m });
     });
   });
 }
@@ -57,7 +61,7 @@ describe("the spawn helper", () => {
       const out = join(dir, `${how}.out`);
       writeFileSync(out, "before\n");
       const odd = "line one\nline two — ünïcode 'quoted' \"double\" $HOME *";
-      const { started, end } = await run(s, {
+      const { started, end, bytes } = await run(s, {
         argv: ["/bin/sh", "-c", 'printf "%s|%s|%s|%s\\n" "$1" "$JOBVAR" "$(pwd)" "$HOME"; echo err >&2; exit 3', "sh", odd],
         cwd,
         env: { JOBVAR: "x=y", HOME: "/job/home" },
@@ -67,6 +71,8 @@ describe("the spawn helper", () => {
       assert.ok(started && started > 0, how);
       assert.deepEqual(end, { t: "exit", code: 3, signal: null }, how);
       assert.equal(readFileSync(out, "utf8"), `before\n${odd}|x=y|${cwd}|/job/home\nerr\n`, how);
+      // The helper tells the output file's size with the exit (the launcher then reads nothing of a silent job's).
+      assert.equal(bytes, how === "helper" ? Buffer.byteLength(readFileSync(out)) : undefined, how);
     }
   });
 
@@ -105,7 +111,8 @@ describe("the spawn helper", () => {
       assert.match((end as { message: string }).message, why);
     }
     // The helper is still there and well, and a working directory that exists already (a restarted job's) is used as it is.
-    assert.deepEqual((await run(helper, { argv: ["/bin/true"] })).end, { t: "exit", code: 0, signal: null });
+    const silent = await run(helper, { argv: ["/bin/true"], outFile: join(dir, "silent.out") });
+    assert.deepEqual([silent.end, silent.bytes], [{ t: "exit", code: 0, signal: null }, 0], "a silent job's output: 0 bytes, told");
     assert.deepEqual((await run(helper, { argv: ["/bin/sh", "-c", "pwd"], cwd: dir, mkdir: true, outFile: join(dir, "again.out") })).end, { t: "exit", code: 0, signal: null });
     assert.equal(readFileSync(join(dir, "again.out"), "utf8"), `${dir}\n`);
   });
@@ -235,7 +242,7 @@ describe("the spawn helper", () => {
       );
       await waitFor(() => pid > 0, 10_000, "the job to start");
       await h.close();
-      assert.deepEqual(await end, { t: "exit", code: null, signal: "SIGKILL" }, "the helper killed the job's group as its stdin closed");
+      assert.deepEqual(await end, { t: "exit", code: null, signal: "SIGKILL", outputBytes: 0 }, "the helper killed the job's group as its stdin closed");
       assert.deepEqual(readFileSync(table, "utf8").split("\n").map((l) => l.trim()).filter(Boolean), [String(pid)], "the reaped job's line stays");
       assert.deepEqual(told.slice(1), [`T ${table}\n`], "the table is told for a sweep, not removed");
     } finally {

@@ -54,7 +54,7 @@ test("a request buffered for a helper that dies is told lost and never reaches t
     // The new helper runs the request made for it, and only that one.
     assert.notEqual(helperOf(h), a);
     assert.deepEqual(next.map((m) => m.t), ["started", "exit"]);
-    assert.deepEqual(next[1], { t: "exit", code: 0, signal: null });
+    assert.deepEqual(next[1], { t: "exit", code: 0, signal: null, outputBytes: 0 });
     assert.ok(existsSync(nextMarker));
     await h.close();
     assert.equal(existsSync(lostMarker), false, "the lost job did not run on the next helper");
