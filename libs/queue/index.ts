@@ -64,6 +64,9 @@ export interface JobQueuesOptions {
   connectTimeoutMs?: number;
 }
 
+/** A hash's fields and values, flat, and the hash deleted, in one step. */
+const TAKE_HASH = "local v = redis.call('HGETALL', KEYS[1]); redis.call('DEL', KEYS[1]); return v";
+
 export class JobQueues {
   readonly prefix: string;
   readonly redisUrl: string;
@@ -210,10 +213,11 @@ export class JobQueues {
    */
   async takeSnapshots(workflow: string, chunk: string): Promise<Map<string, LaunchSnapshot>> {
     const key = this.snapshotsKey(workflow, chunk);
-    const res = await this.connection.multi().hgetall(key).del(key).exec();
-    const [err, got] = res?.[0] ?? [new Error("the snapshots' read was discarded"), undefined];
-    if (err) throw err;
-    return new Map(Object.entries((got ?? {}) as Record<string, string>).map(([id, json]) => [id, JSON.parse(json) as LaunchSnapshot]));
+    // One script, not MULTI/HGETALL/DEL/EXEC: one command for Redis and one reply to parse here, as atomic.
+    const flat = (await this.connection.eval(TAKE_HASH, 1, key)) as string[];
+    const out = new Map<string, LaunchSnapshot>();
+    for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, JSON.parse(flat[i + 1]!) as LaunchSnapshot);
+    return out;
   }
 
   /** Takes out the snapshots of these chunked jobs (all of their chunks' with `whole`); other items are passed over. */
