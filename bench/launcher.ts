@@ -40,9 +40,9 @@ export async function addNoops(b: Balsam, workflow: string, n: number, app: stri
  * `BENCH_LAUNCHER_BIN=/path/to/older/bin/balsam.js` runs that build's
  * launcher instead, on the same jobs and servers: before and after in one run.
  */
-export function benchLauncherProc(args: string[], env: NodeJS.ProcessEnv, wrap: string[] = []): LauncherProc {
+export function benchLauncherProc(args: string[], env: NodeJS.ProcessEnv, wrap: string[] = [], bin = process.env.BENCH_LAUNCHER_BIN): LauncherProc {
   // Empty is unset: `BENCH_LAUNCHER_BIN= npm run bench` runs this build.
-  return startLauncher(args, env, wrap, process.env.BENCH_LAUNCHER_BIN || undefined);
+  return startLauncher(args, env, wrap, bin || undefined);
 }
 
 /** The launcher's own account of its costs, from the line it logs when it stops. */

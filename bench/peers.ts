@@ -17,7 +17,8 @@ import { addNoops, benchLauncherProc, costsLine } from "./launcher.js";
  * distributed, Celery, and raw spawn from a small process (the machine's
  * limit, not the bench's large process's). Then the same with the servers
  * pinned to one core and the launcher and its jobs to the other, as on a
- * compute node whose database is elsewhere. BENCH_PEERS_JOBS (default 5000); BENCH_LAUNCHER_BIN runs another build's launcher (bench/launcher.ts).
+ * compute node whose database is elsewhere. BENCH_PEERS_JOBS (default 5000); BENCH_LAUNCHER_BIN runs another build's launcher (bench/launcher.ts);
+ * BENCH_PEERS_BEFORE=/path/to/older/bin/balsam.js runs that build's launcher too, in each round beside this one's.
  */
 
 const f1 = (x: number) => x.toFixed(1);
@@ -112,7 +113,7 @@ async function redisCommands(r: Redis): Promise<number> {
  * first, timed from its start (module loading, connecting) to its exit
  * (its idle check deciding nothing is left).
  */
-async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, mode: "running" | "whole", cleanups: Array<() => void>, wrap: string[] = []): Promise<BalsamRun> {
+async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, mode: "running" | "whole", cleanups: Array<() => void>, wrap: string[] = [], bin?: string): Promise<BalsamRun> {
   const db = await makeCliDb(mongoUrl, redisUrl, "bench_peers", "bench_peers");
   const b = await connect({ dbPath: db.dir });
   const r = new Redis(redisUrl);
@@ -129,10 +130,10 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
     if (mode === "whole") {
       await addNoops(b, "PEERS", n, "true", CONCURRENCY);
       at0 = await counters();
-      l = benchLauncherProc(["--wf-filter", "PEERS", "--job-mode", "serial"], env, wrap);
+      l = benchLauncherProc(["--wf-filter", "PEERS", "--job-mode", "serial"], env, wrap, bin);
       await l.exited;
     } else {
-      l = benchLauncherProc(["--wf-filter", "PEERS", "--job-mode", "serial", "--persistent"], env, wrap);
+      l = benchLauncherProc(["--wf-filter", "PEERS", "--job-mode", "serial", "--persistent"], env, wrap, bin);
       const [warm] = await b.jobs.addMany([{ name: "warm-up", workflow: "PEERS", application: "true" }]);
       await b.wait([warm!._id], { timeoutMs: 120_000 });
       at0 = await counters(l.child.pid);
@@ -188,6 +189,8 @@ interface Round {
   dask: number | string;
   celery: number | string;
   ours: BalsamRun;
+  /** BENCH_PEERS_BEFORE's launcher on the same jobs, in the same round. */
+  before?: BalsamRun;
 }
 
 const median = (xs: readonly number[]): number => {
@@ -209,6 +212,8 @@ export async function benchPeers(mongoUrl: string, redisUrl: string, mongoPid: n
   console.log(`\n## the peers: ${n} no-op jobs (/bin/true as a process, ${CONCURRENCY} at a time), same run${rounds > 1 ? `, ${rounds} rounds` : ""}`);
   const raw = await rawSmall(Math.min(n, 5000));
   const helper = await rawHelper(Math.min(n, 5000));
+  // Another build's bin/balsam.js: its launcher runs the same jobs in each round beside this build's (before and after in one run).
+  const before = process.env.BENCH_PEERS_BEFORE || undefined;
   const r = new Redis(redisUrl);
   const redisPid = Number(/process_id:(\d+)/.exec(await r.info("server"))?.[1] ?? 0);
   r.disconnect();
@@ -219,12 +224,32 @@ export async function benchPeers(mongoUrl: string, redisUrl: string, mongoPid: n
       const dask = await peer("dask_noop.py", n, {});
       // The bench's own Redis, another database number: Celery's keys stay apart from the queues'.
       const celery = await peer("celery_noop.py", n, { BENCH_CELERY_REDIS: `${redisUrl.replace(/\/\d*$/, "")}/9` });
-      done.push({ dask, celery, ours: await balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups) });
+      const ours = () => balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups);
+      const older = () => balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups, [], before);
+      if (!before) done.push({ dask, celery, ours: await ours() });
+      // Which build goes first alternates: a VM's drift within a round then falls on each in turn.
+      else if (i % 2) done.push({ dask, celery, before: await older(), ours: await ours() });
+      else done.push({ dask, celery, ours: await ours(), before: await older() });
     }
     await peersAndOurs(mongoUrl, redisUrl, mongoPid, redisPid, n, raw, helper, done, cleanups);
+    if (before) showBefore(done, before);
   } finally {
     for (const c of cleanups) c();
   }
+}
+
+/** This build's launcher over BENCH_PEERS_BEFORE's, round by round, and the launcher's CPU a job in each. */
+function showBefore(rounds: readonly Round[], bin: string): void {
+  const pairs = rounds.flatMap((r) => (r.before ? [{ ours: r.ours, before: r.before }] : []));
+  const list = (f: (p: (typeof pairs)[number]) => string) => pairs.map(f).join(", ");
+  const warmOf = (b: BalsamRun) => b.warm ?? { rate: NaN, launcherCpuMsPerJob: NaN };
+  console.log(`before (${bin}) and this build, same jobs and servers, each round (alternating which goes first):`);
+  console.log(`  jobs/s cold ${list((p) => `${f1(p.before.rate)} → ${f1(p.ours.rate)}`)}; warm ${list((p) => `${f1(warmOf(p.before).rate)} → ${f1(warmOf(p.ours).rate)}`)}`);
+  console.log(`  launcher ms CPU a job cold ${list((p) => `${f2(p.before.launcherCpuMsPerJob)} → ${f2(p.ours.launcherCpuMsPerJob)}`)}; warm ${list((p) => `${f2(warmOf(p.before).launcherCpuMsPerJob)} → ${f2(warmOf(p.ours).launcherCpuMsPerJob)}`)}`);
+  console.log(`  database server ms CPU a job cold ${list((p) => `${f2(p.before.serverCpuMsPerJob)} → ${f2(p.ours.serverCpuMsPerJob)}`)}; Redis commands a job ${list((p) => `${f1(p.before.redisCmdsPerJob)} → ${f1(p.ours.redisCmdsPerJob)}`)}`);
+  const cold = median(pairs.map((p) => p.ours.rate / p.before.rate));
+  const cpu = median(pairs.map((p) => p.ours.launcherCpuMsPerJob / p.before.launcherCpuMsPerJob));
+  console.log(`  medians of the rounds: rate ${f2(cold)}x, launcher CPU a job ${f2(cpu)}x`);
 }
 
 async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, raw: number, helper: { rate: number; jobsMs: number }, rounds: readonly Round[], cleanups: Array<() => void>): Promise<void> {

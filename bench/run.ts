@@ -8,6 +8,7 @@
  * BENCH_CLUSTER_JOBS (default 8000; a Redis Cluster started here beside the one Redis),
  * BENCH_PEERS_JOBS (default 5000; Dask distributed and Celery on the same no-op jobs),
  * BENCH_PEERS_ROUNDS (default 1; Dask, Celery and ours in turn that many times, ratios taken within each round),
+ * BENCH_PEERS_BEFORE (another build's bin/balsam.js: its launcher beside ours in each round, before and after in one run),
  * BENCH_ONLY=server|enqueue|launcher|peers|cluster|cli|startup|search|web|chaos|ferretdb runs one part (cli includes startup;
  * web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000;
  * chaos, the cluster in a box: BENCH_CHAOS_JOBS, default 5000; BENCH_CHAOS_SECONDS, default 180;
