@@ -93,10 +93,10 @@ export async function transitionJob(store: Store, t: Transition): Promise<boolea
  *
  * Sent as the server's `update` command, not the driver's bulkWrite: the
  * same statements and answer, without sizing and wrapping each statement
- * first (measured: 45–61 → 31–34 µs of the caller's CPU a statement, bulks
- * of 32, tmpx/bulkcmp.mjs in the note of 2026-12-06). A bulk this size is
- * far below the server's limits (bulk.ts); the driver's retry of a
- * retryable write is the token's business instead.
+ * first (measured: 45–61 → 31–34 µs of the caller's CPU a statement in
+ * bulks of 32; issue 24's note of 2026-12-06). A bulk this size is far below
+ * the server's limits (bulk.ts); the driver's retry of a retryable write is
+ * the token's business instead.
  */
 export async function recordTransitions(store: Store, ts: Transition[], now = new Date(), token: string = randomUUID()): Promise<string[]> {
   const lost: string[] = [];
