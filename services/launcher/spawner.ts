@@ -332,16 +332,22 @@ export class HelperSpawner implements Spawner {
   }
 
   /**
-   * Requests go out once per turn of the event loop, in one write (a system
-   * call each): jobs freed by one reply of the helper start together. They
+   * Requests go out in one write (a system call each) once the work at hand
+   * has run its course (process.nextTick: after the promise chains that the
+   * helper's reply set going, so the jobs it freed start together). They
    * belong to the helper they were made for: if it dies first, its
    * requests' jobs were told "lost" and nothing of them goes to the next one.
+   * Not setImmediate: that waited for the rest of the loop's I/O callbacks
+   * (a bulk write's serializing, say), and a freed slot stood empty the while
+   * (measured, 15,000 no-op jobs twice: from the helper's exit line to the
+   * next request p90 0.87/0.69 → 0.48/0.47 ms, p99 2.4 → 1.3 ms, and
+   * slightly fewer writes).
    */
   private send(fields: string[]): void {
     const body = fields.join("\0") + "\0";
     if (this.outbox === "") {
       const child = this.child!;
-      setImmediate(() => this.flush(child));
+      process.nextTick(() => this.flush(child));
     }
     this.outbox += `${Buffer.byteLength(body)}\n${body}`;
   }
