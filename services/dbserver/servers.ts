@@ -172,27 +172,43 @@ export async function startRedis(opts: RedisStartOptions): Promise<ServerHandle>
   mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
   chmodSync(opts.dir, 0o700);
   const host = opts.host ?? "127.0.0.1";
-  const port = opts.port ?? (await freePort());
-  const args = [
-    ...(opts.configFile ? [resolve(opts.configFile)] : []),
-    "--port", String(port),
-    "--bind", host,
-    "--dir", resolve(opts.dir),
-    "--appendonly", opts.appendOnly === false ? "no" : "yes",
-    "--save", "",
-    "--maxmemory-policy", "noeviction",
-    "--daemonize", "no",
-    "--protected-mode", opts.password ? "yes" : "no",
-  ];
-  if (opts.password) args.push("--requirepass", opts.password);
-  args.push(...(opts.extraArgs ?? []));
-  const p = await launch(bin, args, opts);
-  const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
-  const connectHost = host === "0.0.0.0" ? "127.0.0.1" : host;
-  const at = (h: string) => `redis://${auth}${h}:${port}`;
-  await waitFor(async () => p.exited() || (await pingRedis(at(connectHost), 500)), opts.startTimeoutMs ?? 15_000, `redis-server on port ${port}`);
-  if (p.exited()) throw new Error(`redis-server exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
-  return { url: at(opts.advertiseHost ?? connectHost), pid: p.pid, host, port, stop: p.stop };
+  const extra = opts.extraArgs ?? [];
+  const cluster = extra.some((a, i) => a === "--cluster-enabled" && extra[i + 1] === "yes");
+  // A port chosen here can be taken before the server binds it (servers started side by side), and a cluster node
+  // binds its bus port too (port + 10000): a server that exits at start on a port of our choosing gets another.
+  const attempts = opts.port === undefined ? 3 : 1;
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port ?? (await freeRedisPort(host, cluster));
+    const args = [
+      ...(opts.configFile ? [resolve(opts.configFile)] : []),
+      "--port", String(port),
+      "--bind", host,
+      "--dir", resolve(opts.dir),
+      "--appendonly", opts.appendOnly === false ? "no" : "yes",
+      "--save", "",
+      "--maxmemory-policy", "noeviction",
+      "--daemonize", "no",
+      "--protected-mode", opts.password ? "yes" : "no",
+    ];
+    if (opts.password) args.push("--requirepass", opts.password);
+    args.push(...extra);
+    const p = await launch(bin, args, opts);
+    const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
+    const connectHost = host === "0.0.0.0" ? "127.0.0.1" : host;
+    const at = (h: string) => `redis://${auth}${h}:${port}`;
+    await waitFor(async () => p.exited() || (await pingRedis(at(connectHost), 500)), opts.startTimeoutMs ?? 15_000, `redis-server on port ${port}`);
+    if (!p.exited()) return { url: at(opts.advertiseHost ?? connectHost), pid: p.pid, host, port, stop: p.stop };
+    if (attempt >= attempts) throw new Error(`redis-server exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
+  }
+}
+
+/** A free port for a Redis server; for a cluster node, one whose bus port (port + 10000) is free and valid too. */
+async function freeRedisPort(host: string, cluster: boolean): Promise<number> {
+  for (let i = 0; ; i++) {
+    const port = await freePort(host);
+    if (!cluster || (port + 10_000 <= 65_535 && (await portIsFree(port + 10_000, host)))) return port;
+    if (i >= 50) throw new Error(`no free port with a free cluster bus port (port + 10000) found on ${host}`);
+  }
 }
 
 export interface MongoHandle extends ServerHandle {
