@@ -177,6 +177,8 @@ export async function startRedis(opts: RedisStartOptions): Promise<ServerHandle>
   // A port chosen here can be taken before the server binds it (servers started side by side), and a cluster node
   // binds its bus port too (port + 10000): a server that exits at start on a port of our choosing gets another.
   const attempts = opts.port === undefined ? 3 : 1;
+  const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
+  const connectHost = host === "0.0.0.0" ? "127.0.0.1" : host;
   for (let attempt = 1; ; attempt++) {
     const port = opts.port ?? (await freeRedisPort(host, cluster));
     const args = [
@@ -193,8 +195,6 @@ export async function startRedis(opts: RedisStartOptions): Promise<ServerHandle>
     if (opts.password) args.push("--requirepass", opts.password);
     args.push(...extra);
     const p = await launch(bin, args, opts);
-    const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
-    const connectHost = host === "0.0.0.0" ? "127.0.0.1" : host;
     const at = (h: string) => `redis://${auth}${h}:${port}`;
     await waitFor(async () => p.exited() || (await pingRedis(at(connectHost), 500)), opts.startTimeoutMs ?? 15_000, `redis-server on port ${port}`);
     if (!p.exited()) return { url: at(opts.advertiseHost ?? connectHost), pid: p.pid, host, port, stop: p.stop };

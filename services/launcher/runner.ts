@@ -255,7 +255,7 @@ export class ProcessSupervisor {
         if (m.t === "failed") settle({ exitCode: null, signal: null, timedOut: false, spawnError: m.message });
         else if (fenced) settle({ exitCode: null, signal: "SIGKILL", timedOut, lost: this.opts.fence!.why(key!), fenced: true });
         else if (m.t === "lost") settle({ exitCode: null, signal: "SIGKILL", timedOut, lost: m.message });
-        else settle(m.outputBytes === undefined ? { exitCode: m.code, signal: m.signal, timedOut } : { exitCode: m.code, signal: m.signal, timedOut, outputBytes: m.outputBytes });
+        else settle({ exitCode: m.code, signal: m.signal, timedOut, outputBytes: m.outputBytes });
       },
     );
     if (spec.timeoutMs) {
