@@ -58,13 +58,22 @@ async function rawHelper(n: number, wrap: string[] = []): Promise<{ rate: number
   return r ? { rate: r.rate, jobsMs: r.jobsCpuMsPerJob } : { rate: NaN, jobsMs: NaN };
 }
 
-/** jobs/s of a peer script (bench/peers/*.py), or why it could not run. */
-async function peer(script: string, n: number, env: NodeJS.ProcessEnv): Promise<number | string> {
+/** /proc/stat counts in USER_HZ ticks, 100 a second on Linux (as libs/platform/proc.ts reads them). */
+const TICK_MS = 10;
+
+/** A peer's run: jobs/s, and the whole machine's busy CPU over its timed part, ms a job. */
+interface PeerRun {
+  rate: number;
+  machineMsPerJob: number;
+}
+
+/** A peer script's run (bench/peers/*.py), or why it could not run. */
+async function peer(script: string, n: number, env: NodeJS.ProcessEnv): Promise<PeerRun | string> {
   try {
     const out = await run([python, `${peersDir}${script}`, String(n), String(CONCURRENCY)], env);
-    const r = JSON.parse(out.trim().split("\n").pop()!) as { jobs: number; seconds: number; ok: number };
+    const r = JSON.parse(out.trim().split("\n").pop()!) as { jobs: number; seconds: number; ok: number; busyTicks: number };
     if (r.ok !== n) return `${r.ok} of ${n} ran`;
-    return n / r.seconds;
+    return { rate: n / r.seconds, machineMsPerJob: (r.busyTicks * TICK_MS) / n };
   } catch (err) {
     return (err as Error).message;
   }
@@ -83,13 +92,15 @@ interface BalsamRun {
   searchCpuMsPerJob: number;
   /** The share of the machine's CPU time left idle over the timed part: near 0, the run is bound by CPU. */
   idle: number;
+  /** The whole machine's busy CPU over the timed part (every process: ours, the jobs, the rest of the box), ms a job. */
+  machineMsPerJob: number;
   /**
    * "running" only: a second `n` jobs on the same launcher, timed alike. Its
    * first thousands of jobs run before V8 has compiled their hot paths (~0.15
    * ms of launcher CPU a job more, measured): an allocation's launcher runs
    * warm for almost all of its life.
    */
-  warm?: { rate: number; launcherCpuMsPerJob: number; serverCpuMsPerJob: number };
+  warm?: { rate: number; launcherCpuMsPerJob: number; serverCpuMsPerJob: number; machineMsPerJob: number };
 }
 
 /** The machine's CPU time so far, all cores (USER_HZ ticks): idle and in all. */
@@ -149,7 +160,12 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
       const seen = (await b.wait(ids, { timeoutMs: 1_800_000 })).length;
       if (seen < n) throw new Error(`only ${seen} of the warm ${n} results arrived`);
       const at2 = await counters(l.child.pid);
-      warm = { rate: n / ((at2.t - at1.t) / 1000), launcherCpuMsPerJob: (at2.launcher - at1.launcher) / n, serverCpuMsPerJob: (at2.mongo - at1.mongo) / n };
+      warm = {
+        rate: n / ((at2.t - at1.t) / 1000),
+        launcherCpuMsPerJob: (at2.launcher - at1.launcher) / n,
+        serverCpuMsPerJob: (at2.mongo - at1.mongo) / n,
+        machineMsPerJob: ((at2.ticks.all - at1.ticks.all - (at2.ticks.idle - at1.ticks.idle)) * TICK_MS) / n,
+      };
       l.child.kill("SIGTERM");
       await l.exited;
     }
@@ -166,6 +182,7 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
       redisCpuMsPerJob: (at1.redis - at0.redis) / n,
       searchCpuMsPerJob: mode === "running" ? (at1.search - at0.search) / n : NaN,
       idle: (at1.ticks.idle - at0.ticks.idle) / Math.max(1, at1.ticks.all - at0.ticks.all),
+      machineMsPerJob: ((at1.ticks.all - at0.ticks.all - (at1.ticks.idle - at0.ticks.idle)) * TICK_MS) / n,
     };
     await dropDatabase(b.store);
     return out;
@@ -188,6 +205,8 @@ function showPeer(name: string, v: number | string, ours: number, raw: number): 
 interface Round {
   dask: number | string;
   celery: number | string;
+  /** The machine's busy CPU a job over each peer's timed part (none when it did not run). */
+  machineMs: { dask?: number; celery?: number };
   ours: BalsamRun;
   /** BENCH_PEERS_BEFORE's launcher on the same jobs, in the same round. */
   before?: BalsamRun;
@@ -221,15 +240,20 @@ export async function benchPeers(mongoUrl: string, redisUrl: string, mongoPid: n
   try {
     const done: Round[] = [];
     for (let i = 0; i < rounds; i++) {
-      const dask = await peer("dask_noop.py", n, {});
+      const d = await peer("dask_noop.py", n, {});
       // The bench's own Redis, another database number: Celery's keys stay apart from the queues'.
-      const celery = await peer("celery_noop.py", n, { BENCH_CELERY_REDIS: `${redisUrl.replace(/\/\d*$/, "")}/9` });
+      const c = await peer("celery_noop.py", n, { BENCH_CELERY_REDIS: `${redisUrl.replace(/\/\d*$/, "")}/9` });
+      const peers = {
+        dask: typeof d === "string" ? d : d.rate,
+        celery: typeof c === "string" ? c : c.rate,
+        machineMs: { dask: typeof d === "string" ? undefined : d.machineMsPerJob, celery: typeof c === "string" ? undefined : c.machineMsPerJob },
+      };
       const ours = () => balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups);
       const older = () => balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups, [], before);
-      if (!before) done.push({ dask, celery, ours: await ours() });
+      if (!before) done.push({ ...peers, ours: await ours() });
       // Which build goes first alternates: a VM's drift within a round then falls on each in turn.
-      else if (i % 2) done.push({ dask, celery, before: await older(), ours: await ours() });
-      else done.push({ dask, celery, ours: await ours(), before: await older() });
+      else if (i % 2) done.push({ ...peers, before: await older(), ours: await ours() });
+      else done.push({ ...peers, ours: await ours(), before: await older() });
     }
     await peersAndOurs(mongoUrl, redisUrl, mongoPid, redisPid, n, raw, helper, done, cleanups);
     if (before) showBefore(done, before);
@@ -250,6 +274,36 @@ function showBefore(rounds: readonly Round[], bin: string): void {
   const cold = median(pairs.map((p) => p.ours.rate / p.before.rate));
   const cpu = median(pairs.map((p) => p.ours.launcherCpuMsPerJob / p.before.launcherCpuMsPerJob));
   console.log(`  medians of the rounds: rate ${f2(cold)}x, launcher CPU a job ${f2(cpu)}x`);
+}
+
+/**
+ * What a job costs the whole machine, every process counted, beside what the
+ * no-op process itself costs: on a VM where an exec is dear (3–4 ms of CPU
+ * for /bin/true, measured on one kind of these 2-core boxes, ~1 ms on the
+ * other) that process is most of every system's cost, and the rates say
+ * little about the rest. What is left is what each system adds to run a job
+ * and hand back its result. The same own cost (our helper's raw runs) is
+ * taken from each: Python's subprocess execs with vfork too.
+ */
+function showMachineCost(rounds: readonly Round[], ownMs: readonly number[]): void {
+  const med = (xs: ReadonlyArray<number | undefined>): number | undefined => {
+    const ok = xs.filter((x): x is number => x !== undefined && !Number.isNaN(x));
+    return ok.length ? median(ok) : undefined;
+  };
+  const cost = {
+    Dask: med(rounds.map((r) => r.machineMs.dask)),
+    Celery: med(rounds.map((r) => r.machineMs.celery)),
+    balsam: med(rounds.map((r) => r.ours.machineMsPerJob)),
+    "balsam warm": med(rounds.map((r) => r.ours.warm?.machineMsPerJob)),
+  };
+  const own = med(ownMs);
+  const shown = Object.entries(cost).filter((e): e is [string, number] => e[1] !== undefined);
+  console.log(`the machine's busy CPU a job over each timed part (every process, /proc/stat; medians of the rounds): ${shown.map(([k, v]) => `${k} ${f2(v)}`).join(", ")} ms`);
+  if (own === undefined) return;
+  const added = (v: number) => v - own;
+  const ours = cost.balsam === undefined ? undefined : added(cost.balsam);
+  const over = (["Dask", "Celery"] as const).flatMap((k) => (cost[k] !== undefined && ours !== undefined ? [`${f2(ours / added(cost[k]!))}x ${k}'s`] : []));
+  console.log(`  less each job's own process (${f2(own)} ms, the helper's raw runs), what each system adds a job: ${shown.map(([k, v]) => `${k} ${f2(added(v))}`).join(", ")} ms${over.length ? `; balsam's is ${over.join(", ")}` : ""}`);
 }
 
 async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, raw: number, helper: { rate: number; jobsMs: number }, rounds: readonly Round[], cleanups: Array<() => void>): Promise<void> {
@@ -296,6 +350,8 @@ async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number
     const wc = paired(rounds, "celery", true);
     if (wd.length || wc.length) console.log(`the warm launcher over each peer within a round: Dask ${wd.map(f2).join(", ") || "-"}${wd.length ? ` (median ${f2(median(wd))})` : ""}; Celery ${wc.map(f2).join(", ") || "-"}${wc.length ? ` (median ${f2(median(wc))})` : ""}`);
   }
+
+  showMachineCost(rounds, [helper.jobsMs, helperAfter.jobsMs]);
 
   // A compute node whose database is elsewhere: the servers on core 0, the
   // launcher and its jobs on core 1, against raw spawn pinned to core 1.
