@@ -236,7 +236,18 @@ export async function startMongo(opts: MongoStartOptions): Promise<MongoHandle> 
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   const host = opts.host ?? "127.0.0.1";
-  const port = opts.port ?? (await freePort());
+  // As startRedis: a port chosen here can be taken before the server binds it (servers started side by side).
+  const attempts = opts.port === undefined ? 3 : 1;
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port ?? (await freePort());
+    const started = await startMongoOn(bin, dir, host, port, opts);
+    if (started) return started;
+    if (attempt >= attempts) throw new Error(`${bin.kind} exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
+  }
+}
+
+/** One start of the server on `port`; undefined when it exited before it answered. */
+async function startMongoOn(bin: MongoBinary, dir: string, host: string, port: number, opts: MongoStartOptions): Promise<MongoHandle | undefined> {
   const auth = opts.auth;
   const env: NodeJS.ProcessEnv = {};
   const args =
@@ -287,10 +298,11 @@ export async function startMongo(opts: MongoStartOptions): Promise<MongoHandle> 
     // mongod lets a localhost client create the first user; after that, its
     // localhost exception is closed and this fails harmlessly on a restart.
     await waitFor(async () => p.exited() || (await pingMongo(bare, 500)), timeoutMs, `mongod on port ${port}`);
+    if (p.exited()) return undefined;
     await createFirstUser(bare, auth.username, auth.password);
   }
   await waitFor(async () => p.exited() || (await pingMongo(at(connectHost), 500)), timeoutMs, `${bin.kind} on port ${port}`);
-  if (p.exited()) throw new Error(`${bin.kind} exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
+  if (p.exited()) return undefined;
   return { url: at(opts.advertiseHost ?? connectHost), pid: p.pid, host, port, kind: bin.kind, stop: p.stop };
 }
 
