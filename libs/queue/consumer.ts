@@ -1,4 +1,4 @@
-import { Worker, DelayedError, type Job as BullJob } from "bullmq";
+import { Worker, DelayedError, WaitingError, type Job as BullJob } from "bullmq";
 import type { LaunchSnapshot } from "../models/index.js";
 import { queueName } from "./names.js";
 import { bounded, createRedisClient, type RedisClient } from "./connection.js";
@@ -37,6 +37,12 @@ export interface QueueEntry {
   readonly fetchedAt?: number;
   /** Gives the entry back to be delivered again in `ms`, not completed: the job was not taken. Ends the handler (throws). */
   defer(ms: number): Promise<never>;
+  /**
+   * Gives the entry back to the head of its queue, for the next consumer to
+   * take at once (defer puts it behind the others): its job waited here for
+   * room that another launcher may have. Ends the handler (throws).
+   */
+  giveBack(): Promise<never>;
 }
 
 export interface ConsumerOptions {
@@ -117,6 +123,11 @@ function entryOf(job: BullJob<QueueData>, token: string | undefined): QueueEntry
     async defer(ms: number): Promise<never> {
       await job.moveToDelayed(Date.now() + ms, token);
       throw new DelayedError();
+    },
+    async giveBack(): Promise<never> {
+      // BullMQ pushes it back where the next fetch takes from (a prioritized entry: among its priority).
+      await job.moveToWait(token);
+      throw new WaitingError();
     },
   };
 }

@@ -17,6 +17,8 @@ import type { Core, Running, Taken } from "./core.js";
 interface Offer extends AheadEntry {
   /** Ends the take (throws): the job goes back to the queue, `ms` later. */
   defer(ms: number): Promise<never>;
+  /** Ends the take (throws): the job goes back to the head of the queue, for a launcher with room. */
+  giveBack(): Promise<never>;
   /** A chunk's job: told once the job waits for a slot no more (it got one, or was decided otherwise). */
   settled?: () => void;
 }
@@ -46,6 +48,10 @@ export class Dispatch {
   private readonly ahead = new Map<string, number>();
   /** When the launcher last said the database was behind. */
   private behindSaid = 0;
+  /** When the launcher last said it gave jobs back for want of a slot. */
+  private starveSaid = 0;
+  /** Why fetching is paused, if it is: the leases' fence, or jobs given back for want of a slot (starve). */
+  private readonly pausedBy = new Set<"fence" | "slots">();
   lastActivity = Date.now();
 
   constructor(
@@ -91,15 +97,43 @@ export class Dispatch {
         },
       });
       this.workers.set(wf, w);
+      if (this.pausedBy.size) void w.pause().catch(() => undefined);
     }
   }
 
-  /** Stops (true) or resumes fetching on every worker. */
+  /** Stops (true) or resumes fetching on every worker, for the leases' fence. */
   pause(pause: boolean): void {
+    this.pauseFor("fence", pause);
+  }
+
+  /** Fetching stops while any reason holds, and resumes when none does. */
+  private pauseFor(reason: "fence" | "slots", on: boolean): void {
+    const was = this.pausedBy.size > 0;
+    if (on) this.pausedBy.add(reason);
+    else this.pausedBy.delete(reason);
+    const now = this.pausedBy.size > 0;
+    if (was === now) return;
     for (const w of this.workers.values()) {
-      if (pause) void w.pause().catch(() => undefined);
+      if (now) void w.pause().catch(() => undefined);
       else w.resume();
     }
+  }
+
+  /**
+   * A job gave up waiting for a slot here: fetch nothing more until one
+   * frees, or this launcher would take the entries it gave back straight
+   * back (they are at the head of the queue, and its workers have room in
+   * hand) instead of leaving them to a launcher with a free slot.
+   */
+  private starve(): void {
+    if (this.pausedBy.has("slots")) return;
+    const now = Date.now();
+    if (now - this.starveSaid >= MINUTE) {
+      this.starveSaid = now;
+      this.core.log(`jobs waited ${this.core.o.slotWaitMs / SECOND} s for a slot here: given back to the head of the queue for a launcher with room; fetching nothing until a slot frees`);
+    }
+    this.pauseFor("slots", true);
+    void this.core.pool.released().then(() => this.pauseFor("slots", false));
   }
 
   /** Workers close after their processors return: waiters got null from the pool and gave their entries back. */
@@ -181,12 +215,17 @@ export class Dispatch {
     const all = [...new Set(ids)];
     await Promise.all(all.map((id) => this.givenUp.get(id)));
     let back: number | undefined;
+    let late = false;
     const offer = (settled: () => void): Offer => ({
       entryId: entry.entryId,
       fetchedAt: entry.fetchedAt,
       settled,
       defer: (ms) => {
         back = Math.min(back ?? ms, ms);
+        return Promise.reject(LEFT);
+      },
+      giveBack: () => {
+        late = true;
         return Promise.reject(LEFT);
       },
     });
@@ -196,6 +235,8 @@ export class Dispatch {
     const found = new Set(jobs.map((j) => j._id));
     const skipped = all.filter((id) => !found.has(id));
     if (skipped.length) await this.takeChunk(await this.execution.records.readChunk(entry.entryId, skipped), offer, workflow);
+    // A job left for want of a slot: the chunk goes to the head of the queue, where a launcher with room takes it now.
+    if (late) return entry.giveBack();
     if (back !== undefined) return entry.defer(back);
   }
 
@@ -294,8 +335,14 @@ export class Dispatch {
       return "done";
     }
     const app = await this.appOf(job.application);
-    const grant = await core.pool.acquire(size);
+    // While this launcher starves, an entry its fetch already had under way goes back unless a slot is free now.
+    const grant = await core.pool.acquireWithin(size, this.pausedBy.has("slots") ? 0 : o.slotWaitMs);
     entry.settled?.();
+    if (grant === undefined) {
+      // Its slot is long in coming: another launcher may have one free now.
+      this.starve();
+      return entry.giveBack();
+    }
     if (!grant) return entry.defer(0);
     let started = false;
     try {

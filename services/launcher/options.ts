@@ -56,6 +56,13 @@ export interface LauncherOptions {
    * no new job. Default 500: one bulk's worth.
    */
   writeBacklog?: number;
+  /**
+   * How long a job in hand waits for one of this launcher's slots before its
+   * entry goes back to the head of the queue, for a launcher with room (and
+   * this one fetches nothing until a slot frees). Default 5000: a slot that
+   * short jobs free within milliseconds never gets there.
+   */
+  slotWaitMs?: number;
   /** Default: standard error. */
   log?: (line: string) => void;
   /** Told once, when the launcher begins to stop, whatever asked it to, and whether jobs were running then (runLauncher bounds the stop from there). */
@@ -105,6 +112,7 @@ export function resolveOptions(opts: LauncherOptions): ResolvedOptions {
     // A third of the lock: the claim is written well before the lock needs its first extension.
     claimAfterMs: Math.min(opts.claimAfterMs ?? SECOND, Math.floor(lockDurationMs / 3)),
     writeBacklog: opts.writeBacklog ?? 500,
+    slotWaitMs: opts.slotWaitMs ?? 5 * SECOND,
     log: opts.log ?? ((l: string) => void process.stderr.write(l + "\n")),
     lockDurationMs,
     // Enough waiting jobs to fill every slot once more, no more: the rest stay for other launchers. At least a

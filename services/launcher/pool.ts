@@ -51,6 +51,7 @@ export class NodePool {
   private readonly idleGpus: string[][];
   private readonly gpuOrder: Array<Map<string, number>>;
   private waiters: Waiter[] = [];
+  private releaseWaiters: Array<() => void> = [];
   private held = 0;
   private closed = false;
   /** Node-ms free while no job waited, from the first acquire on (emptyShare). */
@@ -105,14 +106,44 @@ export class NodePool {
    * when the pool closes first (the caller then gives its queue entry back).
    */
   acquire(demand: Demand): Promise<Grant | null> {
+    return this.acquireWithin(demand, Infinity) as Promise<Grant | null>;
+  }
+
+  /** As acquire, but undefined once `ms` have passed without capacity (the waiter is gone then: nothing is granted later). */
+  acquireWithin(demand: Demand, ms: number): Promise<Grant | null | undefined> {
     if (this.closed) return Promise.resolve(null);
     this.account();
     this.firstAt ??= this.lastAt;
     return new Promise((resolve) => {
-      this.waiters.push({ demand, resolve });
+      let timer: NodeJS.Timeout | undefined;
+      const w: Waiter = {
+        demand,
+        resolve: (g) => {
+          clearTimeout(timer);
+          resolve(g);
+        },
+      };
+      this.waiters.push(w);
       this.waiters.sort((a, b) => b.demand.size - a.demand.size || b.demand.gpus - a.demand.gpus);
       this.dispatch();
+      if (Number.isFinite(ms) && this.waiters.includes(w)) {
+        timer = setTimeout(() => {
+          const k = this.waiters.indexOf(w);
+          if (k < 0) return;
+          this.account();
+          this.waiters.splice(k, 1);
+          resolve(undefined);
+        }, ms);
+        // A waiter's time-out must not keep a stopping launcher alive: close() answers it.
+        timer.unref();
+      }
     });
+  }
+
+  /** Resolves at the next release of a grant (or when the pool closes). */
+  released(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((r) => this.releaseWaiters.push(r));
   }
 
   private tryTake({ size, gpus }: Demand): Grant | null {
@@ -154,6 +185,7 @@ export class NodePool {
           this.idleGpus[i]!.sort((a, b) => order.get(a)! - order.get(b)!);
         });
         this.dispatch();
+        for (const r of this.releaseWaiters.splice(0)) r();
       },
     };
   }
@@ -199,6 +231,7 @@ export class NodePool {
     const ws = this.waiters;
     this.waiters = [];
     for (const w of ws) w.resolve(null);
+    for (const r of this.releaseWaiters.splice(0)) r();
   }
 }
 
