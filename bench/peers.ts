@@ -103,6 +103,11 @@ interface BalsamRun {
   warm?: { rate: number; launcherCpuMsPerJob: number; serverCpuMsPerJob: number; machineMsPerJob: number };
 }
 
+/** The machine's busy CPU between two readings of machineTicks, ms. */
+function busyMs(from: { idle: number; all: number }, to: { idle: number; all: number }): number {
+  return (to.all - from.all - (to.idle - from.idle)) * TICK_MS;
+}
+
 /** The machine's CPU time so far, all cores (USER_HZ ticks): idle and in all. */
 function machineTicks(): { idle: number; all: number } {
   const f = (/^cpu (.*)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1] ?? "").trim().split(/\s+/).map(Number);
@@ -164,7 +169,7 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
         rate: n / ((at2.t - at1.t) / 1000),
         launcherCpuMsPerJob: (at2.launcher - at1.launcher) / n,
         serverCpuMsPerJob: (at2.mongo - at1.mongo) / n,
-        machineMsPerJob: ((at2.ticks.all - at1.ticks.all - (at2.ticks.idle - at1.ticks.idle)) * TICK_MS) / n,
+        machineMsPerJob: busyMs(at1.ticks, at2.ticks) / n,
       };
       l.child.kill("SIGTERM");
       await l.exited;
@@ -182,7 +187,7 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
       redisCpuMsPerJob: (at1.redis - at0.redis) / n,
       searchCpuMsPerJob: mode === "running" ? (at1.search - at0.search) / n : NaN,
       idle: (at1.ticks.idle - at0.ticks.idle) / Math.max(1, at1.ticks.all - at0.ticks.all),
-      machineMsPerJob: ((at1.ticks.all - at0.ticks.all - (at1.ticks.idle - at0.ticks.idle)) * TICK_MS) / n,
+      machineMsPerJob: busyMs(at0.ticks, at1.ticks) / n,
     };
     await dropDatabase(b.store);
     return out;
@@ -243,11 +248,9 @@ export async function benchPeers(mongoUrl: string, redisUrl: string, mongoPid: n
       const d = await peer("dask_noop.py", n, {});
       // The bench's own Redis, another database number: Celery's keys stay apart from the queues'.
       const c = await peer("celery_noop.py", n, { BENCH_CELERY_REDIS: `${redisUrl.replace(/\/\d*$/, "")}/9` });
-      const peers = {
-        dask: typeof d === "string" ? d : d.rate,
-        celery: typeof c === "string" ? c : c.rate,
-        machineMs: { dask: typeof d === "string" ? undefined : d.machineMsPerJob, celery: typeof c === "string" ? undefined : c.machineMsPerJob },
-      };
+      const rate = (p: PeerRun | string) => (typeof p === "string" ? p : p.rate);
+      const ms = (p: PeerRun | string) => (typeof p === "string" ? undefined : p.machineMsPerJob);
+      const peers = { dask: rate(d), celery: rate(c), machineMs: { dask: ms(d), celery: ms(c) } };
       const ours = () => balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups);
       const older = () => balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups, [], before);
       if (!before) done.push({ ...peers, ours: await ours() });

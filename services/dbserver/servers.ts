@@ -174,13 +174,10 @@ export async function startRedis(opts: RedisStartOptions): Promise<ServerHandle>
   const host = opts.host ?? "127.0.0.1";
   const extra = opts.extraArgs ?? [];
   const cluster = extra.some((a, i) => a === "--cluster-enabled" && extra[i + 1] === "yes");
-  // A port chosen here can be taken before the server binds it (servers started side by side), and a cluster node
-  // binds its bus port too (port + 10000): a server that exits at start on a port of our choosing gets another.
-  const attempts = opts.port === undefined ? 3 : 1;
   const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
   const connectHost = host === "0.0.0.0" ? "127.0.0.1" : host;
-  for (let attempt = 1; ; attempt++) {
-    const port = opts.port ?? (await freeRedisPort(host, cluster));
+  // A cluster node binds its bus port too (port + 10000): one is chosen free as well.
+  return startOnPort(opts, "redis-server", () => freeRedisPort(host, cluster), async (port) => {
     const args = [
       ...(opts.configFile ? [resolve(opts.configFile)] : []),
       "--port", String(port),
@@ -197,8 +194,22 @@ export async function startRedis(opts: RedisStartOptions): Promise<ServerHandle>
     const p = await launch(bin, args, opts);
     const at = (h: string) => `redis://${auth}${h}:${port}`;
     await waitFor(async () => p.exited() || (await pingRedis(at(connectHost), 500)), opts.startTimeoutMs ?? 15_000, `redis-server on port ${port}`);
-    if (!p.exited()) return { url: at(opts.advertiseHost ?? connectHost), pid: p.pid, host, port, stop: p.stop };
-    if (attempt >= attempts) throw new Error(`redis-server exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
+    return p.exited() ? undefined : { url: at(opts.advertiseHost ?? connectHost), pid: p.pid, host, port, stop: p.stop };
+  });
+}
+
+/**
+ * Starts a server on `opts.port`, once, or on a port chosen here: a chosen
+ * port can be taken before the server binds it (servers started side by
+ * side), so a server that exits at start on one gets another, up to 3 tries.
+ * `startOn` answers undefined when the server exited before it answered.
+ */
+async function startOnPort<T>(opts: StartOptions, name: string, choose: () => Promise<number>, startOn: (port: number) => Promise<T | undefined>): Promise<T> {
+  const attempts = opts.port === undefined ? 3 : 1;
+  for (let attempt = 1; ; attempt++) {
+    const started = await startOn(opts.port ?? (await choose()));
+    if (started) return started;
+    if (attempt >= attempts) throw new Error(`${name} exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
   }
 }
 
@@ -236,14 +247,7 @@ export async function startMongo(opts: MongoStartOptions): Promise<MongoHandle> 
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   const host = opts.host ?? "127.0.0.1";
-  // As startRedis: a port chosen here can be taken before the server binds it (servers started side by side).
-  const attempts = opts.port === undefined ? 3 : 1;
-  for (let attempt = 1; ; attempt++) {
-    const port = opts.port ?? (await freePort());
-    const started = await startMongoOn(bin, dir, host, port, opts);
-    if (started) return started;
-    if (attempt >= attempts) throw new Error(`${bin.kind} exited at start${opts.logFile ? ` (see ${opts.logFile})` : ""}`);
-  }
+  return startOnPort(opts, bin.kind, () => freePort(), (port) => startMongoOn(bin, dir, host, port, opts));
 }
 
 /** One start of the server on `port`; undefined when it exited before it answered. */
