@@ -3,7 +3,7 @@ import { ask, startRedisCluster } from "../test/support/redis-ha.js";
 import { connect } from "../libs/client/index.js";
 import { queueName } from "../libs/queue/index.js";
 import { addNoops, benchLauncherProc, costsLine } from "./launcher.js";
-import { num } from "./measure.js";
+import { num, removeAtEnd } from "./measure.js";
 import { dropDatabase } from "../libs/store/index.js";
 
 /**
@@ -56,7 +56,7 @@ async function runShape(mongoUrl: string, redisUrl: string, shards: Shard[], lab
     await dropDatabase(b.store);
   } finally {
     await b.close();
-    db.cleanup();
+    removeAtEnd(() => db.cleanup());
   }
 }
 

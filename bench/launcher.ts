@@ -3,7 +3,7 @@ import { makeCliDb } from "../test/support/cli.js";
 import { startLauncher, type LauncherProc } from "../test/support/launcher.js";
 import { connect, type Balsam } from "../libs/client/index.js";
 import { waitFor } from "../services/dbserver/servers.js";
-import { num, pct, rawSpawnRate } from "./measure.js";
+import { num, pct, rawSpawnRate, removeAtEnd } from "./measure.js";
 import { cpuMsOf } from "../libs/platform/proc.js";
 import { dropDatabase } from "../libs/store/index.js";
 
@@ -112,18 +112,10 @@ export async function benchLauncher(mongoUrl: string, redisUrl: string, mongoPid
     await dropDatabase(b.store);
   } finally {
     await b.close();
-    // Removed after the last run (bench/peers.ts says why): the next run would make its job directories slower.
-    later.push(() => db.cleanup());
+    removeAtEnd(() => db.cleanup());
   }
-  try {
-    await benchManyLaunchers(mongoUrl, redisUrl, mongoPid);
-  } finally {
-    for (const c of later.splice(0)) c();
-  }
+  await benchManyLaunchers(mongoUrl, redisUrl, mongoPid);
 }
-
-/** Run directories to remove when the launcher part ends. */
-const later: Array<() => void> = [];
 
 /** Several launchers pulling from shared queues: one workflow for four, and two workflows for two each. */
 async function benchManyLaunchers(mongoUrl: string, redisUrl: string, mongoPid: number | undefined): Promise<void> {
@@ -150,7 +142,7 @@ async function benchManyLaunchers(mongoUrl: string, redisUrl: string, mongoPid: 
       await dropDatabase(b.store);
     } finally {
       await b.close();
-      later.push(() => db.cleanup());
+      removeAtEnd(() => db.cleanup());
     }
   }
 }

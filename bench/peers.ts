@@ -8,7 +8,7 @@ import type { LauncherProc } from "../test/support/launcher.js";
 import { connect } from "../libs/client/index.js";
 import { dropDatabase } from "../libs/store/index.js";
 import { cpuMsOf } from "../libs/platform/proc.js";
-import { num } from "./measure.js";
+import { num, removeAtEnd } from "./measure.js";
 import { addNoops, benchLauncherProc, costsLine } from "./launcher.js";
 
 /**
@@ -129,7 +129,7 @@ async function redisCommands(r: Redis): Promise<number> {
  * first, timed from its start (module loading, connecting) to its exit
  * (its idle check deciding nothing is left).
  */
-async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, mode: "running" | "whole", cleanups: Array<() => void>, wrap: string[] = [], bin?: string): Promise<BalsamRun> {
+async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, mode: "running" | "whole", wrap: string[] = [], bin?: string): Promise<BalsamRun> {
   const db = await makeCliDb(mongoUrl, redisUrl, "bench_peers", "bench_peers");
   const b = await connect({ dbPath: db.dir });
   const r = new Redis(redisUrl);
@@ -194,10 +194,8 @@ async function balsamRun(mongoUrl: string, redisUrl: string, mongoPid: number | 
   } finally {
     r.disconnect();
     await b.close();
-    // Removed at the end, not before the next run: ext4 passes over the inodes freed in the last moments when it
-    // makes a file, so each job directory and output file made right after thousands were deleted cost 0.2–0.3 ms
-    // of the spawn helper's CPU instead of 0.01–0.04 (measured here), and the run after a deletion was the slower.
-    cleanups.push(() => db.cleanup());
+    // Not before the next run: it would make its job directories slower (measure.ts).
+    removeAtEnd(() => db.cleanup());
   }
 }
 
@@ -241,28 +239,23 @@ export async function benchPeers(mongoUrl: string, redisUrl: string, mongoPid: n
   const r = new Redis(redisUrl);
   const redisPid = Number(/process_id:(\d+)/.exec(await r.info("server"))?.[1] ?? 0);
   r.disconnect();
-  const cleanups: Array<() => void> = [];
-  try {
-    const done: Round[] = [];
-    for (let i = 0; i < rounds; i++) {
-      const d = await peer("dask_noop.py", n, {});
-      // The bench's own Redis, another database number: Celery's keys stay apart from the queues'.
-      const c = await peer("celery_noop.py", n, { BENCH_CELERY_REDIS: `${redisUrl.replace(/\/\d*$/, "")}/9` });
-      const rate = (p: PeerRun | string) => (typeof p === "string" ? p : p.rate);
-      const ms = (p: PeerRun | string) => (typeof p === "string" ? undefined : p.machineMsPerJob);
-      const peers = { dask: rate(d), celery: rate(c), machineMs: { dask: ms(d), celery: ms(c) } };
-      const ours = () => balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups);
-      const older = () => balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups, [], before);
-      if (!before) done.push({ ...peers, ours: await ours() });
-      // Which build goes first alternates: a VM's drift within a round then falls on each in turn.
-      else if (i % 2) done.push({ ...peers, before: await older(), ours: await ours() });
-      else done.push({ ...peers, ours: await ours(), before: await older() });
-    }
-    await peersAndOurs(mongoUrl, redisUrl, mongoPid, redisPid, n, raw, helper, done, cleanups);
-    if (before) showBefore(done, before);
-  } finally {
-    for (const c of cleanups) c();
+  const done: Round[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const d = await peer("dask_noop.py", n, {});
+    // The bench's own Redis, another database number: Celery's keys stay apart from the queues'.
+    const c = await peer("celery_noop.py", n, { BENCH_CELERY_REDIS: `${redisUrl.replace(/\/\d*$/, "")}/9` });
+    const rate = (p: PeerRun | string) => (typeof p === "string" ? p : p.rate);
+    const ms = (p: PeerRun | string) => (typeof p === "string" ? undefined : p.machineMsPerJob);
+    const peers = { dask: rate(d), celery: rate(c), machineMs: { dask: ms(d), celery: ms(c) } };
+    const ours = () => balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running");
+    const older = () => balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", [], before);
+    if (!before) done.push({ ...peers, ours: await ours() });
+    // Which build goes first alternates: a VM's drift within a round then falls on each in turn.
+    else if (i % 2) done.push({ ...peers, before: await older(), ours: await ours() });
+    else done.push({ ...peers, ours: await ours(), before: await older() });
   }
+  await peersAndOurs(mongoUrl, redisUrl, mongoPid, redisPid, n, raw, helper, done);
+  if (before) showBefore(done, before);
 }
 
 /** This build's launcher over BENCH_PEERS_BEFORE's, round by round, and the launcher's CPU a job in each. */
@@ -309,7 +302,7 @@ function showMachineCost(rounds: readonly Round[], ownMs: readonly number[]): vo
   console.log(`  less each job's own process (${f2(own)} ms, the helper's raw runs), what each system adds a job: ${shown.map(([k, v]) => `${k} ${f2(added(v))}`).join(", ")} ms${over.length ? `; balsam's is ${over.join(", ")}` : ""}`);
 }
 
-async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, raw: number, helper: { rate: number; jobsMs: number }, rounds: readonly Round[], cleanups: Array<() => void>): Promise<void> {
+async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number | undefined, redisPid: number, n: number, raw: number, helper: { rate: number; jobsMs: number }, rounds: readonly Round[]): Promise<void> {
   // Figures of the round whose rate of ours is the median (the lower middle one of an even count).
   const byRate = [...rounds].sort((a, b) => a.ours.rate - b.ours.rate);
   const mid = byRate[Math.floor((byRate.length - 1) / 2)]!;
@@ -320,7 +313,7 @@ async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number
   };
   const dask = peerRate("dask");
   const celery = peerRate("celery");
-  const whole = await balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "whole", cleanups);
+  const whole = await balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "whole");
   const rawAfter = await rawSmall(Math.min(n, 5000));
   const helperAfter = await rawHelper(Math.min(n, 5000));
   // NaN (no helper) drops out of the max.
@@ -370,7 +363,7 @@ async function peersAndOurs(mongoUrl: string, redisUrl: string, mongoPid: number
     const rawPinned = Math.max(...pinnedRaws.filter((x) => !Number.isNaN(x)));
     // The search that adds the jobs and reads the results runs on a login node: here, the servers' core.
     await run(["taskset", "-a", "-p", "-c", "0", String(process.pid)]);
-    const pinned = await balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", cleanups, ["taskset", "-c", "1"]);
+    const pinned = await balsamRun(mongoUrl, redisUrl, mongoPid, redisPid, n, "running", ["taskset", "-c", "1"]);
     console.log(`pinned (servers on core 0; launcher and jobs on core 1): raw spawn ${f1(pinnedRaws[0]!)} jobs/s from node, ${f1(pinnedRaws[1]!)} through balsam-spawn; balsam ${f1(pinned.rate)} jobs/s = ${f2(pinned.rate / rawPinned)} of raw (${f2(pinned.rate / pinnedRaws[0]!)} of spawn from node); launcher ${f2(pinned.launcherCpuMsPerJob)} ms CPU per job${pinned.warm ? `; warm (a second ${n}) ${f1(pinned.warm.rate)} jobs/s = ${f2(pinned.warm.rate / rawPinned)} of raw (${f2(pinned.warm.rate / pinnedRaws[0]!)} of spawn from node), launcher ${f2(pinned.warm.launcherCpuMsPerJob)} ms CPU per job` : ""} (its whole life: ${pinned.costs})`);
   } finally {
     for (const p of [...pins, process.pid]) await run(["taskset", "-a", "-p", "-c", `0-${cpus().length - 1}`, String(p)]).catch(() => "");

@@ -9,7 +9,8 @@
  * BENCH_PEERS_JOBS (default 5000; Dask distributed and Celery on the same no-op jobs),
  * BENCH_PEERS_ROUNDS (default 1; Dask, Celery and ours in turn that many times, ratios taken within each round),
  * BENCH_PEERS_BEFORE (another build's bin/balsam.js: its launcher beside ours in each round, before and after in one run),
- * BENCH_ONLY=server|enqueue|launcher|peers|cluster|cli|startup|search|web|chaos|ferretdb runs one part (cli includes startup;
+ * BENCH_ONLY=server|enqueue|launcher|peers|cluster|cli|startup|search|web|chaos|ferretdb runs one part, or several
+ * named with commas (`launcher,peers`: the issue-24 figures, 100,000 jobs and the peers, in one run) (cli includes startup;
  * web: BENCH_WEB_JOBS, default 100000; BENCH_WEB_BULK_JOBS, default 50000;
  * chaos, the cluster in a box: BENCH_CHAOS_JOBS, default 5000; BENCH_CHAOS_SECONDS, default 180;
  * ferretdb, each speed-only patch of our FerretDB series with and without it, and 0010's counts:
@@ -26,7 +27,7 @@ import { Redis } from "ioredis";
 import { startTestServers } from "../test/support/servers.js";
 import { connect } from "../libs/client/index.js";
 import { buildJob, dropDatabase, insertJobs, Store } from "../libs/store/index.js";
-import { num } from "./measure.js";
+import { num, removeNow } from "./measure.js";
 import { benchCli, benchStartup } from "./cli.js";
 import { benchLauncher } from "./launcher.js";
 import { benchCluster } from "./cluster.js";
@@ -37,7 +38,24 @@ import { benchChaos } from "./chaos.js";
 import { benchPeers } from "./peers.js";
 import { benchFerretdb } from "./ferretdb.js";
 
-const only = process.env.BENCH_ONLY;
+const PARTS = ["server", "enqueue", "launcher", "peers", "cluster", "cli", "startup", "search", "web", "chaos", "ferretdb"] as const;
+type Part = (typeof PARTS)[number];
+
+/** The parts BENCH_ONLY names; undefined when it names none (every part runs). A name not a part: one line, exit 2. */
+function onlyParts(v: string | undefined): Set<Part> | undefined {
+  const names = (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+  if (!names.length) return undefined;
+  const unknown = names.filter((x) => !(PARTS as readonly string[]).includes(x));
+  if (unknown.length) {
+    console.error(`bench: BENCH_ONLY names no part ${unknown.join(", ")} (the parts: ${PARTS.join(", ")})`);
+    process.exit(2);
+  }
+  return new Set(names as Part[]);
+}
+
+const only = onlyParts(process.env.BENCH_ONLY);
+/** Whether this run includes `part`. */
+const runs = (...part: Part[]) => !only || part.some((p) => only.has(p));
 
 const f1 = (x: number) => x.toFixed(1);
 
@@ -84,15 +102,15 @@ async function main(): Promise<void> {
   const servers = await startTestServers();
   console.log(`servers: ${servers.mongoUrl} ${process.env.MONGODB_URL ? "(given)" : "(started here; FerretDB/mongod as found)"}`);
   try {
-    if (!only || only === "server") {
+    if (runs("server")) {
       await benchServer(servers.mongoUrl);
       await benchWrites(servers.mongoUrl, servers.mongoPid);
     }
-    if (!only || only === "enqueue") await benchEnqueue(servers.mongoUrl, servers.redisUrl);
-    if (!only || only === "launcher") {
+    if (runs("enqueue")) await benchEnqueue(servers.mongoUrl, servers.redisUrl);
+    if (runs("launcher")) {
       const before = process.env.BENCH_FERRETDB_BEFORE;
       // Beside the same figures on the other server below.
-      if (before && only) await benchWrites(servers.mongoUrl, servers.mongoPid);
+      if (before && !runs("server")) await benchWrites(servers.mongoUrl, servers.mongoPid);
       await benchLauncher(servers.mongoUrl, servers.redisUrl, servers.mongoPid);
       if (before && !process.env.MONGODB_URL) {
         console.log(`\n(the same, on FerretDB from ${before})`);
@@ -109,19 +127,20 @@ async function main(): Promise<void> {
         }
       }
     }
-    if (!only || only === "peers") await benchPeers(servers.mongoUrl, servers.redisUrl, servers.mongoPid);
-    if (!only || only === "cluster") await benchCluster(servers.mongoUrl, servers.redisUrl);
-    if (!only || only === "search") await benchSearch(servers.mongoUrl, servers.redisUrl);
-    if (!only || only === "web") await benchWeb(servers.mongoUrl, servers.redisUrl);
+    if (runs("peers")) await benchPeers(servers.mongoUrl, servers.redisUrl, servers.mongoPid);
+    if (runs("cluster")) await benchCluster(servers.mongoUrl, servers.redisUrl);
+    if (runs("search")) await benchSearch(servers.mongoUrl, servers.redisUrl);
+    if (runs("web")) await benchWeb(servers.mongoUrl, servers.redisUrl);
     // Last: filling a million jobs into FerretDB takes minutes.
-    if (!only || only === "cli" || only === "startup") await benchStartup(servers.mongoUrl, servers.redisUrl);
-    if (!only || only === "cli") await benchCli(servers.mongoUrl, servers.redisUrl);
+    if (runs("cli", "startup")) await benchStartup(servers.mongoUrl, servers.redisUrl);
+    if (runs("cli")) await benchCli(servers.mongoUrl, servers.redisUrl);
     // Servers of its own: FerretDB builds of the patch series' prefixes, two at a time.
-    if (!only || only === "ferretdb") await benchFerretdb();
+    if (runs("ferretdb")) await benchFerretdb();
     // Servers of its own (on every address: the namespaces reach them through their links).
-    if (!only || only === "chaos") await benchChaos();
+    if (runs("chaos")) await benchChaos();
   } finally {
     await servers.stop();
+    removeNow();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { makeCliDb } from "../test/support/cli.js";
 import { connect, FINISHED_CHANNEL, parseFinished } from "../libs/client/index.js";
 import { waitFor } from "../services/dbserver/servers.js";
-import { num, pct, rawSpawnRate } from "./measure.js";
+import { num, pct, rawSpawnRate, removeAtEnd } from "./measure.js";
 import { benchLauncherProc } from "./launcher.js";
 import { Problem } from "../examples/polynome2/problem.js";
 import { runSearch } from "../examples/polynome2/search.js";
@@ -104,7 +104,7 @@ export async function benchSearch(mongoUrl: string, redisUrl: string): Promise<v
     await dropDatabase(b.store).catch(() => undefined);
     await b.queues.obliterate("SEARCH").catch(() => undefined);
     await b.close();
-    db.cleanup();
+    removeAtEnd(() => db.cleanup());
     rmSync(scratch, { recursive: true, force: true });
   }
 }

@@ -3,7 +3,7 @@ import { makeCliDb } from "../test/support/cli.js";
 import { api, startWeb, type WebProc } from "../test/support/web.js";
 import { connect, type Balsam } from "../libs/client/index.js";
 import { buildJob, dropDatabase, dropJobs, insertJobs } from "../libs/store/index.js";
-import { num, pct } from "./measure.js";
+import { num, pct, removeAtEnd } from "./measure.js";
 
 const f1 = (x: number) => x.toFixed(1);
 
@@ -85,6 +85,6 @@ export async function benchWeb(mongoUrl: string, redisUrl: string): Promise<void
     await dropDatabase(b.store).catch(() => undefined);
     for (const wf of ["WEB", "CLIENT"]) await b.queues.obliterate(wf).catch(() => undefined);
     await b.close();
-    db.cleanup();
+    removeAtEnd(() => db.cleanup());
   }
 }
