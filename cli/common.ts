@@ -93,8 +93,14 @@ export function configureProgram(program: Command): void {
 
 export function handleCommanderError(err: unknown): void {
   if (err instanceof CommanderError) {
-    if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") {
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version") {
       process.exitCode = 0;
+      return;
+    }
+    // The help printed (to stderr) for want of a command — `balsam`, `balsam help nosuch` — is a usage error;
+    // asked for (`balsam help`), it is not.
+    if (err.code === "commander.help") {
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
       return;
     }
     // An option parser throwing our UsageError arrives wrapped.

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, statSync, openSync, readSync, closeSync, watch
 import { join } from "node:path";
 import { action, intOption, out } from "./common.js";
 
+/** The last `bytes` bytes of a file (what `-f` prints as it grows). */
 function tail(file: string, bytes: number): string {
   const size = statSync(file).size;
   const start = Math.max(0, size - bytes);
@@ -11,6 +12,30 @@ function tail(file: string, bytes: number): string {
     const buf = Buffer.alloc(size - start);
     readSync(fd, buf, 0, buf.length, start);
     return buf.toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The last `n` lines of a file, read from its end in growing pieces (64 KiB
+ * first): a log of gigabytes is not read whole for its last 20 lines, and a
+ * large `-n` still gets all the lines it asks for.
+ */
+function lastLines(file: string, n: number): string[] {
+  const size = statSync(file).size;
+  const fd = openSync(file, "r");
+  try {
+    for (let bytes = 64 * 1024; ; bytes *= 4) {
+      const start = Math.max(0, size - bytes);
+      const buf = Buffer.alloc(size - start);
+      readSync(fd, buf, 0, buf.length, start);
+      const lines = buf.toString("utf8").split("\n");
+      // Read from the middle of the file: its first piece may be part of a line.
+      if (start > 0) lines.shift();
+      const whole = lines.filter(Boolean);
+      if (whole.length >= n || start === 0) return whole.slice(-n);
+    }
   } finally {
     closeSync(fd);
   }
@@ -34,7 +59,7 @@ export function register(program: Command): Command {
         const sizes = new Map<string, number>();
         for (const f of files) {
           const p = join(dir, f);
-          const lines = tail(p, 64 * 1024).split("\n").filter(Boolean).slice(-o.lines);
+          const lines = lastLines(p, o.lines);
           out(`==> ${p} <==`);
           for (const l of lines) out(l);
           sizes.set(p, statSync(p).size);

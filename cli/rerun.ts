@@ -20,7 +20,7 @@ export function register(program: Command): Command {
     .command("rerun")
     .description("run finished, failed or killed jobs again (history kept)")
     .argument("[job]", "one job: id or unique prefix (refused, with why, when it cannot be rerun)")
-    .option("--id <prefix>", "jobs whose id starts with PREFIX")
+    .option("--id <part>", "jobs whose id contains PART (ignoring case)")
     .option("--name <part>", "jobs whose name contains PART")
     .option("--wf <workflow>", "jobs of this workflow")
     .option("--state <state>", "jobs in this state: FAILED, USER_KILLED or JOB_FINISHED (default: all three)")

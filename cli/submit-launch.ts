@@ -22,7 +22,7 @@ export function register(program: Command): Command {
     .requiredOption("-t, --time-minutes <minutes>", "wall time of the allocation")
     .requiredOption("-A, --project <project>", "project / account to charge")
     .requiredOption("--job-mode <mode>", "serial or mpi")
-    .option("--wf-filter <wf>", "only run jobs of this workflow (comma-separated for several)")
+    .option("--wf-filter <part>", "its launcher runs jobs of workflows whose name contains PART, as `launcher --wf-filter` (comma-separated for several); default: every workflow")
     .option("--sched-flags <flags>", "extra flags for the scheduler's submit command")
     .option("--tag <KEY=VALUE>", "the launcher runs only jobs with this tag (repeatable: all must match)", (w: string, prev: string[] | undefined) => [...(prev ?? []), w])
     .action(

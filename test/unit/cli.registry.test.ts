@@ -39,4 +39,18 @@ describe("the subcommand registry", () => {
     assert.equal(typo.code, 2);
     assert.match(typo.stderr, /unknown command 'lss'[\s\S]*ls/);
   });
+
+  test("no command, or help for one that does not exist, is a usage error (exit 2, the help on stderr); help asked for is not", async () => {
+    for (const args of [[], ["help", "nosuch"]]) {
+      const r = await runBalsam(args);
+      assert.equal(r.code, 2, args.join(" "));
+      assert.match(r.stderr, /^Usage: balsam /m, args.join(" "));
+      assert.equal(r.stdout, "", args.join(" "));
+    }
+    for (const args of [["help"], ["help", "ls"]]) {
+      const r = await runBalsam(args);
+      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stdout, /^Usage: balsam /m, args.join(" "));
+    }
+  });
 });
