@@ -78,8 +78,8 @@ async function streamResults(ctx: WebContext, req: FastifyRequest, reply: Fastif
   try {
     await w.add(unique);
     while (left && w.pending > 0) {
-      const wait = deadline - Date.now();
-      if (wait <= 0) break;
+      // Past the deadline what has arrived still goes out (the jobs already final, with timeoutMs 0); only waiting ends.
+      const wait = Math.max(0, deadline - Date.now());
       const first = await w.next(Number.isFinite(wait) ? { timeoutMs: wait } : {});
       if (!first) break;
       const batch: FinishedJob[] = [first];

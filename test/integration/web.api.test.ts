@@ -271,6 +271,15 @@ describe("balsam web: the REST API", () => {
     });
     assert.deepEqual(got.map((e) => e.event), ["result", "end"]);
     assert.deepEqual(got[1]!.data, { delivered: 1, timedOut: true });
+    // No time to wait at all: what is final already still comes, only waiting for the rest is cut.
+    const now: SseEvent[] = [];
+    const r3 = await fetch(`${web.url}/api/results?ids=${jobs[0]!._id},${jobs[1]!._id},${pending._id}&timeoutMs=0&token=${web.token}`);
+    await readSse(r3, (e) => {
+      now.push(e);
+    });
+    assert.deepEqual(now.map((e) => e.event), ["result", "result", "end"]);
+    assert.deepEqual(new Set(now.slice(0, 2).map((e) => e.data.id)), new Set([jobs[0]!._id, jobs[1]!._id]));
+    assert.deepEqual(now[2]!.data, { delivered: 2, timedOut: true });
     const badIds = await api(web, "POST", "/api/results", { body: { ids: [] } });
     assert.equal(badIds.status, 400);
   });
