@@ -295,8 +295,9 @@ function readExitCode(doc: QueuedLaunchDoc): number | null {
 /**
  * Asks each scheduler about the launches still open and records what
  * changed. A launch the scheduler no longer lists has left its queue: it
- * finished, or failed when its script wrote a non-zero exit code (Cobalt, PBS
- * and the local scheduler do not say how a job ended).
+ * finished when its script wrote exit code 0, and failed when it wrote
+ * another or none (Cobalt, PBS and the local scheduler do not say how a job
+ * ended; a script killed at its walltime writes nothing).
  */
 export async function refreshLaunchStates(store: Store, env: NodeJS.ProcessEnv = process.env): Promise<RefreshResult> {
   const open = await launchesIn(store, OPEN_LAUNCH_STATES);
@@ -318,7 +319,8 @@ export async function refreshLaunchStates(store: Store, env: NodeJS.ProcessEnv =
       const res = await runCommand(argv, { env, timeoutMs: 30_000 });
       let states: Map<string, LaunchState>;
       if (res.code === 0) states = adapter.parseStatus(res.stdout);
-      else if (!res.spawnError && adapter.goneOnError.test(res.stderr)) states = new Map();
+      // An error for ids it no longer knows: qstat and bjobs still list, on stdout, the others asked about with them.
+      else if (!res.spawnError && adapter.goneOnError.test(res.stderr)) states = adapter.parseStatus(res.stdout);
       else {
         result.errors.push(`cannot refresh ${name} launches: ${argv[0]} ${res.spawnError ?? (firstLines(res.stderr) || `exit code ${res.code}`)}`);
         continue;
@@ -326,7 +328,8 @@ export async function refreshLaunchStates(store: Store, env: NodeJS.ProcessEnv =
       for (const d of chunk) {
         let to = lookupState(states, d.schedulerId);
         const exitCode = to === undefined || to === "finished" ? readExitCode(d) : null;
-        if (to === undefined) to = exitCode !== null && exitCode !== 0 ? "failed" : "finished";
+        // Gone without the exit code its script writes last: it did not end on its own (its walltime, its node, a qdel).
+        if (to === undefined) to = exitCode === 0 ? "finished" : "failed";
         else if (to === "finished" && exitCode !== null && exitCode !== 0) to = "failed";
         if (to === d.state) continue;
         const now = new Date();

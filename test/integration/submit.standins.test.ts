@@ -144,6 +144,31 @@ describe("submit-launch to Cobalt, PBS and LSF (recording stand-ins)", () => {
     assert.match(script, /--job-mode mpi --time-limit-minutes 9/);
   });
 
+  test("pbs: asked about launches gone and one still queued together, qstat errs for those and lists the other: only the gone ones ended, failed without an exit code", async () => {
+    const bin = join(f.dir, "pbs-mixed");
+    updateSettings(f.db.dir, (s) => ({ ...s, scheduler: "pbs" }));
+    const ids: string[] = [];
+    for (const n of ["557", "558", "559"]) {
+      writeStandin(bin, "qsub", { stdout: `${n}.server\n` });
+      const r = await f.db.run(["submit-launch", "-n", "1", "-q", "q", "-t", "10", "-A", "p", "--job-mode", "mpi", "--wf-filter", "SI"], { env: pathWith(bin) });
+      assert.equal(r.code, 0, r.stderr);
+      ids.push(r.stdout.trim());
+    }
+    const [gone, queued, killed] = ids as [string, string, string];
+    // What PBS's qstat does with several ids, one unknown: the rows it knows on stdout, the error on stderr, exit 153.
+    writeStandin(bin, "qstat", {
+      stdout: ["Job id            Name             User              Time Use S Queue", "----------------  ---------------- ----------------  -------- - -----", "558.server        balsam           me                00:00:00 Q q", ""].join("\n"),
+      stderr: "qstat: Unknown Job Id 557.server\nqstat: Unknown Job Id 559.server\n",
+      exitCode: 153,
+    });
+    writeFileSync(join(f.db.dir, "launches", gone, "exit-code"), "0\n");
+    const rows = await lsQueuesJson(f.db, pathWith(bin));
+    assert.equal(rows.find((x) => x.id === gone)?.state, "finished");
+    assert.equal(rows.find((x) => x.id === queued)?.state, "queued", "the launch qstat still lists keeps its state");
+    assert.equal(rows.find((x) => x.id === killed)?.state, "failed", "gone without its script's exit code: killed, not finished");
+    assert.ok(readStandin(bin, "qstat")!.argv.includes("558.server"));
+  });
+
   test("a site's edit of the template is used, and an unknown placeholder refused with nothing recorded", async () => {
     const bin = join(f.dir, "pbs-edit");
     writeStandin(bin, "qsub", { stdout: "600.server\n" });
