@@ -90,8 +90,10 @@ export function templateValues(s: LaunchScriptSpec): Record<TemplatePlaceholder,
  */
 export function renderTemplate(template: string, values: Readonly<Record<string, string>>, source = "the template"): string {
   const unknown = new Set<string>();
-  const out = template.replace(/\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g, (whole, name: string) => {
-    const v = values[name];
+  // Any `{{...}}` on one line is a placeholder: a misspelt one (`{{launch-id}}`) is refused too, not left in the script.
+  const out = template.replace(/\{\{([^{}\n]*)\}\}/g, (whole, inner: string) => {
+    const name = inner.trim();
+    const v = Object.hasOwn(values, name) ? values[name] : undefined;
     if (v === undefined) {
       unknown.add(name);
       return whole;

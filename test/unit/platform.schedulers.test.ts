@@ -167,6 +167,9 @@ describe("templates", () => {
   });
   test("an unknown placeholder is an error naming it", () => {
     assert.throws(() => renderTemplate("echo {{nodes}} {{gpus}}", { nodes: "1" }, "/db/templates/slurm.sh"), /slurm\.sh uses unknown placeholder\(s\): \{\{gpus\}\}/);
+    // Misspelt: not a name this version could ever know, refused all the same rather than left for bash to run.
+    assert.throws(() => renderTemplate("cd {{launch-id}} && {{ wf filter }} {{}}", { launch_id: "x" }), /unknown placeholder\(s\): \{\{launch-id\}\}, \{\{wf filter\}\}, \{\{\}\}/);
+    assert.equal(renderTemplate("cd {{ launch_id }}", { launch_id: "x" }), "cd x");
   });
 });
 
