@@ -138,6 +138,22 @@ export interface CommandResult {
   stderr: string;
   /** Set when the program could not be started at all (ENOENT, EACCES). */
   spawnError?: string;
+  /** Killed for not answering within its time. */
+  timedOut?: boolean;
+}
+
+/** How long a submit command may take: a busy slurmctld can take tens of seconds; a hung one must not hang the service. */
+export const SUBMIT_TIMEOUT_MS = 60_000;
+
+/**
+ * A submission whose outcome is not known: the submit command did not answer
+ * in time, or answered with no id it could be read from. The scheduler may
+ * have queued the launch; nothing is recorded, and its script stays.
+ */
+export class MaybeQueuedError extends BalsamError {
+  constructor(message: string, options: { hint?: string } = {}) {
+    super("RUNTIME", message, options);
+  }
 }
 
 /** Runs a scheduler command. Bounded: a hung scheduler must not hang the service. */
@@ -153,7 +169,7 @@ export function runCommand(argv: readonly string[], opts: { env?: NodeJS.Process
         const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
         if (typeof e.code === "string") return res({ code: 127, stdout, stderr, spawnError: `${cmd}: ${e.code}` });
         const timedOut = e.killed ? ` (no answer within ${Math.round((opts.timeoutMs ?? 60_000) / 1000)} s)` : "";
-        res({ code: typeof e.code === "number" ? e.code : 1, stdout, stderr: stderr + timedOut });
+        res({ code: typeof e.code === "number" ? e.code : 1, stdout, stderr: stderr + timedOut, ...(e.killed ? { timedOut: true } : {}) });
       },
     );
   });
@@ -235,7 +251,12 @@ export async function submitLaunch(client: Balsam, adapter: SchedulerAdapter, r:
     launchDir,
     schedFlags: r.schedFlags,
   });
-  const res = await runCommand(argv, { env, cwd: launchDir });
+  const res = await runCommand(argv, { env, cwd: launchDir, timeoutMs: SUBMIT_TIMEOUT_MS });
+  if (res.timedOut) {
+    throw new MaybeQueuedError(`${adapter.submitCommand} did not answer within ${SUBMIT_TIMEOUT_MS / 1000} s: the launch may be queued (its script is ${scriptPath}), though nothing is recorded`, {
+      hint: `look for it in the scheduler's queue before submitting again; the command was: ${argv.join(" ")}`,
+    });
+  }
   if (res.code !== 0) {
     rmSync(launchDir, { recursive: true, force: true });
     const said = firstLines(res.stderr) || firstLines(res.stdout) || res.spawnError || `exit code ${res.code}`;
@@ -246,7 +267,7 @@ export async function submitLaunch(client: Balsam, adapter: SchedulerAdapter, r:
     schedulerId = adapter.parseSubmitOutput(res.stdout);
   } catch (err) {
     // Submitted, but with an id we cannot read: the script stays for the user to find.
-    throw new BalsamError("RUNTIME", coerceError(err).message, { hint: `the launch may be queued; its script is ${scriptPath}` });
+    throw new MaybeQueuedError(coerceError(err).message, { hint: `the launch may be queued; its script is ${scriptPath}` });
   }
   const doc: QueuedLaunchDoc = {
     _id: id,

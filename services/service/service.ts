@@ -7,7 +7,7 @@ import { ConfigError, ConflictError, coerceError } from "../../libs/errors/index
 import { OPEN_LAUNCH_STATES, launcherMinutes, type SchedulerAdapter } from "../../libs/platform/index.js";
 import { acquireServiceLock, releaseServiceLock, renewServiceLock, type ServiceLockDoc } from "../../libs/store/service-lock.js";
 import { finalIds, launchesIn, parentsOfWaiting, runnableBySize, runnableByWorkflow } from "../../libs/store/index.js";
-import { refreshLaunchStates, resolveSubmitLaunchOptions, submitLaunch, type ResolvedSubmitLaunch } from "./launches.js";
+import { MaybeQueuedError, refreshLaunchStates, resolveSubmitLaunchOptions, submitLaunch, type ResolvedSubmitLaunch } from "./launches.js";
 import { decideLaunch, type WorkBucket } from "./policy.js";
 
 const SECOND = 1000;
@@ -38,6 +38,23 @@ export interface PassSummary {
 /** One pass of the service fails one step at a time; the others still run. */
 type Step = () => Promise<void>;
 
+/** The longest a service waits after failed submissions before it tries again. */
+export const MAX_SUBMIT_HOLD_MS = 10 * 60 * SECOND;
+
+/**
+ * How long a service submits nothing after `failures` failed submissions in
+ * a row: twice the interval, doubling with each, at most 10 min. A
+ * scheduler refusing every launch (a queue limit, a bad account) is not
+ * asked again every few seconds, which sites take for abuse. A submission
+ * that may have queued its launch all the same (`maybeQueued`: no answer in
+ * time, or no id to read) holds the longest at once: another one now could
+ * be a second allocation for the same work, each pass.
+ */
+export function submitHoldMs(failures: number, intervalMs: number, maybeQueued: boolean): number {
+  if (maybeQueued) return MAX_SUBMIT_HOLD_MS;
+  return Math.min(MAX_SUBMIT_HOLD_MS, intervalMs * 2 ** Math.min(failures, 30));
+}
+
 /**
  * `balsam service`: one per database, held by a lock document. Each pass
  * releases children of finished parents, recovers lapsed leases, puts
@@ -55,6 +72,9 @@ export class BalsamService {
   private passes = 0;
   private lastDecision = "";
   private lastErrors = new Map<string, string>();
+  /** No submission before this (ms since the epoch): the last ones failed (submitHoldMs). */
+  private submitHoldUntil = 0;
+  private submitFailures = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   /** Aborted by stop(), with its reason: ends the wait between passes at once. */
   private readonly stopping = new AbortController();
@@ -247,8 +267,22 @@ export class BalsamService {
       return null;
     }
     this.lastDecision = "";
+    if (Date.now() < this.submitHoldUntil) return null;
     this.log(`decision: ${d.reason}`);
-    const doc = await submitLaunch(this.o.client, this.o.scheduler, this.launchOptions(d.nodes), { dbPath: this.o.dbPath, env: this.o.env, submittedBy: "service" });
+    let doc;
+    try {
+      doc = await submitLaunch(this.o.client, this.o.scheduler, this.launchOptions(d.nodes), { dbPath: this.o.dbPath, env: this.o.env, submittedBy: "service" });
+    } catch (err) {
+      const e = coerceError(err);
+      const maybeQueued = err instanceof MaybeQueuedError;
+      this.submitFailures++;
+      const hold = submitHoldMs(this.submitFailures, this.intervalMs, maybeQueued);
+      this.submitHoldUntil = Date.now() + hold;
+      const hint = (e as { hint?: string }).hint;
+      this.log(`submitting a launcher failed: ${e.message}${hint ? ` (${hint})` : ""}; not submitting again for ${Math.round(hold / SECOND)} s (${this.submitFailures} failed submission(s) in a row)`);
+      return null;
+    }
+    this.submitFailures = 0;
     this.log(`submitted launch ${doc._id}: ${doc.scheduler} id ${doc.schedulerId}, ${doc.nodes} node(s), ${doc.wallTimeMinutes} min, script ${doc.scriptPath}`);
     return doc._id;
   }

@@ -8,11 +8,12 @@
  */
 import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync, existsSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { BALSAM_BIN } from "../support/cli.js";
 import { useCliFixture } from "../support/fixture.js";
+import { waitFor } from "../support/context.js";
 import { lsQueuesJson, readStandin, updateSettings, writeStandin } from "../support/schedulers.js";
 import { coll } from "../../libs/store/collections.js";
 
@@ -189,5 +190,39 @@ describe("submit-launch to Cobalt, PBS and LSF (recording stand-ins)", () => {
     assert.match(bad.stderr, /pbs\.sh uses unknown placeholder\(s\): \{\{gpus_per_node\}\}/);
     assert.equal(await coll(ctx.store).queuedLaunches.countDocuments(), before);
     writeFileSync(tpl, original);
+  });
+
+  test("the service holds its submissions after each refused one, doubling, and 10 min after one that may have queued anyway", async () => {
+    const bin = join(f.dir, "pbs-refusing");
+    mkdirSync(bin, { recursive: true });
+    const times = join(bin, "qsub.times");
+    // A qsub that refuses (a queue limit), or once `garbage` exists answers 0 with no id: the launch may be queued.
+    writeFileSync(join(bin, "qsub"), `#!/bin/bash\ndate +%s%N >> '${times}'\nif [ -f '${bin}/garbage' ]; then echo "submitted, somehow"; exit 0; fi\necho "qsub: Job violates queue and/or server resource limits" >&2\nexit 38\n`, { mode: 0o755 });
+    writeStandin(bin, "qstat", { stdout: "" });
+    updateSettings(f.db.dir, (s) => ({ ...s, scheduler: "pbs", service: { ...s.service, autoSubmit: true, queue: "q", project: "p", maxQueuedLaunches: 100, maxNodes: 1, wallTimeMinutes: 10, wfFilter: ["SI"], intervalSeconds: 1 } }));
+    const before = await coll(ctx.store).queuedLaunches.countDocuments();
+    const svc = spawn(process.execPath, [BALSAM_BIN, "service", "--interval-seconds", "1"], { env: { ...process.env, ...f.db.env, ...pathWith(bin) }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    svc.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    svc.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number>((r) => svc.on("close", (code, sig) => r(code ?? (sig ? 128 : 1))));
+    try {
+      await waitFor(() => out.includes("(2 failed submission(s) in a row)"), 30_000, `two refused submissions:\n${out}`);
+      assert.match(out, /submitting a launcher failed: qsub refused the launch: qsub: Job violates queue .*; not submitting again for 2 s \(1 failed submission\(s\) in a row\)/);
+      assert.match(out, /not submitting again for 4 s \(2 failed submission\(s\) in a row\)/);
+      const [t1, t2] = readFileSync(times, "utf8").trim().split("\n").map((t) => Number(t) / 1e6);
+      assert.ok(t2! - t1! >= 2000, `the second submission came ${Math.round(t2! - t1!)} ms after the first, inside its 2 s hold`);
+
+      writeFileSync(join(bin, "garbage"), "");
+      await waitFor(() => out.includes("(3 failed submission(s) in a row)"), 30_000, `a third submission:\n${out}`);
+      const third = /submitting a launcher failed: (.*) \(the launch may be queued; its script is (\S+)\); not submitting again for 600 s \(3 failed/.exec(out);
+      assert.ok(third, out);
+      assert.ok(existsSync(third[2]!), "the script a scheduler may have queued stays");
+      assert.equal(await coll(ctx.store).queuedLaunches.countDocuments(), before, "nothing recorded of any of them");
+    } finally {
+      svc.kill("SIGTERM");
+      assert.equal(await exited, 0, out);
+      updateSettings(f.db.dir, (s) => ({ ...s, service: { ...s.service, autoSubmit: false } }));
+    }
   });
 });
