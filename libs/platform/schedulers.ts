@@ -46,6 +46,8 @@ export interface SchedulerAdapter {
    * down, after which the recorded states are kept.
    */
   readonly goneOnError: RegExp;
+  /** Its status command sees only the host it runs on (the local scheduler's `ps`): a launch is asked about on the host that submitted it. */
+  readonly hostBound?: boolean;
 }
 
 function words(s: string): string[] {
@@ -217,6 +219,7 @@ const local: SchedulerAdapter = {
   parseStatus: idFirstRows((stat) => (stat.startsWith("Z") ? "finished" : "running")),
   // ps exits 1 with nothing on stderr when none of the pids exists.
   goneOnError: /^\s*$/,
+  hostBound: true,
 };
 
 const ADAPTERS: Record<SchedulerName, SchedulerAdapter> = { slurm, cobalt, pbs, lsf, local };

@@ -38,4 +38,6 @@ export interface QueuedLaunchDoc {
   submittedBy?: "submit-launch" | "service";
   /** The batch script's exit status, once it wrote one. */
   exitCode?: number | null;
+  /** The host that submitted it (a `local` launch is a process there). */
+  host?: string;
 }

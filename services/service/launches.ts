@@ -7,6 +7,7 @@
 import { parseTags, type Tags } from "../../libs/models/index.js";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -283,6 +284,7 @@ export async function submitLaunch(client: Balsam, adapter: SchedulerAdapter, r:
     scriptPath,
     launchDir,
     submittedBy: ctx.submittedBy ?? "submit-launch",
+    host: hostname(),
     submittedAt: now,
     updatedAt: now,
     exitCode: null,
@@ -325,7 +327,7 @@ export async function refreshLaunchStates(store: Store, env: NodeJS.ProcessEnv =
   const bySched = new Map<string, QueuedLaunchDoc[]>();
   for (const d of open) bySched.set(d.scheduler, [...(bySched.get(d.scheduler) ?? []), d]);
   const result: RefreshResult = { changes: [], errors: [] };
-  for (const [name, docs] of bySched) {
+  for (const [name, all] of bySched) {
     let adapter: SchedulerAdapter;
     try {
       adapter = schedulerAdapter(name);
@@ -333,6 +335,13 @@ export async function refreshLaunchStates(store: Store, env: NodeJS.ProcessEnv =
       result.errors.push(coerceError(err).message);
       continue;
     }
+    if (adapter.hostBound) {
+      // Another host's process table says nothing of its launches: asked there, they would all read as gone, for good.
+      const here = hostname();
+      const elsewhere = all.filter((d) => d.host !== undefined && d.host !== here);
+      if (elsewhere.length) result.errors.push(`${elsewhere.length} ${name} launch(es) of another host (${[...new Set(elsewhere.map((d) => d.host))].join(", ")}) can be refreshed only there`);
+    }
+    const docs = adapter.hostBound ? all.filter((d) => d.host === undefined || d.host === hostname()) : all;
     // Chunks keep the command line well under ARG_MAX on a busy database.
     for (let i = 0; i < docs.length; i += 200) {
       const chunk = docs.slice(i, i + 200);

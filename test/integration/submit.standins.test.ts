@@ -11,10 +11,11 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { hostname } from "node:os";
 import { BALSAM_BIN } from "../support/cli.js";
 import { useCliFixture } from "../support/fixture.js";
 import { waitFor } from "../support/context.js";
-import { lsQueuesJson, readStandin, updateSettings, writeStandin } from "../support/schedulers.js";
+import { lsQueues, lsQueuesJson, readStandin, updateSettings, writeStandin } from "../support/schedulers.js";
 import { coll } from "../../libs/store/collections.js";
 
 const f = useCliFixture("standin");
@@ -224,5 +225,20 @@ describe("submit-launch to Cobalt, PBS and LSF (recording stand-ins)", () => {
       assert.equal(await exited, 0, out);
       updateSettings(f.db.dir, (s) => ({ ...s, service: { ...s.service, autoSubmit: false } }));
     }
+  });
+
+  test("local: a launch is a process of the host that submitted it; another host leaves its state alone and says so", async () => {
+    const now = new Date();
+    const base = { scheduler: "local", queue: "local", project: "", nodes: 1, wallTimeMinutes: 10, jobMode: "serial" as const, wfFilter: [], state: "running", scriptPath: "/nowhere/launch.sh", submittedAt: now, updatedAt: now, exitCode: null };
+    // A pid no process has here (above the kernel's pid_max default of 4194304).
+    const there = { ...base, _id: `there-${Date.now()}`, schedulerId: "4194400", host: `not-${hostname()}` };
+    const here = { ...base, _id: `here-${Date.now()}`, schedulerId: "4194401", host: hostname() };
+    await coll(ctx.store).queuedLaunches.insertMany([there, here]);
+    const r = await lsQueues(f.db, true);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = JSON.parse(r.stdout) as Array<{ id: string; state: string }>;
+    assert.equal(rows.find((x) => x.id === there._id)?.state, "running", "another host's process table says nothing of it");
+    assert.match(r.stderr, new RegExp(`1 local launch\\(es\\) of another host \\(not-${hostname()}\\) can be refreshed only there`));
+    assert.equal(rows.find((x) => x.id === here._id)?.state, "failed", "this host's launch whose process is gone, with no exit code, ended");
   });
 });
