@@ -28,11 +28,18 @@ export function register(program: Command): Command {
     .action(
       action(async (f: SubmitLaunchFlags) => {
         const { readSettings, resolveDbPath } = await import("../libs/config/index.js");
-        const { resolveScheduler, resolveSubmitLaunchOptions, submitLaunch } = await import("../services/service/index.js");
+        const { findOnPath, resolveScheduler, resolveSubmitLaunchOptions, submitLaunch } = await import("../services/service/index.js");
         const o: SubmitLaunchOptions = { nodes: f.nodes, queue: f.queue, minutes: f.timeMinutes, project: f.project, jobMode: f.jobMode, wfFilter: f.wfFilter, schedFlags: f.schedFlags, tags: f.tag };
         const resolved = resolveSubmitLaunchOptions(o);
         const dbPath = resolveDbPath();
         const scheduler = resolveScheduler(readSettings(dbPath));
+        // The default scheduler runs the launcher here: on a cluster's login node that is not what `-q` asked for.
+        const batch = scheduler.name === "local" ? ["sbatch", "qsub", "bsub"].find((c) => findOnPath(c)) : undefined;
+        if (batch) {
+          process.stderr.write(
+            `balsam: warning: this database's scheduler is local: the launcher runs on this machine, not in queue ${f.queue}; this machine has ${batch}: set "scheduler" in ${dbPath}/settings.json (slurm, cobalt, pbs or lsf) or BALSAM_SCHEDULER to submit to it\n`,
+          );
+        }
         const client = await openClient();
         try {
           const doc = await submitLaunch(client, scheduler, resolved, { dbPath });

@@ -241,4 +241,15 @@ describe("submit-launch to Cobalt, PBS and LSF (recording stand-ins)", () => {
     assert.match(r.stderr, new RegExp(`1 local launch\\(es\\) of another host \\(not-${hostname()}\\) can be refreshed only there`));
     assert.equal(rows.find((x) => x.id === here._id)?.state, "failed", "this host's launch whose process is gone, with no exit code, ended");
   });
+
+  test("local scheduler on a machine with a batch submit command: submit-launch warns that the launcher runs here, not in the queue", async () => {
+    const bin = join(f.dir, "has-sbatch");
+    writeStandin(bin, "sbatch", { stdout: "Submitted batch job 1\n" });
+    updateSettings(f.db.dir, (s) => ({ ...s, scheduler: "local" }));
+    // A workflow with no job: refused after the warning, so nothing starts here.
+    const r = await f.db.run(["submit-launch", "-n", "4", "-q", "debug-cache-quad", "-t", "60", "-A", "datascience", "--job-mode", "serial", "--wf-filter", "NOJOBS"], { env: pathWith(bin) });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^balsam: warning: this database's scheduler is local: the launcher runs on this machine, not in queue debug-cache-quad; this machine has sbatch: set "scheduler" in \S+settings\.json/m);
+    assert.equal(readStandin(bin, "sbatch"), undefined, "the warning submits nothing to the batch queue itself");
+  });
 });
