@@ -85,10 +85,14 @@ class Balsam:
                 raise BadRequest(f"a job id is a non-empty string, not {i!r}")
         missing = set(want)
         deadline = None if timeout is None else time.monotonic() + timeout
+        asked = False
         while missing:
             left = STREAM_CHUNK_S if deadline is None else min(STREAM_CHUNK_S, deadline - time.monotonic())
-            if left <= 0:
+            # Asked once however short the time: with none left the server still sends the jobs already final.
+            if left <= 0 and asked:
                 return
+            left = max(0.0, left)
+            asked = True
             body = {"ids": [i for i in want if i in missing], "timeoutMs": int(left * 1000)}
             for event, data in self.transport.events("POST", "/api/results", body, timeout=left + STREAM_SLACK_S):
                 if event == "end":

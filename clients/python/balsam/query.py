@@ -56,10 +56,12 @@ def _parse_lookup(lookup: str, value: Any) -> Tuple[str, str, Any]:
 
 
 class JobQuery:
-    """A lazy selection of jobs. What the API can select (name contains,
-    workflow, state, id prefix) is selected by the server; any other lookup
-    is checked here on the jobs the server sends, and then delete()/update()
-    act on the matching ids one by one."""
+    """A lazy selection of jobs. What the API can select (name, workflow,
+    state, id) is selected by the server, and checked here too where the
+    server's match is looser than Django's (name contains: case; an id
+    prefix: any part); any other lookup is checked here on the jobs the
+    server sends, and then delete()/update() act on the matching ids one by
+    one."""
 
     def __init__(self, client: "Balsam", selectors: Optional[Dict[str, Any]] = None, preds: Optional[List[Predicate]] = None, job_class: Optional[type] = None):
         if job_class is None:
@@ -89,9 +91,10 @@ class JobQuery:
             words = [f"{k}={v}" for k, v in value.items()]
             self._sel["tag"] = list(self._sel.get("tag", [])) + words
             return True
-        if key == "name" and op == "contains" and isinstance(value, str) and value and "name" not in self._sel:
+        if key == "name" and op in ("contains", "icontains") and isinstance(value, str) and value and "name" not in self._sel:
             self._sel["name"] = value
-            return True
+            # The server's match ignores case, as icontains; Django's contains does not: checked here too.
+            return op == "icontains"
         if key == "workflow" and op == "exact" and isinstance(value, str) and "workflow" not in self._sel:
             self._sel["workflow"] = value
             return True
@@ -102,9 +105,10 @@ class JobQuery:
             self._sel["state"] = ",".join(states)
             return True
         if key == "_id" and op in ("exact", "startswith") and isinstance(value, str) and value and "id" not in self._sel:
+            # The server's id selector matches any part of the id, ignoring case: it narrows, and the
+            # prefix (or a whole id shorter than one) is checked here, so `startswith="a"` never takes every id with an "a".
             self._sel["id"] = value
-            # A prefix selector; an exact id shorter than a full one must still match whole.
-            return op == "startswith" or len(value) == 36
+            return op == "exact" and len(value) == 36
         return False
 
     def filter(self, **lookups: Any) -> "JobQuery":
@@ -123,6 +127,12 @@ class JobQuery:
         return True
 
     def _docs(self) -> Iterator[Dict[str, Any]]:
+        # Every page is read before the first job is yielded, as Django evaluates a queryset whole: the
+        # server's pages are offsets into an unsorted list, so a loop that changed or deleted the jobs it
+        # read (update_state, delete) would shift the pages after it and skip jobs. A job seen twice
+        # (pages shifted by others meanwhile) is yielded once.
+        seen = set()
+        docs: List[Dict[str, Any]] = []
         after = None
         while True:
             query = as_query(self._sel) + [("limit", str(PAGE))]
@@ -130,11 +140,14 @@ class JobQuery:
                 query.append(("after", after))
             page = self._client.transport.request("GET", "/api/jobs", query=query)
             for doc in page.get("jobs", []):
+                if doc.get("_id") in seen:
+                    continue
+                seen.add(doc.get("_id"))
                 if self._matches(doc):
-                    yield doc
+                    docs.append(doc)
             after = page.get("next")
             if not after:
-                return
+                return iter(docs)
 
     def __iter__(self) -> Iterator["Job"]:
         for doc in self._docs():

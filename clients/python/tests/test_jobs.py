@@ -111,6 +111,40 @@ class JobsTest(support.NoopAppTest):
         self.assertEqual({j.state for j in self.b.jobs.filter(workflow=wf)}, {"USER_KILLED"})
         # Final already: wait() answers at once.
         self.assertEqual(sorted(r.id for r in self.b.wait(killed, timeout=10)), sorted(killed))
+        # No time to wait at all: the jobs already final still come.
+        self.assertEqual(sorted(r.id for r in self.b.results(killed, timeout=0)), sorted(killed))
+
+    def test_contains_and_startswith_are_djangos_not_the_servers(self) -> None:
+        wf = support.unique("wf")
+        a = self.add(name="Task_A", workflow=wf)
+        b = self.add(name="task_b", workflow=wf)
+        # Django's contains is case-sensitive; the server's name selector is not (icontains).
+        self.assertEqual([j.name for j in BalsamJob.objects.filter(workflow=wf, name__contains="task")], ["task_b"])
+        self.assertEqual(sorted(j.name for j in BalsamJob.objects.filter(workflow=wf, name__icontains="task")), ["Task_A", "task_b"])
+        # A prefix is a prefix: a part from the middle of an id (the server's id selector) is not.
+        mid = a.job_id[9:13]
+        self.assertEqual([j.job_id for j in BalsamJob.objects.filter(workflow=wf, job_id__startswith=mid)], [j.job_id for j in (a, b) if j.job_id.startswith(mid)])
+        self.assertEqual([j.job_id for j in BalsamJob.objects.filter(workflow=wf, job_id__startswith=a.job_id[:8])], [a.job_id])
+        BalsamJob.objects.filter(workflow=wf, name__contains="task").delete()
+        self.assertEqual([j.name for j in self.b.jobs.filter(workflow=wf)], ["Task_A"], "the other case is left")
+
+    def test_a_loop_that_changes_the_jobs_it_reads_sees_each_once(self) -> None:
+        # Pages are offsets into an unsorted list: killing the jobs of page 1 would shift page 2 past 10 of them.
+        from balsam import query
+
+        wf = support.unique("wf")
+        self.b.jobs.add_many([{"name": f"p{i}", "workflow": wf, "application": self.app} for i in range(25)])
+        saved = query.PAGE
+        query.PAGE = 10
+        try:
+            seen = []
+            for j in self.b.jobs.filter(workflow=wf, state="READY"):
+                self.b.jobs.kill(j.job_id)
+                seen.append(j.name)
+        finally:
+            query.PAGE = saved
+        self.assertEqual(sorted(seen), sorted(f"p{i}" for i in range(25)))
+        self.assertEqual(self.b.jobs.filter(workflow=wf, state="USER_KILLED").count(), 25)
 
     def test_0x_model_calls_outside_a_job(self) -> None:
         from balsam.launcher import dag

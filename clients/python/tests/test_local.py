@@ -26,7 +26,12 @@ class LocalTest(unittest.TestCase):
     def test_lookups_go_to_the_server_when_it_has_a_selector(self) -> None:
         q = JobQuery(None).filter(name__contains="task", workflow="TEST", state__in=["READY", "RUNNING"])
         self.assertEqual(q._sel, {"name": "task", "workflow": "TEST", "state": "READY,RUNNING"})
-        self.assertEqual(q._preds, [])
+        # The server's name match ignores case; Django's contains does not: narrowed there, checked here.
+        self.assertEqual(q._preds, [("name", "contains", "task", False)])
+        self.assertFalse(q._matches({"name": "Task1"}))
+        qi = JobQuery(None).filter(name__icontains="task", job_id__startswith="ab")
+        self.assertEqual(qi._sel, {"name": "task", "id": "ab"})
+        self.assertEqual(qi._preds, [("_id", "startswith", "ab", False)], "the server's id selector matches any part of the id")
         q2 = JobQuery(None).filter(name="task1", workflow__contains="TE", num_nodes__gte=2)
         self.assertEqual(q2._sel, {})
         self.assertEqual(len(q2._preds), 3)
