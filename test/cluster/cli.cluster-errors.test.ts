@@ -84,8 +84,19 @@ describe("a cluster that cannot serve: one line, exit code 1, nothing changed", 
   test("a cluster with a slot uncovered (CLUSTER DELSLOTS 0 on every node); served again, the same command works", async () => {
     const db = await dbWith(cluster.url);
     const { master } = await cluster.ownerOf(0);
-    await Promise.all(cluster.nodes.map((n) => ask(n.port, cluster.password, "CLUSTER", "DELSLOTS", "0").catch(() => undefined)));
-    await waitFor(async () => (await Promise.all(cluster.nodes.map((n) => ask(n.port, cluster.password, "CLUSTER", "INFO")))).every((i) => /cluster_state:fail/.test(String(i))), 10_000, "every node to say cluster_state:fail");
+    const delslots = () => Promise.all(cluster.nodes.map((n) => ask(n.port, cluster.password, "CLUSTER", "DELSLOTS", "0").catch(() => undefined)));
+    await delslots();
+    await waitFor(
+      async () => {
+        if ((await Promise.all(cluster.nodes.map((n) => ask(n.port, cluster.password, "CLUSTER", "INFO")))).every((i) => /cluster_state:fail/.test(String(i)))) return true;
+        // A ping the owner sent before its own DELSLOTS, still claiming slot 0, gives it back to a node that had
+        // deleted it (a master's claim fills an unassigned slot), which then stays ok: deleted again until all fail.
+        await delslots();
+        return false;
+      },
+      10_000,
+      "every node to say cluster_state:fail",
+    );
     await refusedJob(db, /^balsam: Redis Cluster at redis-cluster:\/\/:\*\*\*@[\d.:,]+ does not serve every slot \(cluster_state:fail, 16383 of 16384 slots served\)/);
     await ask(master.port, cluster.password, "CLUSTER", "ADDSLOTS", "0");
     await cluster.waitHealthy();
