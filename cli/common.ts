@@ -1,7 +1,7 @@
 import { createInterface } from "node:readline/promises";
 import { Command, CommanderError } from "commander";
 import type { Balsam } from "../libs/client/index.js";
-import { BalsamError, UsageError, coerceError } from "../libs/errors/index.js";
+import { UsageError, coerceError, errorLine } from "../libs/errors/index.js";
 import { redactUrl } from "../libs/config/redact.js";
 import type { OpenOptions } from "./client.js";
 
@@ -18,9 +18,8 @@ export const EXIT_USAGE = 2;
 
 export function printError(err: unknown): void {
   const e = coerceError(err);
-  const hint = e instanceof BalsamError && e.hint ? ` (${e.hint})` : "";
   // Messages can carry a server's URL (driver errors do): never its password.
-  process.stderr.write(redactUrl(`balsam: ${e.message}${hint}`) + "\n");
+  process.stderr.write(redactUrl(`balsam: ${errorLine(e)}`) + "\n");
   if (process.env.BALSAM_DEBUG === "1" && e.stack) process.stderr.write(e.stack + "\n");
   process.exitCode = e instanceof UsageError ? EXIT_USAGE : EXIT_RUNTIME;
 }

@@ -83,6 +83,12 @@ export class ConfigError extends BalsamError {
   }
 }
 
+/** What was thrown, as one line: its message, and a BalsamError's hint after it in parentheses. */
+export function errorLine(err: unknown): string {
+  const e = coerceError(err);
+  return e instanceof BalsamError && e.hint ? `${e.message} (${e.hint})` : e.message;
+}
+
 /** Turns whatever was thrown into an Error, so every catch can log `.message`. */
 export function coerceError(err: unknown): Error {
   if (err instanceof Error) return err;

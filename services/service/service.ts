@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { releaseChildren, recoverLapsedLeases, reenqueueRunnable, type Balsam } from "../../libs/client/index.js";
 import { resolveMaxLeaseLapses, type ServicePolicy } from "../../libs/config/index.js";
-import { ConfigError, ConflictError, coerceError } from "../../libs/errors/index.js";
+import { ConfigError, ConflictError, coerceError, errorLine } from "../../libs/errors/index.js";
 import { OPEN_LAUNCH_STATES, launcherMinutes, type SchedulerAdapter } from "../../libs/platform/index.js";
 import { acquireServiceLock, releaseServiceLock, renewServiceLock, type ServiceLockDoc } from "../../libs/store/service-lock.js";
 import { finalIds, launchesIn, parentsOfWaiting, runnableBySize, runnableByWorkflow } from "../../libs/store/index.js";
@@ -273,13 +273,10 @@ export class BalsamService {
     try {
       doc = await submitLaunch(this.o.client, this.o.scheduler, this.launchOptions(d.nodes), { dbPath: this.o.dbPath, env: this.o.env, submittedBy: "service" });
     } catch (err) {
-      const e = coerceError(err);
-      const maybeQueued = err instanceof MaybeQueuedError;
       this.submitFailures++;
-      const hold = submitHoldMs(this.submitFailures, this.intervalMs, maybeQueued);
+      const hold = submitHoldMs(this.submitFailures, this.intervalMs, err instanceof MaybeQueuedError);
       this.submitHoldUntil = Date.now() + hold;
-      const hint = (e as { hint?: string }).hint;
-      this.log(`submitting a launcher failed: ${e.message}${hint ? ` (${hint})` : ""}; not submitting again for ${Math.round(hold / SECOND)} s (${this.submitFailures} failed submission(s) in a row)`);
+      this.log(`submitting a launcher failed: ${errorLine(err)}; not submitting again for ${Math.round(hold / SECOND)} s (${this.submitFailures} failed submission(s) in a row)`);
       return null;
     }
     this.submitFailures = 0;

@@ -1,4 +1,4 @@
-import { BalsamError, coerceError } from "../../libs/client/index.js";
+import { BalsamError, coerceError, errorLine } from "../../libs/client/index.js";
 import { redactUrl } from "../../libs/config/index.js";
 
 export type ErrorCode = "BadRequest" | "Unauthorized" | "NotFound" | "Conflict" | "TooLarge" | "Internal";
@@ -36,7 +36,7 @@ export function toHttpError(err: unknown): HttpError {
   }
   if (err instanceof BalsamError) {
     const [status, code] = BY_BALSAM_CODE[err.code] ?? [500, "Internal" as const];
-    return new HttpError(status, code, redactUrl(err.hint ? `${err.message} (${err.hint})` : err.message));
+    return new HttpError(status, code, redactUrl(errorLine(err)));
   }
   return new HttpError(500, "Internal", redactUrl(coerceError(err).message));
 }
